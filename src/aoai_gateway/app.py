@@ -1,0 +1,128 @@
+"""The gateway as an ASGI application.
+
+    app = create_app(load_settings("config.yaml"))          # serve with any ASGI server
+    app = create_app(settings, upstream=my_client)          # tests: inject the upstream client
+
+Order of work for each request: route, run the handler, render any `GatewayError` as OpenAI's error JSON (a
+status is only chosen before the first byte), write one access-log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from .config import Settings
+from .errors import GatewayError, UpstreamError
+from .http.asgi import ASGIApp, Message, Receive, Scope, Send
+from .http.cors import CorsMiddleware
+from .http.request import ClientDisconnected, Request
+from .http.responses import send_error
+from .logs import access_log
+from .proxy import AbortResponse, DeploymentTable, ProxyService
+from .routes import build_router
+from .upstream import UpstreamClient, create_upstream_client
+
+log = logging.getLogger("aoai_gateway")
+
+
+class Gateway:
+    def __init__(
+        self, settings: Settings, upstream_factory: Callable[[], UpstreamClient] | None = None
+    ) -> None:
+        self.settings = settings
+        self._factory = upstream_factory or (lambda: create_upstream_client(settings.upstream))
+        self.service = ProxyService(DeploymentTable(settings.deployments), client=None)  # type: ignore[arg-type]
+        self._started = False
+        self.router = build_router(settings, self.service, ready=lambda: self._started)
+
+    async def startup(self) -> None:
+        if not self._started:
+            self.service.client = self._factory()
+            self._started = True
+
+    async def shutdown(self) -> None:
+        if self._started:
+            self._started = False
+            await self.service.client.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._started:  # servers without lifespan support
+            await self.startup()
+        started = time.perf_counter()
+        request = Request(scope, receive)
+        request_id = os.urandom(8).hex()
+        status = 0
+        sent = 0
+        route = "-"
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"].append((b"x-gateway-request-id", request_id.encode()))
+            else:
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            matched, params = self.router.match(request.method, request.path)
+            route = matched.template
+            await matched.handler(request, send_counted, params)
+        except GatewayError as exc:
+            if status:
+                log.warning("error after the response started: %s", exc.message)
+            else:
+                if isinstance(exc, UpstreamError):
+                    log.warning("upstream failure: %s", exc.message)
+                await send_error(send_counted, exc)
+        except ClientDisconnected:
+            status = status or 499
+        except AbortResponse:
+            status = status or 502
+            raise
+        except Exception:
+            log.exception("unhandled error in %s %s", request.method, route)
+            if status:
+                raise
+            await send_error(send_counted, GatewayError("The gateway had an internal error; it was logged."))
+        finally:
+            state = request.state
+            access_log(
+                request_id=request_id,
+                method=request.method,
+                route=route,
+                model=state.get("model"),
+                deployment=state.get("deployment"),
+                status=499 if state.get("client_disconnected") else status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                upstream_ms=state.get("upstream_ms"),
+                upstream_request_id=state.get("upstream_request_id"),
+                stream_error=state.get("stream_error"),
+                bytes_out=sent,
+            )
+
+
+def create_app(settings: Settings, upstream: UpstreamClient | None = None) -> ASGIApp:
+    """The gateway app, wrapped in CORS when `cors.enabled`."""
+    gateway = Gateway(settings, (lambda: upstream) if upstream is not None else None)
+    return CorsMiddleware(gateway, settings.cors) if settings.cors.enabled else gateway

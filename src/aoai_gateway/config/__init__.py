@@ -1,0 +1,30 @@
+"""Configuration: the typed `Settings` and how it is loaded from file, environment and flags."""
+
+from .loader import ENV_VARS, ConfigError, load_settings, parse_model_mapper
+from .settings import (
+    DEFAULT_API_VERSION,
+    BodyLimits,
+    CorsSettings,
+    Deployment,
+    LoggingSettings,
+    ServerSettings,
+    Settings,
+    Timeouts,
+    UpstreamSettings,
+)
+
+__all__ = [
+    "DEFAULT_API_VERSION",
+    "ENV_VARS",
+    "BodyLimits",
+    "ConfigError",
+    "CorsSettings",
+    "Deployment",
+    "LoggingSettings",
+    "ServerSettings",
+    "Settings",
+    "Timeouts",
+    "UpstreamSettings",
+    "load_settings",
+    "parse_model_mapper",
+]

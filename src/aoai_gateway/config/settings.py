@@ -1,0 +1,195 @@
+"""The typed settings object: parsed and validated once at start-up, then passed down.
+
+    settings = load_settings(config_path="config.yaml", environ=os.environ)
+    settings.deployments[0].url_for("chat/completions")
+
+Every section has defaults, so an empty file is a valid (if model-less) configuration. Field names follow the
+YAML schema documented in the README; the legacy azure-openai-proxy keys are accepted as aliases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_API_VERSION = "2024-10-21"
+MIB = 1024 * 1024
+
+
+def _date_to_str(value: Any) -> Any:
+    # YAML reads an unquoted `api_version: 2024-02-01` as a date; Azure wants the string back.
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+ApiVersion = Annotated[str, BeforeValidator(_date_to_str)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Timeouts(_Section):
+    """Upstream timeouts in seconds: `connect`, `read` (waiting for an answer), `stream_idle` (between chunks)."""
+
+    connect: float = Field(10.0, gt=0)
+    read: float = Field(600.0, gt=0)
+    stream_idle: float = Field(120.0, gt=0)
+
+
+class UpstreamSettings(_Section):
+    """How the gateway talks to upstreams: client implementation, timeouts, egress proxy, pool size."""
+
+    client: Literal["aiohttp", "httpx"] = "aiohttp"
+    timeouts: Timeouts = Timeouts()
+    http_proxy: str | None = None
+    socks_proxy: str | None = None
+    max_connections: int = Field(512, ge=1)
+    keepalive_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_proxy(self) -> UpstreamSettings:
+        if self.http_proxy and self.socks_proxy:
+            raise ValueError("set either http_proxy (AZURE_OPENAI_HTTP_PROXY) or socks_proxy "
+                             "(AZURE_OPENAI_SOCKS_PROXY), not both")
+        for name, url in (("http_proxy", self.http_proxy), ("socks_proxy", self.socks_proxy)):
+            if url and not urlsplit(url).hostname:
+                raise ValueError(f"{name} {url!r} is not a URL such as http://host:3128 or socks5://host:1080")
+        return self
+
+
+class BodyLimits(_Section):
+    """Largest request bodies accepted, in bytes: JSON endpoints and multipart audio uploads."""
+
+    max_json_bytes: int = Field(10 * MIB, ge=1024)
+    max_audio_bytes: int = Field(25 * MIB, ge=1024)
+
+
+class CorsSettings(_Section):
+    """Cross-origin access for browser clients; off unless `enabled`."""
+
+    enabled: bool = False
+    allow_origins: tuple[str, ...] = ("*",)
+    allow_methods: tuple[str, ...] = ("GET", "POST", "OPTIONS")
+    allow_headers: tuple[str, ...] = ("*",)
+    expose_headers: tuple[str, ...] = ("x-request-id", "apim-request-id", "x-ratelimit-remaining-requests",
+                                       "x-ratelimit-remaining-tokens")
+    allow_credentials: bool = False
+    max_age: int = 600
+
+
+class LoggingSettings(_Section):
+    """`level` of the gateway's logs; `access_log` one JSON line per request; `log_bodies` is a debug switch."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+    log_bodies: bool = False
+
+
+class ServerSettings(_Section):
+    """Where and with what ASGI server `aoai-gateway serve` listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    engine: Literal["uvicorn", "granian"] = "uvicorn"
+    drain_seconds: float = Field(30.0, ge=0)
+
+
+class Deployment(_Section):
+    """One upstream deployment serving one model name.
+
+    `provider: azure` (default) calls `{endpoint}/openai/deployments/{deployment}/{op}?api-version=...`, or with
+    `api_style: v1` `{endpoint}/openai/v1/{op}` with the deployment in the body's `model`. `provider: openai` calls
+    `{endpoint}/{op}` with Bearer auth and `deployment` as the upstream model name.
+    """
+
+    model: str = Field(validation_alias=AliasChoices("model", "model_name"), min_length=1)
+    deployment: str = Field("", validation_alias=AliasChoices("deployment", "deployment_name"))
+    provider: Literal["azure", "openai"] = "azure"
+    endpoint: str
+    api_key: SecretStr | None = None
+    api_version: ApiVersion = DEFAULT_API_VERSION
+    api_style: Literal["deployments", "v1"] = "deployments"
+
+    @field_validator("model", "deployment", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"endpoint {value!r} must be an http(s) URL such as https://NAME.openai.azure.com/")
+        if parts.query or parts.fragment:
+            raise ValueError(f"endpoint {value!r} must not carry a query string or fragment")
+        # Keep any path prefix (API Management fronts need it); only the trailing slash goes.
+        return value.strip().rstrip("/")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _default_deployment(self) -> Deployment:
+        if not self.deployment:
+            # Without a deployment name the model name is used, as Azure users usually name them alike.
+            object.__setattr__(self, "deployment", self.model)
+        return self
+
+    @property
+    def key(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key else None
+
+
+class Settings(_Section):
+    """The whole configuration. `sources` records where it came from, for `config check` and logs."""
+
+    api_base: str = "/v1"
+    server: ServerSettings = ServerSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    limits: BodyLimits = BodyLimits()
+    cors: CorsSettings = CorsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    deployments: tuple[Deployment, ...] = Field(
+        (), validation_alias=AliasChoices("deployments", "deployment_config")
+    )
+    sources: tuple[str, ...] = ()
+
+    @field_validator("api_base", mode="before")
+    @classmethod
+    def _api_base(cls, value: Any) -> Any:
+        if value is None:
+            return "/v1"
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        # Same normalisation as the old proxy: a leading slash, no trailing one ("/" means the root).
+        return ("/" + value.strip("/")) if value.strip("/") else ""
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return () if value is None else value
+
+    def models(self) -> dict[str, list[Deployment]]:
+        """Model name -> its deployments, in configuration order."""
+        table: dict[str, list[Deployment]] = {}
+        for deployment in self.deployments:
+            table.setdefault(deployment.model, []).append(deployment)
+        return table

@@ -1,0 +1,150 @@
+"""The gateway's exception tree, rendered as OpenAI-shaped errors in one place.
+
+    raise ModelNotFound("gpt-5", available=["gpt-4o"])   # -> 404 {"error": {...}}
+
+GatewayError                      every error the gateway itself answers with
+├── InvalidRequest          400   malformed JSON, missing or non-string `model`, bad form data
+├── AuthenticationError     401   no credentials for an upstream that needs the caller's key
+├── NotFound                404
+│   ├── ModelNotFound       404   model (or deployment) not configured; lists what exists
+│   └── RouteNotFound       404   no such endpoint
+├── MethodNotAllowed        405
+├── PayloadTooLarge         413
+├── UnsupportedMediaType    415
+└── UpstreamError                 the upstream could not give an answer at all
+    ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
+    └── UpstreamTimeout     504   connect or read timeout, stream idle timeout
+
+Upstream *answers* (an Azure 429 or 400) are not errors here: they pass through with their status and body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+
+__all__ = [
+    "AuthenticationError",
+    "GatewayError",
+    "InvalidRequest",
+    "MethodNotAllowed",
+    "ModelNotFound",
+    "NotFound",
+    "PayloadTooLarge",
+    "RouteNotFound",
+    "UnsupportedMediaType",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
+]
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers itself; `body()` is OpenAI's error JSON."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        return orjson.dumps(
+            {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        )
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+    def __init__(self, model: str, available: Iterable[str]) -> None:
+        names = sorted(available)
+        listing = ", ".join(names) if names else "none are configured"
+        super().__init__(
+            f"The model `{model}` does not exist or is not served by this gateway. Available models: {listing}.",
+            param="model",
+        )
+
+
+class RouteNotFound(NotFound):
+    code = "unknown_url"
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"Unknown request URL: {method} {path}. Please check the URL and the API base.")
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+    def __init__(self, method: str, path: str, allowed: Iterable[str]) -> None:
+        allow = ", ".join(sorted(allowed))
+        super().__init__(
+            f"Method {method} is not allowed for {path}; use {allow}.", headers={"allow": allow}
+        )
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body exceeds this gateway's limit of {limit} bytes for this endpoint.")
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+    def __init__(self, got: str, expected: str) -> None:
+        super().__init__(f"Content-Type {got or '(none)'!r} is not supported here; send {expected}.")
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    type = "server_error"
+    code = "upstream_error"
+
+
+class UpstreamUnreachable(UpstreamError):
+    status = 502
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"

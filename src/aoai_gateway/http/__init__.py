@@ -1,0 +1,1 @@
+"""The gateway's own small ASGI layer: request view, routing, responses, CORS, multipart field lookup."""

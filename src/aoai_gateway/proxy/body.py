@@ -1,0 +1,80 @@
+"""Request bodies as the proxy sees them: the `model` they name and how to change it without re-encoding.
+
+    call = json_call(request_body, operation="chat/completions")
+    call.model, call.stream
+    call.body_with_model("my-deployment")   # the original bytes unless the model really has to change
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..errors import InvalidRequest
+from ..http.multipart import MultipartForm
+
+
+@dataclass(slots=True)
+class Call:
+    """One proxied API call: the operation path, the model asked for, and the body as received."""
+
+    operation: str
+    model: str
+    body: bytes
+    stream: bool = False
+    document: dict[str, Any] | None = None
+    form: MultipartForm | None = None
+    client_api_version: str | None = None
+    query: list[tuple[str, str]] | None = None
+
+    def body_with_model(self, model: str | None) -> bytes:
+        """The body to send upstream: byte-for-byte unless it must name a different model."""
+        if model is None or model == self.model:
+            return self.body
+        if self.form is not None:
+            return self.form.replace("model", model.encode())
+        if self.document is not None:
+            # Only this translation re-encodes JSON; orjson keeps key order and values.
+            return orjson.dumps({**self.document, "model": model})
+        return self.body
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+    if not isinstance(document, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return document
+
+
+def json_call(body: bytes, operation: str, model: str | None = None) -> Call:
+    """A JSON call; `model` comes from the path when given (legacy engines route), else from the body."""
+    document = parse_json(body)
+    if model is None:
+        model = _model_field(document.get("model"))
+    stream = document.get("stream") is True
+    return Call(operation, model, body, stream=stream, document=document)
+
+
+def form_call(body: bytes, content_type: str, operation: str, model: str | None = None) -> Call:
+    form = MultipartForm.parse(body, content_type)
+    if model is None:
+        raw = form.value("model")
+        model = _model_field(raw.decode("utf-8", "replace").strip() if raw is not None else None)
+    stream_field = form.value("stream")
+    stream = stream_field is not None and stream_field.strip().lower() == b"true"
+    return Call(operation, model, body, stream=stream, form=form)
+
+
+def _model_field(value: object) -> str:
+    if value is None or value == "":
+        raise InvalidRequest("You must provide a model parameter.", param="model", code="missing_required_parameter")
+    if not isinstance(value, str):
+        raise InvalidRequest("The model parameter must be a string.", param="model", code="invalid_type")
+    return value

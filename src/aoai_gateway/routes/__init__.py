@@ -1,0 +1,23 @@
+"""All routes, assembled into one router for the app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..config import Settings
+from ..http.routing import Router
+from ..proxy import ProxyService
+from .azure_api import add_azure_routes
+from .info import add_info_routes
+from .openai_api import OPERATIONS, add_openai_routes
+
+
+def build_router(settings: Settings, service: ProxyService, ready: Callable[[], bool]) -> Router:
+    router = Router()
+    add_info_routes(router, settings, ready)
+    add_openai_routes(router, settings.api_base, service, settings.limits)
+    add_azure_routes(router, service, settings.limits)
+    return router
+
+
+__all__ = ["OPERATIONS", "build_router"]

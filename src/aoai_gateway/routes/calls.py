@@ -1,0 +1,43 @@
+"""Turning an HTTP request into a `Call`, with the body limit and content type its operation expects.
+
+    call = await read_call(request, limits, operation="audio/transcriptions", kind=FORM)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ..config import BodyLimits
+from ..errors import UnsupportedMediaType
+from ..http.request import Request
+from ..proxy import Call, form_call, json_call
+
+BodyKind = Literal["json", "form", "any"]
+JSON: BodyKind = "json"
+FORM: BodyKind = "form"
+ANY: BodyKind = "any"
+
+_JSON_TYPES = ("application/json", "")
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type in _JSON_TYPES or content_type.endswith("+json")
+
+
+async def read_call(
+    request: Request, limits: BodyLimits, operation: str, kind: BodyKind, model: str | None = None
+) -> Call:
+    """Read and parse the body; `kind` ANY accepts JSON or multipart (the Azure-native routes)."""
+    content_type = request.content_type
+    is_form = content_type == "multipart/form-data"
+    if kind == FORM and not is_form:
+        raise UnsupportedMediaType(content_type, "multipart/form-data with the audio `file` and a `model` field")
+    if kind == JSON and not _is_json(content_type):
+        raise UnsupportedMediaType(content_type, "application/json")
+    if kind == ANY and not (is_form or _is_json(content_type)):
+        raise UnsupportedMediaType(content_type, "application/json or multipart/form-data")
+    if is_form:
+        body = await request.body(limits.max_audio_bytes)
+        return form_call(body, request.headers["content-type"], operation, model)
+    body = await request.body(limits.max_json_bytes)
+    return json_call(body, operation, model)

@@ -1,0 +1,53 @@
+"""Routes the gateway answers itself: the model list and health checks.
+
+    GET /v1/models, /v1/models/{id}, /openai/v1/models, /healthz, /readyz
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+
+from ..config import Settings
+from ..errors import ModelNotFound
+from ..http.asgi import Send
+from ..http.request import Request
+from ..http.responses import send_json
+from ..http.routing import Router
+from ..providers import PROVIDERS
+
+
+def add_info_routes(router: Router, settings: Settings, ready: Callable[[], bool]) -> None:
+    created = int(time.time())
+    owners: dict[str, str] = {}
+    for deployment in settings.deployments:
+        owners.setdefault(deployment.model, PROVIDERS[deployment.provider].owned_by)
+    objects = {name: {"id": name, "object": "model", "created": created, "owned_by": owner}
+               for name, owner in owners.items()}
+    listing = orjson.dumps({"object": "list", "data": list(objects.values())})
+
+    async def list_models(request: Request, send: Send, params: dict[str, str]) -> None:
+        await send_json(send, 200, listing)
+
+    async def get_model(request: Request, send: Send, params: dict[str, str]) -> None:
+        found = objects.get(params["model"])
+        if found is None:
+            raise ModelNotFound(params["model"], available=objects)
+        await send_json(send, 200, orjson.dumps(found))
+
+    async def healthz(request: Request, send: Send, params: dict[str, str]) -> None:
+        await send_json(send, 200, b'{"status":"ok"}')
+
+    async def readyz(request: Request, send: Send, params: dict[str, str]) -> None:
+        if ready():
+            await send_json(send, 200, orjson.dumps({"status": "ready", "models": len(objects)}))
+        else:
+            await send_json(send, 503, b'{"status":"starting"}')
+
+    for base in {settings.api_base, "/openai/v1"}:
+        router.add(f"{base}/models", ["GET"], list_models)
+        router.add(f"{base}/models/{{model:path}}", ["GET"], get_model)
+    router.add("/healthz", ["GET"], healthz)
+    router.add("/readyz", ["GET"], readyz)

@@ -1,0 +1,38 @@
+"""The OpenAI API surface under `api_base` (default /v1): parse, forward, done.
+
+    POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/engines/{model}/embeddings,
+         /v1/images/generations, /v1/audio/speech, /v1/audio/transcriptions, /v1/audio/translations
+"""
+
+from __future__ import annotations
+
+from ..config import BodyLimits
+from ..http.asgi import Send
+from ..http.request import Request
+from ..http.routing import Handler, Router
+from ..proxy import ProxyService
+from .calls import FORM, JSON, BodyKind, read_call
+
+OPERATIONS: dict[str, BodyKind] = {
+    "chat/completions": JSON,
+    "completions": JSON,
+    "embeddings": JSON,
+    "images/generations": JSON,
+    "audio/speech": JSON,
+    "audio/transcriptions": FORM,
+    "audio/translations": FORM,
+}
+
+
+def add_openai_routes(router: Router, api_base: str, service: ProxyService, limits: BodyLimits) -> None:
+    def forwarder(operation: str, kind: BodyKind) -> Handler:
+        async def handle(request: Request, send: Send, params: dict[str, str]) -> None:
+            call = await read_call(request, limits, operation, kind, model=params.get("model"))
+            await service.forward(request, send, call)
+
+        return handle
+
+    for operation, kind in OPERATIONS.items():
+        router.add(f"{api_base}/{operation}", ["POST"], forwarder(operation, kind))
+    # The legacy engines route (older LangChain and openai<1.0) names the model in the path.
+    router.add(f"{api_base}/engines/{{model}}/embeddings", ["POST"], forwarder("embeddings", JSON))

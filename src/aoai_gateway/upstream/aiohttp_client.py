@@ -1,0 +1,128 @@
+"""The default upstream client, on aiohttp: the fastest of the candidates measured (see bench/README.md).
+
+    client = AiohttpUpstream(settings.upstream)   # create inside the running event loop
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import aiohttp
+
+from ..config import UpstreamSettings
+from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from .base import UpstreamRequest
+
+# The one place aiohttp's exceptions become ours; the most specific class in an exception's MRO wins.
+_EXCEPTION_MAP: dict[type[BaseException], type[UpstreamError]] = {
+    TimeoutError: UpstreamTimeout,
+    aiohttp.ServerTimeoutError: UpstreamTimeout,
+    aiohttp.ClientError: UpstreamUnreachable,
+    OSError: UpstreamUnreachable,
+}
+
+
+def _proxy_error() -> tuple[type[BaseException], ...]:
+    try:
+        from python_socks import ProxyError, ProxyTimeoutError
+    except ImportError:  # pragma: no cover - aiohttp-socks always brings python-socks
+        return ()
+    _EXCEPTION_MAP[ProxyTimeoutError] = UpstreamTimeout
+    _EXCEPTION_MAP[ProxyError] = UpstreamUnreachable
+    return (ProxyError, ProxyTimeoutError)
+
+
+_FOREIGN = (TimeoutError, aiohttp.ClientError, OSError, *_proxy_error())
+
+
+@contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    try:
+        yield
+    except _FOREIGN as exc:
+        for cls in type(exc).__mro__:
+            if cls in _EXCEPTION_MAP:
+                target = _EXCEPTION_MAP[cls]
+                break
+        else:  # pragma: no cover - _FOREIGN and the map list the same roots
+            target = UpstreamUnreachable
+        verb = "timed out" if target is UpstreamTimeout else "failed"
+        raise target(f"The upstream {what} {verb}: {type(exc).__name__}.") from exc
+
+
+class _Response:
+    __slots__ = ("_idle", "_response", "raw_headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse, idle: float) -> None:
+        self._response = response
+        self._idle = idle
+        self.status = response.status
+        self.raw_headers = list(response.raw_headers)
+
+    async def read(self) -> bytes:
+        with _mapped("response"):
+            return await self._response.read()
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        content = self._response.content
+        while True:
+            with _mapped("stream"):
+                async with asyncio.timeout(self._idle):
+                    chunk = await content.readany()
+            if not chunk:
+                return
+            yield chunk
+
+    async def release(self) -> None:
+        # release() returns a fully read connection to the pool; otherwise aiohttp closes it.
+        self._response.release()
+
+
+class AiohttpUpstream:
+    """Pooled keep-alive connections, optional HTTP or SOCKS5 egress proxy, bodies relayed undecoded."""
+
+    def __init__(self, settings: UpstreamSettings) -> None:
+        self._settings = settings
+        timeouts = settings.timeouts
+        if settings.socks_proxy:
+            from aiohttp_socks import ProxyConnector
+
+            connector: aiohttp.BaseConnector = ProxyConnector.from_url(
+                settings.socks_proxy, limit=settings.max_connections,
+                keepalive_timeout=settings.keepalive_seconds, rdns=True,
+            )
+        else:
+            connector = aiohttp.TCPConnector(
+                limit=settings.max_connections, keepalive_timeout=settings.keepalive_seconds,
+                ttl_dns_cache=300,
+            )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # one client's cookies must never reach another's request
+            auto_decompress=False,  # relay bytes as the upstream sent them
+            skip_auto_headers=("Accept-Encoding", "Accept", "User-Agent", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read),
+        )
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=None)
+        self._proxy = settings.http_proxy
+
+    async def send(self, request: UpstreamRequest, *, stream: bool) -> _Response:
+        timeouts = self._settings.timeouts
+        with _mapped("request"):
+            if stream:
+                async with asyncio.timeout(timeouts.read):
+                    response = await self._session.request(
+                        request.method, request.url, headers=request.headers, data=request.body or None,
+                        allow_redirects=False, proxy=self._proxy, timeout=self._stream_timeout,
+                    )
+            else:
+                response = await self._session.request(
+                    request.method, request.url, headers=request.headers, data=request.body or None,
+                    allow_redirects=False, proxy=self._proxy,
+                )
+        return _Response(response, timeouts.stream_idle)
+
+    async def aclose(self) -> None:
+        await self._session.close()

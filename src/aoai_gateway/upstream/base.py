@@ -1,0 +1,57 @@
+"""What the gateway needs from an upstream HTTP client, independent of the library behind it.
+
+    response = await client.send(UpstreamRequest("POST", url, headers, body), timeouts, stream=False)
+    try:
+        body = await response.read()
+    finally:
+        await response.release()
+
+Implementations map their library's exceptions to `UpstreamUnreachable` / `UpstreamTimeout` at one seam each;
+nothing else in the gateway sees a foreign exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..config import Timeouts, UpstreamSettings
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+
+class UpstreamResponse(Protocol):
+    status: int
+    # Raw header pairs as received, lower- or mixed-case names; the caller filters hop-by-hop ones.
+    raw_headers: list[tuple[bytes, bytes]]
+
+    async def read(self) -> bytes:
+        """The whole body (bounded by the read timeout)."""
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive, each awaited for at most `stream_idle` seconds."""
+
+    async def release(self) -> None:
+        """Give the connection back to the pool, or close it when the body was not read to the end."""
+
+
+class UpstreamClient(Protocol):
+    async def send(self, request: UpstreamRequest, *, stream: bool) -> UpstreamResponse:
+        """Send the request and return once the response headers arrived."""
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+
+
+class UpstreamClientFactory(Protocol):
+    def __call__(self, settings: UpstreamSettings) -> UpstreamClient: ...
+
+
+__all__ = ["Timeouts", "UpstreamClient", "UpstreamClientFactory", "UpstreamRequest", "UpstreamResponse"]

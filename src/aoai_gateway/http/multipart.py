@@ -53,7 +53,7 @@ class MultipartForm:
             header_start = body.find(b"\r\n", position)
             header_end = body.find(b"\r\n\r\n", position)
             if header_start < 0 or header_end < 0:
-                raise _malformed("a part has no header block")
+                raise _malformed("a part's headers never end (truncated upload?)")
             name = _NAME.search(body, header_start, header_end)
             value_start = header_end + 4
             next_delimiter = body.find(b"\r\n" + delimiter, value_start)

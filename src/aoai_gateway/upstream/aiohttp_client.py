@@ -24,17 +24,16 @@ _EXCEPTION_MAP: dict[type[BaseException], type[UpstreamError]] = {
 }
 
 
-def _proxy_error() -> tuple[type[BaseException], ...]:
-    try:
-        from python_socks import ProxyError, ProxyTimeoutError
-    except ImportError:  # pragma: no cover - aiohttp-socks always brings python-socks
-        return ()
-    _EXCEPTION_MAP[ProxyTimeoutError] = UpstreamTimeout
-    _EXCEPTION_MAP[ProxyError] = UpstreamUnreachable
-    return (ProxyError, ProxyTimeoutError)
+def _socks_errors() -> tuple[type[BaseException], ...]:
+    # The SOCKS connector raises its own classes (not aiohttp's, not OSError).
+    from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
+
+    _EXCEPTION_MAP.update({ProxyTimeoutError: UpstreamTimeout, ProxyError: UpstreamUnreachable,
+                           ProxyConnectionError: UpstreamUnreachable})
+    return (ProxyError, ProxyTimeoutError, ProxyConnectionError)
 
 
-_FOREIGN = (TimeoutError, aiohttp.ClientError, OSError, *_proxy_error())
+_FOREIGN = (TimeoutError, aiohttp.ClientError, OSError, *_socks_errors())
 
 
 @contextmanager

@@ -1,0 +1,85 @@
+"""Shared fixtures: the Azure OpenAI emulator and the gateway, each on a real loopback socket.
+
+The gateway under test is configured with one deployment of each kind, all served by the emulator:
+Azure deployment-style URLs behind an API Management-like path prefix, Azure's v1 surface, an
+OpenAI-compatible provider, and one deployment with a server-side key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from aoai_gateway.app import create_app
+from aoai_gateway.config import Settings
+from aoai_gateway.emulator import EmulatorSettings
+from aoai_gateway.emulator import create_app as create_emulator
+
+from .servers import AsgiServer
+
+EMULATOR_KEY = "emulator-key-0123456789"
+SERVER_KEY = EMULATOR_KEY  # the key the gateway holds for `gpt-4o-keyed`; clients never see it
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Settings read the environment; a developer's own Azure variables must not leak into tests.
+    for name in list(os.environ):
+        if name.startswith(("AZURE_OPENAI_", "OPENAI_", "AOAI_GATEWAY__")) or name in ("API_BASE", "LISTEN"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[AsgiServer]:
+    settings = EmulatorSettings.model_validate({
+        "api_keys": [EMULATOR_KEY],
+        "auto_deployments": True,
+        "deployments": [{"name": "slow-stream", "model": "gpt-4o", "chunk_interval_ms": 150}],
+    })
+    with AsgiServer(create_emulator(settings)) as server:
+        yield server
+
+
+def gateway_settings(upstream_url: str, **overrides: Any) -> Settings:
+    upstream = upstream_url
+    deployments = [
+        {"model": "gpt-4o", "deployment": "chat-4o", "endpoint": f"{upstream}/apim/team"},
+        {"model": "text-embedding-3-small", "deployment": "embed-small", "endpoint": upstream},
+        {"model": "whisper-1", "deployment": "whisper", "endpoint": upstream},
+        {"model": "tts-1", "deployment": "tts", "endpoint": upstream},
+        {"model": "dall-e-3", "deployment": "dalle3", "endpoint": upstream},
+        {"model": "gpt-4o-v1", "deployment": "chat-v1", "endpoint": upstream, "api_style": "v1"},
+        {"model": "oss-llama", "deployment": "llama-upstream", "provider": "openai",
+         "endpoint": f"{upstream}/openai/v1"},
+        {"model": "gpt-4o-keyed", "deployment": "chat-keyed", "endpoint": upstream, "api_key": SERVER_KEY},
+        {"model": "gpt-4o-slow", "deployment": "slow-stream", "endpoint": upstream},
+    ]
+    data: dict[str, Any] = {"deployments": deployments, **overrides}
+    return Settings.model_validate(data)
+
+
+GatewayFactory = Callable[..., AsgiServer]
+
+
+@pytest.fixture
+def start_gateway(emulator_server: AsgiServer) -> Iterator[GatewayFactory]:
+    """Start a gateway with custom settings: `start_gateway(upstream_url, cors={"enabled": True})`."""
+    started: list[AsgiServer] = []
+
+    def start(upstream_url: str | None = None, **overrides: Any) -> AsgiServer:
+        server = AsgiServer(create_app(gateway_settings(upstream_url or emulator_server.url, **overrides)))
+        started.append(server.__enter__())
+        return server
+
+    yield start
+    for server in started:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def gateway(emulator_server: AsgiServer) -> Iterator[AsgiServer]:
+    with AsgiServer(create_app(gateway_settings(emulator_server.url))) as server:
+        yield server

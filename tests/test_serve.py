@@ -1,0 +1,100 @@
+"""`aoai-gateway serve` as users run it: a real process, old-proxy env vars, health, SIGTERM draining."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import EMULATOR_KEY
+from .servers import AsgiServer, free_port
+
+
+@pytest.fixture
+def served(emulator_server: AsgiServer, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, str]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_OPENAI_")}
+    env.update({
+        "AZURE_OPENAI_ENDPOINT": emulator_server.url,
+        "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=slow-stream, gpt-4o-mini = chat-mini",
+        "AZURE_OPENAI_API_KEY": EMULATOR_KEY,
+        "LISTEN": f"127.0.0.1:{port}",
+    })
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "aoai_gateway", "serve"], env=env, cwd=tmp_path,
+                                   stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "gateway did not become ready"
+        time.sleep(0.1)
+    yield process, log, url
+    if process.poll() is None:
+        process.kill()
+    process.wait(10)
+
+
+def test_health_and_env_configuration(served: tuple[subprocess.Popen[bytes], Path, str]) -> None:
+    _, _, url = served
+    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{url}/readyz").json()
+    assert ready == {"status": "ready", "models": 2}
+    response = httpx.post(f"{url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+                          timeout=10)  # no client key: the server-side AZURE_OPENAI_API_KEY is used
+    assert response.status_code == 200
+
+
+def test_sigterm_drains_open_streams(served: tuple[subprocess.Popen[bytes], Path, str]) -> None:
+    process, log, url = served
+    results: list[str] = []
+    first_chunk = threading.Barrier(21)
+
+    def stream() -> None:
+        text = ""
+        with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=30, json={
+            "model": "gpt-4o", "stream": True,
+            "messages": [{"role": "user", "content": "one two three four five six seven eight"}],
+        }) as response:
+            for index, chunk in enumerate(response.iter_text()):
+                if index == 0:
+                    first_chunk.wait(10)
+                text += chunk
+        results.append(text)
+
+    threads = [threading.Thread(target=stream) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    first_chunk.wait(10)
+    process.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 20 and all(text.rstrip().endswith("data: [DONE]") for text in results)
+    # uvicorn re-raises the signal after its graceful shutdown, so the exit status says "terminated".
+    assert process.wait(30) in (0, -signal.SIGTERM)
+    lines = log.read_text().splitlines()
+    assert EMULATOR_KEY not in "\n".join(lines)
+    assert sum('"route":"/v1/chat/completions"' in line and '"status":200' in line for line in lines) == 20
+
+
+def test_bad_env_is_a_clear_startup_error(tmp_path: Path) -> None:
+    env = {**os.environ, "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
+           "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=ok,broken"}
+    result = subprocess.run([sys.executable, "-m", "aoai_gateway", "serve"], env=env, cwd=tmp_path,
+                            capture_output=True, timeout=30)
+    assert result.returncode == 1
+    assert b"bad entry 'broken'" in result.stderr

@@ -34,11 +34,13 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[AsgiServer]:
-    settings = EmulatorSettings.model_validate({
-        "api_keys": [EMULATOR_KEY],
-        "auto_deployments": True,
-        "deployments": [{"name": "slow-stream", "model": "gpt-4o", "chunk_interval_ms": 150}],
-    })
+    settings = EmulatorSettings.model_validate(
+        {
+            "api_keys": [EMULATOR_KEY],
+            "auto_deployments": True,
+            "deployments": [{"name": "slow-stream", "model": "gpt-4o", "chunk_interval_ms": 150}],
+        }
+    )
     with AsgiServer(create_emulator(settings)) as server:
         yield server
 
@@ -52,8 +54,12 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> Settings:
         {"model": "tts-1", "deployment": "tts", "endpoint": upstream},
         {"model": "dall-e-3", "deployment": "dalle3", "endpoint": upstream},
         {"model": "gpt-4o-v1", "deployment": "chat-v1", "endpoint": upstream, "api_style": "v1"},
-        {"model": "oss-llama", "deployment": "llama-upstream", "provider": "openai",
-         "endpoint": f"{upstream}/openai/v1"},
+        {
+            "model": "oss-llama",
+            "deployment": "llama-upstream",
+            "provider": "openai",
+            "endpoint": f"{upstream}/openai/v1",
+        },
         {"model": "gpt-4o-keyed", "deployment": "chat-keyed", "endpoint": upstream, "api_key": SERVER_KEY},
         {"model": "gpt-4o-slow", "deployment": "slow-stream", "endpoint": upstream},
     ]

@@ -1,8 +1,8 @@
 """A real upstream that records what reaches it, for asserting exactly what the gateway sends.
 
-    recorder = Recorder()
-    with AsgiServer(recorder) as upstream: ...
-    recorder.requests[-1].headers["api-key"]
+recorder = Recorder()
+with AsgiServer(recorder) as upstream: ...
+recorder.requests[-1].headers["api-key"]
 """
 
 from __future__ import annotations
@@ -43,29 +43,44 @@ class Recorder:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.requests.append(Seen(scope["method"], scope["path"], scope["query_string"].decode(), headers,
-                                  list(scope["headers"]), body))
+        self.requests.append(
+            Seen(scope["method"], scope["path"], scope["query_string"].decode(), headers, list(scope["headers"]), body)
+        )
         if b'"stream":true' in body.replace(b" ", b""):
             await self._stream(receive, send)
             return
         reply = b'{"id":"x","object":"chat.completion","choices":[],"usage":{"total_tokens":1}}'
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"application/json"), (b"apim-request-id", b"apim-123"),
-            (b"x-ms-region", b"Sweden Central"), (b"x-ratelimit-remaining-requests", b"99"),
-            (b"server", b"recorder"), (b"set-cookie", b"upstream=secret"),
-            (b"content-length", str(len(reply)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"apim-request-id", b"apim-123"),
+                    (b"x-ms-region", b"Sweden Central"),
+                    (b"x-ratelimit-remaining-requests", b"99"),
+                    (b"server", b"recorder"),
+                    (b"set-cookie", b"upstream=secret"),
+                    (b"content-length", str(len(reply)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": reply})
 
     async def _stream(self, receive: Any, send: Any) -> None:
         self.stream_cancelled = asyncio.Event()
         self.stream_finished = False
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
 
         async def produce() -> None:
             for index in range(self.chunks):
-                await send({"type": "http.response.body", "more_body": True,
-                            "body": b'data: {"choices":[{"delta":{"content":"%d "}}]}\n\n' % index})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "more_body": True,
+                        "body": b'data: {"choices":[{"delta":{"content":"%d "}}]}\n\n' % index,
+                    }
+                )
                 await asyncio.sleep(self.chunk_delay)
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 

@@ -1,7 +1,7 @@
 """Real servers for tests: any ASGI app under uvicorn on a loopback socket, in a background thread.
 
-    with AsgiServer(app) as server:
-        httpx.get(server.url + "/healthz")
+with AsgiServer(app) as server:
+    httpx.get(server.url + "/healthz")
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ class AsgiServer:
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        options = {"lifespan": "on", "log_config": None, "access_log": False, "loop": "asyncio",
-                   "timeout_graceful_shutdown": 2, **config}
+        options = {
+            "lifespan": "on",
+            "log_config": None,
+            "access_log": False,
+            "loop": "asyncio",
+            "timeout_graceful_shutdown": 2,
+            **config,
+        }
         self._server = uvicorn.Server(uvicorn.Config(app, **options))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 

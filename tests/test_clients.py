@@ -30,8 +30,14 @@ def wav_bytes(seconds: float = 0.5) -> bytes:
 
 def test_chat_completion(gateway: AsgiServer) -> None:
     result = client(gateway).chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "Say hello"}], max_tokens=20, seed=7,
-        logprobs=False, parallel_tool_calls=True, metadata={"team": "a"}, store=False,
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Say hello"}],
+        max_tokens=20,
+        seed=7,
+        logprobs=False,
+        parallel_tool_calls=True,
+        metadata={"team": "a"},
+        store=False,
     )
     assert result.object == "chat.completion"
     assert result.choices[0].message.content
@@ -42,14 +48,15 @@ def test_chat_completion(gateway: AsgiServer) -> None:
 def test_chat_on_every_upstream_style(gateway: AsgiServer, model: str) -> None:
     # v1-style and OpenAI-compatible upstreams get the deployment name in the body; keyed uses the server key.
     key = "any-client-key" if model == "gpt-4o-keyed" else EMULATOR_KEY
-    result = client(gateway, key).chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "ping"}])
+    result = client(gateway, key).chat.completions.create(model=model, messages=[{"role": "user", "content": "ping"}])
     assert result.choices[0].message.content
 
 
 def test_stream_with_usage(gateway: AsgiServer) -> None:
     stream = client(gateway).chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "Tell me a short story"}], stream=True,
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Tell me a short story"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -60,17 +67,23 @@ def test_stream_with_usage(gateway: AsgiServer) -> None:
 
 
 def test_tools(gateway: AsgiServer) -> None:
-    tools = [{
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"},
-                                                            "unit": {"enum": ["c", "f"]}},
-                           "required": ["city", "unit"]},
-        },
-    }]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+                    "required": ["city", "unit"],
+                },
+            },
+        }
+    ]
     result = client(gateway).chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools,  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=tools,  # type: ignore[arg-type]
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
     )
     call = result.choices[0].message.tool_calls[0]  # type: ignore[index]
@@ -80,10 +93,15 @@ def test_tools(gateway: AsgiServer) -> None:
 
 
 def test_structured_output(gateway: AsgiServer) -> None:
-    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-              "required": ["name", "age"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
     result = client(gateway).chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "Ann is 31"}],
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Ann is 31"}],
         response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema, "strict": True}},
     )
     document = json.loads(result.choices[0].message.content or "")
@@ -97,7 +115,9 @@ def test_embeddings(gateway: AsgiServer) -> None:
 
 def test_audio_transcription_upload(gateway: AsgiServer) -> None:
     result = client(gateway).audio.transcriptions.create(
-        model="whisper-1", file=("call.wav", wav_bytes(), "audio/wav"), response_format="verbose_json",
+        model="whisper-1",
+        file=("call.wav", wav_bytes(), "audio/wav"),
+        response_format="verbose_json",
         timestamp_granularities=["word", "segment"],
     )
     assert isinstance(result.text, str)
@@ -106,7 +126,8 @@ def test_audio_transcription_upload(gateway: AsgiServer) -> None:
 
 def test_audio_transcription_text_format(gateway: AsgiServer) -> None:
     text = client(gateway).audio.transcriptions.create(
-        model="whisper-1", file=("call.wav", wav_bytes(), "audio/wav"), response_format="text")
+        model="whisper-1", file=("call.wav", wav_bytes(), "audio/wav"), response_format="text"
+    )
     assert isinstance(text, str) and text.strip()
 
 
@@ -136,30 +157,29 @@ def test_models_list_and_retrieve(gateway: AsgiServer) -> None:
 def test_upstream_error_passes_through(gateway: AsgiServer) -> None:
     with pytest.raises(openai.AuthenticationError) as caught:
         client(gateway, key="wrong-key").chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
     assert caught.value.status_code == 401  # Azure's own 401 body, relayed
 
 
 async def test_async_client_chat_and_stream(gateway: AsgiServer) -> None:
     async with AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=EMULATOR_KEY, max_retries=0) as aclient:
-        result = await aclient.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        result = await aclient.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
         assert result.choices[0].message.content
         stream = await aclient.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "hi there"}], stream=True)
+            model="gpt-4o", messages=[{"role": "user", "content": "hi there"}], stream=True
+        )
         pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
         assert "".join(pieces)
 
 
 def test_azure_openai_client_native_route(gateway: AsgiServer) -> None:
-    azure = AzureOpenAI(azure_endpoint=gateway.url, api_key=EMULATOR_KEY, api_version="2024-10-21",
-                        max_retries=0)
+    azure = AzureOpenAI(azure_endpoint=gateway.url, api_key=EMULATOR_KEY, api_version="2024-10-21", max_retries=0)
     # The deployment name the Azure client uses may be the gateway's model name or the real deployment.
     for name in ("gpt-4o", "chat-4o"):
         result = azure.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}])
         assert result.choices[0].message.content
-    stream = azure.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hey"}],
-                                           stream=True)
+    stream = azure.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hey"}], stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     embedding = azure.embeddings.create(model="text-embedding-3-small", input="x")
     assert embedding.data[0].embedding
@@ -176,20 +196,29 @@ def test_azure_v1_surface(gateway: AsgiServer) -> None:
 
 def test_langchain_chat_and_embeddings(gateway: AsgiServer) -> None:
     langchain_openai = pytest.importorskip("langchain_openai")
-    chat = langchain_openai.ChatOpenAI(model="gpt-4o", base_url=f"{gateway.url}/v1", api_key=EMULATOR_KEY,
-                                       max_retries=0)
+    chat = langchain_openai.ChatOpenAI(
+        model="gpt-4o", base_url=f"{gateway.url}/v1", api_key=EMULATOR_KEY, max_retries=0
+    )
     assert chat.invoke("Hello").content
     assert "".join(str(chunk.content) for chunk in chat.stream("Hello again"))
     # No tiktoken length check: it would download its encodings at run time.
     embeddings = langchain_openai.OpenAIEmbeddings(
-        model="text-embedding-3-small", base_url=f"{gateway.url}/v1", api_key=EMULATOR_KEY,
-        check_embedding_ctx_length=False, max_retries=0)
+        model="text-embedding-3-small",
+        base_url=f"{gateway.url}/v1",
+        api_key=EMULATOR_KEY,
+        check_embedding_ctx_length=False,
+        max_retries=0,
+    )
     assert len(embeddings.embed_documents(["a", "b"])) == 2
 
 
 def test_langchain_azure_chat(gateway: AsgiServer) -> None:
     langchain_openai = pytest.importorskip("langchain_openai")
     chat = langchain_openai.AzureChatOpenAI(
-        azure_endpoint=gateway.url, azure_deployment="gpt-4o", api_version="2024-10-21", api_key=EMULATOR_KEY,
-        max_retries=0)
+        azure_endpoint=gateway.url,
+        azure_deployment="gpt-4o",
+        api_version="2024-10-21",
+        api_key=EMULATOR_KEY,
+        max_retries=0,
+    )
     assert chat.invoke("Hello").content

@@ -30,23 +30,32 @@ def test_legacy_config_example_loads_and_routes() -> None:
     assert set(table) == {"text-davinci-003", "gpt-3.5-turbo", "text-embedding-ada-002"}
     turbo = table["gpt-3.5-turbo"]
     assert (turbo.deployment, turbo.endpoint, turbo.key, turbo.api_version) == (
-        "yyy", "https://yyy.openai.azure.com", "11111111111", "2024-02-01")
+        "yyy",
+        "https://yyy.openai.azure.com",
+        "11111111111",
+        "2024-02-01",
+    )
     url = PROVIDERS["azure"].url(turbo, "chat/completions", [], None)
     assert url == "https://yyy.openai.azure.com/openai/deployments/yyy/chat/completions?api-version=2024-02-01"
 
 
 def test_unquoted_yaml_date_is_an_api_version(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 deployment_config:
   - {model_name: m, deployment_name: d, endpoint: "https://r.openai.azure.com", api_version: 2024-02-01}
-""")
+""",
+    )
     assert load_settings(path, {}).deployments[0].api_version == "2024-02-01"
 
 
 def test_env_mapper_is_trimmed_and_uses_defaults() -> None:
     settings = load_settings(None, ENV)
     assert [(d.model, d.deployment) for d in settings.deployments] == [
-        ("gpt-4o", "prod-4o"), ("text-embedding-3-small", "embed")]
+        ("gpt-4o", "prod-4o"),
+        ("text-embedding-3-small", "embed"),
+    ]
     assert all(d.api_version == DEFAULT_API_VERSION and d.key is None for d in settings.deployments)
 
 
@@ -62,12 +71,15 @@ def test_mapper_without_endpoint_is_an_error() -> None:
 
 
 def test_env_and_file_combine_env_wins_per_model(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 api_base: /v1
 deployments:
   - {model: gpt-4o, deployment: file-4o, endpoint: "https://file.openai.azure.com"}
   - {model: whisper, deployment: file-whisper, endpoint: "https://file.openai.azure.com"}
-""")
+""",
+    )
     env = {**ENV, "AZURE_OPENAI_API_KEY": "server-key", "AZURE_OPENAI_API_VER": "2024-06-01", "API_BASE": "api/"}
     settings = load_settings(path, env)
     table = {d.model: d for d in settings.deployments}
@@ -144,8 +156,9 @@ def test_config_check_exit_1_on_bad_config(tmp_path: Path, capsys: pytest.Captur
     assert "endpoint: Field required" in capsys.readouterr().err
 
 
-def test_config_check_exit_1_without_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_check_exit_1_without_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["config", "check"]) == 1
     assert "no models are configured" in capsys.readouterr().err

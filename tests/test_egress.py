@@ -56,8 +56,11 @@ def test_requests_go_through_the_proxy_on_reused_connections(
     gateway = start_gateway(upstream={key: f"{scheme}://127.0.0.1:{port}"})
     with httpx.Client(timeout=10) as client:
         for _ in range(10):
-            response = client.post(f"{gateway.url}/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
-                                   headers={"api-key": EMULATOR_KEY})
+            response = client.post(
+                f"{gateway.url}/v1/chat/completions",
+                json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+                headers={"api-key": EMULATOR_KEY},
+            )
             assert response.status_code == 200
     time.sleep(0.2)
     connections = [line for line in log.read_text().splitlines() if line.startswith(scheme + " ")]
@@ -66,6 +69,7 @@ def test_requests_go_through_the_proxy_on_reused_connections(
 
 def test_dead_proxy_is_502(start_gateway: GatewayFactory) -> None:
     gateway = start_gateway(upstream={"socks_proxy": f"socks5://127.0.0.1:{free_port()}"})
-    response = httpx.post(f"{gateway.url}/v1/chat/completions", json={"model": "gpt-4o"},
-                          headers={"api-key": EMULATOR_KEY}, timeout=10)
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions", json={"model": "gpt-4o"}, headers={"api-key": EMULATOR_KEY}, timeout=10
+    )
     assert response.status_code == 502 and response.json()["error"]["code"] == "upstream_unreachable"

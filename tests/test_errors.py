@@ -47,8 +47,9 @@ def test_bad_json_is_400(gateway: AsgiServer, body: bytes, code: str | None, par
 
 
 def test_missing_multipart_model_is_400(gateway: AsgiServer) -> None:
-    response = httpx.post(f"{gateway.url}/v1/audio/transcriptions", files={"file": ("a.wav", b"x")},
-                          headers=AUTH, timeout=10)
+    response = httpx.post(
+        f"{gateway.url}/v1/audio/transcriptions", files={"file": ("a.wav", b"x")}, headers=AUTH, timeout=10
+    )
     assert assert_openai_error(response, 400, "missing_required_parameter")["param"] == "model"
 
 
@@ -86,17 +87,29 @@ def test_body_over_limit_is_413(start_gateway: GatewayFactory) -> None:
         yield big  # type: ignore[misc]
 
     # Without Content-Length the limit is enforced while reading.
-    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=chunked(),  # type: ignore[arg-type]
-                          headers={"content-type": "application/json", **AUTH}, timeout=10)
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        content=chunked(),  # type: ignore[arg-type]
+        headers={"content-type": "application/json", **AUTH},
+        timeout=10,
+    )
     assert_openai_error(response, 413)
-    response = httpx.post(f"{gateway.url}/v1/audio/transcriptions", data={"model": "whisper-1"},
-                          files={"file": ("a.wav", b"x" * 5000)}, headers=AUTH, timeout=10)
+    response = httpx.post(
+        f"{gateway.url}/v1/audio/transcriptions",
+        data={"model": "whisper-1"},
+        files={"file": ("a.wav", b"x" * 5000)},
+        headers=AUTH,
+        timeout=10,
+    )
     assert_openai_error(response, 413)
 
 
 def test_wrong_content_type_is_415(gateway: AsgiServer) -> None:
-    assert_openai_error(post(f"{gateway.url}/v1/chat/completions", b"model=gpt-4o",
-                             "application/x-www-form-urlencoded"), 415, "unsupported_media_type")
+    assert_openai_error(
+        post(f"{gateway.url}/v1/chat/completions", b"model=gpt-4o", "application/x-www-form-urlencoded"),
+        415,
+        "unsupported_media_type",
+    )
     assert_openai_error(post(f"{gateway.url}/v1/audio/transcriptions", b'{"model": "whisper-1"}'), 415)
 
 
@@ -116,8 +129,9 @@ def test_upstream_timeout_is_504(start_gateway: GatewayFactory) -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        gateway = start_gateway(f"http://127.0.0.1:{silent.getsockname()[1]}",
-                                upstream={"timeouts": {"connect": 1, "read": 0.5}})
+        gateway = start_gateway(
+            f"http://127.0.0.1:{silent.getsockname()[1]}", upstream={"timeouts": {"connect": 1, "read": 0.5}}
+        )
         response = post(f"{gateway.url}/v1/chat/completions", b'{"model": "gpt-4o"}')
         assert_openai_error(response, 504, "upstream_timeout")
         response = post(f"{gateway.url}/v1/chat/completions", b'{"model": "gpt-4o", "stream": true}')
@@ -125,46 +139,72 @@ def test_upstream_timeout_is_504(start_gateway: GatewayFactory) -> None:
 
 
 def test_upstream_errors_pass_through(gateway: AsgiServer) -> None:
-    response = post(f"{gateway.url}/v1/chat/completions", b'{"model": "gpt-4o", "messages": []}',
-                    **{"x-emulator-fault": "429;retry_after_ms=1500"})
+    response = post(
+        f"{gateway.url}/v1/chat/completions",
+        b'{"model": "gpt-4o", "messages": []}',
+        **{"x-emulator-fault": "429;retry_after_ms=1500"},
+    )
     assert response.status_code == 429
     assert response.headers["retry-after-ms"] == "1500"
     assert "error" in response.json()
-    filtered = post(f"{gateway.url}/v1/chat/completions",
-                    b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "[[content_filter]]"}]}')
+    filtered = post(
+        f"{gateway.url}/v1/chat/completions",
+        b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "[[content_filter]]"}]}',
+    )
     assert filtered.status_code == 400 and filtered.json()["error"]["code"] == "content_filter"
 
 
 def test_idle_stream_ends_with_error_event(start_gateway: GatewayFactory) -> None:
     gateway = start_gateway(upstream={"timeouts": {"stream_idle": 0.05}})
-    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", timeout=10, headers=AUTH,
-                      json={"model": "gpt-4o-slow", "stream": True,
-                            "messages": [{"role": "user", "content": "one two three four five six"}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/chat/completions",
+        timeout=10,
+        headers=AUTH,
+        json={
+            "model": "gpt-4o-slow",
+            "stream": True,
+            "messages": [{"role": "user", "content": "one two three four five six"}],
+        },
+    ) as response:
         assert response.status_code == 200
         text = response.read().decode()
     assert '"code":"upstream_timeout"' in text and "[DONE]" not in text
 
 
 def test_reset_mid_stream_ends_with_error_event(gateway: AsgiServer) -> None:
-    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", timeout=10,
-                      headers={**AUTH, "x-emulator-fault": "reset;after_chunks=2"},
-                      json={"model": "gpt-4o", "stream": True,
-                            "messages": [{"role": "user", "content": "a b c d e f g h i j"}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/chat/completions",
+        timeout=10,
+        headers={**AUTH, "x-emulator-fault": "reset;after_chunks=2"},
+        json={"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "a b c d e f g h i j"}]},
+    ) as response:
         text = response.read().decode()
     assert text.count("data:") >= 2 and '"error"' in text and "[DONE]" not in text
 
 
 def test_random_garbage_never_500(gateway: AsgiServer) -> None:
     rng = random.Random(7)
-    paths = ["/v1/chat/completions", "/v1/embeddings", "/v1/audio/transcriptions",
-             "/openai/deployments/x/chat/completions?api-version=1", "/openai/v1/embeddings", "/v1/models/%00"]
+    paths = [
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/audio/transcriptions",
+        "/openai/deployments/x/chat/completions?api-version=1",
+        "/openai/v1/embeddings",
+        "/v1/models/%00",
+    ]
     types = ["application/json", "multipart/form-data; boundary=zz", "multipart/form-data", "text/plain", ""]
     for _ in range(150):
         body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300)))
         if rng.random() < 0.3:
             body = b'{"model": "gpt-4o", "messages": ' + body
-        response = httpx.post(f"{gateway.url}{rng.choice(paths)}", content=body, timeout=10,
-                              headers={"content-type": rng.choice(types), **AUTH})
+        response = httpx.post(
+            f"{gateway.url}{rng.choice(paths)}",
+            content=body,
+            timeout=10,
+            headers={"content-type": rng.choice(types), **AUTH},
+        )
         assert response.status_code < 500 or response.status_code in (502, 504), response.text
         if response.status_code >= 400 and response.headers.get("x-gateway-request-id"):
             assert "error" in response.json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -32,21 +33,30 @@ def log_output() -> Iterator[io.StringIO]:
     logger.setLevel(previous)
 
 
-def test_one_structured_line_per_request_without_secrets(gateway: AsgiServer, log_output: io.StringIO,
-                                                          start_gateway: GatewayFactory) -> None:
+def test_one_structured_line_per_request_without_secrets(
+    gateway: AsgiServer, log_output: io.StringIO, start_gateway: GatewayFactory
+) -> None:
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
     headers = {"authorization": f"Bearer {EMULATOR_KEY}"}
     assert httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=10).status_code == 200
-    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json={**body, "stream": True},
-                      headers=headers, timeout=10) as response:
+    with httpx.stream(
+        "POST", f"{gateway.url}/v1/chat/completions", json={**body, "stream": True}, headers=headers, timeout=10
+    ) as response:
         response.read()
     # Error paths too: an upstream rejection, an unreachable upstream, a bad body echoing the prompt.
     httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers={"api-key": "wrong-" + EMULATOR_KEY})
-    httpx.post(f"{gateway.url}/v1/chat/completions", content=b"{" + SECRET_PROMPT.encode(),
-               headers={"content-type": "application/json", **headers})
+    httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        content=b"{" + SECRET_PROMPT.encode(),
+        headers={"content-type": "application/json", **headers},
+    )
     down = start_gateway("http://127.0.0.1:9")
     httpx.post(f"{down.url}/v1/chat/completions", json=body, headers=headers, timeout=10)
 
+    # The access line is written just after the last byte went out: give the server a moment.
+    deadline = time.monotonic() + 5
+    while log_output.getvalue().count('"aoai_gateway.access"') < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
     text = log_output.getvalue()
     assert EMULATOR_KEY not in text and SECRET_PROMPT not in text
     access = [json.loads(line) for line in text.splitlines() if '"aoai_gateway.access"' in line]
@@ -66,15 +76,25 @@ def test_cors_off_by_default(gateway: AsgiServer) -> None:
 
 def test_cors_preflight_and_actual_response(start_gateway: GatewayFactory) -> None:
     gateway = start_gateway(cors={"enabled": True, "allow_origins": ["https://app.example"]})
-    preflight = httpx.options(f"{gateway.url}/v1/chat/completions", timeout=10, headers={
-        "origin": "https://app.example", "access-control-request-method": "POST",
-        "access-control-request-headers": "authorization, content-type"})
+    preflight = httpx.options(
+        f"{gateway.url}/v1/chat/completions",
+        timeout=10,
+        headers={
+            "origin": "https://app.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type",
+        },
+    )
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == "https://app.example"
     assert "POST" in preflight.headers["access-control-allow-methods"]
     assert preflight.headers["access-control-allow-headers"] == "authorization, content-type"
-    actual = httpx.post(f"{gateway.url}/v1/chat/completions", timeout=10, json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
-                        headers={"origin": "https://app.example", "api-key": EMULATOR_KEY})
+    actual = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        timeout=10,
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"origin": "https://app.example", "api-key": EMULATOR_KEY},
+    )
     assert actual.status_code == 200
     assert actual.headers["access-control-allow-origin"] == "https://app.example"
     assert "x-request-id" in actual.headers["access-control-expose-headers"]

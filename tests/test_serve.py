@@ -22,16 +22,19 @@ from .servers import AsgiServer, free_port
 def served(emulator_server: AsgiServer, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, str]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_OPENAI_")}
-    env.update({
-        "AZURE_OPENAI_ENDPOINT": emulator_server.url,
-        "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=slow-stream, gpt-4o-mini = chat-mini",
-        "AZURE_OPENAI_API_KEY": EMULATOR_KEY,
-        "LISTEN": f"127.0.0.1:{port}",
-    })
+    env.update(
+        {
+            "AZURE_OPENAI_ENDPOINT": emulator_server.url,
+            "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=slow-stream, gpt-4o-mini = chat-mini",
+            "AZURE_OPENAI_API_KEY": EMULATOR_KEY,
+            "LISTEN": f"127.0.0.1:{port}",
+        }
+    )
     log = tmp_path / "gateway.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "aoai_gateway", "serve"], env=env, cwd=tmp_path,
-                                   stdout=out, stderr=out)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aoai_gateway", "serve"], env=env, cwd=tmp_path, stdout=out, stderr=out
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
@@ -54,8 +57,11 @@ def test_health_and_env_configuration(served: tuple[subprocess.Popen[bytes], Pat
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{url}/readyz").json()
     assert ready == {"status": "ready", "models": 2}
-    response = httpx.post(f"{url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
-                          timeout=10)  # no client key: the server-side AZURE_OPENAI_API_KEY is used
+    response = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=10,
+    )  # no client key: the server-side AZURE_OPENAI_API_KEY is used
     assert response.status_code == 200
 
 
@@ -66,10 +72,16 @@ def test_sigterm_drains_open_streams(served: tuple[subprocess.Popen[bytes], Path
 
     def stream() -> None:
         text = ""
-        with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=30, json={
-            "model": "gpt-4o", "stream": True,
-            "messages": [{"role": "user", "content": "one two three four five six seven eight"}],
-        }) as response:
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/chat/completions",
+            timeout=30,
+            json={
+                "model": "gpt-4o",
+                "stream": True,
+                "messages": [{"role": "user", "content": "one two three four five six seven eight"}],
+            },
+        ) as response:
             for index, chunk in enumerate(response.iter_text()):
                 if index == 0:
                     first_chunk.wait(10)
@@ -92,9 +104,13 @@ def test_sigterm_drains_open_streams(served: tuple[subprocess.Popen[bytes], Path
 
 
 def test_bad_env_is_a_clear_startup_error(tmp_path: Path) -> None:
-    env = {**os.environ, "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
-           "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=ok,broken"}
-    result = subprocess.run([sys.executable, "-m", "aoai_gateway", "serve"], env=env, cwd=tmp_path,
-                            capture_output=True, timeout=30)
+    env = {
+        **os.environ,
+        "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
+        "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=ok,broken",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "aoai_gateway", "serve"], env=env, cwd=tmp_path, capture_output=True, timeout=30
+    )
     assert result.returncode == 1
     assert b"bad entry 'broken'" in result.stderr

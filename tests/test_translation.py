@@ -22,18 +22,26 @@ def recorder() -> Iterator[tuple[Recorder, AsgiServer]]:
 
 
 def post(gateway: AsgiServer, path: str, body: bytes, **headers: str) -> httpx.Response:
-    return httpx.post(f"{gateway.url}{path}", content=body,
-                      headers={"content-type": "application/json", **headers}, timeout=10)
+    return httpx.post(
+        f"{gateway.url}{path}", content=body, headers={"content-type": "application/json", **headers}, timeout=10
+    )
 
 
-def test_url_prefix_single_api_version_and_auth(recorder: tuple[Recorder, AsgiServer],
-                                                start_gateway: GatewayFactory) -> None:
+def test_url_prefix_single_api_version_and_auth(
+    recorder: tuple[Recorder, AsgiServer], start_gateway: GatewayFactory
+) -> None:
     rec, upstream = recorder
     gateway = start_gateway(upstream.url)
     body = b'{"model": "gpt-4o",  "messages": [], "future_param": {"x": 1.50}, "n": 1}'
-    response = post(gateway, "/v1/chat/completions?api-version=2023-01-01", body,
-                    authorization="bEaReR client-key", connection="keep-alive", cookie="c=1",
-                    **{"x-custom": "kept"})
+    response = post(
+        gateway,
+        "/v1/chat/completions?api-version=2023-01-01",
+        body,
+        authorization="bEaReR client-key",
+        connection="keep-alive",
+        cookie="c=1",
+        **{"x-custom": "kept"},
+    )
     assert response.status_code == 200
     seen = rec.requests[-1]
     assert seen.path == "/apim/team/openai/deployments/chat-4o/chat/completions"
@@ -44,21 +52,27 @@ def test_url_prefix_single_api_version_and_auth(recorder: tuple[Recorder, AsgiSe
     assert seen.body == body  # byte-for-byte, unknown fields and formatting intact
 
 
-def test_azure_native_route_keeps_client_api_version(recorder: tuple[Recorder, AsgiServer],
-                                                     start_gateway: GatewayFactory) -> None:
+def test_azure_native_route_keeps_client_api_version(
+    recorder: tuple[Recorder, AsgiServer], start_gateway: GatewayFactory
+) -> None:
     rec, upstream = recorder
     gateway = start_gateway(upstream.url)
     body = b'{"input": "x"}'
-    response = post(gateway, "/openai/deployments/text-embedding-3-small/embeddings?api-version=2025-01-01-preview",
-                    body, **{"api-key": "k1"})
+    response = post(
+        gateway,
+        "/openai/deployments/text-embedding-3-small/embeddings?api-version=2025-01-01-preview",
+        body,
+        **{"api-key": "k1"},
+    )
     assert response.status_code == 200
     seen = rec.requests[-1]
     assert (seen.path, seen.query) == ("/openai/deployments/embed-small/embeddings", "api-version=2025-01-01-preview")
     assert seen.headers["api-key"] == "k1" and seen.body == body
 
 
-def test_v1_style_and_openai_provider_rewrite_model(recorder: tuple[Recorder, AsgiServer],
-                                                    start_gateway: GatewayFactory) -> None:
+def test_v1_style_and_openai_provider_rewrite_model(
+    recorder: tuple[Recorder, AsgiServer], start_gateway: GatewayFactory
+) -> None:
     rec, upstream = recorder
     gateway = start_gateway(upstream.url)
     post(gateway, "/v1/chat/completions", b'{"model":"gpt-4o-v1","messages":[]}', **{"api-key": "k"})
@@ -72,8 +86,7 @@ def test_v1_style_and_openai_provider_rewrite_model(recorder: tuple[Recorder, As
     assert seen.body == b'{"model":"llama-upstream","messages":[]}'
 
 
-def test_server_key_replaces_client_key(recorder: tuple[Recorder, AsgiServer],
-                                        start_gateway: GatewayFactory) -> None:
+def test_server_key_replaces_client_key(recorder: tuple[Recorder, AsgiServer], start_gateway: GatewayFactory) -> None:
     rec, upstream = recorder
     gateway = start_gateway(upstream.url)
     post(gateway, "/v1/chat/completions", b'{"model":"gpt-4o-keyed"}', authorization="Bearer client")
@@ -92,15 +105,20 @@ def test_response_headers_relayed(recorder: tuple[Recorder, AsgiServer], start_g
     assert response.headers["x-gateway-request-id"]
 
 
-def test_multipart_forwarded_byte_for_byte(recorder: tuple[Recorder, AsgiServer],
-                                           start_gateway: GatewayFactory) -> None:
+def test_multipart_forwarded_byte_for_byte(
+    recorder: tuple[Recorder, AsgiServer], start_gateway: GatewayFactory
+) -> None:
     rec, upstream = recorder
     gateway = start_gateway(upstream.url)
     files = {"file": ("r\u00e9union.m4a", b"\x00\x01binary audio\r\n--not-a-boundary", "audio/mp4")}
-    data: dict[str, Any] = {"model": "whisper-1", "response_format": "verbose_json",
-                            "timestamp_granularities[]": ["word", "segment"]}
-    request = httpx.Request("POST", f"{gateway.url}/v1/audio/transcriptions", files=files, data=data,
-                            headers={"api-key": "k"})
+    data: dict[str, Any] = {
+        "model": "whisper-1",
+        "response_format": "verbose_json",
+        "timestamp_granularities[]": ["word", "segment"],
+    }
+    request = httpx.Request(
+        "POST", f"{gateway.url}/v1/audio/transcriptions", files=files, data=data, headers={"api-key": "k"}
+    )
     body = request.read()
     with httpx.Client(timeout=10) as http:
         response = http.send(request)
@@ -112,16 +130,19 @@ def test_multipart_forwarded_byte_for_byte(recorder: tuple[Recorder, AsgiServer]
     assert seen.body.count(b'name="timestamp_granularities[]"') == 2
 
 
-def test_stream_relayed_as_it_arrives(recorder: tuple[Recorder, AsgiServer],
-                                      start_gateway: GatewayFactory) -> None:
+def test_stream_relayed_as_it_arrives(recorder: tuple[Recorder, AsgiServer], start_gateway: GatewayFactory) -> None:
     rec, upstream = recorder
     rec.chunks, rec.chunk_delay = 10, 0.1
     gateway = start_gateway(upstream.url)
     arrivals = []
     started = time.monotonic()
-    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", timeout=10,
-                      content=b'{"model":"gpt-4o","stream":true}',
-                      headers={"content-type": "application/json", "api-key": "k"}) as response:
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/chat/completions",
+        timeout=10,
+        content=b'{"model":"gpt-4o","stream":true}',
+        headers={"content-type": "application/json", "api-key": "k"},
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         for _ in response.iter_raw():
             arrivals.append(time.monotonic() - started)
@@ -130,15 +151,21 @@ def test_stream_relayed_as_it_arrives(recorder: tuple[Recorder, AsgiServer],
     assert arrivals[0] < 0.5 < arrivals[-1]
 
 
-async def test_client_disconnect_cancels_upstream(recorder: tuple[Recorder, AsgiServer],
-                                                  start_gateway: GatewayFactory) -> None:
+async def test_client_disconnect_cancels_upstream(
+    recorder: tuple[Recorder, AsgiServer], start_gateway: GatewayFactory
+) -> None:
     rec, upstream = recorder
     rec.chunks, rec.chunk_delay = 200, 0.05
     gateway = start_gateway(upstream.url)
-    async with httpx.AsyncClient(timeout=10) as http, http.stream(
-        "POST", f"{gateway.url}/v1/chat/completions", content=b'{"model":"gpt-4o","stream":true}',
-        headers={"content-type": "application/json", "api-key": "k"},
-    ) as response:
+    async with (
+        httpx.AsyncClient(timeout=10) as http,
+        http.stream(
+            "POST",
+            f"{gateway.url}/v1/chat/completions",
+            content=b'{"model":"gpt-4o","stream":true}',
+            headers={"content-type": "application/json", "api-key": "k"},
+        ) as response,
+    ):
         async for _ in response.aiter_raw():
             break
     deadline = time.monotonic() + 5

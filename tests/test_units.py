@@ -12,8 +12,12 @@ from aoai_gateway.proxy.headers import client_key, request_headers, response_hea
 
 
 def form_body() -> tuple[bytes, str]:
-    request = httpx.Request("POST", "http://x", data={"model": "whisper-1", "timestamp_granularities[]": ["word"]},
-                            files={"file": ("a b.wav", b"RIFF\r\n--data", "audio/wav")})
+    request = httpx.Request(
+        "POST",
+        "http://x",
+        data={"model": "whisper-1", "timestamp_granularities[]": ["word"]},
+        files={"file": ("a b.wav", b"RIFF\r\n--data", "audio/wav")},
+    )
     return request.read(), request.headers["content-type"]
 
 
@@ -52,7 +56,9 @@ def test_router_exact_patterns_and_errors() -> None:
     assert router.match("GET", "/v1/models")[1] == {}
     assert router.match("GET", "/v1/models/org/model-1")[1] == {"model": "org/model-1"}
     assert router.match("POST", "/openai/deployments/d/audio/speech")[1] == {
-        "deployment": "d", "operation": "audio/speech"}
+        "deployment": "d",
+        "operation": "audio/speech",
+    }
     with pytest.raises(RouteNotFound):
         router.match("GET", "/v2/models")
     with pytest.raises(MethodNotAllowed):
@@ -61,17 +67,29 @@ def test_router_exact_patterns_and_errors() -> None:
 
 @pytest.mark.parametrize(
     ("headers", "key"),
-    [({"authorization": "Bearer abc"}, "abc"), ({"authorization": "bearer  abc "}, "abc"),
-     ({"authorization": "Basic abc"}, None), ({"api-key": "k"}, "k"),
-     ({"authorization": "Bearer ", "api-key": "k"}, "k"), ({}, None)],
+    [
+        ({"authorization": "Bearer abc"}, "abc"),
+        ({"authorization": "bearer  abc "}, "abc"),
+        ({"authorization": "Basic abc"}, None),
+        ({"api-key": "k"}, "k"),
+        ({"authorization": "Bearer ", "api-key": "k"}, "k"),
+        ({}, None),
+    ],
 )
 def test_client_key(headers: dict[str, str], key: str | None) -> None:
     assert client_key(headers) == key
 
 
 def test_header_rules() -> None:
-    sent = request_headers([(b"Host", b"gw"), (b"Authorization", b"Bearer x"), (b"Connection", b"close"),
-                            (b"X-Trace", b"1"), (b"Content-Type", b"application/json")])
+    sent = request_headers(
+        [
+            (b"Host", b"gw"),
+            (b"Authorization", b"Bearer x"),
+            (b"Connection", b"close"),
+            (b"X-Trace", b"1"),
+            (b"Content-Type", b"application/json"),
+        ]
+    )
     assert sent == [("X-Trace", "1"), ("Content-Type", "application/json")]
     back = response_headers([(b"Transfer-Encoding", b"chunked"), (b"x-ms-region", b"eu"), (b"Date", b"d")])
     assert back == [(b"x-ms-region", b"eu")]

@@ -29,9 +29,7 @@ log = logging.getLogger("aoai_gateway")
 
 
 class Gateway:
-    def __init__(
-        self, settings: Settings, upstream_factory: Callable[[], UpstreamClient] | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, upstream_factory: Callable[[], UpstreamClient] | None = None) -> None:
         self.settings = settings
         self._factory = upstream_factory or (lambda: create_upstream_client(settings.upstream))
         self.service = ProxyService(DeploymentTable(settings.deployments), client=None)  # type: ignore[arg-type]

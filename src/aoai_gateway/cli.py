@@ -1,8 +1,8 @@
 """The `aoai-gateway` command.
 
-    aoai-gateway serve [--config PATH] [--host HOST] [--port PORT]
-    aoai-gateway config check [--config PATH]
-    aoai-gateway emulator [--host HOST] [--port PORT] [--config PATH]
+aoai-gateway serve [--config PATH] [--host HOST] [--port PORT]
+aoai-gateway config check [--config PATH]
+aoai-gateway emulator [--host HOST] [--port PORT] [--config PATH]
 """
 
 from __future__ import annotations
@@ -87,8 +87,10 @@ def routing_table(settings: Settings) -> str:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     sources = ", ".join(settings.sources) or "defaults only"
     lines.append("")
-    lines.append(f"api_base: {settings.api_base or '/'}   listen: {settings.server.host}:{settings.server.port}"
-                 f"   sources: {sources}")
+    lines.append(
+        f"api_base: {settings.api_base or '/'}   listen: {settings.server.host}:{settings.server.port}"
+        f"   sources: {sources}"
+    )
     return "\n".join(lines)
 
 

@@ -111,9 +111,7 @@ class MethodNotAllowed(GatewayError):
 
     def __init__(self, method: str, path: str, allowed: Iterable[str]) -> None:
         allow = ", ".join(sorted(allowed))
-        super().__init__(
-            f"Method {method} is not allowed for {path}; use {allow}.", headers={"allow": allow}
-        )
+        super().__init__(f"Method {method} is not allowed for {path}; use {allow}.", headers={"allow": allow})
 
 
 class PayloadTooLarge(GatewayError):

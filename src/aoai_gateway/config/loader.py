@@ -141,8 +141,10 @@ def _env_deployments(env: Mapping[str, str]) -> list[Deployment]:
     if not mapper:
         return []
     if not endpoint:
-        raise ConfigError("AZURE_OPENAI_MODEL_MAPPER is set but AZURE_OPENAI_ENDPOINT is not; "
-                          "set it to your resource, e.g. https://NAME.openai.azure.com/")
+        raise ConfigError(
+            "AZURE_OPENAI_MODEL_MAPPER is set but AZURE_OPENAI_ENDPOINT is not; "
+            "set it to your resource, e.g. https://NAME.openai.azure.com/"
+        )
     common = {
         "endpoint": endpoint,
         "api_version": env.get("AZURE_OPENAI_API_VER", "").strip() or DEFAULT_API_VERSION,

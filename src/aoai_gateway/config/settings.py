@@ -63,8 +63,9 @@ class UpstreamSettings(_Section):
     @model_validator(mode="after")
     def _one_proxy(self) -> UpstreamSettings:
         if self.http_proxy and self.socks_proxy:
-            raise ValueError("set either http_proxy (AZURE_OPENAI_HTTP_PROXY) or socks_proxy "
-                             "(AZURE_OPENAI_SOCKS_PROXY), not both")
+            raise ValueError(
+                "set either http_proxy (AZURE_OPENAI_HTTP_PROXY) or socks_proxy (AZURE_OPENAI_SOCKS_PROXY), not both"
+            )
         for name, url in (("http_proxy", self.http_proxy), ("socks_proxy", self.socks_proxy)):
             if url and not urlsplit(url).hostname:
                 raise ValueError(f"{name} {url!r} is not a URL such as http://host:3128 or socks5://host:1080")
@@ -85,8 +86,12 @@ class CorsSettings(_Section):
     allow_origins: tuple[str, ...] = ("*",)
     allow_methods: tuple[str, ...] = ("GET", "POST", "OPTIONS")
     allow_headers: tuple[str, ...] = ("*",)
-    expose_headers: tuple[str, ...] = ("x-request-id", "apim-request-id", "x-ratelimit-remaining-requests",
-                                       "x-ratelimit-remaining-tokens")
+    expose_headers: tuple[str, ...] = (
+        "x-request-id",
+        "apim-request-id",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-remaining-tokens",
+    )
     allow_credentials: bool = False
     max_age: int = 600
 
@@ -166,9 +171,7 @@ class Settings(_Section):
     limits: BodyLimits = BodyLimits()
     cors: CorsSettings = CorsSettings()
     logging: LoggingSettings = LoggingSettings()
-    deployments: tuple[Deployment, ...] = Field(
-        (), validation_alias=AliasChoices("deployments", "deployment_config")
-    )
+    deployments: tuple[Deployment, ...] = Field((), validation_alias=AliasChoices("deployments", "deployment_config"))
     sources: tuple[str, ...] = ()
 
     @field_validator("api_base", mode="before")

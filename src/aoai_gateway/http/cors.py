@@ -1,6 +1,6 @@
 """CORS for browser clients: answers preflights and decorates every response, when enabled.
 
-    app = CorsMiddleware(app, settings.cors)
+app = CorsMiddleware(app, settings.cors)
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ class CorsMiddleware:
             return
         if scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
             requested = headers.get(b"access-control-request-headers", b"")
-            allow_headers = requested if "*" in self.settings.allow_headers else \
-                ", ".join(self.settings.allow_headers).encode()
+            allow_headers = (
+                requested if "*" in self.settings.allow_headers else ", ".join(self.settings.allow_headers).encode()
+            )
             response = [*self._origin_headers(origin), *self._preflight, (b"content-length", b"0")]
             if allow_headers:
                 response.append((b"access-control-allow-headers", allow_headers))

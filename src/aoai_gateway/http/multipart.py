@@ -41,7 +41,7 @@ class MultipartForm:
         if not found:
             raise InvalidRequest("multipart/form-data request without a boundary parameter in Content-Type.")
         delimiter = b"--" + (found[1] or found[2]).encode("latin-1")
-        parts = []
+        parts: list[Part] = []
         position = body.find(delimiter)
         if position < 0:
             raise _malformed("the boundary never appears in the body")
@@ -75,7 +75,10 @@ class MultipartForm:
             if part.name == name:
                 return self.body[: part.start] + value + self.body[part.end :]
         added = b'%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (
-            self.delimiter, name.encode(), value)
+            self.delimiter,
+            name.encode(),
+            value,
+        )
         return self.body[: self.end] + added + self.body[self.end :]
 
 

@@ -1,7 +1,7 @@
 """A thin view over an ASGI HTTP scope: headers, query, and a size-capped body.
 
-    request = Request(scope, receive)
-    body = await request.body(limit=settings.limits.max_json_bytes)
+request = Request(scope, receive)
+body = await request.body(limit=settings.limits.max_json_bytes)
 """
 
 from __future__ import annotations

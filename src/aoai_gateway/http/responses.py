@@ -1,7 +1,7 @@
 """Sending whole responses: JSON bodies and the gateway's OpenAI-shaped errors.
 
-    await send_json(send, 200, orjson.dumps(payload))
-    await send_error(send, ModelNotFound("gpt-5", available=[...]))
+await send_json(send, 200, orjson.dumps(payload))
+await send_error(send, ModelNotFound("gpt-5", available=[...]))
 """
 
 from __future__ import annotations

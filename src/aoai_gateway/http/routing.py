@@ -1,9 +1,9 @@
 """Path routing for the gateway: exact paths by dict lookup, patterns only where a path carries names.
 
-    router = Router()
-    router.add("/v1/chat/completions", ["POST"], handler)
-    router.add("/v1/models/{model:path}", ["GET"], handler)
-    route, params = router.match("POST", "/v1/chat/completions")
+router = Router()
+router.add("/v1/chat/completions", ["POST"], handler)
+router.add("/v1/models/{model:path}", ["GET"], handler)
+route, params = router.match("POST", "/v1/chat/completions")
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ class Router:
         if "{" not in template:
             self._exact[template] = route
             return
-        regex = _PARAM.sub(lambda m: f"(?P<{m[1]}>.+)" if m[2] else f"(?P<{m[1]}>[^/]+)", re.escape(template)
-                           .replace(r"\{", "{").replace(r"\}", "}"))
+        regex = _PARAM.sub(
+            lambda m: f"(?P<{m[1]}>.+)" if m[2] else f"(?P<{m[1]}>[^/]+)",
+            re.escape(template).replace(r"\{", "{").replace(r"\}", "}"),
+        )
         self._patterns.append((re.compile(f"^{regex}$"), route))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:

@@ -1,7 +1,7 @@
 """Azure OpenAI: deployment URLs with exactly one `api-version`, or the v1 surface; `api-key` auth.
 
-    AzureProvider().url(dep, "embeddings", [], None)
-    # -> https://res.openai.azure.com/prefix/openai/deployments/embed/embeddings?api-version=2024-10-21
+AzureProvider().url(dep, "embeddings", [], None)
+# -> https://res.openai.azure.com/prefix/openai/deployments/embed/embeddings?api-version=2024-10-21
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class AzureProvider:
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:
         if deployment.api_style == "v1":
             # The v1 surface names the deployment in the body; api-version only if the client chose one.
-            items = query + [("api-version", client_api_version)] if client_api_version else query
+            items = [*query, ("api-version", client_api_version)] if client_api_version else query
             return with_query(f"{deployment.endpoint}/openai/v1/{operation}", items)
         name = quote(deployment.deployment, safe="")
         api_version = client_api_version or deployment.api_version

@@ -1,7 +1,7 @@
 """A provider turns (deployment, operation) into an upstream URL, auth headers and the body's `model`.
 
-    provider = PROVIDERS[deployment.provider]
-    url = provider.url(deployment, "chat/completions", query=[("api-version", "2024-10-21")])
+provider = PROVIDERS[deployment.provider]
+url = provider.url(deployment, "chat/completions", query=[("api-version", "2024-10-21")])
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Any OpenAI-compatible base URL (api.openai.com, vLLM, Ollama, another gateway): Bearer auth.
 
-    OpenAIProvider().url(dep, "chat/completions", [], None)   # -> {endpoint}/chat/completions
+OpenAIProvider().url(dep, "chat/completions", [], None)   # -> {endpoint}/chat/completions
 """
 
 from __future__ import annotations

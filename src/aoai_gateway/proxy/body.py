@@ -1,8 +1,8 @@
 """Request bodies as the proxy sees them: the `model` they name and how to change it without re-encoding.
 
-    call = json_call(request_body, operation="chat/completions")
-    call.model, call.stream
-    call.body_with_model("my-deployment")   # the original bytes unless the model really has to change
+call = json_call(request_body, operation="chat/completions")
+call.model, call.stream
+call.body_with_model("my-deployment")   # the original bytes unless the model really has to change
 """
 
 from __future__ import annotations

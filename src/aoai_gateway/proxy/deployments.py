@@ -1,7 +1,7 @@
 """The routing table: which deployment serves a model name.
 
-    table = DeploymentTable(settings.deployments)
-    table.resolve("gpt-4o")              # by model name, else by deployment name
+table = DeploymentTable(settings.deployments)
+table.resolve("gpt-4o")              # by model name, else by deployment name
 """
 
 from __future__ import annotations

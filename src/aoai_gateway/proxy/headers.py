@@ -1,7 +1,7 @@
 """Which headers cross the gateway, in each direction, and where the caller's key is found.
 
-    upstream_headers = request_headers(scope["headers"])     # hop-by-hop, auth and host removed
-    client_key({"authorization": "Bearer sk-..."})          # "sk-..."
+upstream_headers = request_headers(scope["headers"])     # hop-by-hop, auth and host removed
+client_key({"authorization": "Bearer sk-..."})          # "sk-..."
 """
 
 from __future__ import annotations
@@ -13,16 +13,39 @@ from collections.abc import Iterable, Mapping
 _DROP_REQUEST = frozenset(
     name.encode()
     for name in (
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
-        "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect", "authorization",
-        "api-key", "cookie", "x-emulator-internal",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "expect",
+        "authorization",
+        "api-key",
+        "cookie",
+        "x-emulator-internal",
     )
 )
 _DROP_RESPONSE = frozenset(
     name.encode()
     for name in (
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-        "transfer-encoding", "upgrade", "content-length", "date", "server", "set-cookie",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "date",
+        "server",
+        "set-cookie",
     )
 )
 

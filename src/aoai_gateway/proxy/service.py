@@ -138,5 +138,3 @@ def _content_length(raw: list[tuple[bytes, bytes]]) -> int | None:
 
 def _is_event_stream(headers: RawHeaders) -> bool:
     return any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers)
-
-

@@ -1,7 +1,7 @@
 """Azure-native routes, so `AzureOpenAI` clients can point at the gateway too.
 
-    POST /openai/deployments/{deployment}/{operation}?api-version=...   (the client's api-version is kept)
-    POST /openai/v1/{operation}                                         (deployment in the body's `model`)
+POST /openai/deployments/{deployment}/{operation}?api-version=...   (the client's api-version is kept)
+POST /openai/v1/{operation}                                         (deployment in the body's `model`)
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ def add_azure_routes(router: Router, service: ProxyService, limits: BodyLimits) 
         api_version = next((v for k, v in query if k == "api-version"), None)
         if not api_version:
             # Azure answers 404 "Resource not found" here; a precise 400 helps more and is just as final.
-            raise InvalidRequest("The api-version query parameter is required on Azure deployment routes.",
-                                 param="api-version", code="missing_required_parameter")
+            raise InvalidRequest(
+                "The api-version query parameter is required on Azure deployment routes.",
+                param="api-version",
+                code="missing_required_parameter",
+            )
         call = await read_call(request, limits, params["operation"], ANY, model=params["deployment"])
         call.client_api_version = api_version
         await service.forward(request, send, call)

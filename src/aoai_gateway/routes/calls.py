@@ -1,6 +1,6 @@
 """Turning an HTTP request into a `Call`, with the body limit and content type its operation expects.
 
-    call = await read_call(request, limits, operation="audio/transcriptions", kind=FORM)
+call = await read_call(request, limits, operation="audio/transcriptions", kind=FORM)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Routes the gateway answers itself: the model list and health checks.
 
-    GET /v1/models, /v1/models/{id}, /openai/v1/models, /healthz, /readyz
+GET /v1/models, /v1/models/{id}, /openai/v1/models, /healthz, /readyz
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ def add_info_routes(router: Router, settings: Settings, ready: Callable[[], bool
     owners: dict[str, str] = {}
     for deployment in settings.deployments:
         owners.setdefault(deployment.model, PROVIDERS[deployment.provider].owned_by)
-    objects = {name: {"id": name, "object": "model", "created": created, "owned_by": owner}
-               for name, owner in owners.items()}
+    objects = {
+        name: {"id": name, "object": "model", "created": created, "owned_by": owner} for name, owner in owners.items()
+    }
     listing = orjson.dumps({"object": "list", "data": list(objects.values())})
 
     async def list_models(request: Request, send: Send, params: dict[str, str]) -> None:

@@ -1,7 +1,7 @@
 """The OpenAI API surface under `api_base` (default /v1): parse, forward, done.
 
-    POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/engines/{model}/embeddings,
-         /v1/images/generations, /v1/audio/speech, /v1/audio/transcriptions, /v1/audio/translations
+POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/engines/{model}/embeddings,
+     /v1/images/generations, /v1/audio/speech, /v1/audio/transcriptions, /v1/audio/translations
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Upstream HTTP clients, chosen by name from a registry (`upstream.client` in the settings).
 
-    client = create_upstream_client(settings.upstream)   # inside the running event loop
+client = create_upstream_client(settings.upstream)   # inside the running event loop
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The default upstream client, on aiohttp: the fastest of the candidates measured (see bench/README.md).
 
-    client = AiohttpUpstream(settings.upstream)   # create inside the running event loop
+client = AiohttpUpstream(settings.upstream)   # create inside the running event loop
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ def _socks_errors() -> tuple[type[BaseException], ...]:
     # The SOCKS connector raises its own classes (not aiohttp's, not OSError).
     from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
-    _EXCEPTION_MAP.update({ProxyTimeoutError: UpstreamTimeout, ProxyError: UpstreamUnreachable,
-                           ProxyConnectionError: UpstreamUnreachable})
+    _EXCEPTION_MAP.update(
+        {ProxyTimeoutError: UpstreamTimeout, ProxyError: UpstreamUnreachable, ProxyConnectionError: UpstreamUnreachable}
+    )
     return (ProxyError, ProxyTimeoutError, ProxyConnectionError)
 
 
-_FOREIGN = (TimeoutError, aiohttp.ClientError, OSError, *_socks_errors())
+_FOREIGN: tuple[type[BaseException], ...] = (TimeoutError, aiohttp.ClientError, OSError, *_socks_errors())
 
 
 @contextmanager
@@ -89,12 +90,15 @@ class AiohttpUpstream:
             from aiohttp_socks import ProxyConnector
 
             connector: aiohttp.BaseConnector = ProxyConnector.from_url(
-                settings.socks_proxy, limit=settings.max_connections,
-                keepalive_timeout=settings.keepalive_seconds, rdns=True,
+                settings.socks_proxy,
+                limit=settings.max_connections,
+                keepalive_timeout=settings.keepalive_seconds,
+                rdns=True,
             )
         else:
             connector = aiohttp.TCPConnector(
-                limit=settings.max_connections, keepalive_timeout=settings.keepalive_seconds,
+                limit=settings.max_connections,
+                keepalive_timeout=settings.keepalive_seconds,
                 ttl_dns_cache=300,
             )
         self._session = aiohttp.ClientSession(
@@ -113,13 +117,22 @@ class AiohttpUpstream:
             if stream:
                 async with asyncio.timeout(timeouts.read):
                     response = await self._session.request(
-                        request.method, request.url, headers=request.headers, data=request.body or None,
-                        allow_redirects=False, proxy=self._proxy, timeout=self._stream_timeout,
+                        request.method,
+                        request.url,
+                        headers=request.headers,
+                        data=request.body or None,
+                        allow_redirects=False,
+                        proxy=self._proxy,
+                        timeout=self._stream_timeout,
                     )
             else:
                 response = await self._session.request(
-                    request.method, request.url, headers=request.headers, data=request.body or None,
-                    allow_redirects=False, proxy=self._proxy,
+                    request.method,
+                    request.url,
+                    headers=request.headers,
+                    data=request.body or None,
+                    allow_redirects=False,
+                    proxy=self._proxy,
                 )
         return _Response(response, timeouts.stream_idle)
 

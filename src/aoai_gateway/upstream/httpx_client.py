@@ -1,6 +1,6 @@
 """An upstream client on httpx, kept as a measured alternative (`upstream.client: httpx`).
 
-    client = HttpxUpstream(settings.upstream)
+client = HttpxUpstream(settings.upstream)
 """
 
 from __future__ import annotations
@@ -68,9 +68,11 @@ class HttpxUpstream:
         self._stream_timeout = httpx.Timeout(connect=t.connect, read=None, write=t.read, pool=None)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=None),
-            limits=httpx.Limits(max_connections=settings.max_connections,
-                                max_keepalive_connections=settings.max_connections,
-                                keepalive_expiry=settings.keepalive_seconds),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_connections,
+                keepalive_expiry=settings.keepalive_seconds,
+            ),
             proxy=settings.http_proxy or settings.socks_proxy,
             follow_redirects=False,
             trust_env=False,
@@ -78,7 +80,10 @@ class HttpxUpstream:
 
     async def send(self, request: UpstreamRequest, *, stream: bool) -> _Response:
         built = self._client.build_request(
-            request.method, request.url, headers=request.headers, content=request.body,
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body,
             timeout=self._stream_timeout if stream else httpx.USE_CLIENT_DEFAULT,
         )
         # httpx adds these unless told otherwise; the gateway relays only what the client sent.

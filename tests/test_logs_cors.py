@@ -64,9 +64,18 @@ def test_one_structured_line_per_request_without_secrets(
     first = access[0]
     assert first["route"] == "/v1/chat/completions" and first["model"] == "gpt-4o"
     assert first["deployment"] == "chat-4o" and first["status"] == 200
-    for field in ("request_id", "duration_ms", "upstream_ms", "bytes_out"):
+    for field in ("request_id", "duration_ms", "upstream_ms", "bytes_in", "bytes_out"):
         assert field in first
     assert [entry["status"] for entry in access] == [200, 200, 401, 400, 502]
+
+
+def test_log_bodies_is_an_explicit_debug_switch(log_output: io.StringIO, start_gateway: GatewayFactory) -> None:
+    gateway = start_gateway(logging={"log_bodies": True})
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers={"api-key": EMULATOR_KEY})
+    assert response.status_code == 200
+    text = log_output.getvalue()
+    assert SECRET_PROMPT in text and EMULATOR_KEY not in text
 
 
 def test_cors_off_by_default(gateway: AsgiServer) -> None:

@@ -32,7 +32,7 @@ class Gateway:
     def __init__(self, settings: Settings, upstream_factory: Callable[[], UpstreamClient] | None = None) -> None:
         self.settings = settings
         self._factory = upstream_factory or (lambda: create_upstream_client(settings.upstream))
-        self.service = ProxyService(DeploymentTable(settings.deployments), client=None)  # type: ignore[arg-type]
+        self.service = ProxyService(DeploymentTable(settings.deployments), log_bodies=settings.logging.log_bodies)
         self._started = False
         self.router = build_router(settings, self.service, ready=lambda: self._started)
 
@@ -42,9 +42,10 @@ class Gateway:
             self._started = True
 
     async def shutdown(self) -> None:
-        if self._started:
+        if self._started and self.service.client is not None:
             self._started = False
             await self.service.client.aclose()
+            self.service.client = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -116,6 +117,7 @@ class Gateway:
                 upstream_ms=state.get("upstream_ms"),
                 upstream_request_id=state.get("upstream_request_id"),
                 stream_error=state.get("stream_error"),
+                bytes_in=state.get("bytes_in", 0),
                 bytes_out=sent,
             )
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 
-from ..errors import AuthenticationError, UpstreamError
+from ..errors import AuthenticationError, GatewayError, UpstreamError
 from ..http.asgi import RawHeaders, Send
 from ..http.request import Request
 from ..providers import PROVIDERS
@@ -31,9 +31,12 @@ _WHOLE_BODY_MAX = 1024 * 1024
 
 
 class ProxyService:
-    def __init__(self, table: DeploymentTable, client: UpstreamClient) -> None:
+    """`client` is attached when the app starts (an upstream session needs the running event loop)."""
+
+    def __init__(self, table: DeploymentTable, *, log_bodies: bool = False) -> None:
         self.table = table
-        self.client = client
+        self.client: UpstreamClient | None = None
+        self.log_bodies = log_bodies
 
     async def forward(self, request: Request, send: Send, call: Call) -> None:
         deployment = self.table.resolve(call.model)
@@ -53,9 +56,13 @@ class ProxyService:
             [*request_headers(request.scope["headers"]), *provider.auth_headers(key)],
             call.body_with_model(provider.body_model(deployment)),
         )
+        if self.log_bodies:
+            _log_body("request body", upstream.body)
         await _cancel_on_disconnect(request, self._exchange(request, send, upstream, call.stream))
 
     async def _exchange(self, request: Request, send: Send, upstream: UpstreamRequest, stream: bool) -> None:
+        if self.client is None:
+            raise GatewayError("The gateway is not started yet; try again in a moment.")
         started = time.perf_counter()
         response = await self.client.send(upstream, stream=stream)
         request.state["upstream_ms"] = round((time.perf_counter() - started) * 1000, 3)
@@ -69,6 +76,8 @@ class ProxyService:
                 await _relay(request, send, response, headers)
             else:
                 body = await response.read()
+                if self.log_bodies:
+                    _log_body("response body", body)
                 headers.append((b"content-length", str(len(body)).encode()))
                 request.state["finished"] = True
                 await send({"type": "http.response.start", "status": response.status, "headers": headers})
@@ -127,6 +136,11 @@ async def _cancel_on_disconnect(request: Request, work: object) -> None:
         request.state["client_disconnected"] = True
     finally:
         watcher.cancel()
+
+
+def _log_body(what: str, body: bytes) -> None:
+    # Only with `logging.log_bodies: true`, a debugging aid; keys travel in headers and are never logged.
+    log.debug("%s: %s", what, body[:4096].decode("utf-8", "replace"))
 
 
 def _content_length(raw: list[tuple[bytes, bytes]]) -> int | None:

@@ -38,6 +38,8 @@ async def read_call(
         raise UnsupportedMediaType(content_type, "application/json or multipart/form-data")
     if is_form:
         body = await request.body(limits.max_audio_bytes)
+        request.state["bytes_in"] = len(body)
         return form_call(body, request.headers["content-type"], operation, model)
     body = await request.body(limits.max_json_bytes)
+    request.state["bytes_in"] = len(body)
     return json_call(body, operation, model)

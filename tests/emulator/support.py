@@ -86,6 +86,7 @@ def standard_settings() -> EmulatorSettings:
             DeploymentSettings(name="gpt-4o-backup", model="gpt-4o"),
             DeploymentSettings(name="scripted", model="gpt-4o", responses=("first", "second")),
             DeploymentSettings(name="slow-stream", model="gpt-4o", chunk_interval_ms=20),
+            DeploymentSettings(name="slow-start", model="gpt-4o", latency_ms=100),
             DeploymentSettings(name="always-503", model="gpt-4o", faults=(FaultSpec(kind="503"),)),
             DeploymentSettings(name="embed-small", model="text-embedding-3-small"),
             DeploymentSettings(name="embed-ada", model="text-embedding-ada-002"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any, Literal
 
 import httpx
@@ -163,7 +164,9 @@ def test_tool_results_get_a_content_answer(emulator_client: AzureOpenAI) -> None
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}],
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+            ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "12:00"},
     ]
@@ -209,7 +212,9 @@ class Forecast(BaseModel):
 
 
 def test_json_schema_answer_parses_into_the_model(emulator_client: AzureOpenAI) -> None:
-    completion = emulator_client.chat.completions.parse(model="gpt-4o-deploy", messages=USER, response_format=Forecast)
+    completion = emulator_client.chat.completions.parse(
+        model="gpt-4o-deploy", messages=USER, response_format=Forecast
+    )
 
     parsed = completion.choices[0].message.parsed
     assert isinstance(parsed, Forecast) and parsed.unit == "celsius" and len(parsed.highs) == 1
@@ -265,7 +270,9 @@ def test_broken_tool_arguments_on_request(emulator_client: AzureOpenAI) -> None:
 def test_fixed_content_header_and_scripted_responses(emulator_client: AzureOpenAI) -> None:
     fixed = "exactly this, with ünïcode"
     header = {"x-emulator-content": base64.b64encode(fixed.encode()).decode()}
-    completion = emulator_client.chat.completions.create(model="gpt-4o-deploy", messages=USER, extra_headers=header)
+    completion = emulator_client.chat.completions.create(
+        model="gpt-4o-deploy", messages=USER, extra_headers=header
+    )
     assert completion.choices[0].message.content == fixed
 
     answers = [
@@ -299,12 +306,12 @@ def test_output_marker_filters_the_completion(emulator_client: AzureOpenAI) -> N
     assert (choice.model_extra or {})["content_filter_results"]["violence"]["filtered"] is True
 
 
-def test_v1_surface_takes_the_deployment_from_the_body(emulator: RunningEmulator) -> None:
-    with OpenAI(base_url=f"{emulator.base_url}/openai/v1/", api_key=API_KEY, max_retries=0) as client:
+def test_v1_surface_takes_the_deployment_from_the_body(emulator_fresh: RunningEmulator) -> None:
+    with OpenAI(base_url=f"{emulator_fresh.base_url}/openai/v1/", api_key=API_KEY, max_retries=0) as client:
         completion = client.chat.completions.create(model="gpt-4o-backup", messages=USER)
 
     assert completion.choices[0].message.content == "You said: What is the weather like?"
-    assert emulator.requests_to("gpt-4o-backup") == 1
+    assert emulator_fresh.requests_to("gpt-4o-backup") == 1
 
 
 def test_path_prefix_of_an_api_management_front_is_ignored(emulator_http: httpx.Client) -> None:
@@ -318,9 +325,14 @@ def test_path_prefix_of_an_api_management_front_is_ignored(emulator_http: httpx.
     assert response.json()["choices"][0]["message"]["content"].startswith("You said:")
 
 
-def test_chunk_interval_paces_the_stream(emulator_http: httpx.Client) -> None:
-    import time
+def test_latency_delays_the_answer(emulator_client: AzureOpenAI) -> None:
+    started = time.monotonic()
+    emulator_client.chat.completions.create(model="slow-start", messages=USER)
 
+    assert time.monotonic() - started >= 0.1
+
+
+def test_chunk_interval_paces_the_stream(emulator_http: httpx.Client) -> None:
     started = time.monotonic()
     response = emulator_http.post(
         "/openai/deployments/slow-stream/chat/completions",

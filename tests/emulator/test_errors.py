@@ -17,8 +17,9 @@ BODY = {"messages": [{"role": "user", "content": "hi"}]}
 ACCESS_DENIED = {
     "error": {
         "code": "401",
-        "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
-        "valid key for an active subscription and use a correct regional API endpoint for your resource.",
+        "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+        "provide a valid key for an active subscription and use a correct regional API endpoint for "
+        "your resource.",
     }
 }
 
@@ -43,17 +44,17 @@ def test_unknown_paths_are_resource_not_found(emulator_http: httpx.Client, path:
     "headers",
     [{}, {"api-key": "wrong"}, {"authorization": "Bearer wrong"}, {"authorization": "Basic test-key"}],
 )
-def test_missing_or_wrong_key_is_denied(emulator: RunningEmulator, headers: dict[str, str]) -> None:
-    response = httpx.post(f"{emulator.base_url}{CHAT}", params=VERSION, json=BODY, headers=headers)
+def test_missing_or_wrong_key_is_denied(emulator_fresh: RunningEmulator, headers: dict[str, str]) -> None:
+    response = httpx.post(f"{emulator_fresh.base_url}{CHAT}", params=VERSION, json=BODY, headers=headers)
 
     assert response.status_code == 401 and response.json() == ACCESS_DENIED
     assert response.headers["apim-request-id"]
-    assert emulator.requests_to("gpt-4o-deploy") == 0
+    assert emulator_fresh.requests_to("gpt-4o-deploy") == 0
 
 
-def test_bearer_token_is_accepted(emulator: RunningEmulator) -> None:
+def test_bearer_token_is_accepted(emulator_fresh: RunningEmulator) -> None:
     headers = {"authorization": "Bearer test-key"}
-    response = httpx.post(f"{emulator.base_url}{CHAT}", params=VERSION, json=BODY, headers=headers)
+    response = httpx.post(f"{emulator_fresh.base_url}{CHAT}", params=VERSION, json=BODY, headers=headers)
 
     assert response.status_code == 200
 
@@ -76,7 +77,9 @@ def test_unknown_deployment_is_deployment_not_found(emulator_http: httpx.Client)
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "DeploymentNotFound"
-    assert response.json()["error"]["message"].startswith("The API deployment for this resource does not exist.")
+    assert response.json()["error"]["message"].startswith(
+        "The API deployment for this resource does not exist."
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,7 +118,9 @@ def test_bad_fields_get_openai_shaped_400s(
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b""])
 def test_malformed_json_is_a_400(emulator_http: httpx.Client, raw: bytes) -> None:
-    response = emulator_http.post(CHAT, params=VERSION, content=raw, headers={"content-type": "application/json"})
+    response = emulator_http.post(
+        CHAT, params=VERSION, content=raw, headers={"content-type": "application/json"}
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith("We could not parse the JSON body of your request.")
@@ -129,7 +134,9 @@ def test_v1_surface_needs_a_model(emulator_http: httpx.Client) -> None:
 
 def test_malformed_test_control_headers_are_400s(emulator_http: httpx.Client) -> None:
     bad_fault = emulator_http.post(CHAT, params=VERSION, json=BODY, headers={"x-emulator-fault": "418"})
-    bad_key = emulator_http.post(CHAT, params=VERSION, json=BODY, headers={"x-emulator-fault": "429;colour=red"})
+    bad_key = emulator_http.post(
+        CHAT, params=VERSION, json=BODY, headers={"x-emulator-fault": "429;colour=red"}
+    )
     bad_content = emulator_http.post(CHAT, params=VERSION, json=BODY, headers={"x-emulator-content": "%%%"})
     bad_mode = emulator_http.post(CHAT, params=VERSION, json=BODY, headers={"x-emulator-response": "garbage"})
 

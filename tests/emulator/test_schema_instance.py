@@ -51,7 +51,10 @@ def test_refs_all_of_and_nesting() -> None:
         "properties": {
             "where": {"$ref": "#/$defs/Point"},
             "who": {
-                "allOf": [{"$ref": "#/$defs/Named"}, {"properties": {"age": {"type": "integer"}}, "required": ["age"]}]
+                "allOf": [
+                    {"$ref": "#/$defs/Named"},
+                    {"properties": {"age": {"type": "integer"}}, "required": ["age"]},
+                ]
             },
             "path": {"type": "array", "items": {"$ref": "#/$defs/Point"}},
             "skip": {"type": "string"},
@@ -59,12 +62,18 @@ def test_refs_all_of_and_nesting() -> None:
         "required": ["where", "who", "path"],
     }
 
-    assert instance_of(schema) == {"where": {"x": 0.0}, "who": {"name": "example", "age": 0}, "path": [{"x": 0.0}]}
+    assert instance_of(schema) == {
+        "where": {"x": 0.0},
+        "who": {"name": "example", "age": 0},
+        "path": [{"x": 0.0}],
+    }
 
 
 def test_recursive_schema_terminates() -> None:
     schema = {
-        "$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}, "required": ["next"]}},
+        "$defs": {
+            "Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}, "required": ["next"]}
+        },
         "$ref": "#/$defs/Node",
     }
 

@@ -1,0 +1,132 @@
+"""`audio/transcriptions` and `audio/translations`: a deterministic transcript of the uploaded file.
+
+    reply = create_transcription(call)   # {"text": "This is an emulated transcription of clip.wav."}
+
+The transcript names the file; its duration comes from the WAV header when the upload is a WAV file, else
+from its size at 16 kB per second (128 kbit/s). `response_format` json (default), text, srt, vtt or
+verbose_json; verbose_json carries one segment spanning the whole clip (when `timestamp_granularities[]`
+is absent or includes "segment") and evenly spaced words (when it includes "word").
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from .call import Call, FormPayload, Reply
+from .errors import InvalidRequest
+from .tokens import count_tokens
+
+__all__ = ["create_transcription", "create_translation"]
+
+_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+_GRANULARITIES = ("word", "segment")
+_BYTES_PER_SECOND_GUESS = 16_000
+
+
+def create_transcription(call: Call) -> Reply:
+    return _transcribe(call, task="transcribe")
+
+
+def create_translation(call: Call) -> Reply:
+    return _transcribe(call, task="translate")
+
+
+def _transcribe(call: Call, *, task: str) -> Reply:
+    form = call.form or FormPayload({})
+    upload = form.file
+    if upload is None:
+        raise InvalidRequest(
+            "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
+        )
+    response_format = form.get("response_format") or "json"
+    if response_format not in _FORMATS:
+        raise InvalidRequest(
+            f"Invalid value: '{response_format}'. Supported values are: {', '.join(_FORMATS)}.",
+            param="response_format",
+            code="invalid_value",
+        )
+    granularities = form.getlist("timestamp_granularities[]") or form.getlist("timestamp_granularities")
+    unknown = [value for value in granularities if value not in _GRANULARITIES]
+    if unknown:
+        raise InvalidRequest(
+            f"Invalid value: '{unknown[0]}'. Supported values are: 'word', 'segment'.",
+            param="timestamp_granularities",
+            code="invalid_value",
+        )
+    if granularities and response_format != "verbose_json":
+        raise InvalidRequest(
+            "timestamp_granularities requires response_format to be verbose_json.",
+            param="timestamp_granularities",
+        )
+
+    name = upload.filename or "audio"
+    if task == "translate":
+        text = f"This is an emulated English translation of {name}."
+        language = "english"
+    else:
+        text = f"This is an emulated transcription of {name}."
+        language = form.get("language") or "english"
+    duration = round(_duration(upload.head, upload.size), 2)
+    tokens = count_tokens(text)
+
+    if response_format == "text":
+        return Reply.text(text, tokens=tokens)
+    if response_format in ("srt", "vtt"):
+        return Reply.text(_captions(text, duration, vtt=response_format == "vtt"), tokens=tokens)
+    if response_format == "json":
+        return Reply.json({"text": text}, tokens=tokens)
+    body: dict[str, Any] = {"task": task, "language": language, "duration": duration, "text": text}
+    if not granularities or "segment" in granularities:
+        body["segments"] = [_segment(text, duration)]
+    if "word" in granularities:
+        body["words"] = _words(text, duration)
+    return Reply.json(body, tokens=tokens)
+
+
+def _duration(head: bytes, size: int) -> float:
+    """Seconds of audio: exact for a plain PCM WAV header, estimated from the size otherwise."""
+    if len(head) >= 44 and head[:4] == b"RIFF" and head[8:12] == b"WAVE" and head[36:40] == b"data":
+        channels, rate, byte_rate = struct.unpack("<HII", head[22:32])
+        data_bytes = struct.unpack("<I", head[40:44])[0]
+        if byte_rate and channels and rate:
+            return float(min(data_bytes, max(0, size - 44)) / byte_rate)
+    return max(size, 1) / _BYTES_PER_SECOND_GUESS
+
+
+def _segment(text: str, duration: float) -> dict[str, Any]:
+    return {
+        "id": 0,
+        "seek": 0,
+        "start": 0.0,
+        "end": duration,
+        "text": text,
+        "tokens": list(range(50364, 50364 + count_tokens(text))),
+        "temperature": 0.0,
+        "avg_logprob": -0.1,
+        "compression_ratio": 1.0,
+        "no_speech_prob": 0.0,
+    }
+
+
+def _words(text: str, duration: float) -> list[dict[str, Any]]:
+    words = [word.strip(".,") for word in text.split()]
+    step = duration / max(len(words), 1)
+    return [
+        {"word": word, "start": round(i * step, 2), "end": round((i + 1) * step, 2)}
+        for i, word in enumerate(words)
+    ]
+
+
+def _captions(text: str, duration: float, *, vtt: bool) -> str:
+    separator = "." if vtt else ","
+
+    def stamp(seconds: float) -> str:
+        millis = round(seconds * 1000)
+        hours, millis = divmod(millis, 3_600_000)
+        minutes, millis = divmod(millis, 60_000)
+        secs, millis = divmod(millis, 1000)
+        return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+    cue = f"{stamp(0.0)} --> {stamp(duration)}\n{text}\n"
+    return f"WEBVTT\n\n{cue}\n" if vtt else f"1\n{cue}\n"

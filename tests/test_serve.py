@@ -114,3 +114,30 @@ def test_bad_env_is_a_clear_startup_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert b"bad entry 'broken'" in result.stderr
+
+
+def test_emulator_command_serves(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "emulator.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aoai_gateway", "emulator", "--port", str(port)], stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.post(
+                    f"http://127.0.0.1:{port}/openai/deployments/d/chat/completions?api-version=2024-10-21",
+                    headers={"api-key": "k"},
+                    json={"messages": [{"role": "user", "content": "hi"}]},
+                    timeout=2,
+                )
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        assert response.status_code == 200 and response.json()["object"] == "chat.completion"
+    finally:
+        process.terminate()
+        process.wait(10)

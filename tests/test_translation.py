@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import GatewayFactory
+from .conftest import EMULATOR_KEY, GatewayFactory
 from .recorder import Recorder
 from .servers import AsgiServer
 
@@ -173,3 +174,35 @@ async def test_client_disconnect_cancels_upstream(
         assert time.monotonic() < deadline, "upstream stream was not cancelled"
         await __import__("asyncio").sleep(0.02)
     assert not rec.stream_finished
+
+
+def test_legacy_engines_route_takes_model_from_path(
+    recorder: tuple[Recorder, AsgiServer], start_gateway: GatewayFactory
+) -> None:
+    rec, upstream = recorder
+    gateway = start_gateway(upstream.url)
+    response = post(gateway, "/v1/engines/text-embedding-3-small/embeddings", b'{"input": ["a"]}', **{"api-key": "k"})
+    assert response.status_code == 200
+    assert rec.requests[-1].path == "/openai/deployments/embed-small/embeddings"
+    assert rec.requests[-1].body == b'{"input": ["a"]}'
+
+
+def test_azure_stream_extras_pass_intact(gateway: AsgiServer) -> None:
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/chat/completions",
+        timeout=10,
+        headers={"api-key": EMULATOR_KEY},
+        json={
+            "model": "gpt-4o",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "hello there"}],
+        },
+    ) as response:
+        events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert chunks[0]["choices"] == [] and "prompt_filter_results" in chunks[0]
+    assert any("content_filter_results" in c["choices"][0] for c in chunks if c["choices"])
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0

@@ -9,6 +9,7 @@ closes.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 
@@ -72,4 +73,13 @@ SERVER_ENGINES: dict[str, Callable[[Settings, str | None], None]] = {
 
 def serve(settings: Settings, config_path: str | None = None) -> None:
     configure_logging(settings.logging)
+    logging.getLogger("aoai_gateway").info(
+        "aoai-gateway listening on http://%s:%d%s with %d deployments (%s, %s)",
+        settings.server.host,
+        settings.server.port,
+        settings.api_base,
+        len(settings.deployments),
+        settings.server.engine,
+        settings.upstream.client,
+    )
     SERVER_ENGINES[settings.server.engine](settings, config_path)

@@ -36,9 +36,7 @@ def _transcribe(call: Call, *, task: str) -> Reply:
     form = call.form or FormPayload({})
     upload = form.file
     if upload is None:
-        raise InvalidRequest(
-            "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
-        )
+        raise InvalidRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
     response_format = form.get("response_format") or "json"
     if response_format not in _FORMATS:
         raise InvalidRequest(
@@ -113,8 +111,7 @@ def _words(text: str, duration: float) -> list[dict[str, Any]]:
     words = [word.strip(".,") for word in text.split()]
     step = duration / max(len(words), 1)
     return [
-        {"word": word, "start": round(i * step, 2), "end": round((i + 1) * step, 2)}
-        for i, word in enumerate(words)
+        {"word": word, "start": round(i * step, 2), "end": round((i + 1) * step, 2)} for i, word in enumerate(words)
     ]
 
 

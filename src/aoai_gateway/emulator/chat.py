@@ -139,8 +139,7 @@ def _options(body: dict[str, Any], texts: list[str]) -> ChatOptions:
             )
         if kind == "json_object" and not any("json" in text.lower() for text in texts):
             raise InvalidRequest(
-                "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
-                "'json_object'.",
+                "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
                 param="messages",
             )
     return ChatOptions(
@@ -158,9 +157,7 @@ def _tools(body: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     if tools is None:
         return ()
     if not isinstance(tools, list):
-        raise InvalidRequest(
-            "Invalid type for 'tools': expected an array.", param="tools", code="invalid_type"
-        )
+        raise InvalidRequest("Invalid type for 'tools': expected an array.", param="tools", code="invalid_type")
     for index, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
@@ -201,9 +198,7 @@ def _choice_results(answer: Answer) -> dict[str, Any]:
     return CHOICE_RESULTS if answer.content is not None else EMPTY_RESULTS
 
 
-def _stream_events(
-    head: dict[str, Any], choices: list[Answer], usage: dict[str, Any] | None
-) -> list[dict[str, Any]]:
+def _stream_events(head: dict[str, Any], choices: list[Answer], usage: dict[str, Any] | None) -> list[dict[str, Any]]:
     chunk_head = {**head, "object": "chat.completion.chunk"}
 
     def event(index: int, delta: dict[str, Any], results: dict[str, Any], finish: str | None = None) -> Any:
@@ -232,9 +227,7 @@ def _stream_events(
                 {"index": k, "id": c.id, "type": "function", "function": {"name": c.name, "arguments": ""}}
                 for k, c in enumerate(answer.tool_calls)
             ]
-            events.append(
-                event(index, {"role": "assistant", "content": None, "tool_calls": opening}, EMPTY_RESULTS)
-            )
+            events.append(event(index, {"role": "assistant", "content": None, "tool_calls": opening}, EMPTY_RESULTS))
             for k, tool_call in enumerate(answer.tool_calls):
                 arguments = tool_call.arguments
                 for start in range(0, len(arguments), _ARGUMENT_PIECE):

@@ -75,9 +75,7 @@ def message_text(message: dict[str, Any]) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
+        return "".join(part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
     return ""
 
 
@@ -103,9 +101,7 @@ def _content(options: ChatOptions, last: dict[str, Any], user_text: str, mode: R
     if last.get("role") == "tool":
         echo = f"Tool results received: {message_text(last)}"
     else:
-        echo = (
-            f"You said: {user_text.strip()}" if user_text.strip() else "Hello from the Azure OpenAI emulator."
-        )
+        echo = f"You said: {user_text.strip()}" if user_text.strip() else "Hello from the Azure OpenAI emulator."
     response_format = options.response_format or {}
     kind = response_format.get("type")
     if kind == "json_schema":

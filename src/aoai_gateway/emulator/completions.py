@@ -58,9 +58,7 @@ def create_completion(call: Call) -> Reply:
     }
     total = prompt_tokens + completion_tokens
     if stream:
-        return Reply.sse(
-            _stream_events(head, choices, len(prompts), usage if include_usage else None), tokens=total
-        )
+        return Reply.sse(_stream_events(head, choices, len(prompts), usage if include_usage else None), tokens=total)
     return Reply.json(
         {
             **head,
@@ -125,9 +123,7 @@ def _stream_events(
     ]
     for index, (text, finish) in enumerate(choices):
         events += [event(index, piece, None, CHOICE_RESULTS) for piece in split_for_stream(text)]
-        events.append(
-            event(index, "", finish, _results(finish) if finish == "content_filter" else EMPTY_RESULTS)
-        )
+        events.append(event(index, "", finish, _results(finish) if finish == "content_filter" else EMPTY_RESULTS))
     if usage is not None:
         events.append({**head, "choices": [], "usage": usage})
     return events

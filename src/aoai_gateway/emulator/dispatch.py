@@ -129,9 +129,7 @@ class OpenAIDispatcher:
             raise _ClientGone()
         raise OperationTimedOut()
 
-    def _headers(
-        self, request_id: str, headers: Headers, deployment: DeploymentSettings | None
-    ) -> list[Header]:
+    def _headers(self, request_id: str, headers: Headers, deployment: DeploymentSettings | None) -> list[Header]:
         """The headers Azure puts on every answer; rate-limit ones once a deployment is known."""
         rid = request_id.encode()
         client_id = headers.get("x-ms-client-request-id")
@@ -182,9 +180,7 @@ def _model_field(body: dict[str, Any], form: FormPayload | None) -> str:
     """The v1 surface names the deployment in the body's `model` (a form field for uploads)."""
     name = form.get("model") if form is not None else body.get("model")
     if not isinstance(name, str) or not name:
-        raise InvalidRequest(
-            "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
-        )
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     return name
 
 

@@ -61,9 +61,7 @@ def create_embeddings(call: Call) -> Reply:
 def _inputs(raw: Any) -> list[tuple[str, int]]:
     """Each input as (hash key, token count); token arrays hash their numbers."""
     if raw is None:
-        raise InvalidRequest(
-            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
-        )
+        raise InvalidRequest("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
     items: list[Any] = raw if isinstance(raw, list) else [raw]
     if items and all(isinstance(item, int) and not isinstance(item, bool) for item in items):
         items = [items]  # one token array, not many one-token inputs

@@ -214,8 +214,7 @@ class ServiceUnavailable(EmulatorError):
         return {
             "error": {
                 "code": "ServiceUnavailable",
-                "message": "The service is temporarily unable to process your request. "
-                "Please try again later.",
+                "message": "The service is temporarily unable to process your request. Please try again later.",
             }
         }
 

@@ -61,9 +61,4 @@ def png_bytes() -> bytes:
 
     header = struct.pack(">IIBBBBB", _SIDE, _SIDE, 8, 0, 0, 0, 0)  # 8-bit greyscale
     rows = b"".join(b"\x00" + b"\x80" * _SIDE for _ in range(_SIDE))  # filter byte 0, then the pixels
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")

@@ -93,9 +93,7 @@ def _generate(schema: Any, root: Any, depth: int) -> Any:
     branches = schema.get("anyOf") or schema.get("oneOf")
     if branches:
         resolved = [_resolve(branch, root) for branch in branches]
-        chosen = next(
-            (b for b in resolved if not (isinstance(b, dict) and b.get("type") == "null")), resolved[0]
-        )
+        chosen = next((b for b in resolved if not (isinstance(b, dict) and b.get("type") == "null")), resolved[0])
         return _generate(chosen, root, depth + 1)
     kind = _kind(schema)
     if kind == "object":
@@ -165,9 +163,7 @@ def _number(schema: dict[str, Any], *, integer: bool) -> int | float:
         candidates += [math.ceil(high) - 1, high] if high_open else [math.floor(high), high]
     multiple = schema.get("multipleOf")
     if isinstance(multiple, (int, float)) and multiple > 0:
-        candidates = [
-            m * multiple for c in candidates for m in (math.ceil(c / multiple), math.floor(c / multiple))
-        ]
+        candidates = [m * multiple for c in candidates for m in (math.ceil(c / multiple), math.floor(c / multiple))]
     for candidate in candidates:
         if fits(candidate) and (not integer or float(candidate).is_integer()):
             return int(candidate) if integer else float(candidate)

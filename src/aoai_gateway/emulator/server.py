@@ -22,9 +22,7 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def build_server(
-    settings: EmulatorSettings, host: str, port: int, *, log_level: str = "info"
-) -> uvicorn.Server:
+def build_server(settings: EmulatorSettings, host: str, port: int, *, log_level: str = "info") -> uvicorn.Server:
     """A configured, not yet started uvicorn server (tests run it on their own socket in a thread)."""
     config = uvicorn.Config(
         create_app(settings),

@@ -121,9 +121,7 @@ class EmulatorSettings(BaseModel):
         if raw is None:
             return cls()
         if not isinstance(raw, dict):
-            raise EmulatorSettingsError(
-                f"{path}: expected a mapping at the top level, got {type(raw).__name__}"
-            )
+            raise EmulatorSettingsError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

@@ -39,9 +39,7 @@ def create_speech(call: Call) -> Reply:
             code="invalid_value",
         )
     required_str(body, "voice")
-    response_format = optional_choice(
-        body, "response_format", ("mp3", "opus", "aac", "flac", "wav", "pcm"), "mp3"
-    )
+    response_format = optional_choice(body, "response_format", ("mp3", "opus", "aac", "flac", "wav", "pcm"), "mp3")
     if response_format not in _MEDIA_TYPES:
         raise InvalidRequest(
             f"The Azure OpenAI emulator cannot produce '{response_format}' audio; ask for mp3, wav or pcm.",

@@ -48,9 +48,7 @@ def _wrong_type(param: str, expected: str, value: Any) -> InvalidRequest:
 
 
 def _missing(param: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-    )
+    return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
 
 
 def required_str(body: dict[str, Any], name: str, *, param: str | None = None) -> str:
@@ -77,8 +75,7 @@ def required_list(body: dict[str, Any], name: str) -> list[Any]:
         raise _wrong_type(name, "an array", value)
     if not value:
         raise InvalidRequest(
-            f"Invalid '{name}': empty array. Expected an array with minimum length 1, "
-            "but got an empty array instead.",
+            f"Invalid '{name}': empty array. Expected an array with minimum length 1, but got an empty array instead.",
             param=name,
             code="empty_array",
         )
@@ -110,15 +107,13 @@ def optional_int(
         raise _wrong_type(name, "an integer", value)
     if minimum is not None and value < minimum:
         raise InvalidRequest(
-            f"Invalid '{name}': integer below minimum value. "
-            f"Expected a value >= {minimum}, but got {value} instead.",
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {minimum}, but got {value} instead.",
             param=name,
             code="integer_below_min_value",
         )
     if maximum is not None and value > maximum:
         raise InvalidRequest(
-            f"Invalid '{name}': integer above maximum value. "
-            f"Expected a value <= {maximum}, but got {value} instead.",
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {maximum}, but got {value} instead.",
             param=name,
             code="integer_above_max_value",
         )

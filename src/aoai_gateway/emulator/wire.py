@@ -58,9 +58,7 @@ async def send_reply(
         raise InjectedReset()
     if not interval_s:
         # Unpaced: one write instead of one per event, which is what load tests need from the emulator.
-        await send(
-            {"type": "http.response.body", "body": b"".join(reply.chunks[:reset_after]), "more_body": True}
-        )
+        await send({"type": "http.response.body", "body": b"".join(reply.chunks[:reset_after]), "more_body": True})
         if reset_after is not None:
             raise InjectedReset()
         await send({"type": "http.response.body", "body": b""})

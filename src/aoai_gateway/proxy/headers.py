@@ -8,46 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-# RFC 9110 7.6.1 hop-by-hop headers plus those the gateway sets itself. Authorization and api-key never go
-# upstream as sent: the provider adds the key in its own header.
+_HOP_BY_HOP = (
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+)
+# RFC 9110 7.6.1 hop-by-hop headers plus those the gateway or its HTTP client set themselves. Authorization and
+# api-key never go upstream as sent: the provider adds the key in its own header.
 _DROP_REQUEST = frozenset(
-    name.encode()
-    for name in (
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "expect",
-        "authorization",
-        "api-key",
-        "cookie",
-        "x-emulator-internal",
-    )
+    name.encode() for name in (*_HOP_BY_HOP, "host", "content-length", "expect", "authorization", "api-key", "cookie")
 )
-_DROP_RESPONSE = frozenset(
-    name.encode()
-    for name in (
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "date",
-        "server",
-        "set-cookie",
-    )
-)
+_DROP_RESPONSE = frozenset(name.encode() for name in (*_HOP_BY_HOP, "content-length", "date", "server", "set-cookie"))
 
 
 def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

@@ -6,50 +6,32 @@ client = AiohttpUpstream(settings.upstream)   # create inside the running event 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 
 import aiohttp
 
 from ..config import UpstreamSettings
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from .base import UpstreamRequest
-
-# The one place aiohttp's exceptions become ours; the most specific class in an exception's MRO wins.
-_EXCEPTION_MAP: dict[type[BaseException], type[UpstreamError]] = {
-    TimeoutError: UpstreamTimeout,
-    aiohttp.ServerTimeoutError: UpstreamTimeout,
-    aiohttp.ClientError: UpstreamUnreachable,
-    OSError: UpstreamUnreachable,
-}
+from .base import UpstreamRequest, mapped_errors
 
 
-def _socks_errors() -> tuple[type[BaseException], ...]:
+def _error_map() -> dict[type[BaseException], type[UpstreamError]]:
     # The SOCKS connector raises its own classes (not aiohttp's, not OSError).
     from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
-    _EXCEPTION_MAP.update(
-        {ProxyTimeoutError: UpstreamTimeout, ProxyError: UpstreamUnreachable, ProxyConnectionError: UpstreamUnreachable}
-    )
-    return (ProxyError, ProxyTimeoutError, ProxyConnectionError)
+    return {
+        TimeoutError: UpstreamTimeout,
+        aiohttp.ServerTimeoutError: UpstreamTimeout,
+        ProxyTimeoutError: UpstreamTimeout,
+        aiohttp.ClientError: UpstreamUnreachable,
+        OSError: UpstreamUnreachable,
+        ProxyError: UpstreamUnreachable,
+        ProxyConnectionError: UpstreamUnreachable,
+    }
 
 
-_FOREIGN: tuple[type[BaseException], ...] = (TimeoutError, aiohttp.ClientError, OSError, *_socks_errors())
-
-
-@contextmanager
-def _mapped(what: str) -> Iterator[None]:
-    try:
-        yield
-    except _FOREIGN as exc:
-        for cls in type(exc).__mro__:
-            if cls in _EXCEPTION_MAP:
-                target = _EXCEPTION_MAP[cls]
-                break
-        else:  # pragma: no cover - _FOREIGN and the map list the same roots
-            target = UpstreamUnreachable
-        verb = "timed out" if target is UpstreamTimeout else "failed"
-        raise target(f"The upstream {what} {verb}: {type(exc).__name__}.") from exc
+# The one place aiohttp's exceptions become ours.
+_ERRORS = _error_map()
 
 
 class _Response:
@@ -62,13 +44,13 @@ class _Response:
         self.raw_headers = list(response.raw_headers)
 
     async def read(self) -> bytes:
-        with _mapped("response"):
+        with mapped_errors(_ERRORS, "response"):
             return await self._response.read()
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         content = self._response.content
         while True:
-            with _mapped("stream"):
+            with mapped_errors(_ERRORS, "stream"):
                 async with asyncio.timeout(self._idle):
                     chunk = await content.readany()
             if not chunk:
@@ -106,26 +88,16 @@ class AiohttpUpstream:
             cookie_jar=aiohttp.DummyCookieJar(),  # one client's cookies must never reach another's request
             auto_decompress=False,  # relay bytes as the upstream sent them
             skip_auto_headers=("Accept-Encoding", "Accept", "User-Agent", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read),
         )
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read)
         self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=None)
         self._proxy = settings.http_proxy
 
     async def send(self, request: UpstreamRequest, *, stream: bool) -> _Response:
         timeouts = self._settings.timeouts
-        with _mapped("request"):
-            if stream:
-                async with asyncio.timeout(timeouts.read):
-                    response = await self._session.request(
-                        request.method,
-                        request.url,
-                        headers=request.headers,
-                        data=request.body or None,
-                        allow_redirects=False,
-                        proxy=self._proxy,
-                        timeout=self._stream_timeout,
-                    )
-            else:
+        # A stream's socket reads are unbounded (`stream_idle` bounds each chunk); its headers get `read`.
+        with mapped_errors(_ERRORS, "request"):
+            async with asyncio.timeout(timeouts.read if stream else None):
                 response = await self._session.request(
                     request.method,
                     request.url,
@@ -133,6 +105,7 @@ class AiohttpUpstream:
                     data=request.body or None,
                     allow_redirects=False,
                     proxy=self._proxy,
+                    timeout=self._stream_timeout if stream else self._timeout,
                 )
         return _Response(response, timeouts.stream_idle)
 

@@ -12,11 +12,13 @@ nothing else in the gateway sees a foreign exception.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Timeouts, UpstreamSettings
+from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 
 
 @dataclass(slots=True)
@@ -50,8 +52,29 @@ class UpstreamClient(Protocol):
         """Close every pooled connection."""
 
 
+@contextmanager
+def mapped_errors(exception_map: Mapping[type[BaseException], type[UpstreamError]], what: str) -> Iterator[None]:
+    """Re-raise a library's exception as ours: the most specific class in its MRO that the map names wins.
+
+    with mapped_errors(_AIOHTTP_ERRORS, "request"): ...
+    """
+    try:
+        yield
+    except tuple(exception_map) as exc:
+        target = next((exception_map[c] for c in type(exc).__mro__ if c in exception_map), UpstreamUnreachable)
+        verb = "timed out" if issubclass(target, UpstreamTimeout) else "failed"
+        raise target(f"The upstream {what} {verb}: {type(exc).__name__}.") from exc
+
+
 class UpstreamClientFactory(Protocol):
     def __call__(self, settings: UpstreamSettings) -> UpstreamClient: ...
 
 
-__all__ = ["Timeouts", "UpstreamClient", "UpstreamClientFactory", "UpstreamRequest", "UpstreamResponse"]
+__all__ = [
+    "Timeouts",
+    "UpstreamClient",
+    "UpstreamClientFactory",
+    "UpstreamRequest",
+    "UpstreamResponse",
+    "mapped_errors",
+]

@@ -6,31 +6,20 @@ client = HttpxUpstream(settings.upstream)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 
 import httpx
 
 from ..config import UpstreamSettings
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from .base import UpstreamRequest
+from .base import UpstreamRequest, mapped_errors
 
-_EXCEPTION_MAP: dict[type[BaseException], type[UpstreamError]] = {
+_ERRORS: dict[type[BaseException], type[UpstreamError]] = {
     TimeoutError: UpstreamTimeout,
     httpx.TimeoutException: UpstreamTimeout,
     httpx.TransportError: UpstreamUnreachable,
     OSError: UpstreamUnreachable,
 }
-
-
-@contextmanager
-def _mapped(what: str) -> Iterator[None]:
-    try:
-        yield
-    except (TimeoutError, httpx.TransportError, OSError) as exc:
-        target = next((_EXCEPTION_MAP[c] for c in type(exc).__mro__ if c in _EXCEPTION_MAP), UpstreamUnreachable)
-        verb = "timed out" if target is UpstreamTimeout else "failed"
-        raise target(f"The upstream {what} {verb}: {type(exc).__name__}.") from exc
 
 
 class _Response:
@@ -43,13 +32,13 @@ class _Response:
         self.raw_headers = list(response.headers.raw)
 
     async def read(self) -> bytes:
-        with _mapped("response"):
+        with mapped_errors(_ERRORS, "response"):
             return await self._response.aread()
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         chunks = self._response.aiter_raw()
         while True:
-            with _mapped("stream"):
+            with mapped_errors(_ERRORS, "stream"):
                 async with asyncio.timeout(self._idle):
                     try:
                         chunk = await anext(chunks)
@@ -90,7 +79,7 @@ class HttpxUpstream:
         for name in ("accept-encoding", "accept", "user-agent"):
             if not any(k.lower() == name for k, _ in request.headers):
                 built.headers.pop(name, None)
-        with _mapped("request"):
+        with mapped_errors(_ERRORS, "request"):
             async with asyncio.timeout(self._timeouts.read):
                 response = await self._client.send(built, stream=True)
         return _Response(response, self._timeouts.stream_idle)

@@ -17,6 +17,7 @@ from aoai_gateway.app import create_app
 from aoai_gateway.config import Settings
 from aoai_gateway.emulator import EmulatorSettings
 from aoai_gateway.emulator import create_app as create_emulator
+from aoai_gateway.logs import AccessLog
 
 from .servers import AsgiServer
 
@@ -75,8 +76,9 @@ def start_gateway(emulator_server: AsgiServer) -> Iterator[GatewayFactory]:
     """Start a gateway with custom settings: `start_gateway(upstream_url, cors={"enabled": True})`."""
     started: list[AsgiServer] = []
 
-    def start(upstream_url: str | None = None, **overrides: Any) -> AsgiServer:
-        server = AsgiServer(create_app(gateway_settings(upstream_url or emulator_server.url, **overrides)))
+    def start(upstream_url: str | None = None, access_log: AccessLog | None = None, **overrides: Any) -> AsgiServer:
+        settings = gateway_settings(upstream_url or emulator_server.url, **overrides)
+        server = AsgiServer(create_app(settings, access_log=access_log))
         started.append(server.__enter__())
         return server
 

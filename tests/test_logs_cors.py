@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from aoai_gateway.logs import JsonFormatter
+from aoai_gateway.logs import AccessLog, JsonFormatter
 
 from .conftest import EMULATOR_KEY, GatewayFactory
 from .servers import AsgiServer
@@ -34,8 +34,10 @@ def log_output() -> Iterator[io.StringIO]:
 
 
 def test_one_structured_line_per_request_without_secrets(
-    gateway: AsgiServer, log_output: io.StringIO, start_gateway: GatewayFactory
+    log_output: io.StringIO, start_gateway: GatewayFactory
 ) -> None:
+    access = io.BytesIO()
+    gateway = start_gateway(access_log=AccessLog(access, interval=0.01))
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
     headers = {"authorization": f"Bearer {EMULATOR_KEY}"}
     assert httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=10).status_code == 200
@@ -50,23 +52,23 @@ def test_one_structured_line_per_request_without_secrets(
         content=b"{" + SECRET_PROMPT.encode(),
         headers={"content-type": "application/json", **headers},
     )
-    down = start_gateway("http://127.0.0.1:9")
+    down = start_gateway("http://127.0.0.1:9", access_log=AccessLog(access, interval=0.01))
     httpx.post(f"{down.url}/v1/chat/completions", json=body, headers=headers, timeout=10)
 
-    # The access line is written just after the last byte went out: give the server a moment.
+    # The access line is written just after the last byte went out, then flushed: give the server a moment.
     deadline = time.monotonic() + 5
-    while log_output.getvalue().count('"aoai_gateway.access"') < 5 and time.monotonic() < deadline:
+    while access.getvalue().count(b"\n") < 5 and time.monotonic() < deadline:
         time.sleep(0.02)
-    text = log_output.getvalue()
+    text = log_output.getvalue() + access.getvalue().decode()
     assert EMULATOR_KEY not in text and SECRET_PROMPT not in text
-    access = [json.loads(line) for line in text.splitlines() if '"aoai_gateway.access"' in line]
-    assert len(access) == 5
-    first = access[0]
+    lines = [json.loads(line) for line in access.getvalue().splitlines()]
+    assert len(lines) == 5 and all(line["logger"] == "aoai_gateway.access" for line in lines)
+    first = lines[0]
     assert first["route"] == "/v1/chat/completions" and first["model"] == "gpt-4o"
     assert first["deployment"] == "chat-4o" and first["status"] == 200
-    for field in ("request_id", "duration_ms", "upstream_ms", "bytes_in", "bytes_out"):
+    for field in ("ts", "request_id", "duration_ms", "upstream_ms", "bytes_in", "bytes_out"):
         assert field in first
-    assert [entry["status"] for entry in access] == [200, 200, 401, 400, 502]
+    assert [line["status"] for line in lines] == [200, 200, 401, 400, 502]
 
 
 def test_log_bodies_is_an_explicit_debug_switch(log_output: io.StringIO, start_gateway: GatewayFactory) -> None:

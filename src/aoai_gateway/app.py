@@ -20,7 +20,7 @@ from .http.asgi import ASGIApp, Message, Receive, Scope, Send
 from .http.cors import CorsMiddleware
 from .http.request import ClientDisconnected, Request
 from .http.responses import send_error
-from .logs import access_log
+from .logs import AccessLog, default_access_log
 from .proxy import AbortResponse, DeploymentTable, ProxyService
 from .routes import build_router
 from .upstream import UpstreamClient, create_upstream_client
@@ -29,8 +29,14 @@ log = logging.getLogger("aoai_gateway")
 
 
 class Gateway:
-    def __init__(self, settings: Settings, upstream_factory: Callable[[], UpstreamClient] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        upstream_factory: Callable[[], UpstreamClient] | None = None,
+        access_log: AccessLog | None = None,
+    ) -> None:
         self.settings = settings
+        self.access_log = access_log or default_access_log(settings.logging)
         self._factory = upstream_factory or (lambda: create_upstream_client(settings.upstream))
         self.service = ProxyService(DeploymentTable(settings.deployments), log_bodies=settings.logging.log_bodies)
         self._started = False
@@ -42,6 +48,8 @@ class Gateway:
             self._started = True
 
     async def shutdown(self) -> None:
+        if self.access_log is not None:
+            self.access_log.flush()
         if self._started and self.service.client is not None:
             self._started = False
             await self.service.client.aclose()
@@ -105,24 +113,29 @@ class Gateway:
                 raise
             await send_error(send_counted, GatewayError("The gateway had an internal error; it was logged."))
         finally:
-            state = request.state
-            access_log(
-                request_id=request_id,
-                method=request.method,
-                route=route,
-                model=state.get("model"),
-                deployment=state.get("deployment"),
-                status=499 if state.get("client_disconnected") else status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                upstream_ms=state.get("upstream_ms"),
-                upstream_request_id=state.get("upstream_request_id"),
-                stream_error=state.get("stream_error"),
-                bytes_in=state.get("bytes_in", 0),
-                bytes_out=sent,
-            )
+            if self.access_log is not None:
+                state = request.state
+                self.access_log.write(
+                    {
+                        "request_id": request_id,
+                        "method": request.method,
+                        "route": route,
+                        "model": state.get("model"),
+                        "deployment": state.get("deployment"),
+                        "status": 499 if state.get("client_disconnected") else status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                        "upstream_ms": state.get("upstream_ms"),
+                        "upstream_request_id": state.get("upstream_request_id"),
+                        "stream_error": state.get("stream_error"),
+                        "bytes_in": state.get("bytes_in", 0),
+                        "bytes_out": sent,
+                    }
+                )
 
 
-def create_app(settings: Settings, upstream: UpstreamClient | None = None) -> ASGIApp:
+def create_app(
+    settings: Settings, upstream: UpstreamClient | None = None, access_log: AccessLog | None = None
+) -> ASGIApp:
     """The gateway app, wrapped in CORS when `cors.enabled`."""
-    gateway = Gateway(settings, (lambda: upstream) if upstream is not None else None)
+    gateway = Gateway(settings, (lambda: upstream) if upstream is not None else None, access_log)
     return CorsMiddleware(gateway, settings.cors) if settings.cors.enabled else gateway

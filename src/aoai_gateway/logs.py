@@ -1,23 +1,23 @@
-"""Structured logs: one JSON object per line on stderr, and the access-log record of each request.
+"""Structured logs: one JSON object per line on stderr, and the access log of each request.
 
     configure_logging(settings.logging)
-    access_log(request_id="...", method="POST", route="/v1/chat/completions", status=200, ...)
+    access = AccessLog(sys.stderr.buffer)
+    access.write({"request_id": "...", "method": "POST", "route": "/v1/chat/completions", "status": 200})
 
 Nothing here ever receives a header, key, prompt or completion; the access log takes named fields only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from .config import LoggingSettings
-
-ACCESS = logging.getLogger("aoai_gateway.access")
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,9 +44,42 @@ def configure_logging(settings: LoggingSettings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())
     root.propagate = False
-    ACCESS.disabled = not settings.access_log
 
 
-def access_log(**fields: Any) -> None:
-    if ACCESS.isEnabledFor(logging.INFO):
-        ACCESS.info("request", extra={"fields": fields})
+class AccessLog:
+    """One JSON line per request, buffered and written every `interval` seconds (and at shutdown).
+
+    Going through `logging` cost about 10 µs a request, a tenth of the gateway's own CPU time per request;
+    a crash loses at most the last `interval` of access lines, never a request.
+    """
+
+    def __init__(self, stream: IO[bytes], interval: float = 0.1) -> None:
+        self._stream = stream
+        self._interval = interval
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def write(self, fields: dict[str, Any]) -> None:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        entry = {"ts": stamp, "level": "info", "logger": "aoai_gateway.access", **fields}
+        self._pending.append(orjson.dumps(entry, default=str) + b"\n")
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(self._interval, self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        try:
+            self._stream.write(data)
+            self._stream.flush()
+        except (OSError, ValueError):  # a closed or broken stderr must not break serving
+            pass
+
+
+def default_access_log(settings: LoggingSettings) -> AccessLog | None:
+    return AccessLog(sys.stderr.buffer) if settings.access_log else None

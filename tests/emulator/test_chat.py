@@ -164,9 +164,7 @@ def test_tool_results_get_a_content_answer(emulator_client: AzureOpenAI) -> None
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
-            ],
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "12:00"},
     ]
@@ -212,9 +210,7 @@ class Forecast(BaseModel):
 
 
 def test_json_schema_answer_parses_into_the_model(emulator_client: AzureOpenAI) -> None:
-    completion = emulator_client.chat.completions.parse(
-        model="gpt-4o-deploy", messages=USER, response_format=Forecast
-    )
+    completion = emulator_client.chat.completions.parse(model="gpt-4o-deploy", messages=USER, response_format=Forecast)
 
     parsed = completion.choices[0].message.parsed
     assert isinstance(parsed, Forecast) and parsed.unit == "celsius" and len(parsed.highs) == 1
@@ -270,9 +266,7 @@ def test_broken_tool_arguments_on_request(emulator_client: AzureOpenAI) -> None:
 def test_fixed_content_header_and_scripted_responses(emulator_client: AzureOpenAI) -> None:
     fixed = "exactly this, with ünïcode"
     header = {"x-emulator-content": base64.b64encode(fixed.encode()).decode()}
-    completion = emulator_client.chat.completions.create(
-        model="gpt-4o-deploy", messages=USER, extra_headers=header
-    )
+    completion = emulator_client.chat.completions.create(model="gpt-4o-deploy", messages=USER, extra_headers=header)
     assert completion.choices[0].message.content == fixed
 
     answers = [

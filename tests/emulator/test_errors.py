@@ -77,9 +77,7 @@ def test_unknown_deployment_is_deployment_not_found(emulator_http: httpx.Client)
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "DeploymentNotFound"
-    assert response.json()["error"]["message"].startswith(
-        "The API deployment for this resource does not exist."
-    )
+    assert response.json()["error"]["message"].startswith("The API deployment for this resource does not exist.")
 
 
 @pytest.mark.parametrize(
@@ -118,9 +116,7 @@ def test_bad_fields_get_openai_shaped_400s(
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b""])
 def test_malformed_json_is_a_400(emulator_http: httpx.Client, raw: bytes) -> None:
-    response = emulator_http.post(
-        CHAT, params=VERSION, content=raw, headers={"content-type": "application/json"}
-    )
+    response = emulator_http.post(CHAT, params=VERSION, content=raw, headers={"content-type": "application/json"})
 
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith("We could not parse the JSON body of your request.")
@@ -134,9 +130,7 @@ def test_v1_surface_needs_a_model(emulator_http: httpx.Client) -> None:
 
 def test_malformed_test_control_headers_are_400s(emulator_http: httpx.Client) -> None:
     bad_fault = emulator_http.post(CHAT, params=VERSION, json=BODY, headers={"x-emulator-fault": "418"})
-    bad_key = emulator_http.post(
-        CHAT, params=VERSION, json=BODY, headers={"x-emulator-fault": "429;colour=red"}
-    )
+    bad_key = emulator_http.post(CHAT, params=VERSION, json=BODY, headers={"x-emulator-fault": "429;colour=red"})
     bad_content = emulator_http.post(CHAT, params=VERSION, json=BODY, headers={"x-emulator-content": "%%%"})
     bad_mode = emulator_http.post(CHAT, params=VERSION, json=BODY, headers={"x-emulator-response": "garbage"})
 

@@ -57,9 +57,7 @@ def test_500_names_the_request_id(emulator_http: httpx.Client) -> None:
     assert response.headers["apim-request-id"] in response.json()["error"]["message"]
 
 
-def test_timeout_outlasts_the_client_timeout(
-    emulator_fresh: RunningEmulator, emulator_client: AzureOpenAI
-) -> None:
+def test_timeout_outlasts_the_client_timeout(emulator_fresh: RunningEmulator, emulator_client: AzureOpenAI) -> None:
     started = time.monotonic()
     with pytest.raises(openai.APITimeoutError):
         emulator_client.with_options(timeout=0.3).chat.completions.create(
@@ -75,9 +73,7 @@ def test_timeout_outlasts_the_client_timeout(
 
 
 def test_timeout_answers_408_to_a_patient_client(emulator_http: httpx.Client) -> None:
-    response = emulator_http.post(
-        CHAT, params=VERSION, json=BODY, headers={"x-emulator-fault": "timeout;sleep_s=0.05"}
-    )
+    response = emulator_http.post(CHAT, params=VERSION, json=BODY, headers={"x-emulator-fault": "timeout;sleep_s=0.05"})
 
     assert response.status_code == 408 and response.json()["error"]["code"] == "Timeout"
 
@@ -141,15 +137,11 @@ def test_sdk_stream_breaks_on_reset(emulator_client: AzureOpenAI) -> None:
         list(stream)
 
 
-def test_control_api_throttles_one_deployment(
-    emulator_fresh: RunningEmulator, emulator_http: httpx.Client
-) -> None:
+def test_control_api_throttles_one_deployment(emulator_fresh: RunningEmulator, emulator_http: httpx.Client) -> None:
     emulator_fresh.set_faults("gpt-4o-deploy", {"kind": "429", "retry_after_ms": 500})
 
     throttled = emulator_http.post(CHAT, params=VERSION, json=BODY)
-    other = emulator_http.post(
-        "/openai/deployments/gpt-4o-backup/chat/completions", params=VERSION, json=BODY
-    )
+    other = emulator_http.post("/openai/deployments/gpt-4o-backup/chat/completions", params=VERSION, json=BODY)
 
     assert throttled.status_code == 429 and throttled.headers["retry-after-ms"] == "500"
     assert other.status_code == 200
@@ -159,9 +151,7 @@ def test_control_api_throttles_one_deployment(
     assert emulator_fresh.requests_to("gpt-4o-deploy") == 1, "a throttled request still counts as sent"
 
 
-def test_header_fault_wins_over_deployment_faults(
-    emulator_fresh: RunningEmulator, emulator_http: httpx.Client
-) -> None:
+def test_header_fault_wins_over_deployment_faults(emulator_fresh: RunningEmulator, emulator_http: httpx.Client) -> None:
     url = "/openai/deployments/always-503/chat/completions"
 
     configured = emulator_http.post(url, params=VERSION, json=BODY)
@@ -192,9 +182,7 @@ def test_wildcard_applies_to_deployments_without_their_own_override(
     assert emulator_http.post(backup, params=VERSION, json=BODY).status_code == 200
 
 
-def test_fault_rate_draws_repeat_after_reset(
-    emulator_fresh: RunningEmulator, emulator_http: httpx.Client
-) -> None:
+def test_fault_rate_draws_repeat_after_reset(emulator_fresh: RunningEmulator, emulator_http: httpx.Client) -> None:
     def run() -> list[int]:
         emulator_fresh.set_faults("gpt-4o-deploy", {"kind": "503", "rate": 0.5})
         return [emulator_http.post(CHAT, params=VERSION, json=BODY).status_code for _ in range(20)]
@@ -208,9 +196,7 @@ def test_fault_rate_draws_repeat_after_reset(
 
 
 def test_invalid_control_request_is_explained(emulator_fresh: RunningEmulator) -> None:
-    response = httpx.post(
-        f"{emulator_fresh.base_url}/_emulator/faults", json={"faults": [{"kind": "teapot"}]}
-    )
+    response = httpx.post(f"{emulator_fresh.base_url}/_emulator/faults", json={"faults": [{"kind": "teapot"}]})
 
     assert response.status_code == 400
     assert "faults.0.kind" in response.json()["error"]["message"]

@@ -61,8 +61,7 @@ def test_embeddings_dimensions_and_base64(emulator_client: AzureOpenAI, emulator
     floats = struct.unpack(f"<{len(packed) // 4}f", packed)
     assert len(floats) == 256
     assert all(
-        math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-7)
-        for a, b in zip(floats, short.data[0].embedding, strict=True)
+        math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-7) for a, b in zip(floats, short.data[0].embedding, strict=True)
     )
 
     with pytest.raises(openai.BadRequestError, match="does not support specifying dimensions"):
@@ -127,9 +126,7 @@ def test_speech_returns_playable_wav_and_mp3(emulator_client: AzureOpenAI) -> No
 
 def test_image_generation_url_and_b64(emulator_client: AzureOpenAI, emulator_fresh: RunningEmulator) -> None:
     by_url = emulator_client.images.generate(model="dall-e-3", prompt="a lighthouse")
-    by_b64 = emulator_client.images.generate(
-        model="dall-e-3", prompt="a lighthouse", response_format="b64_json"
-    )
+    by_b64 = emulator_client.images.generate(model="dall-e-3", prompt="a lighthouse", response_format="b64_json")
 
     item = by_url.data[0] if by_url.data else None
     assert item is not None and item.url is not None and item.revised_prompt == "a lighthouse"

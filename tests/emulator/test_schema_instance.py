@@ -71,9 +71,7 @@ def test_refs_all_of_and_nesting() -> None:
 
 def test_recursive_schema_terminates() -> None:
     schema = {
-        "$defs": {
-            "Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}, "required": ["next"]}
-        },
+        "$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}, "required": ["next"]}},
         "$ref": "#/$defs/Node",
     }
 

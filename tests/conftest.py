@@ -29,7 +29,10 @@ SERVER_KEY = EMULATOR_KEY  # the key the gateway holds for `gpt-4o-keyed`; clien
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     # Settings read the environment; a developer's own Azure variables must not leak into tests.
     for name in list(os.environ):
-        if name.startswith(("AZURE_OPENAI_", "OPENAI_", "AOAI_GATEWAY__")) or name in ("API_BASE", "LISTEN"):
+        if name.startswith(("AZURE_OPENAI_", "OPENAI_", "AOAI_GATEWAY__", "AOAI_GATEWAY_MASTER")) or name in (
+            "API_BASE",
+            "LISTEN",
+        ):
             monkeypatch.delenv(name)
 
 

@@ -138,18 +138,20 @@ def test_upstream_timeout_is_504(start_gateway: GatewayFactory) -> None:
         assert_openai_error(response, 504, "upstream_timeout")
 
 
-def test_upstream_errors_pass_through(gateway: AsgiServer) -> None:
-    response = post(
-        f"{gateway.url}/v1/chat/completions",
-        b'{"model": "gpt-4o", "messages": []}',
-        **{"x-emulator-fault": "429;retry_after_ms=1500"},
-    )
+def test_upstream_errors_pass_through(start_gateway: GatewayFactory) -> None:
+    gateway = start_gateway()
+    chat = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
+    response = post(f"{gateway.url}/v1/chat/completions", chat, **{"x-emulator-fault": "429;retry_after_ms=1500"})
     assert response.status_code == 429
     assert response.headers["retry-after-ms"] == "1500"
     assert "error" in response.json()
+    # The throttled deployment rests as long as Azure asked: the gateway answers for it meanwhile.
+    again = post(f"{gateway.url}/v1/chat/completions", chat)
+    error = assert_openai_error(again, 429, "rate_limit_exceeded")
+    assert 1 <= int(again.headers["retry-after"]) <= 2 and "gpt-4o" in str(error["message"])
     filtered = post(
         f"{gateway.url}/v1/chat/completions",
-        b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "[[content_filter]]"}]}',
+        b'{"model": "gpt-4o-v1", "messages": [{"role": "user", "content": "[[content_filter]]"}]}',
     )
     assert filtered.status_code == 400 and filtered.json()["error"]["code"] == "content_filter"
 
@@ -172,7 +174,8 @@ def test_idle_stream_ends_with_error_event(start_gateway: GatewayFactory) -> Non
     assert '"code":"upstream_timeout"' in text and "[DONE]" not in text
 
 
-def test_reset_mid_stream_ends_with_error_event(gateway: AsgiServer) -> None:
+def test_reset_mid_stream_ends_with_error_event(start_gateway: GatewayFactory) -> None:
+    gateway = start_gateway()
     with httpx.stream(
         "POST",
         f"{gateway.url}/v1/chat/completions",

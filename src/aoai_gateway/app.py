@@ -21,8 +21,10 @@ from .http.cors import CorsMiddleware
 from .http.request import ClientDisconnected, Request
 from .http.responses import send_error
 from .logs import AccessLog, default_access_log
-from .proxy import AbortResponse, DeploymentTable, ProxyService
+from .metrics import GatewayMetrics
+from .proxy import AbortResponse, ProxyService
 from .routes import build_router
+from .routing import DeploymentRouter
 from .upstream import UpstreamClient, create_upstream_client
 
 log = logging.getLogger("aoai_gateway")
@@ -38,9 +40,11 @@ class Gateway:
         self.settings = settings
         self.access_log = access_log or default_access_log(settings.logging)
         self._factory = upstream_factory or (lambda: create_upstream_client(settings.upstream))
-        self.service = ProxyService(DeploymentTable(settings.deployments), log_bodies=settings.logging.log_bodies)
+        self.metrics = GatewayMetrics() if settings.admin.metrics else None
+        deployments = DeploymentRouter(settings.deployments, settings.routing)
+        self.service = ProxyService(deployments, self.metrics, log_bodies=settings.logging.log_bodies)
         self._started = False
-        self.router = build_router(settings, self.service, ready=lambda: self._started)
+        self.router = build_router(settings, self.service, lambda: self._started, self.metrics)
 
     async def startup(self) -> None:
         if not self._started:
@@ -113,8 +117,15 @@ class Gateway:
                 raise
             await send_error(send_counted, GatewayError("The gateway had an internal error; it was logged."))
         finally:
+            state = request.state
+            if state.get("client_disconnected"):
+                status = 499
+            if self.metrics is not None:
+                model = state.get("model")
+                self.metrics.request(
+                    route, model if isinstance(model, str) else None, status, time.perf_counter() - started
+                )
             if self.access_log is not None:
-                state = request.state
                 self.access_log.write(
                     {
                         "request_id": request_id,
@@ -122,7 +133,8 @@ class Gateway:
                         "route": route,
                         "model": state.get("model"),
                         "deployment": state.get("deployment"),
-                        "status": 499 if state.get("client_disconnected") else status,
+                        "status": status,
+                        "attempts": state.get("attempts"),
                         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                         "upstream_ms": state.get("upstream_ms"),
                         "upstream_request_id": state.get("upstream_request_id"),

@@ -11,6 +11,7 @@ GatewayError                      every error the gateway itself answers with
 ├── MethodNotAllowed        405
 ├── PayloadTooLarge         413
 ├── UnsupportedMediaType    415
+├── NoDeploymentAvailable   429   every deployment of the model is cooling down or has an open circuit
 └── UpstreamError                 the upstream could not give an answer at all
     ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
     └── UpstreamTimeout     504   connect or read timeout, stream idle timeout
@@ -20,6 +21,7 @@ Upstream *answers* (an Azure 429 or 400) are not errors here: they pass through 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import orjson
@@ -30,6 +32,7 @@ __all__ = [
     "InvalidRequest",
     "MethodNotAllowed",
     "ModelNotFound",
+    "NoDeploymentAvailable",
     "NotFound",
     "PayloadTooLarge",
     "RouteNotFound",
@@ -130,6 +133,19 @@ class UnsupportedMediaType(GatewayError):
 
     def __init__(self, got: str, expected: str) -> None:
         super().__init__(f"Content-Type {got or '(none)'!r} is not supported here; send {expected}.")
+
+
+class NoDeploymentAvailable(GatewayError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, model: str, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            f"Every deployment of `{model}` is throttled or failing right now; retry after {seconds} seconds.",
+            headers={"retry-after": str(seconds), "retry-after-ms": str(int(retry_after * 1000))},
+        )
 
 
 class UpstreamError(GatewayError):

@@ -3,10 +3,13 @@
 from .loader import ENV_VARS, ConfigError, load_settings, parse_model_mapper
 from .settings import (
     DEFAULT_API_VERSION,
+    AdminSettings,
     BodyLimits,
+    BreakerSettings,
     CorsSettings,
     Deployment,
     LoggingSettings,
+    RoutingSettings,
     ServerSettings,
     Settings,
     Timeouts,
@@ -16,11 +19,14 @@ from .settings import (
 __all__ = [
     "DEFAULT_API_VERSION",
     "ENV_VARS",
+    "AdminSettings",
     "BodyLimits",
+    "BreakerSettings",
     "ConfigError",
     "CorsSettings",
     "Deployment",
     "LoggingSettings",
+    "RoutingSettings",
     "ServerSettings",
     "Settings",
     "Timeouts",

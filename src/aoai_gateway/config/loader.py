@@ -30,6 +30,7 @@ ENV_VARS = {
     "AZURE_OPENAI_SOCKS_PROXY": "egress through a SOCKS5 proxy (upstream.socks_proxy)",
     "API_BASE": "path prefix of the OpenAI routes (api_base, default /v1)",
     "LISTEN": "host:port to listen on (server.host / server.port)",
+    "AOAI_GATEWAY_MASTER_KEY": "master key of the admin API under /admin/ (admin.master_key)",
 }
 
 
@@ -172,6 +173,11 @@ def _apply_env_scalars(data: dict[str, Any], env: Mapping[str, str]) -> None:
         upstream["socks_proxy"] = env["AZURE_OPENAI_SOCKS_PROXY"]
         if not env.get("AZURE_OPENAI_HTTP_PROXY"):
             upstream.pop("http_proxy", None)
+    if env.get("AOAI_GATEWAY_MASTER_KEY"):
+        admin = data.setdefault("admin", {})
+        if not isinstance(admin, dict):
+            raise ConfigError("`admin` must be a mapping")
+        admin["master_key"] = env["AOAI_GATEWAY_MASTER_KEY"]
     listen = env.get("LISTEN", "").strip()
     if listen:
         host, sep, port = listen.rpartition(":")

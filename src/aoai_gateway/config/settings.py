@@ -113,6 +113,30 @@ class ServerSettings(_Section):
     drain_seconds: float = Field(30.0, ge=0)
 
 
+class BreakerSettings(_Section):
+    """Per-deployment breaker: opens after `failure_threshold` consecutive failures, probes after `open_seconds`."""
+
+    failure_threshold: int = Field(5, ge=1)
+    open_seconds: float = Field(30.0, gt=0)
+
+
+class RoutingSettings(_Section):
+    """How a model's deployments share the load and stand in for each other."""
+
+    strategy: Literal["weighted_round_robin", "least_inflight", "lowest_latency"] = "weighted_round_robin"
+    max_attempts: int = Field(3, ge=1)
+    deadline_seconds: float = Field(600.0, gt=0)
+    default_cooldown_seconds: float = Field(10.0, ge=0)
+    breaker: BreakerSettings = BreakerSettings()
+
+
+class AdminSettings(_Section):
+    """The admin API under /admin/ (off unless a master key is set) and Prometheus metrics at /metrics."""
+
+    master_key: SecretStr | None = None
+    metrics: bool = True
+
+
 class Deployment(_Section):
     """One upstream deployment serving one model name.
 
@@ -128,6 +152,10 @@ class Deployment(_Section):
     api_key: SecretStr | None = None
     api_version: ApiVersion = DEFAULT_API_VERSION
     api_style: Literal["deployments", "v1"] = "deployments"
+    weight: float = Field(1.0, gt=0)
+    priority: int = Field(0, ge=0)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
 
     @field_validator("model", "deployment", mode="before")
     @classmethod
@@ -171,6 +199,8 @@ class Settings(_Section):
     limits: BodyLimits = BodyLimits()
     cors: CorsSettings = CorsSettings()
     logging: LoggingSettings = LoggingSettings()
+    routing: RoutingSettings = RoutingSettings()
+    admin: AdminSettings = AdminSettings()
     deployments: tuple[Deployment, ...] = Field((), validation_alias=AliasChoices("deployments", "deployment_config"))
     sources: tuple[str, ...] = ()
 

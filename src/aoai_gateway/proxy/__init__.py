@@ -1,7 +1,6 @@
-"""The proxy service: deployment table, body handling, header rules, forwarding and relaying."""
+"""The proxy service: body handling, header rules, usage, forwarding with failover, relaying."""
 
 from .body import Call, form_call, json_call, parse_json
-from .deployments import DeploymentTable
 from .service import AbortResponse, ProxyService
 
-__all__ = ["AbortResponse", "Call", "DeploymentTable", "ProxyService", "form_call", "json_call", "parse_json"]
+__all__ = ["AbortResponse", "Call", "ProxyService", "form_call", "json_call", "parse_json"]

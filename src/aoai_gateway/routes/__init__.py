@@ -6,15 +6,20 @@ from collections.abc import Callable
 
 from ..config import Settings
 from ..http.routing import Router
+from ..metrics import GatewayMetrics
 from ..proxy import ProxyService
+from .admin import add_admin_routes
 from .azure_api import add_azure_routes
 from .info import add_info_routes
 from .openai_api import OPERATIONS, add_openai_routes
 
 
-def build_router(settings: Settings, service: ProxyService, ready: Callable[[], bool]) -> Router:
+def build_router(
+    settings: Settings, service: ProxyService, ready: Callable[[], bool], metrics: GatewayMetrics | None
+) -> Router:
     router = Router()
     add_info_routes(router, settings, ready)
+    add_admin_routes(router, settings.admin, service.router, metrics)
     add_openai_routes(router, settings.api_base, service, settings.limits)
     add_azure_routes(router, service, settings.limits)
     return router

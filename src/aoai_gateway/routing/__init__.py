@@ -1,0 +1,18 @@
+"""Routing and resilience: many deployments per model, strategies, cool-downs, circuit breakers, retries."""
+
+from .breaker import BreakerState, CircuitBreaker
+from .health import DeploymentHealth
+from .retry import RETRYABLE_STATUSES, retry_after_seconds, retryable_status
+from .router import DeploymentRouter
+from .strategies import STRATEGIES
+
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "STRATEGIES",
+    "BreakerState",
+    "CircuitBreaker",
+    "DeploymentHealth",
+    "DeploymentRouter",
+    "retry_after_seconds",
+    "retryable_status",
+]

@@ -68,7 +68,7 @@ def test_health_and_env_configuration(served: tuple[subprocess.Popen[bytes], Pat
 def test_sigterm_drains_open_streams(served: tuple[subprocess.Popen[bytes], Path, str]) -> None:
     process, log, url = served
     results: list[str] = []
-    first_chunk = threading.Barrier(21)
+    first_chunk = threading.Barrier(51)
 
     def stream() -> None:
         text = ""
@@ -88,19 +88,22 @@ def test_sigterm_drains_open_streams(served: tuple[subprocess.Popen[bytes], Path
                 text += chunk
         results.append(text)
 
-    threads = [threading.Thread(target=stream) for _ in range(20)]
+    threads = [threading.Thread(target=stream) for _ in range(50)]
     for thread in threads:
         thread.start()
     first_chunk.wait(10)
     process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    with pytest.raises(httpx.ConnectError):  # stopped accepting, still draining
+        httpx.get(f"{url}/healthz", timeout=2)
     for thread in threads:
         thread.join(30)
-    assert len(results) == 20 and all(text.rstrip().endswith("data: [DONE]") for text in results)
+    assert len(results) == 50 and all(text.rstrip().endswith("data: [DONE]") for text in results)
     # uvicorn re-raises the signal after its graceful shutdown, so the exit status says "terminated".
     assert process.wait(30) in (0, -signal.SIGTERM)
     lines = log.read_text().splitlines()
     assert EMULATOR_KEY not in "\n".join(lines)
-    assert sum('"route":"/v1/chat/completions"' in line and '"status":200' in line for line in lines) == 20
+    assert sum('"route":"/v1/chat/completions"' in line and '"status":200' in line for line in lines) == 50
 
 
 def test_bad_env_is_a_clear_startup_error(tmp_path: Path) -> None:

@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="validate and print the resolved routing table")
     check.add_argument("--config", metavar="PATH", help="YAML config file (default: ./config.yaml if present)")
 
+    deployments = commands.add_parser(
+        "deployments", help="show each deployment's state in a running gateway (needs AOAI_GATEWAY_MASTER_KEY)"
+    )
+    deployments.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway (default %(default)s)")
+    deployments.add_argument("--format", choices=["table", "json"], default="table")
+
     emulator = commands.add_parser("emulator", help="run the Azure OpenAI emulator (offline development, tests)")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8081)
@@ -54,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings, args.config)
         elif args.command == "config":
             print(routing_table(_load(args.config)))
+        elif args.command == "deployments":
+            return show_deployments(args.url, args.format, os.environ.get("AOAI_GATEWAY_MASTER_KEY", ""))
         elif args.command == "emulator":
             from .emulator import EmulatorSettings
             from .emulator import serve as serve_emulator
@@ -83,8 +91,7 @@ def routing_table(settings: Settings) -> str:
     for d in settings.deployments:
         version = d.api_version if d.provider == "azure" and d.api_style == "deployments" else f"({d.api_style})"
         rows.append((d.model, d.provider, d.endpoint, d.deployment, version, _mask(d.key)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = [_table(rows)]
     sources = ", ".join(settings.sources) or "defaults only"
     lines.append("")
     lines.append(
@@ -92,6 +99,60 @@ def routing_table(settings: Settings) -> str:
         f"   sources: {sources}"
     )
     return "\n".join(lines)
+
+
+def show_deployments(url: str, output: str, master_key: str) -> int:
+    """Print `GET /admin/deployments` of a running gateway as a table or JSON."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/admin/deployments", headers={"Authorization": f"Bearer {master_key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            data = json.load(response)["data"]
+    except urllib.error.HTTPError as exc:
+        message = json.loads(exc.read() or b"{}").get("error", {}).get("message", exc.reason)
+        print(f"aoai-gateway: {url} answered {exc.code}: {message}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"aoai-gateway: cannot reach {url}: {exc}", file=sys.stderr)
+        return 1
+    if output == "json":
+        print(json.dumps(data, indent=2))
+        return 0
+    rows = [("MODEL", "DEPLOYMENT", "TIER", "STATE", "AVAILABLE AT", "IN FLIGHT", "LATENCY MS", "OUTCOMES")]
+    for d in data:
+        outcomes = " ".join(f"{k}={v}" for k, v in sorted(d["outcomes"].items()))
+        available = "now" if d["available_at"] is None else time_text(d["available_at"])
+        latency = "-" if d["latency_ms"] is None else f"{d['latency_ms']:.1f}"
+        rows.append(
+            (
+                d["model"],
+                d["deployment"],
+                str(d["priority"]),
+                d["state"],
+                available,
+                str(d["in_flight"]),
+                latency,
+                outcomes or "-",
+            )
+        )
+    print(_table(rows))
+    return 0
+
+
+def time_text(epoch: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def _mask(key: str | None) -> str:

@@ -160,18 +160,24 @@ class ProxyService:
                 if status == 429 or wait is not None:
                     fallback = self.router.settings.default_cooldown_seconds
                     health.cool_down(fallback if wait is None else wait, clock())
-                if status != 429:
-                    health.breaker.record(success=False, now=clock())
-                else:
-                    health.breaker.record(success=True, now=clock())  # throttled, but alive
+                # Throttled is alive: a 429 does not count against the breaker.
+                health.breaker.record(success=status == 429, now=clock())
                 self._count(health, outcome, seconds, retry)
                 if not last or (status == 429 and not final):
                     await response.release()
                     return False
+                usage = await self._relay(request, send, response, stream)
             else:
+                try:
+                    usage = await self._relay(request, send, response, stream)
+                except _FailedBeforeFirstByte as failed:
+                    health.breaker.record(success=False, now=clock())
+                    self._count(health, failed.error.code or "upstream_error", seconds, retry)
+                    if last:
+                        raise failed.error from None
+                    return False
                 health.breaker.record(success=True, now=clock())
                 self._count(health, outcome, seconds, retry)
-            usage = await self._relay(request, send, response, stream)
             if usage is not None:
                 health.tokens.add(clock(), usage[0] + usage[1])
                 if self.metrics is not None:
@@ -194,7 +200,10 @@ class ProxyService:
             length = _content_length(response.raw_headers)
             if stream or length is None or length > _WHOLE_BODY_MAX or _is_event_stream(headers):
                 return await self._relay_stream(request, send, response, headers)
-            body = await response.read()
+            try:
+                body = await response.read()
+            except UpstreamError as exc:
+                raise _FailedBeforeFirstByte(exc) from exc
             if self.log_bodies:
                 _log_body("response body", body)
             headers.append((b"content-length", str(len(body)).encode()))
@@ -208,6 +217,12 @@ class ProxyService:
     async def _relay_stream(
         self, request: Request, send: Send, response: UpstreamResponse, headers: RawHeaders
     ) -> Usage | None:
+        chunks = response.iter_chunks()
+        # Nothing goes to the client before the upstream's first chunk: until then another deployment may serve.
+        try:
+            first = await anext(chunks, b"")
+        except UpstreamError as exc:
+            raise _FailedBeforeFirstByte(exc) from exc
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         event_stream = _is_event_stream(headers)
         tail = StreamTail()
@@ -215,10 +230,12 @@ class ProxyService:
         if self.metrics is not None:
             self.metrics.streams_in_flight.inc()
         try:
-            async for chunk in response.iter_chunks():
+            chunk = first
+            while chunk:
                 if event_stream:
                     tail.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunk = await anext(chunks, b"")
         except UpstreamError as exc:
             request.state["stream_error"] = exc.code
             log.warning("upstream stream ended early: %s", exc.message)
@@ -235,6 +252,14 @@ class ProxyService:
         request.state["finished"] = True
         await send({"type": "http.response.body", "body": b""})
         return tail.usage() if event_stream else None
+
+
+class _FailedBeforeFirstByte(Exception):
+    """The upstream answered, then failed before anything reached the client: another deployment may serve."""
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None]) -> None:

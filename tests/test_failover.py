@@ -216,6 +216,8 @@ def test_metrics(emulator_server: AsgiServer, start_gateway: GatewayFactory, nam
     assert f'aoai_gateway_upstream_retries_total{{deployment="{healthy}",model="pool"}} 1.0' in text
     assert 'aoai_gateway_requests_total{model="pool",route="/v1/chat/completions",status="200"} 4.0' in text
     assert f'aoai_gateway_tokens_total{{deployment="{healthy}",kind="completion",model="pool"}}' in text
+    assert f'aoai_gateway_deployment_available{{deployment="{throttled}",model="pool"}} 0.0' in text
+    assert f'aoai_gateway_deployment_in_flight{{deployment="{healthy}",model="pool"}} 0.0' in text
     assert "aoai_gateway_request_duration_seconds_bucket" in text and "aoai_gateway_streams_in_flight 0.0" in text
 
 

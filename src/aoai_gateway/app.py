@@ -42,6 +42,8 @@ class Gateway:
         self._factory = upstream_factory or (lambda: create_upstream_client(settings.upstream))
         self.metrics = GatewayMetrics() if settings.admin.metrics else None
         deployments = DeploymentRouter(settings.deployments, settings.routing)
+        if self.metrics is not None:
+            self.metrics.watch(deployments.deployments())
         self.service = ProxyService(deployments, self.metrics, log_bodies=settings.logging.log_bodies)
         self._started = False
         self.router = build_router(settings, self.service, lambda: self._started, self.metrics)

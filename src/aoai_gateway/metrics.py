@@ -7,7 +7,14 @@ body = metrics.render()          # text exposition for GET /metrics
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .routing import DeploymentHealth
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -53,12 +60,10 @@ class GatewayMetrics:
         self.streams_in_flight = Gauge(
             "aoai_gateway_streams_in_flight", "Streamed responses being relayed now", registry=self.registry
         )
-        self.in_flight = Gauge(
-            "aoai_gateway_deployment_in_flight",
-            "Requests in flight per deployment",
-            ["deployment"],
-            registry=self.registry,
-        )
+
+    def watch(self, deployments: Iterable[DeploymentHealth]) -> None:
+        """Per-deployment gauges read at scrape time: nothing is spent on them per request."""
+        self.registry.register(_DeploymentCollector(list(deployments)))
 
     def attempt(self, model: str, deployment: str, outcome: str, seconds: float | None, retry: bool) -> None:
         self.attempts.labels(model, deployment, outcome).inc()
@@ -77,3 +82,25 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _DeploymentCollector(Collector):
+    def __init__(self, deployments: list[DeploymentHealth]) -> None:
+        self._deployments = deployments
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        in_flight = GaugeMetricFamily(
+            "aoai_gateway_deployment_in_flight", "Requests in flight per deployment", labels=["model", "deployment"]
+        )
+        available = GaugeMetricFamily(
+            "aoai_gateway_deployment_available",
+            "1 when the deployment may take a request now",
+            labels=["model", "deployment"],
+        )
+        now = time.monotonic()
+        for health in self._deployments:
+            labels = [health.deployment.model, health.name]
+            in_flight.add_metric(labels, health.in_flight)
+            available.add_metric(labels, 0 if health.unavailable_until(now) is not None else 1)
+        yield in_flight
+        yield available

@@ -88,6 +88,9 @@ class DeploymentRouter:
             soonest = now + self.settings.breaker.open_seconds
         return max(1.0, soonest - now)
 
+    def deployments(self) -> list[DeploymentHealth]:
+        return [health for group in self._groups.values() for health in group]
+
     def snapshot(self) -> list[dict[str, Any]]:
         now = self.clock()
         return [health.snapshot(now) for group in self._groups.values() for health in group]

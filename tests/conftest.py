@@ -22,6 +22,7 @@ from aoai_gateway.logs import AccessLog
 from .servers import AsgiServer
 
 EMULATOR_KEY = "emulator-key-0123456789"
+REQUIRE_SERVICES = "AOAI_GATEWAY_REQUIRE_SERVICES"  # set by .ci/run: a missing service fails instead of skipping
 SERVER_KEY = EMULATOR_KEY  # the key the gateway holds for `gpt-4o-keyed`; clients never see it
 
 
@@ -29,10 +30,8 @@ SERVER_KEY = EMULATOR_KEY  # the key the gateway holds for `gpt-4o-keyed`; clien
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     # Settings read the environment; a developer's own Azure variables must not leak into tests.
     for name in list(os.environ):
-        if name.startswith(("AZURE_OPENAI_", "OPENAI_", "AOAI_GATEWAY__", "AOAI_GATEWAY_MASTER")) or name in (
-            "API_BASE",
-            "LISTEN",
-        ):
+        ours = name.startswith(("AZURE_OPENAI_", "OPENAI_", "AOAI_GATEWAY_")) and name != REQUIRE_SERVICES
+        if ours or name in ("API_BASE", "LISTEN"):
             monkeypatch.delenv(name)
 
 

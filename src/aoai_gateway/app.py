@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 
+from .access.runtime import ManagedAccess, open_managed_access
 from .config import Settings
 from .errors import GatewayError, UpstreamError
 from .http.asgi import ASGIApp, Message, Receive, Scope, Send
@@ -25,6 +26,7 @@ from .metrics import GatewayMetrics
 from .proxy import AbortResponse, ProxyService
 from .routes import build_router
 from .routing import DeploymentRouter
+from .store import UsageRow
 from .upstream import UpstreamClient, create_upstream_client
 
 log = logging.getLogger("aoai_gateway")
@@ -45,17 +47,25 @@ class Gateway:
         if self.metrics is not None:
             self.metrics.watch(deployments.deployments())
         self.service = ProxyService(deployments, self.metrics, log_bodies=settings.logging.log_bodies)
+        self.managed: ManagedAccess | None = None
         self._started = False
-        self.router = build_router(settings, self.service, lambda: self._started, self.metrics)
+        self.router = build_router(settings, self.service, lambda: self._started, self.metrics, lambda: self.managed)
 
     async def startup(self) -> None:
         if not self._started:
+            if self.settings.auth == "keys":
+                self.managed = await open_managed_access(self.settings)
+                self.service.access = self.managed.control
             self.service.client = self._factory()
             self._started = True
 
     async def shutdown(self) -> None:
         if self.access_log is not None:
             self.access_log.flush()
+        if self.managed is not None:
+            await self.managed.close()
+            self.managed = None
+            self.service.access = None
         if self._started and self.service.client is not None:
             self._started = False
             await self.service.client.aclose()
@@ -122,6 +132,8 @@ class Gateway:
             state = request.state
             if state.get("client_disconnected"):
                 status = 499
+            if self.managed is not None and route not in _UNLEDGERED:
+                self.managed.ledger.record(_usage_row(state, route, status, time.perf_counter() - started))
             if self.metrics is not None:
                 model = state.get("model")
                 self.metrics.request(
@@ -145,6 +157,33 @@ class Gateway:
                         "bytes_out": sent,
                     }
                 )
+
+
+_UNLEDGERED = frozenset({"/healthz", "/readyz", "/metrics", "-"})
+
+
+def _usage_row(state: dict[str, object], route: str, status: int, seconds: float) -> UsageRow:
+    usage = state.get("usage")
+    prompt, completion = usage if isinstance(usage, tuple) else (0, 0)
+    audio = state.get("audio_seconds")
+
+    def text(name: str) -> str | None:
+        value = state.get(name)
+        return value if isinstance(value, str) else None
+
+    return UsageRow(
+        at=time.time(),
+        key_id=text("key_id"),
+        event_id=text("event_id"),
+        model=text("model"),
+        deployment=text("deployment"),
+        route=route,
+        status=status,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        audio_seconds=float(audio) if isinstance(audio, int | float) else 0.0,
+        latency_ms=round(seconds * 1000, 3),
+    )
 
 
 def create_app(

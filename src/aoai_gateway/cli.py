@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .access.cli import add_access_commands
 from .config import ENV_VARS, ConfigError, Settings, load_settings
 
 
@@ -43,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     deployments.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway (default %(default)s)")
     deployments.add_argument("--format", choices=["table", "json"], default="table")
 
+    add_access_commands(commands)
+
     emulator = commands.add_parser("emulator", help="run the Azure OpenAI emulator (offline development, tests)")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8081)
@@ -60,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings, args.config)
         elif args.command == "config":
             print(routing_table(_load(args.config)))
+        elif args.command in ("keys", "usage"):
+            from .access.cli import run_access_command
+
+            return run_access_command(args, load_settings(args.config, os.environ))
         elif args.command == "deployments":
             return show_deployments(args.url, args.format, os.environ.get("AOAI_GATEWAY_MASTER_KEY", ""))
         elif args.command == "emulator":

@@ -4,7 +4,8 @@
 
 GatewayError                      every error the gateway itself answers with
 ├── InvalidRequest          400   malformed JSON, missing or non-string `model`, bad form data
-├── AuthenticationError     401   no credentials for an upstream that needs the caller's key
+├── AuthenticationError     401   no credentials, or a gateway key that is unknown, revoked or expired
+├── PermissionDenied        403   a model outside the key's allowlist, an event outside its window
 ├── NotFound                404
 │   ├── ModelNotFound       404   model (or deployment) not configured; lists what exists
 │   └── RouteNotFound       404   no such endpoint
@@ -12,6 +13,8 @@ GatewayError                      every error the gateway itself answers with
 ├── PayloadTooLarge         413
 ├── UnsupportedMediaType    415
 ├── NoDeploymentAvailable   429   every deployment of the model is cooling down or has an open circuit
+├── RateLimited             429   a key's requests or tokens per minute/day are used up (Retry-After)
+├── QuotaExceeded           429   a key's total token budget is spent (no Retry-After: it does not come back)
 └── UpstreamError                 the upstream could not give an answer at all
     ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
     └── UpstreamTimeout     504   connect or read timeout, stream idle timeout
@@ -35,6 +38,9 @@ __all__ = [
     "NoDeploymentAvailable",
     "NotFound",
     "PayloadTooLarge",
+    "PermissionDenied",
+    "QuotaExceeded",
+    "RateLimited",
     "RouteNotFound",
     "UnsupportedMediaType",
     "UpstreamError",
@@ -80,6 +86,12 @@ class AuthenticationError(GatewayError):
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "invalid_request_error"
+    code = "permission_denied"
 
 
 class NotFound(GatewayError):
@@ -146,6 +158,22 @@ class NoDeploymentAvailable(GatewayError):
             f"Every deployment of `{model}` is throttled or failing right now; retry after {seconds} seconds.",
             headers={"retry-after": str(seconds), "retry-after-ms": str(int(retry_after * 1000))},
         )
+
+
+class RateLimited(GatewayError):
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, kind: str, retry_after: float, headers: dict[str, str]) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(message, headers={"retry-after": str(seconds), **headers})
+        self.type = kind  # "requests" or "tokens", as OpenAI says which one ran out
+
+
+class QuotaExceeded(GatewayError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
 
 
 class UpstreamError(GatewayError):

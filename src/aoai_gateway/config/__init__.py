@@ -3,6 +3,7 @@
 from .loader import ENV_VARS, ConfigError, load_settings, parse_model_mapper
 from .settings import (
     DEFAULT_API_VERSION,
+    AccessSettings,
     AdminSettings,
     BodyLimits,
     BreakerSettings,
@@ -19,6 +20,7 @@ from .settings import (
 __all__ = [
     "DEFAULT_API_VERSION",
     "ENV_VARS",
+    "AccessSettings",
     "AdminSettings",
     "BodyLimits",
     "BreakerSettings",

@@ -31,6 +31,7 @@ ENV_VARS = {
     "API_BASE": "path prefix of the OpenAI routes (api_base, default /v1)",
     "LISTEN": "host:port to listen on (server.host / server.port)",
     "AOAI_GATEWAY_MASTER_KEY": "master key of the admin API under /admin/ (admin.master_key)",
+    "AOAI_GATEWAY_DATA_DIR": "where the SQLite database lives (data_dir; default ~/.local/share/aoai-gateway)",
 }
 
 
@@ -178,6 +179,8 @@ def _apply_env_scalars(data: dict[str, Any], env: Mapping[str, str]) -> None:
         if not isinstance(admin, dict):
             raise ConfigError("`admin` must be a mapping")
         admin["master_key"] = env["AOAI_GATEWAY_MASTER_KEY"]
+    if env.get("AOAI_GATEWAY_DATA_DIR"):
+        data["data_dir"] = env["AOAI_GATEWAY_DATA_DIR"]
     listen = env.get("LISTEN", "").strip()
     if listen:
         host, sep, port = listen.rpartition(":")

@@ -10,6 +10,7 @@ YAML schema documented in the README; the legacy azure-openai-proxy keys are acc
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -137,6 +138,14 @@ class AdminSettings(_Section):
     metrics: bool = True
 
 
+class AccessSettings(_Section):
+    """Managed access: who may call, how many tokens a request reserves, how usage is written."""
+
+    max_tokens_policy: Literal["reject", "clamp"] = "reject"
+    default_max_tokens: int = Field(1024, ge=1)
+    usage_flush_seconds: float = Field(1.0, gt=0)
+
+
 class Deployment(_Section):
     """One upstream deployment serving one model name.
 
@@ -194,6 +203,11 @@ class Settings(_Section):
     """The whole configuration. `sources` records where it came from, for `config check` and logs."""
 
     api_base: str = "/v1"
+    auth: Literal["passthrough", "keys"] = "passthrough"
+    data_dir: str = ""
+    database_url: str = ""
+    redis_url: str | None = None
+    access: AccessSettings = AccessSettings()
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     limits: BodyLimits = BodyLimits()
@@ -214,6 +228,21 @@ class Settings(_Section):
         value = value.strip()
         # Same normalisation as the old proxy: a leading slash, no trailing one ("/" means the root).
         return ("/" + value.strip("/")) if value.strip("/") else ""
+
+    @model_validator(mode="after")
+    def _storage_defaults(self) -> Settings:
+        if not self.data_dir:
+            object.__setattr__(self, "data_dir", str(Path.home() / ".local" / "share" / "aoai-gateway"))
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{Path(self.data_dir).resolve() / 'gateway.db'}")
+        if self.auth == "keys":
+            keyless = [d.model for d in self.deployments if d.key is None and d.provider in ("azure", "openai")]
+            if keyless:
+                raise ValueError(
+                    "auth: keys means the gateway holds the upstream keys, but these deployments have no api_key: "
+                    + ", ".join(sorted(set(keyless)))
+                )
+        return self
 
     @field_validator("deployments", mode="before")
     @classmethod

@@ -28,9 +28,19 @@ class Call:
     form: MultipartForm | None = None
     client_api_version: str | None = None
     query: list[tuple[str, str]] | None = None
+    patched: bool = False
+
+    def patch(self, field: str, value: Any) -> None:
+        """Change one top-level JSON field (max_tokens clamping, stream_options); the body is re-encoded once."""
+        if self.document is None:
+            return
+        self.document[field] = value
+        self.patched = True
 
     def body_with_model(self, model: str | None) -> bytes:
-        """The body to send upstream: byte-for-byte unless it must name a different model."""
+        """The body to send upstream: byte-for-byte unless it must name a different model or was patched."""
+        if self.patched and self.document is not None:
+            return orjson.dumps(self.document if model is None else {**self.document, "model": model})
         if model is None or model == self.model:
             return self.body
         if self.form is not None:

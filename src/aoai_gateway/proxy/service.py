@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AuthenticationError, GatewayError, NoDeploymentAvailable, UpstreamError, UpstreamTimeout
 from ..http.asgi import RawHeaders, Send
@@ -32,7 +32,10 @@ from ..routing import DeploymentHealth, DeploymentRouter, retry_after_seconds, r
 from ..upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
 from .body import Call
 from .headers import client_key, request_headers, response_headers
-from .usage import StreamTail, Usage, usage_of_body
+from .usage import StreamTail, Usage, UsageChunkFilter, usage_of_body
+
+if TYPE_CHECKING:
+    from ..access import AccessControl
 
 log = logging.getLogger("aoai_gateway.proxy")
 
@@ -53,6 +56,7 @@ class ProxyService:
         self.router = router
         self.metrics = metrics
         self.client: UpstreamClient | None = None
+        self.access: AccessControl | None = None  # set at start-up in `auth: keys` mode
         self.log_bodies = log_bodies
         self.streams_in_flight = 0
 
@@ -61,13 +65,23 @@ class ProxyService:
         request.state["model"] = call.model
         if self.log_bodies:
             _log_body("request body", call.body)
-        await _cancel_on_disconnect(request, self._attempts(request, send, call, group))
+        if self.access is None:
+            await _cancel_on_disconnect(request, self._attempts(request, send, call, group))
+            return
+        grant = await self.access.admit(request, call)
+        request.state["strip_usage"] = grant.strip_usage
+        try:
+            await _cancel_on_disconnect(request, self._attempts(request, send, call, group))
+        finally:
+            usage = request.state.get("usage")
+            await self.access.settle(grant, usage if isinstance(usage, tuple) else None)
 
     async def _attempts(self, request: Request, send: Send, call: Call, group: list[DeploymentHealth]) -> None:
         settings = self.router.settings
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.deadline_seconds
-        caller_key = client_key(request.headers)
+        # In `auth: keys` mode the caller's key is a gateway key: it never goes upstream.
+        caller_key = client_key(request.headers) if self.access is None else None
         query = [(k, v) for k, v in (call.query if call.query is not None else request.query) if k != "api-version"]
         tried: set[DeploymentHealth] = set()
         failure: GatewayError | None = None
@@ -179,6 +193,7 @@ class ProxyService:
                 health.breaker.record(success=True, now=clock())
                 self._count(health, outcome, seconds, retry)
             if usage is not None:
+                request.state["usage"] = usage
                 health.tokens.add(clock(), usage[0] + usage[1])
                 if self.metrics is not None:
                     self.metrics.usage(model, name, *usage)
@@ -226,6 +241,7 @@ class ProxyService:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         event_stream = _is_event_stream(headers)
         tail = StreamTail()
+        hidden = UsageChunkFilter() if event_stream and request.state.get("strip_usage") else None
         self.streams_in_flight += 1
         if self.metrics is not None:
             self.metrics.streams_in_flight.inc()
@@ -234,8 +250,13 @@ class ProxyService:
             while chunk:
                 if event_stream:
                     tail.feed(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if hidden is not None:
+                    chunk = hidden.feed(chunk)
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 chunk = await anext(chunks, b"")
+            if hidden is not None and (rest := hidden.rest()):
+                await send({"type": "http.response.body", "body": rest, "more_body": True})
         except UpstreamError as exc:
             request.state["stream_error"] = exc.code
             log.warning("upstream stream ended early: %s", exc.message)

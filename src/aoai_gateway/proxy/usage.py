@@ -54,3 +54,41 @@ class StreamTail:
                 except orjson.JSONDecodeError:
                     return None
         return None
+
+
+class UsageChunkFilter:
+    """Drops the usage-only SSE event the gateway asked for on the client's behalf; passes everything else.
+
+    kept = filter.feed(chunk)    # whole events only; a partial one waits for the rest
+    """
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._buffer + chunk
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self._buffer = data
+            return b""
+        complete, self._buffer = data[: end + 2], data[end + 2 :]
+        if b'"usage"' not in complete:
+            return complete
+        kept = [event for event in complete.split(b"\n\n") if event and not _is_usage_only(event)]
+        return b"".join(event + b"\n\n" for event in kept)
+
+    def rest(self) -> bytes:
+        rest, self._buffer = self._buffer, b""
+        return rest
+
+
+def _is_usage_only(event: bytes) -> bool:
+    if b'"usage"' not in event or not event.startswith(b"data:"):
+        return False
+    try:
+        document = orjson.loads(event[5:])
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(document, dict) and document.get("choices") == [] and bool(document.get("usage"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..access.runtime import ManagedAccess
 from ..config import Settings
 from ..http.routing import Router
 from ..metrics import GatewayMetrics
@@ -11,15 +12,21 @@ from ..proxy import ProxyService
 from .admin import add_admin_routes
 from .azure_api import add_azure_routes
 from .info import add_info_routes
+from .keys_admin import add_key_routes
 from .openai_api import OPERATIONS, add_openai_routes
 
 
 def build_router(
-    settings: Settings, service: ProxyService, ready: Callable[[], bool], metrics: GatewayMetrics | None
+    settings: Settings,
+    service: ProxyService,
+    ready: Callable[[], bool],
+    metrics: GatewayMetrics | None,
+    managed: Callable[[], ManagedAccess | None],
 ) -> Router:
     router = Router()
-    add_info_routes(router, settings, ready)
+    add_info_routes(router, settings, ready, managed)
     add_admin_routes(router, settings.admin, service.router, metrics)
+    add_key_routes(router, settings.admin, managed)
     add_openai_routes(router, settings.api_base, service, settings.limits)
     add_azure_routes(router, service, settings.limits)
     return router

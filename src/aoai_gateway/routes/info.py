@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import orjson
 
+from ..access.runtime import ManagedAccess
 from ..config import Settings
 from ..errors import ModelNotFound
 from ..http.asgi import Send
@@ -19,7 +20,9 @@ from ..http.routing import Router
 from ..providers import PROVIDERS
 
 
-def add_info_routes(router: Router, settings: Settings, ready: Callable[[], bool]) -> None:
+def add_info_routes(
+    router: Router, settings: Settings, ready: Callable[[], bool], managed: Callable[[], ManagedAccess | None]
+) -> None:
     created = int(time.time())
     owners: dict[str, str] = {}
     for deployment in settings.deployments:
@@ -29,13 +32,27 @@ def add_info_routes(router: Router, settings: Settings, ready: Callable[[], bool
     }
     listing = orjson.dumps({"object": "list", "data": list(objects.values())})
 
+    async def visible(request: Request) -> list[str] | None:
+        """In `auth: keys` mode the caller must hold a key, and sees only the models it may use."""
+        access = managed()
+        if access is None:
+            return None
+        key = await access.control.authenticate(request)
+        return access.control.allowed_models(key, list(objects))
+
     async def list_models(request: Request, send: Send, params: dict[str, str]) -> None:
-        await send_json(send, 200, listing)
+        allowed = await visible(request)
+        if allowed is None:
+            await send_json(send, 200, listing)
+            return
+        data = [objects[name] for name in allowed]
+        await send_json(send, 200, orjson.dumps({"object": "list", "data": data}))
 
     async def get_model(request: Request, send: Send, params: dict[str, str]) -> None:
+        allowed = await visible(request)
         found = objects.get(params["model"])
-        if found is None:
-            raise ModelNotFound(params["model"], available=objects)
+        if found is None or (allowed is not None and params["model"] not in allowed):
+            raise ModelNotFound(params["model"], available=objects if allowed is None else allowed)
         await send_json(send, 200, orjson.dumps(found))
 
     async def healthz(request: Request, send: Send, params: dict[str, str]) -> None:

@@ -1,0 +1,172 @@
+"""Gateway keys: stored as SHA-256 hashes only, shown once, recognisable by their `sk-gw-` prefix.
+
+keys = KeyStore(db)
+key, secret = await keys.create(KeySpec(name="ci", models=("gpt-4o",), rpm=60))
+await keys.by_secret(secret)      # -> GatewayKey, or None
+await keys.revoke(key.id)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import orjson
+
+from .database import Database, Row
+
+SECRET_PREFIX = "sk-gw-"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps of one key or event attendee; None means no cap."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    daily_requests: int | None = None
+    daily_tokens: int | None = None
+    max_tokens: int | None = None
+    budget_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    name: str
+    models: tuple[str, ...] | None = None
+    limits: Limits = field(default_factory=Limits)
+    expires_at: float | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class GatewayKey:
+    id: str
+    name: str
+    prefix: str
+    models: tuple[str, ...] | None
+    limits: Limits
+    expires_at: float | None
+    revoked_at: float | None
+    event_id: str | None
+    created_at: float
+
+    def public(self) -> dict[str, Any]:
+        """What listings show: never the secret or its hash."""
+        data = asdict(self)
+        data.update(data.pop("limits"))
+        data["models"] = list(self.models) if self.models is not None else None
+        return data
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+_LIMIT_COLUMNS = [f.name for f in fields(Limits)]
+_COLUMNS = "id, name, prefix, models, " + ", ".join(_LIMIT_COLUMNS) + ", expires_at, revoked_at, event_id, created_at"
+
+
+def _key(row: Row) -> GatewayKey:
+    models = orjson.loads(row["models"]) if row["models"] is not None else None
+    return GatewayKey(
+        id=row["id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        models=tuple(models) if models is not None else None,
+        limits=Limits(**{name: row[name] for name in _LIMIT_COLUMNS}),
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        event_id=row["event_id"],
+        created_at=row["created_at"],
+    )
+
+
+class KeyStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, spec: KeySpec) -> tuple[GatewayKey, str]:
+        """A new key and its secret; the secret exists only in this return value."""
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        key = GatewayKey(
+            id="key_" + secrets.token_hex(4),
+            name=spec.name,
+            prefix=secret[: len(SECRET_PREFIX) + 4],
+            models=spec.models,
+            limits=spec.limits,
+            expires_at=spec.expires_at,
+            revoked_at=None,
+            event_id=spec.event_id,
+            created_at=time.time(),
+        )
+        await self.db.execute(
+            f"INSERT INTO keys ({_COLUMNS}, secret_hash) VALUES ({', '.join('?' * (_COLUMNS.count(',') + 2))})",
+            [*self._values(key), hash_secret(secret)],
+        )
+        return key, secret
+
+    @staticmethod
+    def _values(key: GatewayKey) -> list[Any]:
+        models = orjson.dumps(list(key.models)).decode() if key.models is not None else None
+        limits = [getattr(key.limits, name) for name in _LIMIT_COLUMNS]
+        return [
+            key.id,
+            key.name,
+            key.prefix,
+            models,
+            *limits,
+            key.expires_at,
+            key.revoked_at,
+            key.event_id,
+            key.created_at,
+        ]
+
+    async def by_secret(self, secret: str) -> GatewayKey | None:
+        digest = hash_secret(secret)
+        rows = await self.db.fetch(f"SELECT {_COLUMNS}, secret_hash FROM keys WHERE secret_hash = ?", [digest])
+        # The lookup is by hash; compare once more in constant time so no code path compares secrets naively.
+        if not rows or not hmac.compare_digest(rows[0]["secret_hash"], digest):
+            return None
+        return _key(rows[0])
+
+    async def get(self, key_id: str) -> GatewayKey | None:
+        rows = await self.db.fetch(f"SELECT {_COLUMNS} FROM keys WHERE id = ?", [key_id])
+        return _key(rows[0]) if rows else None
+
+    async def list(self, event_id: str | None = None, include_revoked: bool = True) -> list[GatewayKey]:
+        sql = f"SELECT {_COLUMNS} FROM keys"
+        conditions, params = [], []
+        if event_id is not None:
+            conditions.append("event_id = ?")
+            params.append(event_id)
+        if not include_revoked:
+            conditions.append("revoked_at IS NULL")
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        return [_key(row) for row in await self.db.fetch(sql + " ORDER BY created_at", params)]
+
+    async def update(self, key_id: str, **changes: Any) -> GatewayKey | None:
+        """Change name, models, expires_at or any limit; None when there is no such key."""
+        key = await self.get(key_id)
+        if key is None:
+            return None
+        limit_changes = {k: changes.pop(k) for k in list(changes) if k in _LIMIT_COLUMNS}
+        updated = replace(key, limits=replace(key.limits, **limit_changes), **changes)
+        columns = ["name", "models", *_LIMIT_COLUMNS, "expires_at"]
+        values = dict(zip(_COLUMNS.split(", "), self._values(updated), strict=True))
+        await self.db.execute(
+            f"UPDATE keys SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+            [*(values[c] for c in columns), key_id],
+        )
+        return updated
+
+    async def revoke(self, key_id: str) -> bool:
+        changed = await self.db.execute(
+            "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [time.time(), key_id]
+        )
+        return changed > 0

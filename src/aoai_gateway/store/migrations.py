@@ -1,0 +1,91 @@
+"""Versioned schema migrations: ordered, named, each applied once and recorded in `schema_migrations`.
+
+    await migrate(db)      # at start-up of the server and of every CLI command that touches the store
+
+A migration is a list of portable SQL statements (TEXT, BIGINT, DOUBLE PRECISION work on SQLite and
+PostgreSQL alike); add new ones at the end, never edit an applied one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .database import Database
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "0001_keys_events_usage",
+        [
+            """CREATE TABLE events (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                starts_at DOUBLE PRECISION NOT NULL,
+                ends_at DOUBLE PRECISION NOT NULL,
+                timezone TEXT NOT NULL,
+                models TEXT,
+                daily_requests BIGINT,
+                daily_tokens BIGINT,
+                max_tokens BIGINT,
+                shared_code_hash TEXT,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE keys (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                secret_hash TEXT NOT NULL UNIQUE,
+                prefix TEXT NOT NULL,
+                models TEXT,
+                rpm BIGINT,
+                tpm BIGINT,
+                daily_requests BIGINT,
+                daily_tokens BIGINT,
+                max_tokens BIGINT,
+                budget_tokens BIGINT,
+                expires_at DOUBLE PRECISION,
+                revoked_at DOUBLE PRECISION,
+                event_id TEXT REFERENCES events(id),
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX keys_event ON keys (event_id)",
+            """CREATE TABLE usage (
+                id BIGINT,
+                at DOUBLE PRECISION NOT NULL,
+                key_id TEXT,
+                event_id TEXT,
+                model TEXT,
+                deployment TEXT,
+                route TEXT,
+                status BIGINT NOT NULL,
+                prompt_tokens BIGINT NOT NULL,
+                completion_tokens BIGINT NOT NULL,
+                audio_seconds DOUBLE PRECISION NOT NULL,
+                latency_ms DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX usage_at ON usage (at)",
+            "CREATE INDEX usage_key_at ON usage (key_id, at)",
+            "CREATE INDEX usage_event_at ON usage (event_id, at)",
+        ],
+    ),
+]
+
+
+async def migrate(db: Database) -> list[str]:
+    """Apply the migrations not applied yet, each in its own transaction; the names applied now."""
+    await db.script(
+        ["CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"]
+    )
+    done = {row["name"] for row in await db.fetch("SELECT name FROM schema_migrations")}
+    applied = []
+    for name, statements in MIGRATIONS:
+        if name in done:
+            continue
+        record = f"INSERT INTO schema_migrations (name, applied_at) VALUES ('{name}', {time.time()})"
+        try:
+            await db.script([*statements, record])
+        except Exception:
+            # Another process (the server and a CLI command starting together) may have applied it first.
+            if name in {row["name"] for row in await db.fetch("SELECT name FROM schema_migrations")}:
+                continue
+            raise
+        applied.append(name)
+    return applied

@@ -7,8 +7,10 @@ OpenAI-compatible provider, and one deployment with a server-side key.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -20,9 +22,9 @@ from aoai_gateway.emulator import create_app as create_emulator
 from aoai_gateway.logs import AccessLog
 
 from .servers import AsgiServer
+from .services import POSTGRES, REDIS, REQUIRE_SERVICES, require
 
 EMULATOR_KEY = "emulator-key-0123456789"
-REQUIRE_SERVICES = "AOAI_GATEWAY_REQUIRE_SERVICES"  # set by .ci/run: a missing service fails instead of skipping
 SERVER_KEY = EMULATOR_KEY  # the key the gateway holds for `gpt-4o-keyed`; clients never see it
 
 
@@ -93,3 +95,48 @@ def start_gateway(emulator_server: AsgiServer) -> Iterator[GatewayFactory]:
 def gateway(emulator_server: AsgiServer) -> Iterator[AsgiServer]:
     with AsgiServer(create_app(gateway_settings(emulator_server.url))) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    require("PostgreSQL", "127.0.0.1", 5432)
+    import uuid
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    name = f"aoai_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(POSTGRES)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    # Its own thread and loop: this fixture may be first requested from inside a running test loop.
+    run_in_thread(admin(f"CREATE DATABASE {name}"))
+    yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    run_in_thread(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def run_in_thread(coroutine: Coroutine[Any, Any, None]) -> None:
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coroutine)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    require("Redis", "127.0.0.1", 6379)
+    return REDIS

@@ -130,7 +130,9 @@ class RedisLimiter:
     def from_url(cls, url: str) -> RedisLimiter:
         import redis.asyncio
 
-        return cls(redis.asyncio.Redis.from_url(url))
+        # A bounded pool that makes a burst wait for a connection instead of failing with "Too many connections".
+        pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
+        return cls(redis.asyncio.Redis(connection_pool=pool))
 
     async def admit(self, checks: Sequence[Check]) -> Refusal | None:
         if not checks:
@@ -151,7 +153,7 @@ class RedisLimiter:
         return [int(v) if v is not None else 0 for v in values]
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.aclose(close_connection_pool=True)
 
 
 def _memory(url: str | None) -> Limiter:

@@ -1,0 +1,27 @@
+"""Real local services for tests: PostgreSQL and Redis, used when reachable.
+
+A test that needs one skips with a visible reason when it is not reachable, and fails instead when
+AOAI_GATEWAY_REQUIRE_SERVICES is set (as .ci/run does), so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+REQUIRE_SERVICES = "AOAI_GATEWAY_REQUIRE_SERVICES"
+POSTGRES = os.environ.get("AOAI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("AOAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def require(name: str, host: str, port: int) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return
+    except OSError as exc:
+        message = f"{name} is not reachable at {host}:{port} ({exc})"
+        if os.environ.get(REQUIRE_SERVICES):
+            pytest.fail(f"{message}; {REQUIRE_SERVICES} is set, so this is a failure")
+        pytest.skip(message)

@@ -1,0 +1,238 @@
+"""`auth: keys` end to end: gateway keys, allowlists, expiry, revocation, caps, streams' usage, admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from aoai_gateway.logs import AccessLog
+from aoai_gateway.store import KeySpec, KeyStore, Limits, connect_database, migrate, usage_report
+
+from .conftest import EMULATOR_KEY, GatewayFactory
+from .recorder import Recorder
+from .servers import AsgiServer
+
+MASTER = "master-key-keys-tests-01"
+
+
+class Keys:
+    def __init__(self, store: KeyStore) -> None:
+        self.store = store
+
+    async def make(self, **limits: Any) -> str:
+        models = limits.pop("models", None)
+        expires = limits.pop("expires_at", None)
+        _, secret = await self.store.create(KeySpec("t", models, Limits(**limits), expires))
+        return secret
+
+
+@pytest.fixture
+async def keyed(tmp_path: Path, start_gateway: GatewayFactory, emulator_server: AsgiServer) -> AsyncIterator[Any]:
+    log = io.BytesIO()
+
+    def start(upstream: str | None = None, **overrides: Any) -> AsgiServer:
+        deployments = [
+            {
+                "model": "gpt-4o",
+                "deployment": "chat-4o",
+                "endpoint": upstream or emulator_server.url,
+                "api_key": EMULATOR_KEY,
+            },
+            {"model": "text-embedding-3-small", "endpoint": emulator_server.url, "api_key": EMULATOR_KEY},
+        ]
+        settings = {"usage_flush_seconds": 0.05, **overrides.pop("access", {})}
+        return start_gateway(
+            access_log=AccessLog(log, interval=0.01),
+            auth="keys",
+            data_dir=str(tmp_path),
+            deployments=deployments,
+            admin={"master_key": MASTER},
+            access=settings,
+            **overrides,
+        )
+
+    db = await connect_database(f"sqlite:///{tmp_path / 'gateway.db'}")
+    await migrate(db)
+    yield start, Keys(KeyStore(db)), db, log
+    await db.close()
+
+
+def chat(gateway: AsgiServer, secret: str | None, **extra: Any) -> httpx.Response:
+    headers = {"authorization": f"Bearer {secret}"} if secret else {}
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}], **extra}
+    return httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=10)
+
+
+async def test_keys_allowlist_expiry_revocation(keyed: Any) -> None:
+    start, keys, _, access = keyed
+    gateway = start()
+    secret = await keys.make(models=("gpt-4o",))
+    assert chat(gateway, None).status_code == 401
+    wrong = chat(gateway, "sk-gw-not-a-key-at-all-0000")
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
+    client = OpenAI(base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0)
+    assert client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}]).choices
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    assert "gpt-4o" in denied.value.message
+    assert [m.id for m in client.models.list()] == ["gpt-4o"]
+    assert httpx.get(f"{gateway.url}/v1/models").status_code == 401
+    key = await keys.store.by_secret(secret)
+    await keys.store.revoke(key.id)  # another connection, as the CLI would: effective on the next request
+    revoked = chat(gateway, secret)
+    assert revoked.status_code == 401 and revoked.json()["error"]["code"] == "key_revoked"
+    expired = await keys.make(expires_at=time.time() - 1)
+    assert chat(gateway, expired).json()["error"]["code"] == "key_expired"
+    await asyncio.sleep(0.1)
+    assert EMULATOR_KEY not in access.getvalue().decode() and secret not in access.getvalue().decode()
+
+
+async def test_request_caps_and_truthful_headers(keyed: Any) -> None:
+    start, keys, _, _ = keyed
+    gateway = start()
+    secret = await keys.make(rpm=3, daily_requests=100)
+    statuses = [chat(gateway, secret).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = chat(gateway, secret)
+    assert refused.json()["error"]["type"] == "requests"
+    assert refused.headers["x-ratelimit-limit-requests"] == "3"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert int(refused.headers["retry-after"]) <= 60
+    daily = await keys.make(daily_requests=2)
+    assert [chat(gateway, daily).status_code for _ in range(3)] == [200, 200, 429]
+
+
+async def test_max_tokens_reject_and_clamp(keyed: Any) -> None:
+    start, keys, _, _ = keyed
+    secret = await keys.make(max_tokens=50)
+    rejecting = start()
+    response = chat(rejecting, secret, max_tokens=500)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "max_tokens"
+    assert "50" in response.json()["error"]["message"]
+    recorder = Recorder()
+    with AsgiServer(recorder) as upstream:
+        clamping = start(upstream.url, access={"max_tokens_policy": "clamp"})
+        assert chat(clamping, secret, max_tokens=500).status_code == 200
+    assert json.loads(recorder.requests[-1].body)["max_tokens"] == 50
+    assert recorder.requests[-1].headers["api-key"] == EMULATOR_KEY  # the gateway's key, never the client's
+
+
+async def test_token_caps_settle_to_real_usage_including_streams(keyed: Any) -> None:
+    start, keys, db, _ = keyed
+    gateway = start()
+    secret = await keys.make(tpm=10_000)
+    client = OpenAI(base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0)
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "one two three four"}], stream=True, max_tokens=50
+    )
+    chunks = list(stream)
+    assert all(chunk.usage is None for chunk in chunks)  # the client did not ask for usage: none reaches it
+    asked = list(
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "one two"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert asked[-1].usage is not None  # ... but it does when the client asks
+    await asyncio.sleep(0.3)
+    rows = await usage_report(db, by="key")
+    assert rows[0]["requests"] == 2 and rows[0]["completion_tokens"] > 0 and rows[0]["prompt_tokens"] > 0
+
+
+async def test_token_budget_is_final(keyed: Any) -> None:
+    start, keys, _, _ = keyed
+    gateway = start()
+    secret = await keys.make(budget_tokens=40)
+    assert chat(gateway, secret, max_tokens=10).status_code == 200
+    statuses = []
+    for _ in range(10):
+        response = chat(gateway, secret, max_tokens=10)
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            assert response.json()["error"]["code"] == "insufficient_quota"
+            assert "retry-after" not in response.headers
+            break
+    assert statuses[-1] == 429
+
+
+async def test_admin_key_api(keyed: Any) -> None:
+    start, _, _, _ = keyed
+    gateway = start()
+    url = f"{gateway.url}/admin/keys"
+    assert httpx.post(url, json={"name": "x"}).status_code == 401
+    auth = {"authorization": f"Bearer {MASTER}"}
+    created = httpx.post(
+        url, json={"name": "team", "models": ["gpt-4o"], "rpm": 5, "expires_at": "2099-01-01T00:00:00Z"}, headers=auth
+    )
+    assert created.status_code == 201
+    body = created.json()
+    secret, key_id = body["secret"], body["id"]
+    assert secret.startswith("sk-gw-") and body["rpm"] == 5
+    listing = httpx.get(url, headers=auth).json()["data"]
+    assert [k["id"] for k in listing] == [key_id] and secret not in json.dumps(listing)
+    assert httpx.patch(f"{url}/{key_id}", json={"rpm": 7}, headers=auth).json()["rpm"] == 7
+    bad = httpx.post(url, json={"name": "x", "rpm": -1}, headers=auth)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "rpm"
+    assert httpx.post(url, json={"name": "x", "expires_at": "2099-01-01T00:00:00"}, headers=auth).status_code == 400
+    assert chat(gateway, secret).status_code == 200
+    assert httpx.delete(f"{url}/{key_id}", headers=auth).json() == {"id": key_id, "revoked": True}
+    assert chat(gateway, secret).status_code == 401
+    assert httpx.get(f"{url}/key_nope", headers=auth).status_code == 404
+    usage = httpx.get(f"{gateway.url}/admin/usage?by=key", headers=auth).json()["data"]
+    assert any(row["key"] == key_id for row in usage)
+
+
+def test_keys_mode_needs_upstream_keys(tmp_path: Path) -> None:
+    from aoai_gateway.config import Settings
+
+    with pytest.raises(ValueError, match="gpt-4o"):
+        Settings.model_validate({"auth": "keys", "deployments": [{"model": "gpt-4o", "endpoint": "http://x"}]})
+
+
+def test_keys_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from aoai_gateway.cli import main
+
+    monkeypatch.setenv("AOAI_GATEWAY_DATA_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert (
+        main(
+            [
+                "keys",
+                "create",
+                "--name",
+                "cli",
+                "--models",
+                "gpt-4o, embed",
+                "--rpm",
+                "9",
+                "--expires",
+                "2099-01-01T00:00:00+01:00",
+            ]
+        )
+        == 0
+    )
+    created = json.loads(capsys.readouterr().out)
+    assert created["secret"].startswith("sk-gw-") and created["models"] == ["gpt-4o", "embed"]
+    assert main(["keys", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert created["id"] in listing and "rpm=9" in listing and created["secret"] not in listing
+    assert main(["keys", "update", created["id"], "--rpm", "11"]) == 0
+    assert json.loads(capsys.readouterr().out)["rpm"] == 11
+    assert main(["keys", "revoke", created["id"]]) == 0
+    assert main(["keys", "show", created["id"]]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["revoked_at"] is not None
+    assert main(["keys", "revoke", "key_missing"]) == 1
+    assert main(["keys", "create", "--name", "x", "--expires", "tomorrow"]) == 1
+    assert main(["usage", "--by", "day", "--format", "csv"]) == 0

@@ -8,9 +8,11 @@ OpenAI-compatible provider, and one deployment with a server-side key.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +22,9 @@ from aoai_gateway.config import Settings
 from aoai_gateway.emulator import EmulatorSettings
 from aoai_gateway.emulator import create_app as create_emulator
 from aoai_gateway.logs import AccessLog
+from aoai_gateway.store import KeyStore, connect_database, migrate
 
+from .keyed import MASTER, Keys
 from .servers import AsgiServer
 from .services import POSTGRES, REDIS, REQUIRE_SERVICES, require
 
@@ -140,3 +144,35 @@ def run_in_thread(coroutine: Coroutine[Any, Any, None]) -> None:
 def redis_url() -> str:
     require("Redis", "127.0.0.1", 6379)
     return REDIS
+
+
+@pytest.fixture
+async def keyed(tmp_path: Path, start_gateway: GatewayFactory, emulator_server: AsgiServer) -> AsyncIterator[Any]:
+    """A factory of `auth: keys` gateways sharing one SQLite store, the store's keys, and the access log."""
+    log = io.BytesIO()
+
+    def start(upstream: str | None = None, **overrides: Any) -> AsgiServer:
+        deployments = [
+            {
+                "model": "gpt-4o",
+                "deployment": "chat-4o",
+                "endpoint": upstream or emulator_server.url,
+                "api_key": EMULATOR_KEY,
+            },
+            {"model": "text-embedding-3-small", "endpoint": emulator_server.url, "api_key": EMULATOR_KEY},
+        ]
+        settings = {"usage_flush_seconds": 0.05, **overrides.pop("access", {})}
+        return start_gateway(
+            access_log=AccessLog(log, interval=0.01),
+            auth="keys",
+            data_dir=str(tmp_path),
+            deployments=deployments,
+            admin={"master_key": MASTER},
+            access=settings,
+            **overrides,
+        )
+
+    db = await connect_database(f"sqlite:///{tmp_path / 'gateway.db'}")
+    await migrate(db)
+    yield start, Keys(KeyStore(db)), db, log
+    await db.close()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,62 +13,12 @@ import openai
 import pytest
 from openai import OpenAI
 
-from aoai_gateway.logs import AccessLog
-from aoai_gateway.store import KeySpec, KeyStore, Limits, connect_database, migrate, usage_report
+from aoai_gateway.store import usage_report
 
-from .conftest import EMULATOR_KEY, GatewayFactory
+from .conftest import EMULATOR_KEY
+from .keyed import MASTER, chat
 from .recorder import Recorder
 from .servers import AsgiServer
-
-MASTER = "master-key-keys-tests-01"
-
-
-class Keys:
-    def __init__(self, store: KeyStore) -> None:
-        self.store = store
-
-    async def make(self, **limits: Any) -> str:
-        models = limits.pop("models", None)
-        expires = limits.pop("expires_at", None)
-        _, secret = await self.store.create(KeySpec("t", models, Limits(**limits), expires))
-        return secret
-
-
-@pytest.fixture
-async def keyed(tmp_path: Path, start_gateway: GatewayFactory, emulator_server: AsgiServer) -> AsyncIterator[Any]:
-    log = io.BytesIO()
-
-    def start(upstream: str | None = None, **overrides: Any) -> AsgiServer:
-        deployments = [
-            {
-                "model": "gpt-4o",
-                "deployment": "chat-4o",
-                "endpoint": upstream or emulator_server.url,
-                "api_key": EMULATOR_KEY,
-            },
-            {"model": "text-embedding-3-small", "endpoint": emulator_server.url, "api_key": EMULATOR_KEY},
-        ]
-        settings = {"usage_flush_seconds": 0.05, **overrides.pop("access", {})}
-        return start_gateway(
-            access_log=AccessLog(log, interval=0.01),
-            auth="keys",
-            data_dir=str(tmp_path),
-            deployments=deployments,
-            admin={"master_key": MASTER},
-            access=settings,
-            **overrides,
-        )
-
-    db = await connect_database(f"sqlite:///{tmp_path / 'gateway.db'}")
-    await migrate(db)
-    yield start, Keys(KeyStore(db)), db, log
-    await db.close()
-
-
-def chat(gateway: AsgiServer, secret: str | None, **extra: Any) -> httpx.Response:
-    headers = {"authorization": f"Bearer {secret}"} if secret else {}
-    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}], **extra}
-    return httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=10)
 
 
 async def test_keys_allowlist_expiry_revocation(keyed: Any) -> None:

@@ -5,7 +5,8 @@
     ...
     await access.settle(grant, usage=(prompt_tokens, completion_tokens))
 
-In `auth: passthrough` nothing is checked here (the client's own key goes upstream). In `auth: keys` every API
+An event attendee's key works only inside the event's window, and its daily caps count days in the event's time
+zone. In `auth: passthrough` nothing is checked here (the client's own key goes upstream). In `auth: keys` every API
 call needs a gateway key; request counts are admitted exactly, tokens against a reservation (the prompt
 estimated locally plus the request's max_tokens, or `access.default_max_tokens`) that is settled to the real
 usage afterwards. A token cap can therefore be overshot by at most what the requests in flight at the moment it
@@ -23,6 +24,7 @@ from ..errors import AuthenticationError, InvalidRequest, PermissionDenied, Quot
 from ..http.request import Request
 from ..proxy.body import Call
 from ..proxy.headers import client_key
+from ..store.events import EventStore
 from ..store.keys import GatewayKey, KeyStore
 from .limiter import Limiter
 from .quota import UTC, admission_checks, estimate_prompt_tokens, ratelimit_headers, requested_max_tokens
@@ -39,9 +41,10 @@ class Grant:
 
 
 class AccessControl:
-    def __init__(self, settings: AccessSettings, keys: KeyStore, limiter: Limiter) -> None:
+    def __init__(self, settings: AccessSettings, keys: KeyStore, events: EventStore, limiter: Limiter) -> None:
         self.settings = settings
         self.keys = keys
+        self.events = events
         self.limiter = limiter
 
     async def authenticate(self, request: Request) -> GatewayKey:
@@ -60,7 +63,12 @@ class AccessControl:
             raise AuthenticationError(f"The API key {key.id} expired at {_iso(key.expires_at)}.", code="key_expired")
         request.state["key_id"] = key.id
         if key.event_id is not None:
+            event = await self.events.get(key.event_id)
+            problem = "The event of this key no longer exists." if event is None else event.window_error(now)
+            if problem is not None:
+                raise PermissionDenied(problem, code="event_closed")
             request.state["event_id"] = key.event_id
+            request.state["zone"] = event.zone if event is not None else UTC
         return key
 
     def allowed_models(self, key: GatewayKey, models: list[str]) -> list[str]:
@@ -96,7 +104,8 @@ class AccessControl:
                 call.patch("stream_options", {**(options if isinstance(options, dict) else {}), "include_usage": True})
                 grant.strip_usage = True
         now = time.time()
-        checks = admission_checks(key.id, key.limits, now, _zone(key), reservation)
+        zone = request.state.get("zone")
+        checks = admission_checks(key.id, key.limits, now, zone if isinstance(zone, ZoneInfo) else UTC, reservation)
         refusal = await self.limiter.admit([check for check, _ in checks])
         if refusal is not None:
             window = next(w for c, w in checks if c is refusal.check)
@@ -121,10 +130,6 @@ class AccessControl:
             return
         used = sum(usage) if usage is not None else 0
         await self.limiter.adjust([(counter, used - cost, ttl) for counter, cost, ttl in grant.token_counters])
-
-
-def _zone(key: GatewayKey) -> ZoneInfo:
-    return UTC
 
 
 def _masked(secret: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..config import Settings
 from ..store import Database, KeyStore, UsageLedger, connect_database, migrate
+from ..store.events import EventStore
 from .control import AccessControl
 from .limiter import Limiter, create_limiter
 
@@ -19,6 +20,7 @@ from .limiter import Limiter, create_limiter
 class ManagedAccess:
     db: Database
     keys: KeyStore
+    events: EventStore
     limiter: Limiter
     control: AccessControl
     ledger: UsageLedger
@@ -38,8 +40,8 @@ async def open_store(settings: Settings) -> Database:
 
 async def open_managed_access(settings: Settings) -> ManagedAccess:
     db = await open_store(settings)
-    keys = KeyStore(db)
+    keys, events = KeyStore(db), EventStore(db)
     limiter = create_limiter(settings.redis_url)
     ledger = UsageLedger(db, settings.access.usage_flush_seconds)
     ledger.start()
-    return ManagedAccess(db, keys, limiter, AccessControl(settings.access, keys, limiter), ledger)
+    return ManagedAccess(db, keys, events, limiter, AccessControl(settings.access, keys, events, limiter), ledger)

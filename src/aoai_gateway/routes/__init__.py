@@ -11,6 +11,7 @@ from ..metrics import GatewayMetrics
 from ..proxy import ProxyService
 from .admin import add_admin_routes
 from .azure_api import add_azure_routes
+from .events import add_event_routes
 from .info import add_info_routes
 from .keys_admin import add_key_routes
 from .openai_api import OPERATIONS, add_openai_routes
@@ -27,6 +28,7 @@ def build_router(
     add_info_routes(router, settings, ready, managed)
     add_admin_routes(router, settings.admin, service.router, metrics)
     add_key_routes(router, settings.admin, managed)
+    add_event_routes(router, settings.admin, managed)
     add_openai_routes(router, settings.api_base, service, settings.limits)
     add_azure_routes(router, service, settings.limits)
     return router

@@ -37,7 +37,7 @@ class KeysDisabled(GatewayError):
     code = "keys_disabled"
 
 
-def _validated(model: type[Model], body: bytes) -> Model:
+def validated(model: type[Model], body: bytes) -> Model:
     try:
         return model.model_validate(parse_json(body))
     except ValidationError as exc:
@@ -56,7 +56,7 @@ def add_key_routes(router: Router, settings: AdminSettings, managed: Callable[[]
 
     async def create(request: Request, send: Send, params: dict[str, str]) -> None:
         access = store(request)
-        spec = _validated(KeyRequest, await request.body(1024 * 1024)).to_spec()
+        spec = validated(KeyRequest, await request.body(1024 * 1024)).to_spec()
         key, secret = await access.keys.create(spec)
         await send_json(send, 201, orjson.dumps({**key.public(), "secret": secret}))
 
@@ -72,7 +72,7 @@ def add_key_routes(router: Router, settings: AdminSettings, managed: Callable[[]
 
     async def update(request: Request, send: Send, params: dict[str, str]) -> None:
         access = store(request)
-        changes = _validated(KeyUpdate, await request.body(1024 * 1024)).changes()
+        changes = validated(KeyUpdate, await request.body(1024 * 1024)).changes()
         key = await access.keys.update(params["key_id"], **changes)
         if key is None:
             raise NotFound(f"No key {params['key_id']!r}.")

@@ -1,0 +1,101 @@
+"""Events for workshops and hackathons: organisers (master key) create them; attendees register for a key.
+
+    POST   /admin/events                                {"name", "starts_at", "ends_at", "timezone", "models",
+                                                         "daily_requests", "daily_tokens", "max_tokens", "shared_code"}
+    GET    /admin/events                                GET /admin/events/{id}/attendees
+    DELETE /admin/events/{id}/attendees/{key_id}        revoke one attendee
+    POST   /events/{id}/register                        {"name" | "email", "code"}  -> 201 with the attendee's key
+Usage per attendee or per model: GET /admin/usage?event={id}&by=key|model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+
+from ..access.runtime import ManagedAccess
+from ..access.specs import EventRequest, Registration
+from ..config import AdminSettings
+from ..errors import InvalidRequest, NotFound, PermissionDenied
+from ..http.asgi import Send
+from ..http.request import Request
+from ..http.responses import send_json
+from ..http.routing import Router
+from ..store.keys import KeySpec
+from .admin import require_master_key
+from .keys_admin import KeysDisabled, validated
+
+_SMALL_BODY = 64 * 1024
+
+
+def add_event_routes(router: Router, settings: AdminSettings, managed: Callable[[], ManagedAccess | None]) -> None:
+    def access() -> ManagedAccess:
+        found = managed()
+        if found is None:
+            raise KeysDisabled("Events need `auth: keys` in the configuration.")
+        return found
+
+    def organiser(request: Request) -> ManagedAccess:
+        require_master_key(request, settings)
+        return access()
+
+    async def create(request: Request, send: Send, params: dict[str, str]) -> None:
+        store = organiser(request)
+        spec_request = validated(EventRequest, await request.body(_SMALL_BODY))
+        try:
+            spec = spec_request.to_spec()
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="ends_at") from None
+        event = await store.events.create(spec)
+        await send_json(send, 201, orjson.dumps(event.public()))
+
+    async def listing(request: Request, send: Send, params: dict[str, str]) -> None:
+        events = await organiser(request).events.list()
+        await send_json(send, 200, orjson.dumps({"object": "list", "data": [e.public() for e in events]}))
+
+    async def attendees(request: Request, send: Send, params: dict[str, str]) -> None:
+        store = organiser(request)
+        if await store.events.get(params["event_id"]) is None:
+            raise NotFound(f"No event {params['event_id']!r}.")
+        keys = await store.keys.list(event_id=params["event_id"])
+        await send_json(send, 200, orjson.dumps({"object": "list", "data": [k.public() for k in keys]}))
+
+    async def revoke(request: Request, send: Send, params: dict[str, str]) -> None:
+        store = organiser(request)
+        key = await store.keys.get(params["key_id"])
+        if key is None or key.event_id != params["event_id"]:
+            raise NotFound(f"No attendee {params['key_id']!r} in event {params['event_id']!r}.")
+        await store.keys.revoke(key.id)
+        await send_json(send, 200, orjson.dumps({"id": key.id, "revoked": True}))
+
+    async def register(request: Request, send: Send, params: dict[str, str]) -> None:
+        store = access()
+        event = await store.events.get(params["event_id"])
+        if event is None:
+            raise NotFound(f"No event {params['event_id']!r}.")
+        form = validated(Registration, await request.body(_SMALL_BODY))
+        if not event.code_matches(form.code):
+            raise PermissionDenied("This event needs its shared code to register.", param="code", code="bad_code")
+        if form.name is None and form.email is None and event.code_hash is None:
+            raise InvalidRequest("Register with a display name or an e-mail address.", param="name")
+        if time.time() >= event.ends_at:
+            raise PermissionDenied(
+                f"The event {event.name!r} ended at {event.local(event.ends_at)}.", code="event_closed"
+            )
+        spec = KeySpec(form.display(), event.models, event.limits, event.ends_at, event.id)
+        key, secret = await store.keys.create(spec)
+        body = {
+            "key": secret,
+            "key_id": key.id,
+            "event": event.public(),
+            "valid_from": event.public()["starts_at"],
+            "valid_until": event.public()["ends_at"],
+        }
+        await send_json(send, 201, orjson.dumps(body))
+
+    router.add("/admin/events", ["GET", "POST"], lambda r, s, p: (create if r.method == "POST" else listing)(r, s, p))
+    router.add("/admin/events/{event_id}/attendees", ["GET"], attendees)
+    router.add("/admin/events/{event_id}/attendees/{key_id}", ["DELETE"], revoke)
+    router.add("/events/{event_id}/register", ["POST"], register)

@@ -31,10 +31,18 @@ class Window:
     resets_at: float | None  # epoch seconds; None for the budget
 
 
+_DAYS: dict[str, tuple[float, float, str]] = {}  # zone -> (day start, next midnight, day name): pure cache
+
+
 def _day(now: float, tz: ZoneInfo) -> tuple[str, float]:
+    cached = _DAYS.get(tz.key)
+    if cached is not None and cached[0] <= now < cached[1]:
+        return cached[2], cached[1]
     local = dt.datetime.fromtimestamp(now, tz)
-    midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tz)
-    return local.strftime("%Y%m%d"), midnight.timestamp()
+    start = dt.datetime.combine(local.date(), dt.time(), tz).timestamp()
+    midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tz).timestamp()
+    _DAYS[tz.key] = (start, midnight, local.strftime("%Y%m%d"))
+    return local.strftime("%Y%m%d"), midnight
 
 
 def admission_checks(

@@ -33,6 +33,9 @@ class Database(Protocol):
 
     async def execute_many(self, sql: str, rows: Sequence[Params]) -> None: ...
 
+    def generation(self) -> int | None:
+        """A number that changes whenever another connection commits, or None when the backend cannot tell."""
+
     async def script(self, statements: Sequence[str]) -> None:
         """Run statements in one transaction (migrations)."""
 
@@ -60,6 +63,11 @@ class SqliteDatabase:
 
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
         return [dict(row) for row in self._reader.execute(sql, tuple(params)).fetchall()]
+
+    def generation(self) -> int | None:
+        # Changes when any other connection (another process, or our own writer) commits: a cheap cache check.
+        value: int = self._reader.execute("PRAGMA data_version").fetchone()[0]
+        return value
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         changed: int = await self._write(lambda: self._writer.execute(sql, tuple(params)).rowcount)
@@ -125,6 +133,9 @@ class PostgresDatabase:
 
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
         return [dict(row) for row in await self._pool.fetch(_numbered(sql), *params)]
+
+    def generation(self) -> int | None:
+        return None
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         status: str = await self._pool.execute(_numbered(sql), *params)

@@ -87,8 +87,12 @@ def _key(row: Row) -> GatewayKey:
 
 
 class KeyStore:
+    """Keys by secret are cached while the database reports no commit since (SQLite); PostgreSQL reads each time."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._cache: dict[str, GatewayKey | None] = {}
+        self._generation: int | None = None
 
     async def create(self, spec: KeySpec) -> tuple[GatewayKey, str]:
         """A new key and its secret; the secret exists only in this return value."""
@@ -128,6 +132,19 @@ class KeyStore:
 
     async def by_secret(self, secret: str) -> GatewayKey | None:
         digest = hash_secret(secret)
+        generation = self.db.generation()
+        if generation is not None:
+            if generation != self._generation:
+                self._cache.clear()
+                self._generation = generation
+            elif digest in self._cache:
+                return self._cache[digest]
+        found = await self._by_digest(digest)
+        if generation is not None and len(self._cache) < 100_000:
+            self._cache[digest] = found
+        return found
+
+    async def _by_digest(self, digest: str) -> GatewayKey | None:
         rows = await self.db.fetch(f"SELECT {_COLUMNS}, secret_hash FROM keys WHERE secret_hash = ?", [digest])
         # The lookup is by hash; compare once more in constant time so no code path compares secrets naively.
         if not rows or not hmac.compare_digest(rows[0]["secret_hash"], digest):
@@ -163,10 +180,12 @@ class KeyStore:
             f"UPDATE keys SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
             [*(values[c] for c in columns), key_id],
         )
+        self._cache.clear()
         return updated
 
     async def revoke(self, key_id: str) -> bool:
         changed = await self.db.execute(
             "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [time.time(), key_id]
         )
+        self._cache.clear()
         return changed > 0

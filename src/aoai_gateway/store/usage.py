@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from dataclasses import astuple, dataclass, fields
+import operator
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .database import Database
@@ -39,6 +40,7 @@ class UsageRow:
 
 
 _COLUMNS = [f.name for f in fields(UsageRow)]
+_values = operator.attrgetter(*_COLUMNS)  # dataclasses.astuple deep-copies: ten times slower
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 GROUPS = {"model": "model", "key": "key_id", "day": "day", "event": "event_id", "deployment": "deployment"}
 
@@ -66,7 +68,7 @@ class UsageLedger:
             return
         batch, self._pending = self._pending, []
         try:
-            await self.db.execute_many(_INSERT, [astuple(row) for row in batch])
+            await self.db.execute_many(_INSERT, [_values(row) for row in batch])
         except Exception:
             # Keep the rows for the next flush rather than lose them to a database hiccup.
             log.exception("usage ledger: writing %d rows failed; will retry", len(batch))

@@ -184,3 +184,17 @@ def test_keys_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatc
     assert main(["keys", "revoke", "key_missing"]) == 1
     assert main(["keys", "create", "--name", "x", "--expires", "tomorrow"]) == 1
     assert main(["usage", "--by", "day", "--format", "csv"]) == 0
+
+
+async def test_tokens_per_minute_cap(keyed: Any) -> None:
+    start, keys, _, _ = keyed
+    gateway = start()
+    secret = await keys.make(tpm=60)
+    first = chat(gateway, secret, max_tokens=50)  # reserves ~52 of 60, settles to its real usage (~10)
+    assert first.status_code == 200
+    statuses = [chat(gateway, secret, max_tokens=50).status_code for _ in range(6)]
+    assert 429 in statuses
+    refused = chat(gateway, secret, max_tokens=50)
+    assert refused.status_code == 429 and refused.json()["error"]["type"] == "tokens"
+    assert refused.headers["x-ratelimit-limit-tokens"] == "60"
+    assert "x-ratelimit-reset-tokens" in refused.headers

@@ -198,3 +198,13 @@ async def test_tokens_per_minute_cap(keyed: Any) -> None:
     assert refused.status_code == 429 and refused.json()["error"]["type"] == "tokens"
     assert refused.headers["x-ratelimit-limit-tokens"] == "60"
     assert "x-ratelimit-reset-tokens" in refused.headers
+
+
+async def test_daily_caps_and_budget_survive_a_restart(keyed: Any) -> None:
+    start, keys, _, _ = keyed
+    secret = await keys.make(daily_requests=3)
+    first = start()
+    assert [chat(first, secret).status_code for _ in range(2)] == [200, 200]
+    first.__exit__(None, None, None)  # shutdown writes the ledger
+    second = start()  # in-memory counters start empty: seeded from the ledger
+    assert [chat(second, secret).status_code for _ in range(2)] == [200, 429]

@@ -26,8 +26,9 @@ from ..proxy.body import Call
 from ..proxy.headers import client_key
 from ..store.events import EventStore
 from ..store.keys import GatewayKey, KeyStore
+from ..store.usage import key_totals
 from .limiter import Limiter
-from .quota import UTC, admission_checks, estimate_prompt_tokens, ratelimit_headers, requested_max_tokens
+from .quota import UTC, admission_checks, day_start, estimate_prompt_tokens, ratelimit_headers, requested_max_tokens
 
 Usage = tuple[int, int]
 
@@ -41,11 +42,16 @@ class Grant:
 
 
 class AccessControl:
-    def __init__(self, settings: AccessSettings, keys: KeyStore, events: EventStore, limiter: Limiter) -> None:
+    def __init__(
+        self, settings: AccessSettings, keys: KeyStore, events: EventStore, limiter: Limiter, *, seed: bool = False
+    ) -> None:
         self.settings = settings
         self.keys = keys
         self.events = events
         self.limiter = limiter
+        # In-memory counters start empty in every process: seed a key's day and budget from the ledger once.
+        self._seed = seed
+        self._seeded: set[str] = set()
 
     async def authenticate(self, request: Request) -> GatewayKey:
         secret = client_key(request.headers)
@@ -105,7 +111,10 @@ class AccessControl:
                 grant.strip_usage = True
         now = time.time()
         zone = request.state.get("zone")
-        checks = admission_checks(key.id, key.limits, now, zone if isinstance(zone, ZoneInfo) else UTC, reservation)
+        tz = zone if isinstance(zone, ZoneInfo) else UTC
+        if self._seed and key.id not in self._seeded:
+            await self._seed_from_ledger(key, now, tz)
+        checks = admission_checks(key.id, key.limits, now, tz, reservation)
         refusal = await self.limiter.admit([check for check, _ in checks])
         if refusal is not None:
             window = next(w for c, w in checks if c is refusal.check)
@@ -123,6 +132,21 @@ class AccessControl:
             raise RateLimited(message, window.kind, window.resets_at - now, headers)
         grant.token_counters = [(c.counter, c.cost, c.ttl) for c, w in checks if w.kind == "tokens"]
         return grant
+
+    async def _seed_from_ledger(self, key: GatewayKey, now: float, tz: ZoneInfo) -> None:
+        self._seeded.add(key.id)
+        limits = key.limits
+        if limits.daily_requests is None and limits.daily_tokens is None and limits.budget_tokens is None:
+            return
+        day_requests, day_tokens, tokens = await key_totals(self.keys.db, key.id, day_start(now, tz))
+        changes = []
+        for check, window in admission_checks(key.id, limits, now, tz, 0):
+            used = {("requests", "day"): day_requests, ("tokens", "day"): day_tokens, ("tokens", "budget"): tokens}.get(
+                (window.kind, window.scope), 0
+            )
+            if used:
+                changes.append((check.counter, used, check.ttl))
+        await self.limiter.adjust(changes)
 
     async def settle(self, grant: Grant, usage: Usage | None) -> None:
         """Replace the reservation with the tokens really used (none when the call failed)."""

@@ -45,6 +45,11 @@ def _day(now: float, tz: ZoneInfo) -> tuple[str, float]:
     return local.strftime("%Y%m%d"), midnight
 
 
+def day_start(now: float, tz: ZoneInfo) -> float:
+    _day(now, tz)
+    return _DAYS[tz.key][0]
+
+
 def admission_checks(
     subject: str, limits: Limits, now: float, tz: ZoneInfo, reservation: int
 ) -> list[tuple[Check, Window]]:

@@ -44,4 +44,11 @@ async def open_managed_access(settings: Settings) -> ManagedAccess:
     limiter = create_limiter(settings.redis_url)
     ledger = UsageLedger(db, settings.access.usage_flush_seconds)
     ledger.start()
-    return ManagedAccess(db, keys, events, limiter, AccessControl(settings.access, keys, events, limiter), ledger)
+    return ManagedAccess(
+        db,
+        keys,
+        events,
+        limiter,
+        AccessControl(settings.access, keys, events, limiter, seed=settings.redis_url is None),
+        ledger,
+    )

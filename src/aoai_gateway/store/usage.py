@@ -115,3 +115,15 @@ async def usage_report(
             name = dt.datetime.fromtimestamp(int(name) * 86400, dt.UTC).date().isoformat()
         report.append({by: name, **{k: (int(v) if k != "audio_seconds" else float(v or 0)) for k, v in row.items()}})
     return report
+
+
+async def key_totals(db: Database, key_id: str, since: float) -> tuple[int, int, int]:
+    """(requests since `since`, tokens since `since`, tokens ever) of one key, from the ledger."""
+    rows = await db.fetch(
+        "SELECT SUM(CASE WHEN at >= ? THEN 1 ELSE 0 END) AS day_requests, "
+        "SUM(CASE WHEN at >= ? THEN prompt_tokens + completion_tokens ELSE 0 END) AS day_tokens, "
+        "SUM(prompt_tokens + completion_tokens) AS tokens FROM usage WHERE key_id = ?",
+        [since, since, key_id],
+    )
+    row = rows[0] if rows else {}
+    return int(row.get("day_requests") or 0), int(row.get("day_tokens") or 0), int(row.get("tokens") or 0)

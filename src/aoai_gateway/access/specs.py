@@ -23,34 +23,8 @@ def parse_when(value: str) -> float:
     return moment.timestamp()
 
 
-class KeyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    models: list[str] | None = None
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    daily_requests: int | None = Field(None, ge=1)
-    daily_tokens: int | None = Field(None, ge=1)
-    max_tokens: int | None = Field(None, ge=1)
-    budget_tokens: int | None = Field(None, ge=1)
-    expires_at: float | None = None
-
-    @field_validator("expires_at", mode="before")
-    @classmethod
-    def _when(cls, value: Any) -> Any:
-        return parse_when(value) if isinstance(value, str) else value
-
-    def limits(self) -> Limits:
-        return Limits(self.rpm, self.tpm, self.daily_requests, self.daily_tokens, self.max_tokens, self.budget_tokens)
-
-    def to_spec(self, event_id: str | None = None) -> KeySpec:
-        models = tuple(self.models) if self.models is not None else None
-        return KeySpec(self.name, models, self.limits(), self.expires_at, event_id)
-
-
 class KeyUpdate(BaseModel):
-    """A partial change: only the fields present change (`null` removes a cap)."""
+    """A partial change of a key: only the fields present change (`null` removes a cap)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -74,6 +48,19 @@ class KeyUpdate(BaseModel):
         if "models" in changes and changes["models"] is not None:
             changes["models"] = tuple(changes["models"])
         return changes
+
+
+class KeyRequest(KeyUpdate):
+    """A new key: the same fields, with a name required."""
+
+    name: str = Field(min_length=1, max_length=200)
+
+    def limits(self) -> Limits:
+        return Limits(self.rpm, self.tpm, self.daily_requests, self.daily_tokens, self.max_tokens, self.budget_tokens)
+
+    def to_spec(self, event_id: str | None = None) -> KeySpec:
+        models = tuple(self.models) if self.models is not None else None
+        return KeySpec(self.name, models, self.limits(), self.expires_at, event_id)
 
 
 class EventRequest(BaseModel):

@@ -235,3 +235,23 @@ def test_deployments_command(
     assert "chat-4o" in out and "healthy" in out and "STATE" in out
     assert main(["deployments", "--url", gateway.url, "--format", "json"]) == 0
     assert '"deployment": "chat-4o"' in capsys.readouterr().out
+
+
+def test_answers_are_never_retried(emulator_server: AsgiServer, start_gateway: GatewayFactory, names: Any) -> None:
+    first, second = names(2)
+    gateway = start_gateway(deployments=pool(emulator_server, (first, {}), (second, {})))
+    with httpx.Client(timeout=30) as client:
+        filtered = client.post(
+            f"{gateway.url}/v1/chat/completions",
+            headers=AUTH,
+            json={"model": "pool", "messages": [{"role": "user", "content": "[[content_filter]]"}]},
+        )
+        bad = client.post(f"{gateway.url}/v1/chat/completions", headers=AUTH, json={"model": "pool", "messages": []})
+        unauthorized = client.post(f"{gateway.url}/v1/chat/completions", json=CHAT, headers={"api-key": "wrong"})
+        metrics = client.get(f"{gateway.url}/metrics").text
+    assert (filtered.status_code, bad.status_code, unauthorized.status_code) == (400, 400, 401)
+    assert filtered.json()["error"]["code"] == "content_filter"
+    # Three requests, three upstream attempts: none went to a second deployment.
+    attempts = [line for line in metrics.splitlines() if line.startswith("aoai_gateway_upstream_attempts_total{")]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in attempts) == 3
+    assert "aoai_gateway_upstream_retries_total{" not in metrics

@@ -15,7 +15,7 @@ from openai import OpenAI
 
 from aoai_gateway.store import usage_report
 
-from .conftest import EMULATOR_KEY
+from .conftest import EMULATOR_KEY, GatewayFactory
 from .keyed import MASTER, chat
 from .recorder import Recorder
 from .servers import AsgiServer
@@ -208,3 +208,27 @@ async def test_daily_caps_and_budget_survive_a_restart(keyed: Any) -> None:
     first.__exit__(None, None, None)  # shutdown writes the ledger
     second = start()  # in-memory counters start empty: seeded from the ledger
     assert [chat(second, secret).status_code for _ in range(2)] == [200, 429]
+
+
+async def test_keys_mode_on_postgresql(
+    postgres_url: str, start_gateway: GatewayFactory, emulator_server: AsgiServer, tmp_path: Path
+) -> None:
+    from aoai_gateway.store import KeySpec, KeyStore, Limits, connect_database, migrate
+
+    db = await connect_database(postgres_url)
+    await migrate(db)
+    store = KeyStore(db)
+    key, secret = await store.create(KeySpec("pg", None, Limits(rpm=2)))
+    gateway = start_gateway(
+        auth="keys",
+        database_url=postgres_url,
+        access={"usage_flush_seconds": 0.05},
+        deployments=[{"model": "gpt-4o", "endpoint": emulator_server.url, "api_key": EMULATOR_KEY}],
+    )
+    assert [chat(gateway, secret).status_code for _ in range(3)] == [200, 200, 429]
+    await store.revoke(key.id)
+    assert chat(gateway, secret).status_code == 401
+    await asyncio.sleep(0.3)
+    rows = await db.fetch("SELECT status FROM usage WHERE key_id = ? ORDER BY at", [key.id])
+    assert [row["status"] for row in rows] == [200, 200, 429, 401]
+    await db.close()

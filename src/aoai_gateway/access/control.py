@@ -63,11 +63,11 @@ class AccessControl:
         if key is None:
             raise AuthenticationError(f"Incorrect API key provided: {_masked(secret)}.")
         now = time.time()
+        request.state["key_id"] = key.id  # refused calls of a known key are in the ledger too
         if key.revoked_at is not None:
             raise AuthenticationError(f"The API key {key.id} was revoked.", code="key_revoked")
         if key.expires_at is not None and now >= key.expires_at:
             raise AuthenticationError(f"The API key {key.id} expired at {_iso(key.expires_at)}.", code="key_expired")
-        request.state["key_id"] = key.id
         if key.event_id is not None:
             event = await self.events.get(key.event_id)
             problem = "The event of this key no longer exists." if event is None else event.window_error(now)

@@ -1,0 +1,134 @@
+"""Child processes for the benchmark: started in their own process group, pinned, measured, always stopped.
+
+    with ProcessGroup() as procs:
+        proc = procs.start(["nginx", "-c", conf], core=0, stderr=log_file)
+        wait_for_port(port)
+        before = cpu_ns(proc.pid)
+
+Every process started here lives in a new session, so stopping it kills its whole group (granian's workers
+included); `ProcessGroup.__exit__` stops them all, even when the benchmark fails half-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """An unused TCP port on loopback (the kernel picks it; a race with another program is unlikely)."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Return once something accepts connections on `port`; raise if `proc` died or time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with status {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{proc.args!r} did not listen on port {port} within {timeout:.0f}s")
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            # The command name may hold spaces or parentheses: the fields after the last ")" are safe.
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants."""
+    tree = _children()
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(tree.get(current, ()))
+    return found
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time (user + system, ns) used so far by every thread of `pid` and of its descendants.
+
+    Read from /proc/PID/task/TID/schedstat, which counts in nanoseconds (utime/stime in /proc/PID/stat
+    tick at 10 ms, too coarse for a few-second run).
+    """
+    total = 0
+    for process in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{process}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError):
+                    total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+class ProcessGroup:
+    """Starts commands in new sessions pinned with `taskset`; stops every one of them on exit."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self,
+        argv: list[str],
+        *,
+        core: int | None = None,
+        stdout: IO[bytes] | int | None = subprocess.DEVNULL,
+        stderr: IO[bytes] | int | None = subprocess.DEVNULL,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        # taskset execs the command, so the pid we get is the program's own.
+        command = ["taskset", "-c", str(core), *argv] if core is not None else argv
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, start_new_session=True
+        )
+        self._procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+        """SIGTERM the process group, then SIGKILL whatever is left after `timeout` seconds."""
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout)
+        # The leader may be gone while workers of its group live on: kill the group regardless.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+        if proc in self._procs:
+            self._procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self._procs)):
+            self.stop(proc)
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_all()

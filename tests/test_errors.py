@@ -130,7 +130,8 @@ def test_upstream_timeout_is_504(start_gateway: GatewayFactory) -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         gateway = start_gateway(
-            f"http://127.0.0.1:{silent.getsockname()[1]}", upstream={"timeouts": {"connect": 1, "read": 0.5}}
+            f"http://127.0.0.1:{silent.getsockname()[1]}",
+            upstream={"timeouts": {"connect": 1, "read": 0.5, "stream_idle": 0.5}},
         )
         response = post(f"{gateway.url}/v1/chat/completions", b'{"model": "gpt-4o"}')
         assert_openai_error(response, 504, "upstream_timeout")

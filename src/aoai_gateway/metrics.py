@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -21,6 +22,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 class GatewayMetrics:
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "aoai_gateway_requests", "Client requests answered", ["route", "model", "status"], registry=self.registry
@@ -65,20 +67,28 @@ class GatewayMetrics:
         """Per-deployment gauges read at scrape time: nothing is spent on them per request."""
         self.registry.register(_DeploymentCollector(list(deployments)))
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # prometheus_client's labels() takes a lock and builds tuples on every call: keep the children.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def attempt(self, model: str, deployment: str, outcome: str, seconds: float | None, retry: bool) -> None:
-        self.attempts.labels(model, deployment, outcome).inc()
+        self._child(self.attempts, model, deployment, outcome).inc()
         if retry:
-            self.retries.labels(model, deployment).inc()
+            self._child(self.retries, model, deployment).inc()
         if seconds is not None:
-            self.upstream_latency.labels(deployment).observe(seconds)
+            self._child(self.upstream_latency, deployment).observe(seconds)
 
     def usage(self, model: str, deployment: str, prompt: int, completion: int) -> None:
-        self.tokens.labels(model, deployment, "prompt").inc(prompt)
-        self.tokens.labels(model, deployment, "completion").inc(completion)
+        self._child(self.tokens, model, deployment, "prompt").inc(prompt)
+        self._child(self.tokens, model, deployment, "completion").inc(completion)
 
     def request(self, route: str, model: str | None, status: int, seconds: float) -> None:
-        self.requests.labels(route, model or "", str(status)).inc()
-        self.duration.labels(route, model or "").observe(seconds)
+        self._child(self.requests, route, model or "", str(status)).inc()
+        self._child(self.duration, route, model or "").observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -108,7 +108,8 @@ class ProxyService:
                 call.body_with_model(provider.body_model(deployment)),
             )
             last = (
-                attempt + 1 >= settings.max_attempts
+                len(group) == 1
+                or attempt + 1 >= settings.max_attempts
                 or loop.time() >= deadline
                 or not self.router.has_next(group, tried)
             )

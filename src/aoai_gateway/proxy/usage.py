@@ -6,20 +6,28 @@ tail = StreamTail(); tail.feed(chunk) ...; tail.usage()                     # fr
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
 Usage = tuple[int, int]
 _MARK = b'"usage"'
 
 
+_PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
+_COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+
+
 def usage_of_body(body: bytes) -> Usage | None:
-    if _MARK not in body:
+    """Read only the `usage` object's two counts: parsing a whole answer per request costs more than relaying it."""
+    start = body.rfind(_MARK)
+    if start < 0:
         return None
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    prompt = _PROMPT.search(body, start)
+    if prompt is None:
         return None
-    return _usage_of(document)
+    completion = _COMPLETION.search(body, start)
+    return int(prompt[1]), int(completion[1]) if completion else 0
 
 
 def _usage_of(document: object) -> Usage | None:

@@ -5,7 +5,6 @@ client = AiohttpUpstream(settings.upstream)   # create inside the running event 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -35,11 +34,10 @@ _ERRORS = _error_map()
 
 
 class _Response:
-    __slots__ = ("_idle", "_response", "raw_headers", "status")
+    __slots__ = ("_response", "raw_headers", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse, idle: float) -> None:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
-        self._idle = idle
         self.status = response.status
         self.raw_headers = list(response.raw_headers)
 
@@ -48,11 +46,11 @@ class _Response:
             return await self._response.read()
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
+        # Each read is bounded by the stream's `sock_read` (stream_idle): no timer of our own per chunk.
         content = self._response.content
         while True:
             with mapped_errors(_ERRORS, "stream"):
-                async with asyncio.timeout(self._idle):
-                    chunk = await content.readany()
+                chunk = await content.readany()
             if not chunk:
                 return
             yield chunk
@@ -66,7 +64,7 @@ class AiohttpUpstream:
     """Pooled keep-alive connections, optional HTTP or SOCKS5 egress proxy, bodies relayed undecoded."""
 
     def __init__(self, settings: UpstreamSettings) -> None:
-        self._settings = settings
+
         timeouts = settings.timeouts
         if settings.socks_proxy:
             from aiohttp_socks import ProxyConnector
@@ -90,24 +88,24 @@ class AiohttpUpstream:
             skip_auto_headers=("Accept-Encoding", "Accept", "User-Agent", "Content-Type"),
         )
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read)
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=None)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeouts.connect, sock_read=timeouts.stream_idle
+        )
         self._proxy = settings.http_proxy
 
     async def send(self, request: UpstreamRequest, *, stream: bool) -> _Response:
-        timeouts = self._settings.timeouts
-        # A stream's socket reads are unbounded (`stream_idle` bounds each chunk); its headers get `read`.
+        # A stream's every socket read, its first byte included, gets `stream_idle`; other answers get `read`.
         with mapped_errors(_ERRORS, "request"):
-            async with asyncio.timeout(timeouts.read if stream else None):
-                response = await self._session.request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    data=request.body or None,
-                    allow_redirects=False,
-                    proxy=self._proxy,
-                    timeout=self._stream_timeout if stream else self._timeout,
-                )
-        return _Response(response, timeouts.stream_idle)
+            response = await self._session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body or None,
+                allow_redirects=False,
+                proxy=self._proxy,
+                timeout=self._stream_timeout if stream else self._timeout,
+            )
+        return _Response(response)
 
     async def aclose(self) -> None:
         await self._session.close()

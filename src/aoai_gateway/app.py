@@ -26,6 +26,7 @@ from .metrics import GatewayMetrics
 from .proxy import AbortResponse, ProxyService
 from .routes import build_router
 from .routing import DeploymentRouter
+from .speech import start_local_speech, upload_limits
 from .store import UsageRow
 from .upstream import UpstreamClient, create_upstream_client
 
@@ -46,7 +47,9 @@ class Gateway:
         deployments = DeploymentRouter(settings.deployments, settings.routing)
         if self.metrics is not None:
             self.metrics.watch(deployments.deployments())
-        self.service = ProxyService(deployments, self.metrics, log_bodies=settings.logging.log_bodies)
+        self.service = ProxyService(
+            deployments, self.metrics, log_bodies=settings.logging.log_bodies, upload_limits=upload_limits(settings)
+        )
         self.managed: ManagedAccess | None = None
         self._started = False
         self.router = build_router(settings, self.service, lambda: self._started, self.metrics, lambda: self.managed)
@@ -57,6 +60,7 @@ class Gateway:
                 self.managed = await open_managed_access(self.settings)
                 self.service.access = self.managed.control
             self.service.client = self._factory()
+            self.service.clients = await start_local_speech(self.settings)  # loads local models once
             self._started = True
 
     async def shutdown(self) -> None:
@@ -66,6 +70,9 @@ class Gateway:
             await self.managed.close()
             self.managed = None
             self.service.access = None
+        for client in self.service.clients.values():
+            await client.aclose()
+        self.service.clients = {}
         if self._started and self.service.client is not None:
             self._started = False
             await self.service.client.aclose()

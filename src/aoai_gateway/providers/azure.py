@@ -13,6 +13,7 @@ from .base import Query, with_query
 
 
 class AzureProvider:
+    requires_key = True
     owned_by = "azure-openai"
 
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:

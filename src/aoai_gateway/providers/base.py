@@ -16,6 +16,7 @@ Query = list[tuple[str, str]]
 
 class Provider(Protocol):
     owned_by: str
+    requires_key: bool  # False: the deployment serves callers that present no key (in-process models)
 
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:
         """The upstream URL for `operation` (e.g. "chat/completions"), with the client's other query items."""

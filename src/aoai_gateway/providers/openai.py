@@ -10,6 +10,7 @@ from .base import Query, with_query
 
 
 class OpenAIProvider:
+    requires_key = True
     owned_by = "openai"
 
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:

@@ -14,6 +14,7 @@ import orjson
 
 from ..errors import InvalidRequest
 from ..http.multipart import MultipartForm
+from ..http.spool import Body
 
 
 @dataclass(slots=True)
@@ -22,7 +23,7 @@ class Call:
 
     operation: str
     model: str
-    body: bytes
+    body: Body  # bytes, or the mapped temporary file of a large upload (http/spool.py)
     stream: bool = False
     document: dict[str, Any] | None = None
     form: MultipartForm | None = None
@@ -37,7 +38,7 @@ class Call:
         self.document[field] = value
         self.patched = True
 
-    def body_with_model(self, model: str | None) -> bytes:
+    def body_with_model(self, model: str | None) -> Body:
         """The body to send upstream: byte-for-byte unless it must name a different model or was patched."""
         if self.patched and self.document is not None:
             return orjson.dumps(self.document if model is None else {**self.document, "model": model})
@@ -72,7 +73,7 @@ def json_call(body: bytes, operation: str, model: str | None = None) -> Call:
     return Call(operation, model, body, stream=stream, document=document)
 
 
-def form_call(body: bytes, content_type: str, operation: str, model: str | None = None) -> Call:
+def form_call(body: Body, content_type: str, operation: str, model: str | None = None) -> Call:
     form = MultipartForm.parse(body, content_type)
     if model is None:
         raw = form.value("model")

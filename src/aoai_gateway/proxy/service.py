@@ -23,9 +23,17 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AuthenticationError, GatewayError, NoDeploymentAvailable, UpstreamError, UpstreamTimeout
+from ..errors import (
+    AuthenticationError,
+    GatewayError,
+    NoDeploymentAvailable,
+    PayloadTooLarge,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from ..http.asgi import RawHeaders, Send
 from ..http.request import Request
+from ..http.spool import Body
 from ..metrics import GatewayMetrics
 from ..providers import PROVIDERS
 from ..routing import DeploymentHealth, DeploymentRouter, retry_after_seconds, retryable_status
@@ -51,11 +59,21 @@ class ProxyService:
     """`client` is attached when the app starts (an upstream session needs the running event loop)."""
 
     def __init__(
-        self, router: DeploymentRouter, metrics: GatewayMetrics | None = None, *, log_bodies: bool = False
+        self,
+        router: DeploymentRouter,
+        metrics: GatewayMetrics | None = None,
+        *,
+        log_bodies: bool = False,
+        upload_limits: dict[str, int] | None = None,
     ) -> None:
         self.router = router
         self.metrics = metrics
         self.client: UpstreamClient | None = None
+        # In-process clients by provider name (`local`); every other provider goes through `client`.
+        self.clients: dict[str, UpstreamClient] = {}
+        # Largest multipart upload each provider takes (Azure's 25 MiB; local models more), once the model is known.
+        self.upload_limits = upload_limits or {}
+        self.max_upload_bytes = max(self.upload_limits.values(), default=None)
         self.access: AccessControl | None = None  # set at start-up in `auth: keys` mode
         self.log_bodies = log_bodies
         self.streams_in_flight = 0
@@ -93,18 +111,22 @@ class ProxyService:
             deployment = health.deployment
             request.state["deployment"] = deployment.deployment
             request.state["attempts"] = attempt + 1
+            provider = PROVIDERS[deployment.provider]
             key = deployment.key or caller_key
-            if key is None:
+            if key is None and provider.requires_key:
                 failure = AuthenticationError(
                     "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or 'api-key: KEY', "
                     "or configure api_key for this deployment on the gateway."
                 )
                 continue
-            provider = PROVIDERS[deployment.provider]
+            limit = self.upload_limits.get(deployment.provider)
+            if call.form is not None and limit is not None and len(call.body) > limit:
+                failure = PayloadTooLarge(limit)
+                continue
             upstream = UpstreamRequest(
                 "POST",
                 provider.url(deployment, call.operation, query, call.client_api_version),
-                [*request_headers(request.scope["headers"]), *provider.auth_headers(key)],
+                [*request_headers(request.scope["headers"]), *(provider.auth_headers(key) if key else ())],
                 call.body_with_model(provider.body_model(deployment)),
             )
             last = (
@@ -146,7 +168,8 @@ class ProxyService:
         `last`: no other deployment can be tried, so a retryable answer is relayed as it is, except a 429 when
         `final` is false (the caller then answers with the group's soonest retry time).
         """
-        if self.client is None:
+        client = self.clients.get(health.deployment.provider, self.client)
+        if client is None:
             raise GatewayError("The gateway is not started yet; try again in a moment.")
         clock = self.router.clock
         now = clock()
@@ -157,7 +180,7 @@ class ProxyService:
         try:
             try:
                 async with asyncio.timeout_at(deadline):
-                    response = await self.client.send(upstream, stream=stream)
+                    response = await client.send(upstream, stream=stream)
             except TimeoutError:
                 raise UpstreamTimeout("The upstream request timed out: the routing deadline passed.") from None
             except UpstreamError as exc:
@@ -213,6 +236,8 @@ class ProxyService:
             for name, value in headers:
                 if name in (b"apim-request-id", b"x-request-id"):
                     request.state["upstream_request_id"] = value.decode("latin-1")
+                elif name == b"x-gateway-audio-seconds":  # local speech models: the usage ledger's audio_seconds
+                    request.state["audio_seconds"] = float(value)
             length = _content_length(response.raw_headers)
             if stream or length is None or length > _WHOLE_BODY_MAX or _is_event_stream(headers):
                 return await self._relay_stream(request, send, response, headers)
@@ -313,7 +338,7 @@ async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None
         watcher.cancel()
 
 
-def _log_body(what: str, body: bytes) -> None:
+def _log_body(what: str, body: Body) -> None:
     # Only with `logging.log_bodies: true`, a debugging aid; keys travel in headers and are never logged.
     log.debug("%s: %s", what, body[:4096].decode("utf-8", "replace"))
 

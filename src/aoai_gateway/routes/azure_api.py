@@ -26,12 +26,14 @@ def add_azure_routes(router: Router, service: ProxyService, limits: BodyLimits) 
                 param="api-version",
                 code="missing_required_parameter",
             )
-        call = await read_call(request, limits, params["operation"], ANY, model=params["deployment"])
+        call = await read_call(
+            request, limits, params["operation"], ANY, model=params["deployment"], max_upload=service.max_upload_bytes
+        )
         call.client_api_version = api_version
         await service.forward(request, send, call)
 
     async def v1(request: Request, send: Send, params: dict[str, str]) -> None:
-        call = await read_call(request, limits, params["operation"], ANY)
+        call = await read_call(request, limits, params["operation"], ANY, max_upload=service.max_upload_bytes)
         call.client_api_version = next((v for k, v in request.query if k == "api-version"), None)
         await service.forward(request, send, call)
 

@@ -10,6 +10,7 @@ from typing import Literal
 from ..config import BodyLimits
 from ..errors import UnsupportedMediaType
 from ..http.request import Request
+from ..http.spool import read_spooled
 from ..proxy import Call, form_call, json_call
 
 BodyKind = Literal["json", "form", "any"]
@@ -25,9 +26,19 @@ def _is_json(content_type: str) -> bool:
 
 
 async def read_call(
-    request: Request, limits: BodyLimits, operation: str, kind: BodyKind, model: str | None = None
+    request: Request,
+    limits: BodyLimits,
+    operation: str,
+    kind: BodyKind,
+    model: str | None = None,
+    max_upload: int | None = None,
 ) -> Call:
-    """Read and parse the body; `kind` ANY accepts JSON or multipart (the Azure-native routes)."""
+    """Read and parse the body; `kind` ANY accepts JSON or multipart (the Azure-native routes).
+
+    `max_upload`: the largest multipart body any deployment takes (local models take more than Azure's 25 MiB;
+    each deployment's own limit is applied once the model is known). Bodies past `limits.max_audio_bytes` are
+    spooled to a temporary file instead of memory.
+    """
     content_type = request.content_type
     is_form = content_type == "multipart/form-data"
     if kind == FORM and not is_form:
@@ -37,9 +48,9 @@ async def read_call(
     if kind == ANY and not (is_form or _is_json(content_type)):
         raise UnsupportedMediaType(content_type, "application/json or multipart/form-data")
     if is_form:
-        body = await request.body(limits.max_audio_bytes)
-        request.state["bytes_in"] = len(body)
-        return form_call(body, request.headers["content-type"], operation, model)
+        form = await read_spooled(request, max_upload or limits.max_audio_bytes, in_memory=limits.max_audio_bytes)
+        request.state["bytes_in"] = len(form)
+        return form_call(form, request.headers["content-type"], operation, model)
     body = await request.body(limits.max_json_bytes)
     request.state["bytes_in"] = len(body)
     return json_call(body, operation, model)

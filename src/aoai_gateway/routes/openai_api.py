@@ -27,7 +27,9 @@ OPERATIONS: dict[str, BodyKind] = {
 def add_openai_routes(router: Router, api_base: str, service: ProxyService, limits: BodyLimits) -> None:
     def forwarder(operation: str, kind: BodyKind) -> Handler:
         async def handle(request: Request, send: Send, params: dict[str, str]) -> None:
-            call = await read_call(request, limits, operation, kind, model=params.get("model"))
+            call = await read_call(
+                request, limits, operation, kind, model=params.get("model"), max_upload=service.max_upload_bytes
+            )
             await service.forward(request, send, call)
 
         return handle

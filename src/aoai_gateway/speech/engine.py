@@ -5,11 +5,12 @@ language, batches = model.transcribe(samples, Decoding(task="transcribe"))
 for segments in batches: ...            # lists of `Segment`, in time order, as each batch finishes
 
 With `speech.vad` on (the default), the recording is cut into windows of up to 30 s at pauses found by voice
-detection (windows.py) and the windows are decoded `speech.batch_size` at a time: on two cores that is 8 to
-13 times faster than faster-whisper's plain sequential `transcribe()` on a ten-minute call, with no more word
-errors (bench/README.md). Whisper sometimes ends a window early, after a turn, and drops the rest of it; a
-window that comes back with far fewer tokens than its speech should give is cut in two at its middle pause
-and decoded again, and the halves replace it when they say more. With `speech.vad` off, faster-whisper's own
+detection (windows.py; it runs a block ahead in a helper thread) and the windows are decoded
+`speech.batch_size` at a time: on two cores about 3 times faster than faster-whisper's plain sequential
+`transcribe()` on a ten-minute call, at about the same word error rate (bench/README.md). Whisper sometimes
+ends a window early, after a turn, and drops the rest of it, or loops; a window that comes back with far fewer
+tokens than its speech should give, or looping, is cut in two at its middle pause and decoded again, and the
+halves replace it when they say more without looping. With `speech.vad` off, faster-whisper's own
 sequential decoding runs (temperature fallback, previous text as context): slower, kept as a reference.
 
 `transcribe` may run in several worker threads at once: CTranslate2 releases the GIL and runs up to
@@ -18,8 +19,10 @@ sequential decoding runs (temperature fallback, previous text as context): slowe
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +33,13 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from ..config.speech import SpeechSettings
 from .request import Task
 from .transcript import Segment, Word
-from .windows import SAMPLE_RATE, Window, plan_windows, speech_spans, split
+from .windows import SAMPLE_RATE, VAD_BLOCK, Window, WindowPlanner, block_spans, speech_spans, split
 
 # English runs at about 3 tokens per second of speech; a window under half of that lost words.
 MIN_TOKENS_PER_SECOND = 1.5
+# Halves that end early too are cut again, down to an eighth of a window.
+_MAX_SPLITS = 3
+_MAX_COMPRESSION_RATIO = 2.4
 # Captions (srt, vtt, verbose_json segments) end at a sentence or at a pause this long between two words.
 _CAPTION_PAUSE_SECONDS = 1.0
 _SENTENCE_END = re.compile("[.?!\u2026\u3002\uff1f\uff01]['\"\u201d\u2019)]*$")  # CJK full stops, closing quotes
@@ -70,6 +76,14 @@ class SpeechModel:
             local_files_only=True,
         )
         self.multilingual = bool(self._model.model.is_multilingual)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run voice detection and one decode on a second of silence, so the first request does not pay for
+        onnxruntime's session and CTranslate2's first allocations, and a broken model fails at start-up."""
+        silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+        speech_spans(silence)
+        self._decode(silence, [Window(0, SAMPLE_RATE, ((0, SAMPLE_RATE),))], "en", Decoding())
 
     def transcribe(
         self,
@@ -85,60 +99,69 @@ class SpeechModel:
         """
         if not self._settings.vad:
             return self._sequential(samples, decoding)
-        windows = plan_windows(speech_spans(samples))
-        language = decoding.language or self._language(samples, windows)
-        return language, self._batches(samples, windows, language, decoding, first_batch, cancelled)
+        windows = _windows_ahead(samples)
+        first = next(windows, None)
+        language = decoding.language or self._language(samples, first)
+        ordered = windows if first is None else itertools.chain([first], windows)
+        return language, self._batches(samples, ordered, language, decoding, first_batch, cancelled)
 
-    def _language(self, samples: npt.NDArray[np.float32], windows: list[Window]) -> str:
-        if not self.multilingual:
+    def _language(self, samples: npt.NDArray[np.float32], first: Window | None) -> str:
+        if not self.multilingual or first is None:
             return "en"
-        if not windows:
-            return "en"
-        first = windows[0]
         language, _, _ = self._model.detect_language(audio=samples[first.start : first.end])
         return str(language)
 
     def _batches(
         self,
         samples: npt.NDArray[np.float32],
-        windows: list[Window],
+        windows: Iterator[Window],
         language: str,
         decoding: Decoding,
         first_batch: int | None,
         cancelled: Callable[[], bool],
     ) -> Iterator[list[Segment]]:
-        size = self._settings.batch_size
-        position = 0
-        while position < len(windows):
-            if cancelled():
-                raise Cancelled
-            count = first_batch if position == 0 and first_batch else size
-            batch = windows[position : position + count]
-            position += len(batch)
-            decoded = self._decode(samples, batch, language, decoding)
-            decoded = self._recover(samples, batch, decoded, language, decoding)
-            yield [segment for segments in decoded for segment in segments]
+        batch: list[Window] = []
+        size = first_batch or self._settings.batch_size
+        for window in itertools.chain(windows, [None]):
+            if window is not None:
+                batch.append(window)
+            if batch and (len(batch) >= size or window is None):
+                if cancelled():
+                    raise Cancelled
+                decoded = self._decode(samples, batch, language, decoding)
+                decoded = self._recover(samples, batch, decoded, language, decoding)
+                yield [segment for segments in decoded for segment in segments]
+                batch, size = [], self._settings.batch_size
 
     def _recover(
         self,
         samples: npt.NDArray[np.float32],
-        batch: list[Window],
+        batch: Sequence[Window],
         decoded: list[list[Segment]],
         language: str,
         decoding: Decoding,
+        depth: int = 0,
     ) -> list[list[Segment]]:
-        """Decode again, in halves, the windows that came back with too little text."""
+        """Decode again, in halves, windows that came back with too little text or stuck in a loop.
+
+        The halves replace the window when they do not loop and say more (or the window looped); halves that
+        fail the same test are cut again.
+        """
         retry: list[tuple[int, tuple[Window, Window]]] = []
         for index, (window, segments) in enumerate(zip(batch, decoded, strict=True)):
             halves = split(window)
-            if halves is not None and _token_count(segments) < MIN_TOKENS_PER_SECOND * window.speech_seconds:
+            if halves is not None and (_rate(window, segments) < MIN_TOKENS_PER_SECOND or _looping(segments)):
                 retry.append((index, halves))
-        if not retry:
+        if not retry or depth >= _MAX_SPLITS:
             return decoded
-        again = self._decode(samples, [half for _, halves in retry for half in halves], language, decoding)
+        windows = [half for _, halves in retry for half in halves]
+        again = self._decode(samples, windows, language, decoding)
+        again = self._recover(samples, windows, again, language, decoding, depth + 1)
         for n, (index, _) in enumerate(retry):
             candidate = again[2 * n] + again[2 * n + 1]
-            if _token_count(candidate) > _token_count(decoded[index]):
+            if not _looping(candidate) and (
+                _looping(decoded[index]) or _token_count(candidate) > _token_count(decoded[index])
+            ):
                 decoded[index] = candidate
         return decoded
 
@@ -235,6 +258,29 @@ def _segment(found: Any, temperature: float) -> Segment:
         no_speech_prob=float(found.no_speech_prob),
         words=words,
     )
+
+
+def _windows_ahead(samples: npt.NDArray[np.float32]) -> Iterator[Window]:
+    """Windows as soon as voice detection has found them: it runs a block ahead, in a helper thread, while
+    the caller decodes (it is single-threaded and takes about 8% of the time the decoding does)."""
+    helper = ThreadPoolExecutor(1, thread_name_prefix="speech-vad")
+    try:
+        blocks = [helper.submit(block_spans, samples, offset) for offset in range(0, len(samples), VAD_BLOCK)]
+        planner = WindowPlanner()
+        for block in blocks:
+            yield from planner.add(block.result())
+        yield from planner.finish()
+    finally:
+        helper.shutdown(wait=False, cancel_futures=True)
+
+
+def _rate(window: Window, segments: list[Segment]) -> float:
+    return _token_count(segments) / max(window.speech_seconds, 0.1)
+
+
+def _looping(segments: list[Segment]) -> bool:
+    # Whisper's own test for a decoder stuck repeating itself (openai-whisper's compression_ratio_threshold).
+    return any(segment.compression_ratio > _MAX_COMPRESSION_RATIO for segment in segments)
 
 
 def _token_count(segments: list[Segment]) -> int:

@@ -2,6 +2,7 @@
 
 spans = speech_spans(samples)                 # [(start, end), ...] in samples, from Silero VAD
 windows = plan_windows(spans)                 # contiguous stretches of real audio, each at most 30 s
+planner = WindowPlanner(); planner.add(block_spans(samples, 0)) ...; planner.finish()   # block by block
 halves = split(window)                        # the same window cut at its middle pause, or None
 
 A window is a stretch of the recording as it is, pauses included, from the start of one run of speech to the
@@ -22,8 +23,9 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 SAMPLE_RATE = 16_000
 WINDOW_SECONDS = 30.0
 MAX_PAUSE_SECONDS = 3.0
-# Voice detection runs on blocks of this length: its copies of the audio stay small for hour-long files.
-_VAD_BLOCK_SECONDS = 600
+# Voice detection runs on blocks of a minute: its copies of the audio stay small, and the first windows can
+# be decoded while it goes through the rest of the recording.
+VAD_BLOCK = 60 * SAMPLE_RATE
 # Pauses of 160 ms separate runs of speech (faster-whisper's batched default); 200 ms of padding keeps the
 # edges of words inside their run.
 _VAD = VadOptions(min_silence_duration_ms=160, speech_pad_ms=200, max_speech_duration_s=WINDOW_SECONDS)
@@ -45,35 +47,51 @@ class Window:
         return self.start / SAMPLE_RATE, self.end / SAMPLE_RATE
 
 
+def block_spans(samples: npt.NDArray[np.float32], offset: int) -> list[Span]:
+    """Runs of speech in the block of `VAD_BLOCK` samples from `offset` (each run at most `WINDOW_SECONDS`)."""
+    found = get_speech_timestamps(samples[offset : offset + VAD_BLOCK], _VAD)
+    return [(offset + int(run["start"]), offset + int(run["end"])) for run in found]
+
+
 def speech_spans(samples: npt.NDArray[np.float32]) -> list[Span]:
-    """Runs of speech in the whole recording, in order (each at most `WINDOW_SECONDS`)."""
-    block = _VAD_BLOCK_SECONDS * SAMPLE_RATE
-    spans: list[Span] = []
-    for offset in range(0, len(samples), block):
-        for found in get_speech_timestamps(samples[offset : offset + block], _VAD):
-            start, end = offset + int(found["start"]), offset + int(found["end"])
-            if spans and start <= spans[-1][1]:  # a run cut by a block boundary, or padded into the last
-                spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
-            else:
-                spans.append((start, end))
-    return spans
+    """Runs of speech in the whole recording, in order."""
+    return [span for offset in range(0, len(samples), VAD_BLOCK) for span in block_spans(samples, offset)]
 
 
-def plan_windows(
-    spans: list[Span], max_seconds: float = WINDOW_SECONDS, max_pause: float = MAX_PAUSE_SECONDS
-) -> list[Window]:
-    """Greedy: each window takes runs of speech while it stays within `max_seconds` and no pause is too long."""
-    longest, pause = int(max_seconds * SAMPLE_RATE), int(max_pause * SAMPLE_RATE)
-    windows: list[Window] = []
-    current: list[Span] = []
-    for span in spans:
-        if current and (span[1] - current[0][0] > longest or span[0] - current[-1][1] > pause):
-            windows.append(Window(current[0][0], current[-1][1], tuple(current)))
-            current = []
-        current.append(span)
-    if current:
-        windows.append(Window(current[0][0], current[-1][1], tuple(current)))
-    return windows
+class WindowPlanner:
+    """Windows from runs of speech fed in order, block by block: each handed out once no later run can join it.
+
+    Greedy: a window takes runs while it stays within `max_seconds` and no pause is longer than `max_pause`.
+    """
+
+    def __init__(self, max_seconds: float = WINDOW_SECONDS, max_pause: float = MAX_PAUSE_SECONDS) -> None:
+        self._longest, self._pause = int(max_seconds * SAMPLE_RATE), int(max_pause * SAMPLE_RATE)
+        self._current: list[Span] = []
+
+    def add(self, spans: list[Span]) -> list[Window]:
+        closed = []
+        for start, end in spans:
+            current = self._current
+            if current and start < current[-1][1]:
+                # Padded into the run before, or a run cut by a block boundary: it goes on where that one ended.
+                start = current[-1][1]
+                if start >= end:
+                    continue
+            if current and (end - current[0][0] > self._longest or start - current[-1][1] > self._pause):
+                closed.append(Window(current[0][0], current[-1][1], tuple(current)))
+                current.clear()
+            current.append((start, end))
+        return closed
+
+    def finish(self) -> list[Window]:
+        current, self._current = self._current, []
+        return [Window(current[0][0], current[-1][1], tuple(current))] if current else []
+
+
+def plan_windows(spans: list[Span]) -> list[Window]:
+    """Every window of a recording whose runs of speech are all known."""
+    planner = WindowPlanner()
+    return planner.add(spans) + planner.finish()
 
 
 def split(window: Window, min_seconds: float = 4.0) -> tuple[Window, Window] | None:

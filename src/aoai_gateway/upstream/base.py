@@ -19,6 +19,7 @@ from typing import Protocol
 
 from ..config import Timeouts, UpstreamSettings
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from ..http.spool import Body
 
 
 @dataclass(slots=True)
@@ -26,7 +27,8 @@ class UpstreamRequest:
     method: str
     url: str
     headers: list[tuple[str, str]]
-    body: bytes = b""
+    # An mmap only for uploads past `limits.max_audio_bytes`, which only in-process clients accept.
+    body: Body = b""
 
 
 class UpstreamResponse(Protocol):

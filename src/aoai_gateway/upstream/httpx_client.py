@@ -72,7 +72,7 @@ class HttpxUpstream:
             request.method,
             request.url,
             headers=request.headers,
-            content=request.body,
+            content=bytes(request.body),  # always bytes here: only in-process clients get mapped uploads
             timeout=self._stream_timeout if stream else httpx.USE_CLIENT_DEFAULT,
         )
         # httpx adds these unless told otherwise; the gateway relays only what the client sent.

@@ -1,0 +1,261 @@
+"""The local speech models as an upstream client: the proxy sends them requests like any HTTP upstream.
+
+client = LocalSpeechClient(local_deployments, settings.speech)
+await client.start()                                         # loads each model once (a few hundred ms)
+response = await client.send(UpstreamRequest("POST", "local://whisper/audio/transcriptions", headers, body),
+                             stream=False)
+
+`send` parses the multipart body, queues the work on the bounded worker pool and answers with an
+`UpstreamResponse`: the transcript in the requested format, Server-Sent Events for `stream=true`, or an
+OpenAI-shaped error (400 for unusable audio or parameters, 429 with Retry-After when the queue is full, 503
+while shutting down). So routing, failover (a full queue moves the call to another deployment of the model),
+metrics, the access log and relaying work exactly as for Azure. Every answer carries
+`x-gateway-audio-seconds`, the duration the usage ledger records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterable
+from urllib.parse import unquote, urlsplit
+
+from ..config import Deployment
+from ..config.speech import SpeechSettings
+from ..errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError
+from ..http.multipart import MultipartForm
+from ..upstream import UpstreamRequest
+from .audio import SAMPLE_RATE, decode_audio
+from .engine import Cancelled, Decoding, SpeechModel
+from .formats import EVENT_STREAM, JSON, delta_event, done_event, render
+from .pool import SpeechPool, pool_size
+from .request import SpeechRequest, Task
+from .transcript import Transcript
+
+log = logging.getLogger("aoai_gateway.speech")
+
+AUDIO_SECONDS_HEADER = b"x-gateway-audio-seconds"
+_TASKS: dict[str, Task] = {"audio/transcriptions": "transcribe", "audio/translations": "translate"}
+
+
+class LocalSpeechClient:
+    """Every `provider: local` deployment, each model loaded once (deployments sharing a path share it)."""
+
+    def __init__(self, deployments: Iterable[Deployment], settings: SpeechSettings) -> None:
+        self._settings = settings
+        self._paths = {d.deployment: str(d.model_path) for d in deployments}
+        self._models: dict[str, SpeechModel] = {}
+        self.workers, self.cpu_threads = pool_size(settings.workers, settings.cpu_threads)
+        self.pool = SpeechPool(self.workers, settings.queue_size)
+
+    async def start(self) -> None:
+        """Load every model, off the event loop; a model that cannot load stops start-up with its reason."""
+        for path in sorted(set(self._paths.values())):
+            self._models[path] = await asyncio.to_thread(
+                SpeechModel, path, self._settings, self.workers, self.cpu_threads
+            )
+            log.info("local speech model %s loaded (%d workers x %d threads)", path, self.workers, self.cpu_threads)
+
+    async def send(self, request: UpstreamRequest, *, stream: bool) -> LocalResponse:
+        try:
+            model, task = self._route(request.url)
+            content_type = next((v for k, v in request.headers if k.lower() == "content-type"), "")
+            form = MultipartForm.parse(request.body, content_type)
+            speech = SpeechRequest.from_form(form, task)
+            _check_model(model, speech)
+            job = _Job(model, speech, memoryview(form.body)[speech.file[0] : speech.file[1]])
+            future = self.pool.submit(job.run)
+        except GatewayError as exc:
+            return LocalResponse.error(exc)
+        try:
+            if speech.stream:
+                # The transcript travels as events; the future only holds the pool slot until the job ends.
+                future.add_done_callback(_retrieve)
+                return await job.stream_response()
+            return job.whole_response(await future)
+        except GatewayError as exc:
+            return LocalResponse.error(exc)
+        except asyncio.CancelledError:
+            job.cancel()  # the client left or the deadline passed: stop at the next batch
+            raise
+
+    async def aclose(self) -> None:
+        await self.pool.close()
+
+    def _route(self, url: str) -> tuple[SpeechModel, Task]:
+        parts = urlsplit(url)
+        deployment, operation = unquote(parts.netloc), parts.path.lstrip("/")
+        if operation not in _TASKS:
+            raise InvalidRequest(
+                f"Local models serve audio/transcriptions and audio/translations, not {operation}.",
+                code="unsupported_operation",
+            )
+        path = self._paths.get(deployment)
+        if path is None or path not in self._models:
+            raise ModelNotFound(deployment, available=self._paths)
+        return self._models[path], _TASKS[operation]
+
+
+def _check_model(model: SpeechModel, request: SpeechRequest) -> None:
+    if model.multilingual:
+        return
+    if request.task == "translate":
+        raise InvalidRequest(
+            "This model is English-only and cannot translate. Configure a multilingual faster-whisper model "
+            "(e.g. base) for translations; see the README's local speech section.",
+            param="model",
+            code="unsupported_task",
+        )
+    if request.language not in (None, "en"):
+        raise InvalidRequest(
+            f"This model is English-only; it cannot transcribe language '{request.language}'. "
+            "Configure a multilingual faster-whisper model for other languages.",
+            param="language",
+            code="unsupported_language",
+        )
+
+
+class _Job:
+    """One transcription: runs in a worker thread, talks to the event loop only through thread-safe calls."""
+
+    def __init__(self, model: SpeechModel, request: SpeechRequest, audio: memoryview) -> None:
+        self.model = model
+        self.request = request
+        self.audio = audio
+        self.decoding = Decoding(
+            task=request.task,
+            language=request.language,
+            prompt=request.prompt,
+            temperature=request.temperature,
+            words=request.words or request.response_format in ("srt", "vtt", "verbose_json"),
+            captions=request.response_format in ("srt", "vtt", "verbose_json"),
+        )
+        self._cancelled = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        self._ready: asyncio.Future[float] = self._loop.create_future()
+        self._events: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def run(self) -> Transcript:
+        if self._cancelled.is_set():  # the caller left while the job waited for a worker
+            raise Cancelled
+        try:
+            samples = decode_audio(self.audio)
+        except BaseException as exc:
+            self._decoded(exc)
+            raise
+        finally:
+            self.audio.release()
+        duration = len(samples) / SAMPLE_RATE
+        self._decoded(duration)
+        try:
+            language, batches = self.model.transcribe(
+                samples,
+                self.decoding,
+                first_batch=1 if self.request.stream else None,
+                cancelled=self._cancelled.is_set,
+            )
+            transcript = Transcript(self.request.task, language, duration)
+            for segments in batches:
+                transcript.segments.extend(segments)
+                if self.request.stream and segments:
+                    self._emit(delta_event("".join(s.text for s in segments)))
+            if self.request.stream:
+                self._emit(done_event(transcript))
+                self._emit(None)
+            return transcript
+        except Cancelled:
+            raise
+        except BaseException as exc:
+            log.exception("local transcription failed")
+            self._emit(UpstreamError("The local speech model failed while transcribing; it was logged."))
+            raise UpstreamError("The local speech model failed while transcribing; it was logged.") from exc
+
+    def _decoded(self, outcome: float | BaseException) -> None:
+        if self.request.stream:  # only a stream answers before the transcript is done
+            self._loop.call_soon_threadsafe(_settle, self._ready, outcome)
+
+    def _emit(self, item: bytes | BaseException | None) -> None:
+        self._loop.call_soon_threadsafe(self._events.put_nowait, item)
+
+    def whole_response(self, transcript: Transcript) -> LocalResponse:
+        content_type, body = render(transcript, self.request)
+        return LocalResponse(200, _headers(content_type, transcript.duration, len(body)), body=body)
+
+    async def stream_response(self) -> LocalResponse:
+        """Answer once the audio decoded (so unusable audio still gets its 400), then relay events."""
+        duration = await self._ready
+        return LocalResponse(200, _headers(EVENT_STREAM, duration), events=self._events, job=self)
+
+
+def _retrieve(future: asyncio.Future[Transcript]) -> None:
+    # A failed stream already told its client through an error event; this marks the exception as seen.
+    if not future.cancelled():
+        future.exception()
+
+
+def _settle(future: asyncio.Future[float], outcome: float | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _headers(content_type: bytes, duration: float, length: int | None = None) -> list[tuple[bytes, bytes]]:
+    headers = [(b"content-type", content_type), (AUDIO_SECONDS_HEADER, f"{duration:.3f}".encode())]
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
+    return headers
+
+
+class LocalResponse:
+    """An `UpstreamResponse` made in-process: a whole body, or events from a running job."""
+
+    __slots__ = ("_body", "_events", "_job", "raw_headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        raw_headers: list[tuple[bytes, bytes]],
+        *,
+        body: bytes = b"",
+        events: asyncio.Queue[bytes | BaseException | None] | None = None,
+        job: _Job | None = None,
+    ) -> None:
+        self.status = status
+        self.raw_headers = raw_headers
+        self._body = body
+        self._events = events
+        self._job = job
+
+    @classmethod
+    def error(cls, error: GatewayError) -> LocalResponse:
+        body = error.body()
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+        return cls(error.status, [(b"content-type", JSON), _length(body), *headers], body=body)
+
+    async def read(self) -> bytes:
+        return self._body if self._events is None else b"".join([chunk async for chunk in self.iter_chunks()])
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        if self._events is None:
+            if self._body:
+                yield self._body
+            return
+        while (item := await self._events.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def release(self) -> None:
+        if self._job is not None:
+            self._job.cancel()  # a no-op once the job finished; stops it when the client went away mid-stream
+
+
+def _length(body: bytes) -> tuple[bytes, bytes]:
+    return (b"content-length", str(len(body)).encode())

@@ -1,0 +1,88 @@
+"""The pieces on their own: windows at pauses, spooled bodies, the settings of local deployments."""
+
+from __future__ import annotations
+
+import mmap
+from pathlib import Path
+
+import pytest
+
+from aoai_gateway.config import ConfigError, load_settings
+from aoai_gateway.config.speech import bundled_model_path
+from aoai_gateway.errors import PayloadTooLarge
+from aoai_gateway.http.asgi import Message
+from aoai_gateway.http.multipart import MultipartForm
+from aoai_gateway.http.request import Request
+from aoai_gateway.http.spool import read_spooled
+from aoai_gateway.speech.windows import SAMPLE_RATE, plan_windows, split
+
+S = SAMPLE_RATE
+
+
+def test_windows_take_runs_of_speech_up_to_30_seconds() -> None:
+    spans = [(s * S, (s + 4) * S) for s in range(0, 60, 5)]  # 4 s of speech, 1 s pauses, for a minute
+    windows = plan_windows(spans)
+    assert [w.seconds() for w in windows] == [(0.0, 29.0), (30.0, 59.0)]
+    assert all(w.end - w.start <= 30 * S for w in windows)
+
+
+def test_a_long_pause_closes_a_window() -> None:
+    windows = plan_windows([(0, 4 * S), (5 * S, 8 * S), (20 * S, 24 * S)])
+    assert [w.seconds() for w in windows] == [(0.0, 8.0), (20.0, 24.0)]  # 12 s of silence never decoded
+
+
+def test_split_cuts_at_the_pause_nearest_the_middle() -> None:
+    window = plan_windows([(0, 4 * S), (5 * S, 9 * S), (10 * S, 14 * S), (15 * S, 29 * S)])[0]
+    halves = split(window)
+    assert halves is not None
+    assert [h.seconds() for h in halves] == [(0.0, 14.0), (15.0, 29.0)]
+    assert split(plan_windows([(0, 3 * S)])[0]) is None  # too little speech to be worth it
+
+
+def receiver(chunks: list[bytes]) -> Request:
+    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+    return Request(scope, receive)
+
+
+async def test_small_bodies_stay_bytes_large_ones_are_mapped() -> None:
+    assert await read_spooled(receiver([b"a" * 10, b"b" * 10]), limit=100, in_memory=50) == b"a" * 10 + b"b" * 10
+    body = await read_spooled(receiver([b"--x\r\n", b"y" * 100, b"\r\n--x--"]), limit=1000, in_memory=50)
+    assert isinstance(body, mmap.mmap) and len(body) == 112 and body[:5] == b"--x\r\n" and body.find(b"--x--") == 107
+    with pytest.raises(PayloadTooLarge):
+        await read_spooled(receiver([b"z" * 60, b"z" * 60]), limit=100, in_memory=50)
+
+
+async def test_a_mapped_body_parses_like_bytes() -> None:
+    raw = b'--B\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-local\r\n--B--\r\n'
+    mapped = await read_spooled(receiver([raw[:20], raw[20:]]), limit=1000, in_memory=10)
+    form = MultipartForm.parse(mapped, "multipart/form-data; boundary=B")
+    assert form.value("model") == b"whisper-local"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_local_deployment_needs_no_endpoint_and_defaults_to_the_bundled_model(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "deployments: [{model: whisper-1, provider: local}]"), {})
+    deployment = settings.deployments[0]
+    assert deployment.endpoint == "" and deployment.model_path == bundled_model_path()
+    assert (Path(bundled_model_path()) / "model.bin").is_file()
+
+
+def test_a_bad_model_path_is_named(tmp_path: Path) -> None:
+    config = write(tmp_path, f"deployments: [{{model: w, provider: local, model_path: '{tmp_path}'}}]")
+    with pytest.raises(ConfigError, match=r"deployments\[0\].*model_path .* has no model\.bin"):
+        load_settings(config, {})
+
+
+def test_azure_still_needs_its_endpoint(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"deployments\[0\]: endpoint: Field required"):
+        load_settings(write(tmp_path, "deployments: [{model: m, provider: azure}]"), {})

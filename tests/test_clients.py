@@ -222,3 +222,11 @@ def test_langchain_azure_chat(gateway: AsgiServer) -> None:
         max_retries=0,
     )
     assert chat.invoke("Hello").content
+
+
+def test_large_audio_upload_is_forwarded(gateway: AsgiServer) -> None:
+    # 3 MB: above the size aiohttp would write in one go from memory (and warn about).
+    result = client(gateway).audio.transcriptions.create(
+        model="whisper-1", file=("long.wav", wav_bytes(seconds=95), "audio/wav"), response_format="json"
+    )
+    assert isinstance(result.text, str)

@@ -5,7 +5,9 @@ client = AiohttpUpstream(settings.upstream)   # create inside the running event 
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 
@@ -60,6 +62,16 @@ class _Response:
         self._response.release()
 
 
+# aiohttp writes a bytes body in one go and warns above 1 MiB; a file-like body is streamed in chunks instead.
+_INLINE_BODY_MAX = 1024 * 1024
+
+
+def _payload(body: Any) -> Any:
+    if not body:
+        return None
+    return body if len(body) <= _INLINE_BODY_MAX else io.BytesIO(body)
+
+
 class AiohttpUpstream:
     """Pooled keep-alive connections, optional HTTP or SOCKS5 egress proxy, bodies relayed undecoded."""
 
@@ -100,7 +112,7 @@ class AiohttpUpstream:
                 request.method,
                 request.url,
                 headers=request.headers,
-                data=request.body or None,
+                data=_payload(request.body),
                 allow_redirects=False,
                 proxy=self._proxy,
                 timeout=self._stream_timeout if stream else self._timeout,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from ..errors import InvalidRequest, PayloadTooLarge
 from .asgi import Receive, Scope
 
 
@@ -41,28 +40,12 @@ class Request:
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
     async def body(self, limit: int) -> bytes:
-        """The whole body, or `PayloadTooLarge` as soon as it is known to exceed `limit` bytes."""
-        declared = self.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise InvalidRequest("Content-Length header is not a number.")
-            if int(declared) > limit:
-                raise PayloadTooLarge(limit)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(limit)
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        """The whole body in memory, or `PayloadTooLarge` as soon as it is known to exceed `limit` bytes."""
+        from .spool import read_spooled  # one reading loop for both; spool.py imports this module
+
+        body = await read_spooled(self, limit, in_memory=limit)
+        assert isinstance(body, bytes)  # nothing spools when everything fits in memory
+        return body
 
 
 class ClientDisconnected(Exception):

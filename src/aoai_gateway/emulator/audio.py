@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from ..captions import captions
 from .call import Call, FormPayload, Reply
 from .errors import InvalidRequest
 from .tokens import count_tokens
@@ -116,14 +117,4 @@ def _words(text: str, duration: float) -> list[dict[str, Any]]:
 
 
 def _captions(text: str, duration: float, *, vtt: bool) -> str:
-    separator = "." if vtt else ","
-
-    def stamp(seconds: float) -> str:
-        millis = round(seconds * 1000)
-        hours, millis = divmod(millis, 3_600_000)
-        minutes, millis = divmod(millis, 60_000)
-        secs, millis = divmod(millis, 1000)
-        return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
-
-    cue = f"{stamp(0.0)} --> {stamp(duration)}\n{text}\n"
-    return f"WEBVTT\n\n{cue}\n" if vtt else f"1\n{cue}\n"
+    return captions([(0.0, duration, text)], vtt=vtt) + "\n"

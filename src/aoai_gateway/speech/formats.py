@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ..captions import captions
 from .languages import LANGUAGES
 from .request import SpeechRequest
 from .transcript import Segment, Transcript
@@ -88,17 +89,4 @@ def _segment(index: int, segment: Segment) -> dict[str, Any]:
 
 
 def _captions(segments: list[Segment], *, vtt: bool) -> str:
-    separator = "." if vtt else ","
-
-    def stamp(seconds: float) -> str:
-        millis = round(seconds * 1000)
-        hours, millis = divmod(millis, 3_600_000)
-        minutes, millis = divmod(millis, 60_000)
-        secs, millis = divmod(millis, 1000)
-        return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
-
-    cues = [
-        ("" if vtt else f"{i}\n") + f"{stamp(s.start)} --> {stamp(s.end)}\n{s.text.strip()}\n"
-        for i, s in enumerate(segments, 1)
-    ]
-    return ("WEBVTT\n\n" if vtt else "") + "\n".join(cues)
+    return captions(((s.start, s.end, s.text) for s in segments), vtt=vtt)

@@ -16,7 +16,7 @@ boundary past 60 s and 600 s. Every configuration runs in a process of its own, 
 Then throughput with several calls at once: one worker with every core (the default on two cores) against
 two worker threads of one core each, and two processes of one core each. Model loading is timed apart and
 left out of the real-time factor (a server loads its model once). The word error rate uses the normalisation
-of tests/speech/wer.py. The report is printed and saved as bench/results/speech-bench-<timestamp>.md (+ .json).
+of aoai_gateway/speech/wer.py. The report is printed and saved as bench/results/speech-bench-<timestamp>.md (+ .json).
 """
 
 from __future__ import annotations
@@ -34,12 +34,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.speech.wer: one word error rate for the tests and the benchmark
 
 from _procs import ProcessGroup, free_port, wait_for_port  # noqa: E402
 from _speech_audio import VoicedCall, voice_call  # noqa: E402
 
-from tests.speech.wer import word_error_rate  # noqa: E402
+from aoai_gateway.speech.wer import word_error_rate  # noqa: E402
 
 CALLS = ROOT.parent / "shared" / "calls-dev" / "calls"
 RESULTS = ROOT / "bench" / "results"

@@ -32,3 +32,14 @@ def chat(gateway: AsgiServer, secret: str | None, **extra: Any) -> httpx.Respons
     headers = {"authorization": f"Bearer {secret}"} if secret else {}
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}], **extra}
     return httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=10)
+
+
+def fresh_minute(margin: float = 5.0) -> None:
+    """Wait out the end of the current minute when it is near: rpm/tpm count in fixed one-minute windows, so a
+    burst that straddles a boundary would find a fresh budget halfway through."""
+    import time
+
+    left = 60 - time.time() % 60
+    if left < margin:
+        time.sleep(left + 0.05)
+

@@ -16,7 +16,7 @@ from openai import OpenAI
 from aoai_gateway.store import usage_report
 
 from .conftest import EMULATOR_KEY, GatewayFactory
-from .keyed import MASTER, chat
+from .keyed import MASTER, chat, fresh_minute
 from .recorder import Recorder
 from .servers import AsgiServer
 
@@ -49,6 +49,7 @@ async def test_request_caps_and_truthful_headers(keyed: Any) -> None:
     start, keys, _, _ = keyed
     gateway = start()
     secret = await keys.make(rpm=3, daily_requests=100)
+    fresh_minute()
     statuses = [chat(gateway, secret).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     refused = chat(gateway, secret)
@@ -79,6 +80,7 @@ async def test_token_caps_settle_to_real_usage_including_streams(keyed: Any) -> 
     start, keys, db, _ = keyed
     gateway = start()
     secret = await keys.make(tpm=10_000)
+    fresh_minute()
     client = OpenAI(base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0)
     stream = client.chat.completions.create(
         model="gpt-4o", messages=[{"role": "user", "content": "one two three four"}], stream=True, max_tokens=50
@@ -190,6 +192,7 @@ async def test_tokens_per_minute_cap(keyed: Any) -> None:
     start, keys, _, _ = keyed
     gateway = start()
     secret = await keys.make(tpm=60)
+    fresh_minute()
     first = chat(gateway, secret, max_tokens=50)  # reserves ~52 of 60, settles to its real usage (~10)
     assert first.status_code == 200
     statuses = [chat(gateway, secret, max_tokens=50).status_code for _ in range(6)]
@@ -219,6 +222,7 @@ async def test_keys_mode_on_postgresql(
     await migrate(db)
     store = KeyStore(db)
     key, secret = await store.create(KeySpec("pg", None, Limits(rpm=2)))
+    fresh_minute()
     gateway = start_gateway(
         auth="keys",
         database_url=postgres_url,

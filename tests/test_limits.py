@@ -21,6 +21,7 @@ from aoai_gateway.access import Check, Limiter, MemoryLimiter, RedisLimiter
 from aoai_gateway.store import KeySpec, KeyStore, Limits, connect_database, migrate
 
 from .conftest import EMULATOR_KEY
+from .keyed import fresh_minute
 from .servers import AsgiServer, free_port
 
 
@@ -97,6 +98,7 @@ async def test_two_gateway_processes_share_one_limit(
     db = await connect_database(f"sqlite:///{tmp_path / 'data' / 'gateway.db'}")
     await migrate(db)
     _, secret = await KeyStore(db).create(KeySpec("shared", limits=Limits(rpm=25)))
+    fresh_minute()
     await db.close()
     ports = [free_port(), free_port()]
     processes = [

@@ -110,6 +110,9 @@ class Gateway:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"].append((b"x-gateway-request-id", request_id.encode()))
+                deployment = request.state.get("deployment")
+                if isinstance(deployment, str):  # which of the model's deployments answered
+                    message["headers"].append((b"x-gateway-deployment", deployment.encode()))
             else:
                 sent += len(message.get("body", b""))
             await send(message)

@@ -3,6 +3,7 @@
 aoai-gateway serve [--config PATH] [--host HOST] [--port PORT]
 aoai-gateway config check [--config PATH]
 aoai-gateway emulator [--host HOST] [--port PORT] [--config PATH]
+aoai-gateway calls process|watch|worker|retry|list|show|export|eval ...
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .access.cli import add_access_commands
+from .calls.cli import add_calls_commands
 from .config import ENV_VARS, ConfigError, Settings, load_settings
 
 
@@ -45,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     deployments.add_argument("--format", choices=["table", "json"], default="table")
 
     add_access_commands(commands)
+    add_calls_commands(commands)
 
     emulator = commands.add_parser("emulator", help="run the Azure OpenAI emulator (offline development, tests)")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -67,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .access.cli import run_access_command
 
             return run_access_command(args, load_settings(args.config, os.environ))
+        elif args.command == "calls":
+            from .calls.cli import run_calls_command
+
+            return run_calls_command(args, os.environ)
         elif args.command == "deployments":
             return show_deployments(args.url, args.format, os.environ.get("AOAI_GATEWAY_MASTER_KEY", ""))
         elif args.command == "emulator":

@@ -18,10 +18,10 @@ from openai import OpenAI
 
 from aoai_gateway.app import create_app
 from aoai_gateway.speech.audio import decode_audio
+from aoai_gateway.speech.wer import normalise, word_error_rate
 
 from ..servers import AsgiServer
 from .conftest import RECORDINGS, local_settings, long_recording, recording
-from .wer import normalise, word_error_rate
 
 WER_MAX = 0.15
 WER_MAX_ONE = 0.4

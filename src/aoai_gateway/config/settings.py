@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from .calls import CallsSettings
 from .speech import SpeechSettings, bundled_model_path, check_model_dir
 
 DEFAULT_API_VERSION = "2024-10-21"
@@ -233,6 +234,7 @@ class Settings(_Section):
     routing: RoutingSettings = RoutingSettings()
     admin: AdminSettings = AdminSettings()
     speech: SpeechSettings = SpeechSettings()
+    calls: CallsSettings = CallsSettings()
     deployments: tuple[Deployment, ...] = Field((), validation_alias=AliasChoices("deployments", "deployment_config"))
     sources: tuple[str, ...] = ()
 

@@ -3,7 +3,8 @@
     await migrate(db)      # at start-up of the server and of every CLI command that touches the store
 
 A migration is a list of portable SQL statements (TEXT, BIGINT, DOUBLE PRECISION work on SQLite and
-PostgreSQL alike); add new ones at the end, never edit an applied one.
+PostgreSQL alike; `{json}` becomes JSONB on PostgreSQL and TEXT on SQLite); add new ones at the end, never edit
+an applied one.
 """
 
 from __future__ import annotations
@@ -66,7 +67,46 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX usage_event_at ON usage (event_id, at)",
         ],
     ),
+    (
+        "0002_calls",
+        [
+            # One document per recording, keyed by the hash of its audio: the unit of idempotency and of work.
+            """CREATE TABLE calls (
+                id TEXT PRIMARY KEY,
+                status TEXT NOT NULL,
+                source_uri TEXT NOT NULL,
+                name TEXT NOT NULL,
+                size BIGINT NOT NULL,
+                recorded_at DOUBLE PRECISION,
+                attempts BIGINT NOT NULL DEFAULT 0,
+                error TEXT,
+                next_attempt_at DOUBLE PRECISION,
+                lease_owner TEXT,
+                lease_until DOUBLE PRECISION,
+                transcription {json},
+                fields {json},
+                document {json},
+                duration_seconds DOUBLE PRECISION,
+                prompt_tokens BIGINT NOT NULL DEFAULT 0,
+                completion_tokens BIGINT NOT NULL DEFAULT 0,
+                processed_at DOUBLE PRECISION,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX calls_status ON calls (status, next_attempt_at)",
+            "CREATE INDEX calls_processed ON calls (processed_at)",
+            # What a watcher has seen of each source file, so a restart does not read every file again.
+            """CREATE TABLE call_files (
+                uri TEXT PRIMARY KEY,
+                version TEXT NOT NULL,
+                call_id TEXT,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+        ],
+    ),
 ]
+
+_JSON_TYPE = {"postgresql": "JSONB", "sqlite": "TEXT"}
 
 
 async def migrate(db: Database) -> list[str]:
@@ -81,7 +121,8 @@ async def migrate(db: Database) -> list[str]:
             continue
         record = f"INSERT INTO schema_migrations (name, applied_at) VALUES ('{name}', {time.time()})"
         try:
-            await db.script([*statements, record])
+            json_type = _JSON_TYPE.get(db.dialect, "TEXT")
+            await db.script([*(statement.replace("{json}", json_type) for statement in statements), record])
         except Exception:
             # Another process (the server and a CLI command starting together) may have applied it first.
             if name in {row["name"] for row in await db.fetch("SELECT name FROM schema_migrations")}:

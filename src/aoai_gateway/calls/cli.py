@@ -1,0 +1,399 @@
+"""`aoai-gateway calls ...`: process, watch, work a queue, retry, and read the results.
+
+    aoai-gateway calls process recordings/ --config config.yaml
+    aoai-gateway calls watch azure://calls --config config.yaml
+    aoai-gateway calls list --status failed --where company=Acme
+    aoai-gateway calls export --format csv > calls.csv
+
+Flags override the `calls:` section of the config file, which overrides the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ..config import ConfigError, Settings, load_settings
+from ..store import connect_database, migrate
+from .errors import CallError
+from .sources import open_source
+from .store import STATUSES, CallRecord, CallStore
+
+if TYPE_CHECKING:  # the OpenAI client and the pipeline load only for the commands that call models
+    from .pipeline import Pipeline
+    from .runner import Summary, Work
+
+_OVERRIDES = {  # flag dest -> calls setting
+    "database_url": "database_url",
+    "api_base": "api_base",
+    "schema": "schema_path",
+    "transcribe_model": "transcribe_model",
+    "extract_model": "extract_model",
+    "extract_mode": "extract_mode",
+    "language": "language",
+    "concurrency": "concurrency",
+    "max_attempts": "max_attempts",
+    "lease_seconds": "lease_seconds",
+    "poll_seconds": "poll_seconds",
+    "queue": "queue_url",
+}
+
+
+def add_calls_commands(commands: Any) -> None:
+    calls = commands.add_parser("calls", help="call analytics: recordings -> transcript -> structured fields")
+    sub = calls.add_subparsers(dest="calls_command", required=True, metavar="SUBCOMMAND")
+
+    def pipeline_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--config", metavar="PATH", help="YAML config file (default: ./config.yaml if present)")
+        parser.add_argument("--database-url", help="sqlite:///PATH or postgresql://... (default: the gateway's)")
+        parser.add_argument("--api-base", help="send model calls to this OpenAI-compatible URL instead of in-process")
+        parser.add_argument(
+            "--api-key", help="key for the model calls (default: $AOAI_GATEWAY_CALLS_API_KEY, then $OPENAI_API_KEY)"
+        )
+        parser.add_argument("--schema", metavar="PATH", help="JSON Schema of the fields to extract")
+        parser.add_argument("--transcribe-model", help="transcription model (default whisper-1)")
+        parser.add_argument("--extract-model", help="chat model that fills the schema (default gpt-4o)")
+        parser.add_argument("--extract-mode", choices=["json_schema", "tool"])
+        parser.add_argument("--language", help="the recordings' language (ISO 639-1), if known")
+        parser.add_argument("--concurrency", type=int, help="calls in flight at once (default 4)")
+        parser.add_argument("--max-attempts", type=int, help="attempts per call before it stays failed (default 3)")
+        parser.add_argument("--lease-seconds", type=float, help=argparse.SUPPRESS)
+        parser.add_argument("--queue", metavar="URL", help="amqp://... or redis://...: hand calls to queue workers")
+
+    process = sub.add_parser("process", help="process recordings (files or folders) and wait for them")
+    process.add_argument("paths", nargs="+", metavar="PATH")
+    process.add_argument("--force", action="store_true", help="process again even when already done")
+    pipeline_options(process)
+
+    watch = sub.add_parser("watch", help="keep processing new and changed recordings in a folder or container")
+    watch.add_argument("source", metavar="SOURCE", help="a folder, or azure://container[/prefix][?connection_string=]")
+    watch.add_argument("--poll-seconds", type=float, help="how often to list the source (default 5)")
+    watch.add_argument("--once", action="store_true", help="one listing, process it, exit")
+    pipeline_options(watch)
+
+    worker = sub.add_parser("worker", help="consume calls from the task queue (--queue or calls.queue_url)")
+    worker.add_argument("--threads", type=int, default=None, help="messages in flight (default: calls.concurrency)")
+    pipeline_options(worker)
+
+    retry = sub.add_parser("retry", help="re-queue failed calls (all, or the given ids) and process them")
+    retry.add_argument("ids", nargs="*", metavar="ID")
+    pipeline_options(retry)
+
+    def store_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--config", metavar="PATH")
+        parser.add_argument("--database-url", help="sqlite:///PATH or postgresql://...")
+
+    listing = sub.add_parser("list", help="list calls")
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--since", help="changed at or after: ISO date/time, or a duration such as 2h or 7d")
+    listing.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE", help="repeatable")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--format", choices=["table", "json"], default="table")
+    store_options(listing)
+
+    show = sub.add_parser("show", help="one call: fields and transcript")
+    show.add_argument("id", metavar="ID", help="the call id or a unique prefix of it")
+    show.add_argument("--format", choices=["text", "json"], default="text")
+    store_options(show)
+
+    export = sub.add_parser("export", help="all calls as CSV or JSON lines")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+    export.add_argument("--status", choices=STATUSES, default="done")
+    export.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+    store_options(export)
+
+    evaluate = sub.add_parser("eval", help="run a scored development set and report field P/R/F1 and WER")
+    evaluate.add_argument("set", metavar="DIR", help="a calls-dev style folder: calls/*.json, score.py")
+    evaluate.add_argument("--audio", metavar="DIR", help="its recordings (default DIR/audio; made with espeak-ng)")
+    evaluate.add_argument("--out", metavar="DIR", default="calls-eval", help="predictions and scores go here")
+    pipeline_options(evaluate)
+
+
+def run_calls_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    settings = _settings(args, environ)
+    command = args.calls_command
+    try:
+        if command in ("list", "show", "export"):
+            return asyncio.run(_read(command, args, settings))
+        if command == "eval":
+            from .evaluate import run_eval
+
+            return asyncio.run(run_eval(args, settings, environ))
+        return asyncio.run(_work(command, args, settings, environ))
+    except asyncio.CancelledError:
+        print("aoai-gateway calls: stopped; unfinished calls were handed back", file=sys.stderr)
+        return 143
+    except CallError as exc:
+        print(f"aoai-gateway calls: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    settings = load_settings(getattr(args, "config", None), environ)
+    updates = {name: getattr(args, dest) for dest, name in _OVERRIDES.items() if getattr(args, dest, None) is not None}
+    if updates:
+        try:
+            calls = settings.calls.model_validate({**settings.calls.model_dump(), **updates})
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        settings = settings.model_copy(update={"calls": calls})
+    return settings
+
+
+def api_key(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    return args.api_key or environ.get("AOAI_GATEWAY_CALLS_API_KEY") or environ.get("OPENAI_API_KEY")
+
+
+async def open_store(settings: Settings, owner: str = "") -> CallStore:
+    db = await connect_database(settings.calls.database_url or settings.database_url)
+    await migrate(db)
+    owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+    return CallStore(db, owner, settings.calls.lease_seconds)
+
+
+@contextlib.asynccontextmanager
+async def open_pipeline(settings: Settings, key: str | None) -> AsyncIterator[Pipeline]:
+    """The store, the model client (in-process gateway or remote) and the extractor, closed together."""
+    from .extract import Extractor
+    from .models import ModelClient
+    from .pipeline import Pipeline
+    from .schema import ExtractionSchema
+
+    calls = settings.calls
+    schema = ExtractionSchema.load(calls.schema_path)  # a bad schema fails before anything is opened
+    if not calls.api_base and not settings.deployments:
+        raise ConfigError(
+            "no models configured for the pipeline: list deployments in the config file (transcription "
+            f"{calls.transcribe_model!r}, extraction {calls.extract_model!r}) or pass --api-base"
+        )
+    store = await open_store(settings)
+    models = ModelClient.remote(calls.api_base, key) if calls.api_base else await ModelClient.in_process(settings, key)
+    try:
+        extractor = Extractor(
+            models,
+            schema,
+            model=calls.extract_model,
+            mode=calls.extract_mode,
+            reasks=calls.reasks,
+            max_output_tokens=calls.max_output_tokens,
+        )
+        yield Pipeline(store, models, extractor, calls)
+    finally:
+        await models.aclose()
+        await store.db.close()
+
+
+async def _work(command: str, args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    from .runner import Runner, due_work
+
+    calls = settings.calls
+    env = dict(environ)
+    if command == "worker":
+        from .queue import run_worker
+
+        if not calls.queue_url:
+            raise ConfigError("calls worker needs --queue URL or calls.queue_url")
+        return await run_worker(settings, api_key(args, environ), env, threads=args.threads)
+    if calls.queue_url and command in ("process", "watch", "retry"):
+        from .queue import enqueue_command
+
+        return await enqueue_command(command, args, settings, env)
+    # SIGTERM (a service manager stopping us) cancels like Ctrl-C: calls in flight are handed back at once.
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    async with open_pipeline(settings, api_key(args, environ)) as pipeline:
+        progress = Progress(sys.stderr) if sys.stderr.isatty() else None
+        runner = Runner(
+            pipeline,
+            calls.concurrency,
+            force=getattr(args, "force", False),
+            report=progress.update if progress else None,
+        )
+        if command == "watch":
+            source = open_source(args.source, env)
+            try:
+                await runner.watch(source, calls.poll_seconds, calls.settle_seconds, once=args.once)
+            finally:
+                await source.aclose()
+        else:
+            if command == "retry":
+                requeued = await pipeline.store.requeue_failed(args.ids or None)
+                print(f"re-queued {len(requeued)} failed call(s)")
+            work = await (_paths(args.paths, env) if command == "process" else due_work(pipeline, env))
+            await runner.run_batch(work)
+        if progress:
+            progress.close()
+        return _print_summary(runner.summary)
+
+
+async def _paths(paths: list[str], environ: dict[str, str]) -> list[Work]:
+    work: list[Work] = []
+    for path in paths:
+        source = open_source(path, environ)
+        work += [(source, item) for item in await source.scan()]
+    return work
+
+
+def _print_summary(summary: Summary) -> int:
+    for line in summary.lines():
+        print(line)
+    return 1 if summary.failed else 0
+
+
+class Progress:
+    """One self-rewriting line on an interactive terminal: `[#####.....] 7/12 done 5 dup 1 failed 1`."""
+
+    def __init__(self, out: TextIO, width: int = 24) -> None:
+        self.out = out
+        self.width = width
+
+    def update(self, summary: Summary, total: int) -> None:
+        done = summary.settled
+        filled = int(self.width * done / total) if total else self.width
+        self.out.write(
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}  done {summary.processed}  "
+            f"dup {summary.duplicates}  failed {summary.failed}  audio {summary.audio_seconds / 60:.1f} min "
+        )
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.write("\n")
+        self.out.flush()
+
+
+# -- reading results
+
+
+async def _read(command: str, args: argparse.Namespace, settings: Settings) -> int:
+    store = await open_store(settings)
+    try:
+        if command == "list":
+            where = [_field_value(text) for text in args.where]
+            records = await store.query(args.status, _since(args.since), where, args.limit)
+            print(_json_lines(records) if args.format == "json" else _table(records))
+        elif command == "show":
+            found = await store.find(args.id)
+            if len(found) != 1:
+                print(
+                    f"aoai-gateway calls: {'no call' if not found else 'more than one call'} matches {args.id!r}",
+                    file=sys.stderr,
+                )
+                return 1
+            print(_show(found[0], args.format))
+        else:
+            from .export import write_export
+
+            records = await store.query(args.status, limit=None)
+            with _output(args.output) as out:
+                write_export(records, args.format, out)
+    finally:
+        await store.db.close()
+    return 0
+
+
+def _field_value(text: str) -> tuple[str, str]:
+    field, sep, value = text.partition("=")
+    if not sep or not field.strip():
+        raise ConfigError(f"--where {text!r}: expected FIELD=VALUE, e.g. --where company=Acme")
+    return field.strip(), value.strip()
+
+
+def _since(text: str | None) -> float | None:
+    if not text:
+        return None
+    units = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text[:-1].isdigit() and text[-1] in units:
+        return dt.datetime.now(dt.UTC).timestamp() - int(text[:-1]) * units[text[-1]]
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--since {text!r}: use an ISO date/time (2026-11-01, 2026-11-01T09:00) or 2h, 7d") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def _table(records: list[CallRecord]) -> str:
+    rows = [("ID", "STATUS", "NAME", "CUSTOMER", "COMPANY", "MIN", "ATTEMPTS", "UPDATED / ERROR")]
+    for r in records:
+        fields = r.fields or {}
+        when = dt.datetime.fromtimestamp(r.updated_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        minutes = f"{r.duration_seconds / 60:.1f}" if r.duration_seconds else "-"
+        rows.append(
+            (
+                r.id[:12],
+                r.status,
+                r.name,
+                str(fields.get("customer_name") or "-"),
+                str(fields.get("company") or "-"),
+                minutes,
+                str(r.attempts),
+                f"{when} {r.error}" if r.error else when,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _json_lines(records: list[CallRecord]) -> str:
+    import json
+
+    return "\n".join(
+        json.dumps(
+            {
+                "id": r.id,
+                "status": r.status,
+                "name": r.name,
+                "attempts": r.attempts,
+                "error": r.error,
+                "fields": r.fields,
+            },
+            ensure_ascii=False,
+        )
+        for r in records
+    )
+
+
+def _show(record: CallRecord, output: str) -> str:
+    import json
+
+    if output == "json":
+        return json.dumps(record.document or _summary_of(record), indent=2, ensure_ascii=False)
+    lines = [f"call {record.id}", f"status {record.status} after {record.attempts} attempt(s)"]
+    lines.append(f"source {record.source_uri} ({record.size} bytes)")
+    if record.error:
+        lines.append(f"error {record.error}")
+    for name, value in (record.fields or {}).items():
+        shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else str(value))
+        lines.append(f"  {name}: {shown}")
+    transcript = (record.transcription or {}).get("text")
+    if transcript:
+        lines += ["", "transcript:", str(transcript)]
+    return "\n".join(lines)
+
+
+def _summary_of(record: CallRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "status": record.status,
+        "source": record.source_uri,
+        "attempts": record.attempts,
+        "error": record.error,
+        "transcript": (record.transcription or {}).get("text"),
+    }
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Any:
+    if path is None:
+        yield sys.stdout
+    else:
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            yield out

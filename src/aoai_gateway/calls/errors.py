@@ -1,0 +1,49 @@
+"""What can go wrong with a call, as one small tree.
+
+    raise ModelCallError("gpt-4o answered 429: rate limited", retryable=True)
+
+`retryable` decides between a retry with back-off and a final `failed`: a bad file or a schema the model cannot
+satisfy is not worth paying for again; a throttled or unreachable model is.
+"""
+
+from __future__ import annotations
+
+
+class CallError(Exception):
+    retryable = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class SourceError(CallError):
+    """The recording cannot be listed or read (gone, unreadable, bad credentials)."""
+
+    retryable = True
+
+
+class ModelCallError(CallError):
+    """The transcription or chat model refused or failed: its HTTP status and Retry-After, when it answered."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class ExtractionError(CallError):
+    """No answer valid against the schema after the allowed re-asks."""
+
+
+class SchemaError(CallError):
+    """The user's schema file is unusable."""

@@ -1,0 +1,234 @@
+"""One recording through read -> transcribe -> extract -> enrich -> store, exactly once whoever else is running.
+
+    pipeline = Pipeline(store, models, extractor, settings.calls, owner="host:1234:ab12")
+    outcome = await pipeline.process(source, item)    # Outcome("done" | "duplicate" | "failed" | "retry" | "busy")
+
+The call id is the SHA-256 of the audio: the same recording under two names, or uploaded twice, is one call. The
+store's lease decides who works on it; the transcript is checkpointed before extraction, so a crash or a failed
+extraction never pays for Whisper twice. While a call is being worked on, a heartbeat renews the lease; when the
+process dies the lease runs out and the next worker resumes the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..config.calls import CallsSettings
+from .errors import CallError, ExtractionError, ModelCallError
+from .extract import Extraction, Extractor
+from .models import ModelClient
+from .sources import Source, SourceItem
+from .store import DONE, FAILED, CallRecord, CallStore
+
+log = logging.getLogger("aoai_gateway.calls")
+
+OutcomeKind = Literal["done", "duplicate", "failed", "retry", "busy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    item: SourceItem
+    call_id: str | None = None
+    error: str | None = None
+    retry_at: float | None = None
+    audio_seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model_seconds: float = 0.0  # time spent waiting for the models
+    seconds: float = 0.0  # the whole call, reading and storing included
+
+
+class Pipeline:
+    def __init__(self, store: CallStore, models: ModelClient, extractor: Extractor, settings: CallsSettings) -> None:
+        self.store = store
+        self.models = models
+        self.extractor = extractor
+        self.settings = settings
+        self._forced: set[str] = set()  # `--force` runs each call once more per run, not once per copy of it
+
+    async def process(self, source: Source, item: SourceItem, *, force: bool = False, wait: bool = True) -> Outcome:
+        """Take one item as far as it can go now. `wait`: if another worker holds the call, wait for it."""
+        started = time.perf_counter()
+        try:
+            async with source.fetch(item) as path:
+                call_id = await asyncio.to_thread(_sha256, path)
+                force = force and call_id not in self._forced
+                if force:
+                    self._forced.add(call_id)
+                outcome = await self._claimed(path, call_id, item, force=force, wait=wait)
+        except CallError as exc:  # the file could not be read: nothing claimed, the source will offer it again
+            return Outcome("retry" if exc.retryable else "failed", item, error=exc.message)
+        if outcome.call_id is not None:  # a watcher need not read this version of the file again
+            await self.store.mark_seen(item, outcome.call_id)
+        return _with_seconds(outcome, time.perf_counter() - started)
+
+    async def _claimed(self, path: Path, call_id: str, item: SourceItem, *, force: bool, wait: bool) -> Outcome:
+        while True:
+            claim = await self.store.claim(call_id, item, max_attempts=self.settings.max_attempts, force=force)
+            if claim.won:
+                return await self._work(path, claim.record)
+            record = claim.record
+            if record.status == DONE:
+                return Outcome("duplicate", item, call_id)
+            if record.status == FAILED:
+                # Still due for an automatic retry (a transient failure), or failed for good until `calls retry`.
+                pending = record.next_attempt_at is not None and record.attempts < self.settings.max_attempts
+                kind: OutcomeKind = "retry" if pending else "failed"
+                return Outcome(kind, item, call_id, error=record.error, retry_at=record.next_attempt_at)
+            if not wait:
+                return Outcome("busy", item, call_id)
+            # Another worker holds it: wait for it to finish, or for its lease to run out if it died.
+            pause = max(0.05, min((record.lease_until or 0) - time.time(), self.store.lease_seconds / 4, 1.0))
+            await asyncio.sleep(pause)
+
+    async def _work(self, path: Path, record: CallRecord) -> Outcome:
+        item = SourceItem(record.source_uri, record.name, record.size, "", record.recorded_at or 0.0)
+        heartbeat = asyncio.create_task(self._heartbeat(record.id))
+        model_seconds = 0.0
+        try:
+            transcription = record.transcription
+            if transcription is None:
+                heard = await self.models.transcribe(
+                    path, self.settings.transcribe_model, self.settings.language, self.settings.piece_seconds
+                )
+                model_seconds += heard.seconds
+                transcription = heard.as_dict()
+                await self.store.checkpoint(record.id, transcription)
+            text = str(transcription["text"])
+            if not text.strip():
+                raise ExtractionError("the recording has no speech that could be transcribed")
+            estimate = len(text) // 4  # ~4 characters a token in English: only a guard against runaway input
+            if estimate > self.settings.max_transcript_tokens:
+                raise ExtractionError(
+                    f"the transcript is about {estimate} tokens, over calls.max_transcript_tokens "
+                    f"({self.settings.max_transcript_tokens})"
+                )
+            extraction = await self.extractor.extract(text)
+            model_seconds += extraction.seconds
+            document = self._document(record, transcription, extraction)
+            if not await self.store.complete(record.id, document):
+                log.warning("call %s: lease lost before storing; the worker that took over stores it", record.id)
+            usage = document["usage"]
+            return Outcome(
+                "done",
+                item,
+                record.id,
+                audio_seconds=float(transcription.get("duration") or 0.0),
+                prompt_tokens=usage["prompt_tokens"],
+                completion_tokens=usage["completion_tokens"],
+                model_seconds=model_seconds,
+            )
+        except CallError as exc:
+            wait = exc.retry_after if isinstance(exc, ModelCallError) else None
+            return await self._failed(record, item, exc.message, exc.retryable, model_seconds, wait)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release(record.id))  # shutting down: hand it on at once
+            raise
+        except Exception as exc:
+            # A bug or an unexpected library error: recorded and retried like a transient failure, never lost.
+            log.exception("call %s: unexpected error", record.id)
+            return await self._failed(record, item, f"internal error: {type(exc).__name__}", True, model_seconds, None)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _failed(
+        self,
+        record: CallRecord,
+        item: SourceItem,
+        error: str,
+        retryable: bool,
+        model_seconds: float,
+        retry_after: float | None,
+    ) -> Outcome:
+        retry_at = None
+        if retryable and record.attempts < self.settings.max_attempts:
+            # The server's Retry-After when it gave one (never past the back-off cap), else our back-off.
+            delay = max(backoff(record.attempts, self.settings), retry_after or 0.0)
+            retry_at = time.time() + min(delay, max(self.settings.retry_max_seconds, 0.0))
+        await self.store.fail(record.id, error, retry_at)
+        log.warning("call %s failed (attempt %d): %s", record.id[:12], record.attempts, error)
+        kind: OutcomeKind = "retry" if retry_at is not None else "failed"
+        return Outcome(kind, item, record.id, error=error, retry_at=retry_at, model_seconds=model_seconds)
+
+    async def _heartbeat(self, call_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.store.lease_seconds / 3)
+            try:
+                if not await self.store.renew(call_id):
+                    log.warning("call %s: lease taken over by another worker", call_id[:12])
+                    return
+            except Exception:  # the database hiccuped: try again at the next beat, before the lease runs out
+                log.warning("call %s: renewing the lease failed", call_id[:12], exc_info=True)
+
+    def _document(self, record: CallRecord, transcription: dict[str, Any], extraction: Extraction) -> dict[str, Any]:
+        audio_seconds = float(transcription.get("duration") or 0.0)
+        return {
+            "id": record.id,
+            "source": {
+                "uri": record.source_uri,
+                "name": record.name,
+                "size": record.size,
+                "recorded_at": _iso(record.recorded_at),
+            },
+            "audio": {"sha256": record.id, "duration_seconds": audio_seconds, "language": transcription["language"]},
+            "fields": extraction.fields,
+            "transcript": transcription["text"],
+            "models": {
+                "transcription": {"model": transcription["model"], "deployment": transcription["deployment"]},
+                "extraction": {
+                    "model": extraction.model,
+                    "deployment": extraction.deployment,
+                    "mode": self.extractor.mode,
+                    "requests": extraction.attempts,
+                },
+            },
+            "schema": {"name": self.extractor.schema.name, "sha256": self.extractor.schema.digest},
+            "usage": {
+                "audio_seconds": audio_seconds,
+                "prompt_tokens": extraction.prompt_tokens,
+                "completion_tokens": extraction.completion_tokens,
+                "total_tokens": extraction.prompt_tokens + extraction.completion_tokens,
+            },
+            "attempts": record.attempts,
+            "created_at": _iso(record.created_at),
+            "processed_at": _iso(time.time()),
+        }
+
+
+def backoff(attempts: int, settings: CallsSettings) -> float:
+    """Seconds before retry number `attempts`: exponential from retry_base_seconds, capped, half of it jittered."""
+    delay = min(settings.retry_max_seconds, settings.retry_base_seconds * 2.0 ** max(0, attempts - 1))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as audio:
+        while chunk := audio.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _with_seconds(outcome: Outcome, seconds: float) -> Outcome:
+    from dataclasses import replace
+
+    return replace(outcome, seconds=seconds)

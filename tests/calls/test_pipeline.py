@@ -408,3 +408,19 @@ def test_pieces_are_cut_at_the_quietest_moment(tmp_path: Path) -> None:
             lengths.append(piece.getnframes() / rate)
     assert [name for name, _ in pieces] == ["tone-part1.wav", "tone-part2.wav", "tone-part3.wav"]
     assert 9.35 <= lengths[0] <= 9.55 and sum(lengths) == pytest.approx(20, abs=0.01)
+
+
+async def test_an_unreadable_file_is_reported_and_the_batch_goes_on(
+    calls_settings: CallsSettingsFactory, recordings: Path
+) -> None:
+    locked = recordings / "locked.wav"
+    locked.mkdir()  # unreadable as a file for every user, root included (chmod 0 would not stop root)
+    from aoai_gateway.calls.sources import SourceItem
+
+    settings = calls_settings()
+    source = LocalSource(str(recordings))
+    items = [*(await source.scan()), SourceItem(str(locked), "locked.wav", 4, "1:4", 0.0)]
+    async with open_pipeline(settings, KEY) as pipeline:
+        summary = await Runner(pipeline, 2).run_batch([(source, item) for item in items])
+    assert (summary.processed, summary.duplicates, summary.failed) == (5, 1, 1)
+    assert summary.errors[0][0] == "locked.wav" and "cannot read locked.wav" in summary.errors[0][1]

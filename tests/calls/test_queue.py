@@ -102,7 +102,7 @@ def emulator() -> Iterator[AsgiServer]:
     server.__exit__(None, None, None)
 
 
-def write_config(folder: Path, emulator_url: str, calls: str = "") -> Path:
+def write_config(folder: Path, emulator_url: str, calls: str = "", database_url: str | None = None) -> Path:
     config = folder / "config.yaml"
     config.write_text(
         f"""
@@ -113,7 +113,7 @@ logging:
   access_log: false
 routing: {{max_attempts: 1, default_cooldown_seconds: 0, breaker: {{failure_threshold: 100}}}}
 calls:
-  database_url: "sqlite:///{folder / "calls.db"}"
+  database_url: "{database_url or f"sqlite:///{folder / 'calls.db'}"}"
   lease_seconds: 2
   settle_seconds: 0
 {calls}""",
@@ -353,19 +353,44 @@ def test_back_off_waits_in_the_broker_and_calls_retry_sends_failed_calls_again(
 
 
 @pytest.mark.slow
-def test_redis_process_then_worker(
-    tmp_path: Path, recordings: Path, redis_queue: str, emulator: AsgiServer, processes: Processes
+def test_redis_queue_two_workers_results_in_postgresql(
+    tmp_path: Path, recordings: Path, redis_queue: str, emulator: AsgiServer, processes: Processes, postgres_url: str
 ) -> None:
-    config = str(write_config(tmp_path, emulator.url))
+    # The scale-out shape: workers on several machines (here two processes) share one PostgreSQL.
+    config = str(write_config(tmp_path, emulator.url, database_url=postgres_url))
     sent = processes.run("process", str(recordings), "--config", config, "--queue", redis_queue)
     assert sent.returncode == 0, sent.stderr
     assert sent.stdout.strip() == f"enqueued 8 call(s) to {redis_queue}"
+    postgres(postgres_url, "DELETE FROM calls", "DELETE FROM call_files")  # the session's database is shared
 
-    worker = processes.start("worker", "--config", config, "--queue", redis_queue)
-    wait_until(lambda: outcomes_logged(processes, worker) == 8, 30, "eight messages handled")
-    assert_all_done_once(tmp_path, recordings)
+    workers = [processes.start("worker", "--config", config, "--queue", redis_queue) for _ in range(2)]
+    handled = lambda: sum(outcomes_logged(processes, worker) for worker in workers)  # noqa: E731
+    wait_until(lambda: handled() == 8, 30, "eight messages handled")
+    stored = postgres(postgres_url, "SELECT id, status, document->'fields' AS fields FROM calls")
+    assert sorted(row["id"] for row in stored) == sorted(distinct_audio(recordings))
+    assert {row["status"] for row in stored} == {"done"} and all(row["fields"] for row in stored)
     assert chat_and_whisper_requests(emulator) == (7, 7)
-    assert stop(worker) == 0
+    assert [stop(worker) for worker in workers] == [0, 0]
+
+
+def postgres(url: str, *statements: str) -> list[dict[str, Any]]:
+    """Run statements on PostgreSQL from this synchronous test; the last one's rows."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from ..conftest import run_in_thread
+
+    found: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            for statement in statements:
+                found[:] = [dict(row) for row in await connection.fetch(statement)]
+        finally:
+            await connection.close()
+
+    run_in_thread(run())
+    return found
 
 
 def test_watch_once_sends_each_version_once(

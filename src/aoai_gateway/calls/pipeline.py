@@ -68,6 +68,8 @@ class Pipeline:
                 outcome = await self._claimed(path, call_id, item, force=force, wait=wait)
         except CallError as exc:  # the file could not be read: nothing claimed, the source will offer it again
             return Outcome("retry" if exc.retryable else "failed", item, error=exc.message)
+        except OSError as exc:  # unreadable where it lies (permissions, a vanished mount)
+            return Outcome("failed", item, error=f"cannot read {item.name}: {exc.strerror or exc}")
         if outcome.call_id is not None:  # a watcher need not read this version of the file again
             await self.store.mark_seen(item, outcome.call_id)
         return _with_seconds(outcome, time.perf_counter() - started)

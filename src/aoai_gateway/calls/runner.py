@@ -120,7 +120,12 @@ class Runner:
         """Keep `source` processed; `once`: one listing, then return when it is all settled."""
         async with self._workers(wait=False):
             while True:
-                await self._poll(source, settle_seconds)
+                try:
+                    await self._poll(source, settle_seconds)
+                except Exception:  # the store hiccuped: a watcher outlives it and looks again at the next poll
+                    if once:
+                        raise
+                    log.exception("watching %s: this poll failed", source.uri)
                 if once:
                     if self._pending:
                         self._idle.clear()
@@ -173,7 +178,11 @@ class Runner:
     async def _worker(self, wait: bool) -> None:
         while True:
             source, item = await self._queue.get()
-            outcome = await self.pipeline.process(source, item, force=self.force, wait=wait)
+            try:
+                outcome = await self.pipeline.process(source, item, force=self.force, wait=wait)
+            except Exception as exc:  # the store is unreachable, or a bug: count it, keep the pool alive
+                log.exception("%s: not processed", item.name)
+                outcome = Outcome("failed", item, error=f"not processed: {type(exc).__name__}")
             self.summary.add(outcome)
             if outcome.kind == "retry":
                 # Still ours to finish: run it again once its back-off has passed.

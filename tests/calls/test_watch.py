@@ -47,29 +47,30 @@ def run(command: list[str], timeout: float = 120) -> subprocess.CompletedProcess
     return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def batch_in_flight(config: Path, recordings: Path, database: Path) -> subprocess.Popen[bytes]:
+    """`calls process` started and caught with one call stored and others in flight."""
+    command = calls_command(config, "process", str(recordings))
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        states = [row["status"] for row in rows(database)]
+        if "done" in states and "processing" in states:
+            return process
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    pytest.fail("the batch never had a finished and an unfinished call at once")
+
+
 @pytest.mark.slow
 def test_kill_9_in_the_middle_of_a_batch_then_restart_finishes_every_call_once(
     calls_config: CallsConfigFactory, recordings: Path, tmp_path: Path, reset_emulator: AsgiServer
 ) -> None:
     config = write_config(tmp_path / "config.yaml", calls_config("extract-slow", concurrency=2, lease_seconds=1.0))
     database = tmp_path / "calls.db"
-    process = subprocess.Popen(
-        calls_command(config, "process", str(recordings)), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # until one call is stored and others are in flight
-            states = [row["status"] for row in rows(database)]
-            if "done" in states and "processing" in states:
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail("the batch never had a finished and an unfinished call at once")
-    finally:
-        process.kill()  # SIGKILL: no clean-up of any kind
-        process.wait()
-        assert process.stderr is not None
-        process.stderr.close()
+    process = batch_in_flight(config, recordings, database)
+    process.kill()  # SIGKILL: no clean-up of any kind
+    process.wait()
     interrupted = [row for row in rows(database) if row["status"] == "processing"]
     assert interrupted
 
@@ -248,22 +249,10 @@ def test_sigterm_hands_unfinished_calls_back_at_once(
     # A long lease: only the hand-back lets the restart take the interrupted calls without waiting for it.
     config = write_config(tmp_path / "config.yaml", calls_config("extract-slow", concurrency=2, lease_seconds=600))
     database = tmp_path / "calls.db"
-    process = subprocess.Popen(
-        calls_command(config, "process", str(recordings)), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            states = [row["status"] for row in rows(database)]
-            if "done" in states and "processing" in states:
-                break
-            time.sleep(0.02)
-        process.terminate()
-        _, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode == 143, err
+    process = batch_in_flight(config, recordings, database)
+    process.terminate()
+    process.wait(30)
+    assert process.returncode == 143
     states = {row["status"] for row in rows(database)}
     assert "processing" not in states and "queued" in states
 

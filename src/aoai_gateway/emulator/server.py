@@ -37,6 +37,9 @@ def build_server(settings: EmulatorSettings, host: str, port: int, *, log_level:
         log_level=log_level,
         # Streams held open by `timeout` faults must not keep a stopping server alive for long.
         timeout_graceful_shutdown=5,
+        # Idle keep-alive connections stay open for minutes, as behind Azure's load balancers (4 minutes by
+        # default), not uvicorn's 5 s: clients pooling connections for less never meet a closing one.
+        timeout_keep_alive=240,
     )
     return uvicorn.Server(config)
 

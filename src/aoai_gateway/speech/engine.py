@@ -37,6 +37,10 @@ from .windows import SAMPLE_RATE, VAD_BLOCK, Window, WindowPlanner, block_spans,
 
 # English runs at about 3 tokens per second of speech; a window under half of that lost words.
 MIN_TOKENS_PER_SECOND = 1.5
+# Fast English is about 4.5 tokens a second: a window may produce 7 a second of its length (plus a sentence's
+# worth). A decoder stuck in a loop stops there instead of at Whisper's 448-token limit, which made looping
+# windows the slowest part of a recording (bench/README.md, calls).
+MAX_TOKENS_PER_SECOND = 7
 # Halves that end early too are cut again, down to an eighth of a window.
 _MAX_SPLITS = 3
 _MAX_COMPRESSION_RATIO = 2.4
@@ -183,6 +187,7 @@ class SpeechModel:
             vad_filter=False,
             clip_timestamps=clips,
             batch_size=len(windows),
+            max_new_tokens=_token_budget(windows),
         )
         # Segments name their window by `seek`, the window's start in 10 ms frames, computed as faster-whisper does.
         by_seek: dict[int, list[Segment]] = {_seek(clip["start"]): [] for clip in clips}
@@ -272,6 +277,11 @@ def _windows_ahead(samples: npt.NDArray[np.float32]) -> Iterator[Window]:
         yield from planner.finish()
     finally:
         helper.shutdown(wait=False, cancel_futures=True)
+
+
+def _token_budget(windows: Sequence[Window]) -> int:
+    longest = max((w.end - w.start) / SAMPLE_RATE for w in windows)
+    return min(int(MAX_TOKENS_PER_SECOND * longest) + 16, 224)
 
 
 def _rate(window: Window, segments: list[Segment]) -> float:

@@ -5,6 +5,7 @@ client = AiohttpUpstream(settings.upstream)   # create inside the running event 
 
 from __future__ import annotations
 
+import errno
 import io
 from collections.abc import AsyncIterator
 from typing import Any
@@ -62,6 +63,9 @@ class _Response:
         self._response.release()
 
 
+# A connection reset or a broken pipe on a pooled connection: it was closed under us, nothing was answered.
+_STALE_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE})
+
 # aiohttp writes a bytes body in one go and warns above 1 MiB; a file-like body is streamed in chunks instead.
 _INLINE_BODY_MAX = 1024 * 1024
 
@@ -108,16 +112,26 @@ class AiohttpUpstream:
     async def send(self, request: UpstreamRequest, *, stream: bool) -> _Response:
         # A stream's every socket read, its first byte included, gets `stream_idle`; other answers get `read`.
         with mapped_errors(_ERRORS, "request"):
-            response = await self._session.request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                data=_payload(request.body),
-                allow_redirects=False,
-                proxy=self._proxy,
-                timeout=self._stream_timeout if stream else self._timeout,
-            )
+            try:
+                response = await self._request(request, stream)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if isinstance(exc, aiohttp.ClientOSError) and exc.errno not in _STALE_ERRNOS:
+                    raise
+                # The keep-alive race: the upstream closed a pooled connection just as we sent on it, before any
+                # answer. aiohttp retries that itself for idempotent methods only; one fresh try for the rest.
+                response = await self._request(request, stream)
         return _Response(response)
+
+    async def _request(self, request: UpstreamRequest, stream: bool) -> aiohttp.ClientResponse:
+        return await self._session.request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            data=_payload(request.body),
+            allow_redirects=False,
+            proxy=self._proxy,
+            timeout=self._stream_timeout if stream else self._timeout,
+        )
 
     async def aclose(self) -> None:
         await self._session.close()

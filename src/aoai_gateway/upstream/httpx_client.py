@@ -81,7 +81,12 @@ class HttpxUpstream:
                 built.headers.pop(name, None)
         with mapped_errors(_ERRORS, "request"):
             async with asyncio.timeout(self._timeouts.read):
-                response = await self._client.send(built, stream=True)
+                try:
+                    response = await self._client.send(built, stream=True)
+                except httpx.RemoteProtocolError:
+                    # "Server disconnected without sending a response": a pooled connection closed under the
+                    # request (the keep-alive race); one fresh try, as the aiohttp client does.
+                    response = await self._client.send(built, stream=True)
         return _Response(response, self._timeouts.stream_idle)
 
     async def aclose(self) -> None:

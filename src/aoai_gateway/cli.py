@@ -17,6 +17,7 @@ from . import __version__
 from .access.cli import add_access_commands
 from .calls.cli import add_calls_commands
 from .config import ENV_VARS, ConfigError, Settings, load_settings
+from .tables import text_table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,7 +107,7 @@ def routing_table(settings: Settings) -> str:
         version = d.api_version if d.provider == "azure" and d.api_style == "deployments" else f"({d.api_style})"
         where = d.endpoint or str(d.model_path)  # a local model: its directory
         rows.append((d.model, d.provider, where, d.deployment, version, _mask(d.key)))
-    lines = [_table(rows)]
+    lines = [text_table(rows)]
     sources = ", ".join(settings.sources) or "defaults only"
     lines.append("")
     lines.append(
@@ -155,7 +156,7 @@ def show_deployments(url: str, output: str, master_key: str) -> int:
                 outcomes or "-",
             )
         )
-    print(_table(rows))
+    print(text_table(rows))
     return 0
 
 
@@ -163,11 +164,6 @@ def time_text(epoch: float) -> str:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def _mask(key: str | None) -> str:

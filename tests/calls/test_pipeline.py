@@ -424,3 +424,50 @@ async def test_an_unreadable_file_is_reported_and_the_batch_goes_on(
         summary = await Runner(pipeline, 2).run_batch([(source, item) for item in items])
     assert (summary.processed, summary.duplicates, summary.failed) == (5, 1, 1)
     assert summary.errors[0][0] == "locked.wav" and "cannot read locked.wav" in summary.errors[0][1]
+
+
+def test_eval_runs_a_scored_set_and_reports_fields_and_wer(
+    calls_config: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import textwrap
+
+    from aoai_gateway.cli import main
+
+    from .conftest import write_config
+
+    dev = tmp_path / "dev"
+    (dev / "calls").mkdir(parents=True)
+    (dev / "audio").mkdir()
+    shutil.copy(CALL_AUDIO / "short-call.json", dev / "calls")
+    shutil.copy(CALL_AUDIO / "short-call.ogg", dev / "audio")
+    # A stand-in for calls-dev's score.py with its command line: it checks what it is given and scores names.
+    (dev / "score.py").write_text(
+        textwrap.dedent(
+            """
+            import argparse, json, pathlib
+            p = argparse.ArgumentParser()
+            for name in ("--gold-dir", "--pred", "--json"):
+                p.add_argument(name)
+            a = p.parse_args()
+            scripts = [json.loads(f.read_text()) for f in pathlib.Path(a.gold_dir).glob("*.json")]
+            pred = {r["id"]: r["fields"] for r in map(json.loads, open(a.pred))}
+            hit = sum(pred[s["id"]]["customer_name"] == s["gold"]["customer_name"] for s in scripts)
+            pathlib.Path(a.json).write_text(json.dumps({"hits": hit}))
+            print(f"overall_f1={hit / len(scripts):.2f}")
+            """
+        )
+    )
+    monkeypatch.setenv("OPENAI_API_KEY", "caller-key")
+    config = write_config(tmp_path / "config.yaml", calls_config("extract-acme", transcribe_model="whisper-local"))
+    out = tmp_path / "eval"
+
+    assert main(["calls", "eval", str(dev), "--config", str(config), "--out", str(out)]) == 0
+
+    printed = capfd.readouterr().out
+    assert "processed 1" in printed and "overall_f1=0.00" in printed  # the scripted answer names someone else
+    wer = float(printed.split("transcript_wer=")[1].split()[0])
+    assert wer < 0.35
+    assert json.loads((out / "predictions.jsonl").read_text())["fields"]["customer_name"] == "Dana Whitfield"
+    assert json.loads((out / "scores.json").read_text()) == {"hits": 0}
+    assert json.loads((out / "transcripts.jsonl").read_text())["id"] == "short-call"

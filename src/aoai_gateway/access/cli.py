@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from ..config import ConfigError, Settings
 from ..store import KeyStore, usage_report
 from ..store.usage import GROUPS
+from ..tables import text_table
 from .runtime import open_store
 from .specs import KeyRequest, KeyUpdate, parse_when
 
@@ -148,6 +149,4 @@ def _render(rows: Sequence[dict[str, Any]], output: str) -> str:
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    table = [columns, *([("" if row[c] is None else str(row[c])) for c in columns] for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table)
+    return text_table([columns, *([("" if row[c] is None else str(row[c])) for c in columns] for row in rows)])

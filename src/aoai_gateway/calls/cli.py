@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ..config import ConfigError, Settings, load_settings
 from ..store import connect_database, migrate
+from ..tables import text_table
 from .errors import CallError
 from .sources import open_source
 from .store import STATUSES, CallRecord, CallStore
@@ -338,8 +339,7 @@ def _table(records: list[CallRecord]) -> str:
                 f"{when} {r.error}" if r.error else when,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return text_table(rows)
 
 
 def _json_lines(records: list[CallRecord]) -> str:

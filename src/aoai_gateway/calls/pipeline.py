@@ -27,7 +27,7 @@ from .errors import CallError, ExtractionError, ModelCallError
 from .extract import Extraction, Extractor
 from .models import ModelClient
 from .sources import Source, SourceItem
-from .store import DONE, FAILED, CallRecord, CallStore
+from .store import DONE, FAILED, CallRecord, CallStore, Claim
 
 log = logging.getLogger("aoai_gateway.calls")
 
@@ -76,7 +76,7 @@ class Pipeline:
 
     async def _claimed(self, path: Path, call_id: str, item: SourceItem, *, force: bool, wait: bool) -> Outcome:
         while True:
-            claim = await self.store.claim(call_id, item, max_attempts=self.settings.max_attempts, force=force)
+            claim = await self._claim(call_id, item, force)
             if claim.won:
                 return await self._work(path, claim.record)
             record = claim.record
@@ -92,6 +92,19 @@ class Pipeline:
             # Another worker holds it: wait for it to finish, or for its lease to run out if it died.
             pause = max(0.05, min((record.lease_until or 0) - time.time(), self.store.lease_seconds / 4, 1.0))
             await asyncio.sleep(pause)
+
+    async def _claim(self, call_id: str, item: SourceItem, force: bool) -> Claim:
+        """`store.claim`, carried through a cancellation: a claim that lands as we stop is handed back at once."""
+        claiming = asyncio.ensure_future(
+            self.store.claim(call_id, item, max_attempts=self.settings.max_attempts, force=force)
+        )
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                if (await claiming).won:
+                    await self.store.release(call_id)
+            raise
 
     async def _work(self, path: Path, record: CallRecord) -> Outcome:
         item = SourceItem(record.source_uri, record.name, record.size, "", record.recorded_at or 0.0)

@@ -149,15 +149,7 @@ async def child(config: str, emulator_url: str, recordings: list[Path]) -> dict[
             else:  # the same client and extractor as open_pipeline makes, without the pipeline around them
                 models = await ModelClient.in_process(settings, None)
                 stack.push_async_callback(models.aclose)
-                schema = ExtractionSchema.load(calls.schema_path)
-                extractor = Extractor(
-                    models,
-                    schema,
-                    model=calls.extract_model,
-                    mode=calls.extract_mode,
-                    reasks=calls.reasks,
-                    max_output_tokens=calls.max_output_tokens,
-                )
+                extractor = Extractor.configured(models, ExtractionSchema.load(calls.schema_path), calls)
             spans = ModelSpans(models)
             warm = await models.transcribe(clip(recordings[0], Path(tmp, "warm.wav")), calls.transcribe_model, None)
             await extractor.extract(warm.text)

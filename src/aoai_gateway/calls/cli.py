@@ -178,15 +178,7 @@ async def open_pipeline(settings: Settings, key: str | None) -> AsyncIterator[Pi
     store = await open_store(settings)
     models = ModelClient.remote(calls.api_base, key) if calls.api_base else await ModelClient.in_process(settings, key)
     try:
-        extractor = Extractor(
-            models,
-            schema,
-            model=calls.extract_model,
-            mode=calls.extract_mode,
-            reasks=calls.reasks,
-            max_output_tokens=calls.max_output_tokens,
-        )
-        yield Pipeline(store, models, extractor, calls)
+        yield Pipeline(store, models, Extractor.configured(models, schema, calls), calls)
     finally:
         await models.aclose()
         await store.db.close()

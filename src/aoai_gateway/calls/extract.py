@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.calls import CallsSettings
 from .errors import ExtractionError
 from .models import ChatReply, ModelClient
 from .schema import ExtractionSchema
@@ -76,6 +77,18 @@ class Extractor:
         self.mode = mode
         self.reasks = reasks
         self.max_output_tokens = max_output_tokens
+
+    @classmethod
+    def configured(cls, models: ModelClient, schema: ExtractionSchema, settings: CallsSettings) -> Extractor:
+        """The extractor the `calls:` settings describe."""
+        return cls(
+            models,
+            schema,
+            model=settings.extract_model,
+            mode=settings.extract_mode,
+            reasks=settings.reasks,
+            max_output_tokens=settings.max_output_tokens,
+        )
 
     def messages(self, transcript: str) -> list[dict[str, Any]]:
         # The closing tag cannot appear inside the data: a transcript cannot end its own quotation.

@@ -251,7 +251,11 @@ def test_sigterm_hands_unfinished_calls_back_at_once(
     database = tmp_path / "calls.db"
     process = batch_in_flight(config, recordings, database)
     process.terminate()
-    process.wait(30)
+    try:
+        process.wait(30)
+    finally:
+        process.kill()
+        process.wait()
     assert process.returncode == 143
     states = {row["status"] for row in rows(database)}
     assert "processing" not in states and "queued" in states

@@ -156,8 +156,8 @@ class Pipeline:
             return await self._failed(record, item, f"internal error: {type(exc).__name__}", True, model_seconds, None)
         finally:
             heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            # wait(), not `suppress(CancelledError)`: a cancel of this task arriving now must not be swallowed.
+            await asyncio.wait({heartbeat})
 
     async def _failed(
         self,

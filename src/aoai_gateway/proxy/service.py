@@ -330,9 +330,10 @@ async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None
     try:
         await work
     except asyncio.CancelledError:
-        if not disconnected:
+        # Swallow only our own cancel: when someone else cancelled this task too (a server or an in-process
+        # caller shutting down; a transport reports "disconnect" then as well), it must go on unwinding.
+        if not disconnected or task.uncancel() > 0:
             raise
-        task.uncancel()
         request.state["client_disconnected"] = True
     finally:
         watcher.cancel()

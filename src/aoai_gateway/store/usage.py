@@ -12,7 +12,6 @@ transaction. A crash loses at most the rows of the last `flush_seconds` (1 s by 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import operator
@@ -77,8 +76,7 @@ class UsageLedger:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})  # a cancel of the caller itself still goes through
         await self.flush()
 
 

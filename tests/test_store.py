@@ -128,3 +128,19 @@ async def test_usage_ledger_batches_and_reports(db: Database) -> None:
     ledger.record(UsageRow(day, "key_c", None, "m", "d", "/v1/x", 200, 1, 1, 0.0, 1.0))
     await ledger.close()  # shutdown writes what is pending
     assert (await db.fetch("SELECT COUNT(*) AS n FROM usage"))[0]["n"] == 11
+
+
+def test_many_processes_opening_new_sqlite_files_at_once(tmp_path: Path) -> None:
+    # Switching a new file to WAL takes a lock SQLite does not wait for: every opener must wait and succeed.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time; from aoai_gateway.store.database import SqliteDatabase\n"
+        "time.sleep(float(sys.argv[2]) - time.time())\n"
+        "for n in range(100):\n"
+        "    SqliteDatabase(f'{sys.argv[1]}/fresh{n}.db')\n"
+    )
+    start = str(time.time() + 1.5)
+    openers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), start]) for _ in range(4)]
+    assert [opener.wait(60) for opener in openers] == [0] * 4

@@ -31,19 +31,31 @@ ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 
 
 def connection_string(port: int, key: str = ACCOUNT_KEY) -> str:
-    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={key};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};")
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={key};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
+    )
 
 
 @contextlib.contextmanager
 def run_azurite(timeout: float = 20) -> Iterator[str]:
     if not AZURITE_BLOB.exists() or not shutil.which("node"):
-        unavailable(f"Azurite is not installed at {AZURITE_BLOB} (or node is missing); "
-                    "run: npm ci --prefix tools/azurite")
+        unavailable(
+            f"Azurite is not installed at {AZURITE_BLOB} (or node is missing); run: npm ci --prefix tools/azurite"
+        )
     port = free_port()
     # --skipApiVersionCheck: the Python SDK may speak a newer API version than this Azurite knows.
-    command = [str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
-               "--skipApiVersionCheck", "--silent", "--loose"]
+    command = [
+        str(AZURITE_BLOB),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--inMemoryPersistence",
+        "--skipApiVersionCheck",
+        "--silent",
+        "--loose",
+    ]
     with tempfile.TemporaryDirectory(prefix="azurite-") as workdir:  # in case it writes anything to its cwd
         process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:

@@ -144,6 +144,13 @@ def calls_settings(calls_config: CallsConfigFactory) -> CallsSettingsFactory:
     return make
 
 
+def one_recording(folder: Path, name: str, source: Path) -> Path:
+    """`folder`, created, holding a copy of `source` named `name`."""
+    folder.mkdir()
+    shutil.copy(source, folder / name)
+    return folder
+
+
 def write_config(path: Path, config: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(config))
     return path

@@ -160,8 +160,10 @@ async def test_account_and_key_from_the_environment(azurite: str, container: str
 
 async def test_an_unreachable_endpoint_is_a_source_error(container: str) -> None:
     port = free_port()
-    conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+    conn = (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
     service = BlobServiceClient.from_connection_string(conn, retry_total=0)  # the SDK would back off for seconds
     async with contextlib.aclosing(AzureBlobSource(service, container)) as source:
         with pytest.raises(SourceError, match=f"cannot reach the storage endpoint http://127.0.0.1:{port}") as caught:

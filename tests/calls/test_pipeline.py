@@ -25,7 +25,7 @@ from aoai_gateway.config import Settings
 from aoai_gateway.speech.wer import word_error_rate
 
 from ..servers import AsgiServer
-from .conftest import ACME, CALL_AUDIO, CallsSettingsFactory, requests_to
+from .conftest import ACME, CALL_AUDIO, SPEECH_AUDIO, CallsSettingsFactory, one_recording, requests_to
 
 KEY = "caller-key"
 
@@ -107,9 +107,7 @@ async def test_processing_again_calls_no_model_unless_forced(
 async def test_an_invalid_answer_is_asked_again_with_the_reason(
     calls_settings: CallsSettingsFactory, tmp_path: Path, reset_emulator: AsgiServer
 ) -> None:
-    folder = tmp_path / "one"
-    folder.mkdir()
-    (folder / "call.wav").write_bytes((CALL_AUDIO.parent.parent / "speech" / "audio" / "report.wav").read_bytes())
+    folder = one_recording(tmp_path / "one", "call.wav", SPEECH_AUDIO / "report.wav")
     settings = calls_settings(extract="extract-reask", reasks=2)
 
     summary, _ = await process(settings, folder)
@@ -224,9 +222,7 @@ async def test_an_unreadable_recording_fails_at_once_without_retries(
 async def test_local_whisper_transcribes_a_real_call(
     calls_settings: CallsSettingsFactory, tmp_path: Path, reset_emulator: AsgiServer
 ) -> None:
-    folder = tmp_path / "calls"
-    folder.mkdir()
-    (folder / "short-call.ogg").write_bytes((CALL_AUDIO / "short-call.ogg").read_bytes())
+    folder = one_recording(tmp_path / "calls", "short-call.ogg", CALL_AUDIO / "short-call.ogg")
     script = json.loads((CALL_AUDIO / "short-call.json").read_text())
     settings = calls_settings(transcribe_model="whisper-local", extract="extract-acme")
 
@@ -334,9 +330,7 @@ async def test_in_keys_mode_the_calls_are_accounted_to_the_pipelines_key(
 ) -> None:
     from aoai_gateway.store import KeySpec, KeyStore, Limits, connect_database, migrate
 
-    folder = tmp_path / "in"
-    folder.mkdir()
-    (folder / "short-call.ogg").write_bytes((CALL_AUDIO / "short-call.ogg").read_bytes())
+    folder = one_recording(tmp_path / "in", "short-call.ogg", CALL_AUDIO / "short-call.ogg")
     config = calls_config("extract-acme", transcribe_model="whisper-local")
     settings = Settings.model_validate({**config, "auth": "keys", "access": {"usage_flush_seconds": 0.05}})
     db = await connect_database(settings.database_url)
@@ -357,7 +351,7 @@ async def test_in_keys_mode_the_calls_are_accounted_to_the_pipelines_key(
     assert rows[1]["prompt_tokens"] == summary.prompt_tokens
 
     async with open_pipeline(settings, "sk-gw-not-a-key") as pipeline:
-        (folder / "again.wav").write_bytes((CALL_AUDIO.parent.parent / "speech" / "audio" / "report.wav").read_bytes())
+        (folder / "again.wav").write_bytes((SPEECH_AUDIO / "report.wav").read_bytes())
         refused = await Runner(pipeline, 1).run_batch([(source, await source.stat("again.wav"))])
     assert refused.failed == 1 and "answered 401" in refused.errors[0][1]
 
@@ -365,9 +359,7 @@ async def test_in_keys_mode_the_calls_are_accounted_to_the_pipelines_key(
 async def test_a_recording_too_large_for_one_request_is_transcribed_in_pieces(
     calls_config: Any, tmp_path: Path, reset_emulator: AsgiServer
 ) -> None:
-    folder = tmp_path / "long"
-    folder.mkdir()
-    (folder / "report.wav").write_bytes((CALL_AUDIO.parent.parent / "speech" / "audio" / "report.wav").read_bytes())
+    folder = one_recording(tmp_path / "long", "report.wav", SPEECH_AUDIO / "report.wav")
     config = calls_config(piece_seconds=2)
     settings = Settings.model_validate({**config, "limits": {"max_audio_bytes": 100_000}})  # the file is 174 kB
 

@@ -95,6 +95,21 @@ def start_emulator(chat_latency_ms: int = 0) -> AsgiServer:
     return AsgiServer(create_emulator(settings)).__enter__()
 
 
+SlowBatch = tuple[AsgiServer, list[str]]
+
+
+@pytest.fixture
+def slow_batch(tmp_path: Path, recordings: Path, rabbitmq: str, processes: Processes) -> Iterator[SlowBatch]:
+    """The recordings already sent to RabbitMQ, an emulator taking 1 s a chat, and the `calls worker` arguments."""
+    slow = start_emulator(chat_latency_ms=1000)
+    try:
+        config = str(write_config(tmp_path, slow.url))
+        assert processes.run("process", str(recordings), "--config", config, "--queue", rabbitmq).returncode == 0
+        yield slow, ["worker", "--config", config, "--queue", rabbitmq, "--threads", "2"]
+    finally:
+        slow.__exit__(None, None, None)
+
+
 @pytest.fixture
 def emulator() -> Iterator[AsgiServer]:
     server = start_emulator()
@@ -252,71 +267,59 @@ def test_rabbitmq_process_then_one_worker_does_every_call_once(
 
 @pytest.mark.slow
 def test_rabbitmq_worker_killed_mid_batch_loses_nothing_and_pays_twice_only_for_calls_in_flight(
-    tmp_path: Path, recordings: Path, rabbitmq: str, processes: Processes
+    tmp_path: Path, recordings: Path, slow_batch: SlowBatch, processes: Processes
 ) -> None:
-    slow = start_emulator(chat_latency_ms=1000)
-    try:
-        config = str(write_config(tmp_path, slow.url))
-        worker = ["worker", "--config", config, "--queue", rabbitmq, "--threads", "2"]
-        assert processes.run("process", str(recordings), "--config", config, "--queue", rabbitmq).returncode == 0
-        doomed, survivor = processes.start(*worker), processes.start(*worker)
+    slow, worker = slow_batch
+    doomed, survivor = processes.start(*worker), processes.start(*worker)
 
-        def holds(process: subprocess.Popen[bytes]) -> list[dict[str, Any]]:
-            return [r for r in rows(tmp_path) if r["status"] == "processing" and f":{process.pid}:" in r["lease_owner"]]
+    def holds(process: subprocess.Popen[bytes]) -> list[dict[str, Any]]:
+        return [r for r in rows(tmp_path) if r["status"] == "processing" and f":{process.pid}:" in r["lease_owner"]]
 
-        def mid_batch() -> bool:
-            return any(r["status"] == "done" for r in rows(tmp_path)) and bool(holds(doomed))
+    def mid_batch() -> bool:
+        return any(r["status"] == "done" for r in rows(tmp_path)) and bool(holds(doomed))
 
-        while True:  # freeze it first, so that what it holds cannot change between looking and killing
-            wait_until(mid_batch, 30, "a call done and another in flight in the first worker")
-            doomed.send_signal(signal.SIGSTOP)
-            in_flight = len(holds(doomed))
-            if in_flight:
-                break
-            doomed.send_signal(signal.SIGCONT)
-        doomed.kill()
-        doomed.wait(10)
-        fresh = processes.start(*worker)
+    while True:  # freeze it first, so that what it holds cannot change between looking and killing
+        wait_until(mid_batch, 30, "a call done and another in flight in the first worker")
+        doomed.send_signal(signal.SIGSTOP)
+        in_flight = len(holds(doomed))
+        if in_flight:
+            break
+        doomed.send_signal(signal.SIGCONT)
+    doomed.kill()
+    doomed.wait(10)
+    fresh = processes.start(*worker)
 
-        def settled() -> bool:
-            stored = rows(tmp_path)
-            return len(stored) == 7 and all(r["status"] == "done" for r in stored)
+    def settled() -> bool:
+        stored = rows(tmp_path)
+        return len(stored) == 7 and all(r["status"] == "done" for r in stored)
 
-        wait_until(settled, 40, "every call done after the kill")
-        stored = assert_all_done_once(tmp_path, recordings)
-        assert sum(r["attempts"] for r in stored) <= 7 + in_flight
-        chat, whisper = chat_and_whisper_requests(slow)
-        assert 7 <= chat <= 7 + in_flight
-        assert 7 <= whisper <= 7 + in_flight
-        assert stop(survivor) == 0 and stop(fresh) == 0
-    finally:
-        slow.__exit__(None, None, None)
+    wait_until(settled, 40, "every call done after the kill")
+    stored = assert_all_done_once(tmp_path, recordings)
+    assert sum(r["attempts"] for r in stored) <= 7 + in_flight
+    chat, whisper = chat_and_whisper_requests(slow)
+    assert 7 <= chat <= 7 + in_flight
+    assert 7 <= whisper <= 7 + in_flight
+    assert stop(survivor) == 0 and stop(fresh) == 0
 
 
 @pytest.mark.slow
 def test_sigterm_hands_calls_in_flight_back_at_once(
-    tmp_path: Path, recordings: Path, rabbitmq: str, processes: Processes
+    tmp_path: Path, recordings: Path, slow_batch: SlowBatch, processes: Processes
 ) -> None:
-    slow = start_emulator(chat_latency_ms=1000)
-    try:
-        config = str(write_config(tmp_path, slow.url))
-        worker = ["worker", "--config", config, "--queue", rabbitmq, "--threads", "2"]
-        assert processes.run("process", str(recordings), "--config", config, "--queue", rabbitmq).returncode == 0
-        first = processes.start(*worker)
-        wait_until(lambda: any(r["status"] == "processing" for r in rows(tmp_path)), 30, "a call in flight")
+    _, worker = slow_batch
+    first = processes.start(*worker)
+    wait_until(lambda: any(r["status"] == "processing" for r in rows(tmp_path)), 30, "a call in flight")
 
-        started = time.monotonic()
-        assert stop(first) == 0
-        assert time.monotonic() - started < 5  # did not wait for the calls to finish
-        assert not [r for r in rows(tmp_path) if r["status"] == "processing"]  # released, not left to expire
+    started = time.monotonic()
+    assert stop(first) == 0
+    assert time.monotonic() - started < 5  # did not wait for the calls to finish
+    assert not [r for r in rows(tmp_path) if r["status"] == "processing"]  # released, not left to expire
 
-        second = processes.start(*worker[:-1], "4")
-        wait_until(lambda: outcomes_logged(processes, second) == 8 - outcomes_logged(processes, first), 40, "the rest")
-        assert_all_done_once(tmp_path, recordings)
-        assert stop(second) == 0
-        assert "Traceback" not in processes.output(first) + processes.output(second)
-    finally:
-        slow.__exit__(None, None, None)
+    second = processes.start(*worker[:-1], "4")
+    wait_until(lambda: outcomes_logged(processes, second) == 8 - outcomes_logged(processes, first), 40, "the rest")
+    assert_all_done_once(tmp_path, recordings)
+    assert stop(second) == 0
+    assert "Traceback" not in processes.output(first) + processes.output(second)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,7 +72,7 @@ class Pipeline:
             return Outcome("failed", item, error=f"cannot read {item.name}: {exc.strerror or exc}")
         if outcome.call_id is not None:  # a watcher need not read this version of the file again
             await self.store.mark_seen(item, outcome.call_id)
-        return _with_seconds(outcome, time.perf_counter() - started)
+        return replace(outcome, seconds=time.perf_counter() - started)
 
     async def _claimed(self, path: Path, call_id: str, item: SourceItem, *, force: bool, wait: bool) -> Outcome:
         while True:
@@ -241,9 +241,3 @@ def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _with_seconds(outcome: Outcome, seconds: float) -> Outcome:
-    from dataclasses import replace
-
-    return replace(outcome, seconds=seconds)

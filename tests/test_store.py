@@ -47,7 +47,8 @@ async def test_concurrent_migrations_on_one_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/fresh.db"
     first, second = await connect_database(url), await connect_database(url)
     results = await asyncio.gather(migrate(first), migrate(second))
-    assert sorted(len(r) for r in results) == [0, len(MIGRATIONS)]
+    # Each migration applied exactly once, by one or the other (they may share the work out).
+    assert sorted(results[0] + results[1]) == sorted(name for name, _ in MIGRATIONS)
     await first.close()
     await second.close()
 

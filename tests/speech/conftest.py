@@ -1,4 +1,5 @@
-"""A gateway serving the bundled tiny.en model as `whisper-local`, started once for the session.
+"""A gateway serving the bundled tiny.en model as `whisper-local`, started once for the session, and a synthetic
+multilingual model (multilingual.py) written once for the session.
 
 Recordings: tests/speech/audio/ (made by make_audio.py from texts.json with espeak-ng; committed, so the tests
 need neither espeak-ng nor a network).
@@ -22,6 +23,7 @@ from aoai_gateway.config import Settings
 from aoai_gateway.speech.audio import decode_audio
 
 from ..servers import AsgiServer
+from .multilingual import build_multilingual_model
 
 AUDIO = Path(__file__).parent / "audio"
 RECORDINGS: list[dict[str, str]] = json.loads((AUDIO / "texts.json").read_text())
@@ -40,6 +42,12 @@ def local_settings(upstream_url: str, speech: dict[str, Any] | None = None, **ov
 def speech_gateway(emulator_server: AsgiServer) -> Iterator[AsgiServer]:
     with AsgiServer(create_app(local_settings(emulator_server.url))) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def multilingual_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A faster-whisper model directory with 99 languages: it translates and detects (multilingual.py)."""
+    return build_multilingual_model(tmp_path_factory.mktemp("multilingual-model"))
 
 
 @pytest.fixture

@@ -128,8 +128,10 @@ def test_no_25_mb_wall_for_local_models_but_azure_keeps_it(client: OpenAI, speec
 
 def test_over_the_local_limit_is_a_413(emulator_server: AsgiServer) -> None:
     settings = local_settings(emulator_server.url, speech={"max_upload_bytes": 100_000})
-    with AsgiServer(create_app(settings)) as server:
-        client = OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
+    with (
+        AsgiServer(create_app(settings)) as server,
+        OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0) as client,
+    ):
         error = error_of(transcribe(client, "report.wav", recording("report.wav")))  # 174 kB
         assert error.status_code == 413
         assert client.audio.transcriptions.create(model="whisper-local", file=("o.ogg", recording("office.ogg")))

@@ -29,6 +29,7 @@ from ..upstream import UpstreamRequest
 from .audio import SAMPLE_RATE, decode_audio
 from .engine import Cancelled, Decoding, SpeechModel
 from .formats import EVENT_STREAM, JSON, delta_event, done_event, render
+from .languages import LANGUAGES
 from .pool import SpeechPool, pool_size
 from .request import SpeechRequest, Task
 from .transcript import Transcript
@@ -98,22 +99,27 @@ class LocalSpeechClient:
 
 
 def _check_model(model: SpeechModel, request: SpeechRequest) -> None:
-    if model.multilingual:
-        return
-    if request.task == "translate":
+    if request.task == "translate" and not model.multilingual:
         raise InvalidRequest(
             "This model is English-only and cannot translate. Configure a multilingual faster-whisper model "
             "(e.g. base) for translations; see the README's local speech section.",
             param="model",
             code="unsupported_task",
         )
-    if request.language not in (None, "en"):
-        raise InvalidRequest(
-            f"This model is English-only; it cannot transcribe language '{request.language}'. "
-            "Configure a multilingual faster-whisper model for other languages.",
-            param="language",
-            code="unsupported_language",
+    if request.language is None or request.language in model.languages:
+        return
+    name = LANGUAGES.get(request.language, request.language)
+    if model.multilingual:
+        message = (
+            f"This model cannot transcribe language '{request.language}' ({name}): it knows "
+            f"{len(model.languages)} languages. Use a model that has it (e.g. large-v3 for 'yue')."
         )
+    else:
+        message = (
+            f"This model is English-only; it cannot transcribe language '{request.language}' ({name}). "
+            "Configure a multilingual faster-whisper model for other languages."
+        )
+    raise InvalidRequest(message, param="language", code="unsupported_language")
 
 
 class _Job:

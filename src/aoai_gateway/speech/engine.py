@@ -31,6 +31,7 @@ import numpy.typing as npt
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from ..config.speech import SpeechSettings
+from .languages import LANGUAGES
 from .request import Task
 from .transcript import Segment, Word
 from .windows import SAMPLE_RATE, VAD_BLOCK, Window, WindowPlanner, block_spans, speech_spans, split
@@ -80,6 +81,14 @@ class SpeechModel:
             local_files_only=True,
         )
         self.multilingual = bool(self._model.model.is_multilingual)
+        # The languages this model has a token for: 99 up to large-v2, 100 (with yue) from large-v3
+        # (faster-whisper's `supported_languages` lists all 100 for any multilingual model).
+        tokenizer = self._model.hf_tokenizer
+        self.languages = (
+            frozenset(code for code in LANGUAGES if tokenizer.token_to_id(f"<|{code}|>") is not None)
+            if self.multilingual
+            else frozenset({"en"})
+        )
         self._warm_up()
 
     def _warm_up(self) -> None:

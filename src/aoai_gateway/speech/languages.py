@@ -22,7 +22,7 @@ LANGUAGES: dict[str, str] = {
     "tg": "tajik", "sd": "sindhi", "gu": "gujarati", "am": "amharic", "yi": "yiddish", "lo": "lao",
     "uz": "uzbek", "fo": "faroese", "ht": "haitian creole", "ps": "pashto", "tk": "turkmen", "nn": "nynorsk",
     "mt": "maltese", "sa": "sanskrit", "lb": "luxembourgish", "my": "myanmar", "bo": "tibetan", "tl": "tagalog",
-    "mg": "malagasy", "as": "assamese", "tt": "tatar", "ln": "lingala", "haw": "hawaiian", "ha": "hausa",
+    "mg": "malagasy", "as": "assamese", "tt": "tatar", "haw": "hawaiian", "ln": "lingala", "ha": "hausa",
     "ba": "bashkir",
     "jw": "javanese", "su": "sundanese", "yue": "cantonese",
 }  # fmt: skip

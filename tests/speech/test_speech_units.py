@@ -1,10 +1,12 @@
-"""The pieces on their own: windows at pauses, spooled bodies, the settings of local deployments."""
+"""The pieces on their own: windows at pauses, spooled bodies, the settings of local deployments, decoded audio
+spooled to a file, word error rate."""
 
 from __future__ import annotations
 
 import mmap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aoai_gateway.config import ConfigError, load_settings
@@ -14,7 +16,12 @@ from aoai_gateway.http.asgi import Message
 from aoai_gateway.http.multipart import MultipartForm
 from aoai_gateway.http.request import Request
 from aoai_gateway.http.spool import read_spooled
+from aoai_gateway.speech import audio
+from aoai_gateway.speech.audio import decode_audio
+from aoai_gateway.speech.wer import word_error_rate
 from aoai_gateway.speech.windows import SAMPLE_RATE, plan_windows, split
+
+from .conftest import recording
 
 S = SAMPLE_RATE
 
@@ -86,3 +93,38 @@ def test_a_bad_model_path_is_named(tmp_path: Path) -> None:
 def test_azure_still_needs_its_endpoint(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"deployments\[0\]: endpoint: Field required"):
         load_settings(write(tmp_path, "deployments: [{model: m, provider: azure}]"), {})
+
+
+@pytest.mark.parametrize(
+    ("spoken", "written"),
+    [
+        ("about sixty thousand dollars", "About $60,000."),
+        ("eighty five thousand total", "85,000 total"),
+        ("thirty five percent solids", "35% solids"),
+        ("the twenty first of March", "the 21st of March"),
+        ("nine thousand pounds", "£9,000"),
+        ("three point five kW", "3.5 kW"),
+        ("one million one and one", "1,000,001 and 1"),
+        ("two point five million euros", "€2.5m"),
+        ("the twelfth and the ninetieth", "the 12th and the 90th"),
+        ("a four kilowatt centre", "A 4-kilowatt center"),
+    ],
+)
+def test_word_error_rate_reads_digits_as_the_words_said(spoken: str, written: str) -> None:
+    assert word_error_rate(spoken, written) == 0.0
+
+
+def test_word_error_rate_counts_each_kind_of_error() -> None:
+    assert word_error_rate("one two three four", "one too three") == 0.5  # a substitution and a deletion
+    assert word_error_rate("one two", "one two three") == 0.5  # an insertion
+    assert word_error_rate("", "anything") == 1.0
+
+
+@pytest.mark.parametrize("name", ["market.flac", "weather.mp3"])
+def test_long_decoded_audio_is_spooled_to_a_mapped_file(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    held = decode_audio(memoryview(recording(name)))
+    monkeypatch.setattr(audio, "IN_MEMORY_SAMPLES", SAMPLE_RATE)  # a second instead of ten minutes
+    spooled = decode_audio(memoryview(recording(name)))
+    assert held.flags.owndata and not spooled.flags.owndata and not spooled.flags.writeable
+    assert isinstance(spooled.base, memoryview) and isinstance(spooled.base.obj, mmap.mmap)
+    assert spooled.dtype == np.float32 and np.array_equal(held, spooled)

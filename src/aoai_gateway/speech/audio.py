@@ -4,15 +4,21 @@ samples = decode_audio(memoryview(body)[start:end])   # np.float32 array; Invali
 
 Any container and codec FFmpeg reads works (flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm and more); no
 ffmpeg binary is needed. The upload is read where it lies (in memory, or the mapped temporary file of a large
-upload), never copied whole. Unusable input is refused before any transcription starts, with OpenAI's 400:
-empty files, files FFmpeg cannot read, files without an audio stream, audio shorter than OpenAI's 0.1 s
-minimum, and truncated files (fewer samples than the container's header declares).
+upload), never copied whole; the decoded samples of a recording longer than ten minutes (64 kB a second) go to
+an anonymous temporary file as they come and are mapped back, so an hour's call holds page cache that the
+system can reclaim, not 230 MB of the process's own memory. Unusable input is refused before any
+transcription starts, with OpenAI's 400: empty files, files FFmpeg cannot read, files without an audio stream,
+audio shorter than OpenAI's 0.1 s minimum, and truncated files (fewer samples than the container's header
+declares).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import mmap
+import tempfile
+from typing import IO
 
 import av
 import numpy as np
@@ -28,6 +34,8 @@ MIN_SECONDS = 0.1
 # frame sizes and encoder padding stay far below it.
 _TRUNCATION_SLACK_SECONDS = 0.5
 _TRUNCATION_SLACK_RATIO = 0.02
+# Decoded audio past this many samples (ten minutes) is spooled to a temporary file instead of held.
+IN_MEMORY_SAMPLES = 600 * SAMPLE_RATE
 
 Samples = npt.NDArray[np.float32]
 
@@ -44,12 +52,13 @@ def decode_audio(data: memoryview) -> Samples:
                 raise _unusable("The uploaded file has no audio track.")
             stream = container.streams.audio[0]
             declared = _declared_seconds(container, stream)
-            pieces, skipped = _decode(container, stream)
+            with _Samples() as collected:
+                skipped = _decode(container, stream, collected)
+                samples = collected.array()
     except av.FFmpegError as exc:
         # The one place PyAV's errors become ours; the message never quotes the upload.
         log.info("undecodable upload: %s", type(exc).__name__)
         raise _unusable("Audio file might be corrupted or unsupported.") from None
-    samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     seconds = len(samples) / SAMPLE_RATE
     if seconds < MIN_SECONDS:
         raise _unusable(f"Audio file is too short. Minimum audio length is {MIN_SECONDS} seconds.")
@@ -63,9 +72,9 @@ def decode_audio(data: memoryview) -> Samples:
     return samples
 
 
-def _decode(container: av.container.InputContainer, stream: av.AudioStream) -> tuple[list[Samples], int]:
+def _decode(container: av.container.InputContainer, stream: av.AudioStream, out: _Samples) -> int:
+    """Every frame of `stream` resampled into `out`; the number of damaged packets skipped."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    pieces: list[Samples] = []
     skipped = 0
     for packet in container.demux(stream):
         try:
@@ -75,11 +84,45 @@ def _decode(container: av.container.InputContainer, stream: av.AudioStream) -> t
             skipped += 1
             continue
         for frame in frames:
-            for out in resampler.resample(frame):
-                pieces.append(out.to_ndarray()[0])
-    for out in resampler.resample(None):
-        pieces.append(out.to_ndarray()[0])
-    return pieces, skipped
+            for resampled in resampler.resample(frame):
+                out.add(resampled.to_ndarray()[0])
+    for resampled in resampler.resample(None):
+        out.add(resampled.to_ndarray()[0])
+    return skipped
+
+
+class _Samples:
+    """Decoded pieces gathered in memory up to `IN_MEMORY_SAMPLES`, then in an anonymous temporary file."""
+
+    def __init__(self) -> None:
+        self._pieces: list[Samples] = []
+        self._count = 0
+        self._spool: IO[bytes] | None = None
+
+    def __enter__(self) -> _Samples:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._spool is not None:
+            self._spool.close()  # a mapping made by `array` keeps the file's pages alive
+
+    def add(self, piece: Samples) -> None:
+        self._count += len(piece)
+        if self._spool is None and self._count > IN_MEMORY_SAMPLES:
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+            self._spool.writelines(p.data for p in self._pieces)
+            self._pieces = []
+        if self._spool is not None:
+            self._spool.write(piece.data)
+        else:
+            self._pieces.append(piece)
+
+    def array(self) -> Samples:
+        if self._spool is None:
+            return np.concatenate(self._pieces) if self._pieces else np.zeros(0, dtype=np.float32)
+        self._spool.flush()
+        mapped = mmap.mmap(self._spool.fileno(), 0, access=mmap.ACCESS_READ)
+        return np.frombuffer(mapped, dtype=np.float32)
 
 
 def _declared_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:

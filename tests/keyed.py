@@ -42,4 +42,3 @@ def fresh_minute(margin: float = 5.0) -> None:
     left = 60 - time.time() % 60
     if left < margin:
         time.sleep(left + 0.05)
-

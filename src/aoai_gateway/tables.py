@@ -1,6 +1,6 @@
 """Plain-text tables for the command line: columns padded to their widest cell, two spaces apart.
 
-    print(text_table([("MODEL", "DEPLOYMENT"), ("gpt-4o", "prod-4o")]))
+print(text_table([("MODEL", "DEPLOYMENT"), ("gpt-4o", "prod-4o")]))
 """
 
 from __future__ import annotations

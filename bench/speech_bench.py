@@ -1,13 +1,15 @@
 """Local speech benchmark: real-time factor, peak memory and word error rate, ours against the plain baseline.
 
-    .venv/bin/python bench/speech_bench.py                 # 60 s and 10 min calls, about 8 minutes
+    .venv/bin/python bench/speech_bench.py                 # 60 s and 10 min calls, about 14 minutes
     .venv/bin/python bench/speech_bench.py --quick         # the 60 s call only, about 1 minute
 
 The calls are calls-dev's scripted sales calls voiced with espeak-ng (_speech_audio.py), cut at the first turn
 boundary past 60 s and 600 s. Every configuration runs in a process of its own, so its peak RSS is its own:
 
 - baseline: `faster_whisper.WhisperModel(path).transcribe(wav_path)` with every default (what every wrapper
-  starts from: float32 here, beam 5, sequential 30 s windows, temperature fallback, no voice detection);
+  starts from: float32 here, beam 5, sequential 30 s windows, temperature fallback, no voice detection); run
+  `--baseline-runs` times (3): its temperature fallback samples at random, so its word error rate is a mean
+  (with the range) and its time the median;
 - pipeline: the gateway's speech engine in-process, with the default `speech:` settings (audio decoding
   included, HTTP left out);
 - gateway: `aoai-gateway serve` with a `provider: local` deployment, called with the OpenAI SDK over
@@ -108,22 +110,30 @@ def through_gateway(call: VoicedCall) -> dict[str, Any]:
     return {"load_s": None, "wall_s": wall, "peak_rss_mb": int(hwm.split()[1]) / 1024, "text": text}
 
 
-def measure(call: VoicedCall, label: str) -> list[dict[str, Any]]:
+def measure(call: VoicedCall, label: str, baseline_runs: int) -> list[dict[str, Any]]:
     rows = []
     for config, run in (
         ("baseline", lambda: in_child("baseline", call)),
         ("pipeline", lambda: in_child("pipeline", call)),
         ("gateway", lambda: through_gateway(call)),
     ):
-        print(f"  {label} {config} ...", file=sys.stderr, flush=True)
-        result = run()
+        # The baseline's temperature fallback samples at random: its word error rate moves run to run.
+        runs = baseline_runs if config == "baseline" else 1
+        results = []
+        for n in range(runs):
+            print(f"  {label} {config} {n + 1}/{runs} ...", file=sys.stderr, flush=True)
+            results.append(run())
+        result = dict(results[0])
+        wers = [word_error_rate(call.text, r["text"]) for r in results]
         result.update(
             call=label,
             config=config,
             audio_s=call.seconds,
-            rtf=result["wall_s"] / call.seconds,
-            wer=word_error_rate(call.text, result["text"]),
+            wall_s=sorted(r["wall_s"] for r in results)[len(results) // 2],
+            wer=sum(wers) / len(wers),
+            wer_range=(min(wers), max(wers)),
         )
+        result["rtf"] = result["wall_s"] / call.seconds
         rows.append(result)
     return rows
 
@@ -162,9 +172,11 @@ def render(rows: list[dict[str, Any]], pools: list[dict[str, Any]], copies: int)
     for row in rows:
         base = next(r for r in rows if r["call"] == row["call"] and r["config"] == "baseline")
         load = "" if row["load_s"] is None else f"{row['load_s']:.2f}"
+        low, high = row["wer_range"]
+        wer = f"{row['wer']:.3f}" + (f" ({low:.3f}-{high:.3f})" if low < high else "")
         lines.append(
             f"| {row['call']} | {row['config']} | {row['audio_s']:.0f} | {load} | {row['wall_s']:.1f} | "
-            f"{row['rtf']:.4f} | {base['wall_s'] / row['wall_s']:.1f}x | {row['peak_rss_mb']:.0f} | {row['wer']:.3f} |"
+            f"{row['rtf']:.4f} | {base['wall_s'] / row['wall_s']:.1f}x | {row['peak_rss_mb']:.0f} | {wer} |"
         )
     if pools:
         lines += ["", f"Throughput, {copies} calls of 60 s at once:", ""]
@@ -181,6 +193,9 @@ def main() -> None:
     parser.add_argument("--calls", type=Path, default=CALLS, help="calls-dev's calls/ folder (call scripts)")
     parser.add_argument("--quick", action="store_true", help="the 60 s call only, no throughput runs")
     parser.add_argument("--copies", type=int, default=4, help="calls at once in the throughput runs")
+    parser.add_argument(
+        "--baseline-runs", type=int, default=3, help="runs of the baseline per call: its WER is a mean (default 3)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
@@ -195,7 +210,7 @@ def main() -> None:
     calls = {"60 s": voice_call(args.calls, 60, cache)}
     if not args.quick:
         calls["10 min"] = voice_call(args.calls, 600, cache)
-    rows = [row for label, call in calls.items() for row in measure(call, label)]
+    rows = [row for label, call in calls.items() for row in measure(call, label, args.baseline_runs)]
     pools = [] if args.quick else throughput(calls["60 s"], args.copies)
     report = render(rows, pools, args.copies)
     stamp = time.strftime("%Y%m%d-%H%M%S")

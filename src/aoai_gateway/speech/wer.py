@@ -23,10 +23,9 @@ _ORDINALS = {
 }  # fmt: skip
 _CURRENCIES = {"$": "dollars", "£": "pounds", "€": "euros"}
 _SPELLING = {"centre": "center", "colour": "color", "metres": "meters", "litres": "liters"}
-# An optional currency sign, digits with thousands separators, decimals, then %, an ordinal suffix or a scale.
-_NUMBER = re.compile(
-    r"([$£€])?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(%|st\b|nd\b|rd\b|th\b)?(?:(k|m|bn)\b|\s+(thousand|million|billion)\b)?"
-)
+# An optional currency sign, digits with thousands separators, decimals, then %, an ordinal suffix or a short
+# scale ("2.5m"; a scale written out, "2 million", stays in the text as it is).
+_NUMBER = re.compile(r"([$£€])?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(%|st\b|nd\b|rd\b|th\b)?(?:(k|m|bn)\b)?")
 _SCALE_WORDS = {"k": "thousand", "m": "million", "bn": "billion"}
 
 
@@ -56,14 +55,14 @@ def _ordinal(words: str) -> str:
 
 
 def _words_for(match: re.Match[str]) -> str:
-    currency, digits, decimals, suffix, short_scale, scale = match.groups()
+    currency, digits, decimals, suffix, scale = match.groups()
     words = spell(int(digits.replace(",", "")))
     if decimals:
         words += " point " + " ".join(_ONES[int(d)] for d in decimals[1:])
     if suffix in ("st", "nd", "rd", "th"):
         words = _ordinal(words)
-    if short_scale or scale:
-        words += " " + (scale or _SCALE_WORDS[short_scale])
+    if scale:
+        words += " " + _SCALE_WORDS[scale]
     if suffix == "%":
         words += " percent"
     if currency:

@@ -50,9 +50,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(config: str, audio: Path, threads: int, workers: int, copies: int) -> dict[str, Any]:
-    """Runs in its own process: load, transcribe `copies` times (`workers` at once), report."""
+def child(config: str, audio: Path, threads: int, workers: int, replicas: int, copies: int) -> dict[str, Any]:
+    """Runs in its own process: load, transcribe `copies` times (`workers` at once), report.
+
+    0 for `threads`, `workers` or `replicas` takes what the gateway would choose on this machine (pool_size).
+    """
     from aoai_gateway.config.speech import SpeechSettings, bundled_model_path
+    from aoai_gateway.speech.pool import pool_size
 
     path = bundled_model_path()
     started = time.perf_counter()
@@ -68,7 +72,9 @@ def child(config: str, audio: Path, threads: int, workers: int, copies: int) -> 
         from aoai_gateway.speech.audio import decode_audio
         from aoai_gateway.speech.engine import Decoding, SpeechModel
 
-        engine = SpeechModel(path, SpeechSettings(), workers=workers, cpu_threads=threads)
+        size = pool_size(workers, threads)
+        workers = size.workers
+        engine = SpeechModel(path, SpeechSettings(), replicas=replicas or size.replicas, cpu_threads=size.cpu_threads)
 
         def run() -> str:
             samples = decode_audio(memoryview(audio.read_bytes()))
@@ -76,15 +82,17 @@ def child(config: str, audio: Path, threads: int, workers: int, copies: int) -> 
             return "".join(segment.text for batch in batches for segment in batch)
 
     loaded = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers or 1) as pool:
         texts = list(pool.map(lambda _: run(), range(copies)))
     done = time.perf_counter()
     return {"load_s": loaded - started, "wall_s": done - loaded, "peak_rss_mb": peak_rss_mb(), "text": texts[0]}
 
 
-def in_child(config: str, call: VoicedCall, threads: int = 0, workers: int = 1, copies: int = 1) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", config, "--audio", str(call.path)]
-    command += ["--threads", str(threads), "--workers", str(workers), "--copies", str(copies)]
+def in_child(
+    config: str, call: VoicedCall, threads: int = 0, workers: int = 0, replicas: int = 0, copies: int = 1
+) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", config, "--audio", str(call.path), "--threads", str(threads)]
+    command += ["--workers", str(workers), "--replicas", str(replicas), "--copies", str(copies)]
     out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
@@ -142,16 +150,17 @@ def throughput(call: VoicedCall, copies: int) -> list[dict[str, Any]]:
     """Several calls at once: which way of sharing two cores finishes them all soonest."""
     cores = len(os.sched_getaffinity(0))
     rows = []
-    for label, workers, threads in (
-        (f"1 worker x {cores} threads (default)", 1, cores),
-        (f"{cores} worker threads x 1 thread", cores, 1),
+    for label, workers, replicas, threads in (
+        (f"1 at once, {cores} replicas x 1 thread (the default)", 1, cores, 1),
+        (f"1 at once, 1 replica x {cores} threads", 1, 1, cores),
+        (f"{cores} at once, {cores} replicas x 1 thread", cores, cores, 1),
     ):
         print(f"  throughput: {label} ...", file=sys.stderr, flush=True)
-        result = in_child("pipeline", call, threads=threads, workers=workers, copies=copies)
+        result = in_child("pipeline", call, threads=threads, workers=workers, replicas=replicas, copies=copies)
         rows.append({"setup": label, "wall_s": result["wall_s"], "peak_rss_mb": result["peak_rss_mb"]})
     print(f"  throughput: {cores} processes x 1 thread ...", file=sys.stderr, flush=True)
     command = [sys.executable, __file__, "--child", "pipeline", "--audio", str(call.path), "--threads", "1"]
-    command += ["--copies", str(copies // cores)]
+    command += ["--workers", "1", "--replicas", "1", "--copies", str(copies // cores)]
     started = time.perf_counter()
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(cores)]
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
@@ -199,10 +208,11 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--replicas", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.audio, args.threads, args.workers, args.copies)))
+        print(json.dumps(child(args.child, args.audio, args.threads, args.workers, args.replicas, args.copies)))
         return
     if not args.calls.is_dir():
         raise SystemExit(f"call scripts not found in {args.calls}: pass --calls DIR (calls-dev's calls/)")

@@ -18,8 +18,11 @@ from aoai_gateway.http.request import Request
 from aoai_gateway.http.spool import read_spooled
 from aoai_gateway.speech import audio
 from aoai_gateway.speech.audio import decode_audio
+from aoai_gateway.speech.gaps import gap_clip, splice, uncovered
+from aoai_gateway.speech.pool import pool_size
+from aoai_gateway.speech.transcript import Word
 from aoai_gateway.speech.wer import word_error_rate
-from aoai_gateway.speech.windows import SAMPLE_RATE, plan_windows, split
+from aoai_gateway.speech.windows import SAMPLE_RATE, Window, plan_windows, split
 
 from .conftest import recording
 
@@ -36,6 +39,19 @@ def test_windows_take_runs_of_speech_up_to_30_seconds() -> None:
 def test_a_long_pause_closes_a_window() -> None:
     windows = plan_windows([(0, 4 * S), (5 * S, 8 * S), (20 * S, 24 * S)])
     assert [w.seconds() for w in windows] == [(0.0, 8.0), (20.0, 24.0)]  # 12 s of silence never decoded
+
+
+def test_a_full_window_ends_at_the_longest_pause_of_its_last_7_seconds() -> None:
+    runs = [(0.0, 6.0), (6.3, 12.0), (12.3, 18.0), (18.3, 23.0), (24.5, 27.0), (27.3, 29.5), (29.8, 33.0)]
+    windows = plan_windows([(int(a * S), int(b * S)) for a, b in runs])
+    # The 1.5 s pause at 23 s (a turn) beats the 0.3 s pauses after it: the next window starts with the turn.
+    assert [w.seconds() for w in windows] == [(0.0, 23.0), (24.5, 33.0)]
+
+
+def test_a_long_pause_too_early_in_the_window_is_not_a_cut() -> None:
+    runs = [(0.0, 10.0), (12.0, 18.0), (18.3, 24.0), (24.3, 29.5), (29.8, 33.0)]
+    windows = plan_windows([(int(a * S), int(b * S)) for a, b in runs])
+    assert [w.seconds() for w in windows] == [(0.0, 29.5), (29.8, 33.0)]  # 12 s is more than 7 s from the end
 
 
 def test_split_cuts_at_the_pause_nearest_the_middle() -> None:
@@ -128,3 +144,63 @@ def test_long_decoded_audio_is_spooled_to_a_mapped_file(name: str, monkeypatch: 
     assert held.flags.owndata and not spooled.flags.owndata and not spooled.flags.writeable
     assert isinstance(spooled.base, memoryview) and isinstance(spooled.base.obj, mmap.mmap)
     assert spooled.dtype == np.float32 and np.array_equal(held, spooled)
+
+
+def window_of(*runs: tuple[float, float]) -> Window:
+    spans = tuple((int(a * S), int(b * S)) for a, b in runs)
+    return Window(spans[0][0], spans[-1][1], spans)
+
+
+def words_at(*times: tuple[str, float, float]) -> list[Word]:
+    return [Word(f" {text}", start, end) for text, start, end in times]
+
+
+def test_words_covering_the_speech_leave_no_gap() -> None:
+    window = window_of((0.0, 2.0), (2.5, 4.0))
+    words = words_at(("one", 0.1, 0.6), ("two", 0.7, 1.3), ("three", 1.4, 1.9), ("four", 2.6, 3.2), ("five", 3.3, 3.9))
+    assert uncovered(window, words) == []
+    assert uncovered(window, []) == []  # nothing decoded: the halves in engine.py deal with that
+
+
+def test_speech_before_the_first_word_after_the_last_or_under_a_stretched_word_is_a_gap() -> None:
+    window = window_of((0.0, 20.0))
+    words = words_at(("late", 4.0, 4.5), ("start", 4.6, 5.0), ("stretched", 5.1, 12.0), ("then", 12.1, 12.5))
+    gaps = uncovered(window, words)
+    assert [(round(a, 1), round(b, 1)) for a, b in gaps] == [(0.0, 3.7), (5.3, 11.8), (12.8, 20.0)]
+
+
+def test_uncovered_pauses_and_slivers_are_not_gaps() -> None:
+    window = window_of((0.0, 3.0), (8.0, 10.0))  # the 5 s between the runs is silence, not skipped speech
+    words = words_at(("a", 0.2, 1.0), ("b", 1.1, 1.9), ("c", 2.0, 2.6), ("d", 8.4, 9.0), ("e", 9.1, 9.6))
+    assert uncovered(window, words) == []  # 0.3 s slivers at the edges are the alignment's slack
+
+
+def test_a_short_gap_is_decoded_with_what_follows_a_long_one_alone() -> None:
+    short = gap_clip((10.0, 12.0), 60 * S)
+    assert short.seconds() == (9.7, 22.0)
+    long = gap_clip((10.0, 20.0), 60 * S)
+    assert long.seconds() == (9.7, 20.3)
+    assert gap_clip((50.0, 52.0), 55 * S).seconds() == (49.7, 55.0)  # not past the recording
+    assert gap_clip((0.0, 29.9), 60 * S).seconds() == (0.0, 30.0)  # never more than Whisper's 30 s
+
+
+def test_splice_puts_the_gaps_words_in_place_of_the_stretched_one() -> None:
+    words = words_at(("hello", 0.0, 0.5), ("there", 0.6, 6.0), ("bye", 6.1, 6.5))
+    found = words_at(
+        ("before", 0.2, 0.9), ("there", 1.0, 1.4), ("how", 2.0, 2.3), ("are", 2.4, 2.6), ("after", 7.0, 7.5)
+    )
+    spliced = splice(words, (0.9, 5.9), found)
+    assert spliced is not None
+    assert "".join(w.word for w in spliced) == " hello there how are bye"  # only words inside the gap
+    assert splice(words, (3.0, 5.0), words_at(("elsewhere", 8.0, 8.5))) is None
+
+
+@pytest.mark.parametrize(
+    ("workers", "threads", "expected"),
+    [(0, 0, (1, 2, 1)), (0, 2, (1, 1, 2)), (2, 0, (2, 2, 1)), (3, 1, (3, 3, 1))],
+)
+def test_pool_size_gives_every_core_a_one_thread_replica(
+    workers: int, threads: int, expected: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: {0, 1})  # two cores, as on our machines
+    assert tuple(pool_size(workers, threads)) == expected

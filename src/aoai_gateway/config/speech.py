@@ -28,8 +28,9 @@ ComputeType = Literal["int8", "int8_float32", "int16", "float32", "float16", "in
 class SpeechSettings(BaseModel):
     """How local speech models run: a bounded worker pool, its queue, and the decoding defaults.
 
-    `workers` and `cpu_threads` at 0 size themselves to the machine: one worker per 4 cores (at least one),
-    the cores shared out between the workers. The defaults were chosen by measurement (bench/README.md).
+    `workers` (transcriptions at once) and `cpu_threads` (threads of each model replica) at 0 size themselves
+    to the machine: one transcription per 4 cores (at least one), one thread per replica and one replica per
+    core (speech/pool.py). The defaults were chosen by measurement (bench/README.md).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -40,7 +41,7 @@ class SpeechSettings(BaseModel):
     beam_size: int = Field(5, ge=1, le=16)
     compute_type: ComputeType = "int8"
     vad: bool = True
-    batch_size: int = Field(8, ge=1, le=64)
+    batch_size: int = Field(4, ge=1, le=64)
     max_upload_bytes: int = Field(1024 * MIB, ge=1024)
 
 

@@ -4,9 +4,9 @@ clients = await start_local_speech(settings)      # {"local": LocalSpeechClient}
 upload_limits(settings)                           # the largest multipart upload each provider takes
 
 The heavy imports (faster-whisper, CTranslate2, PyAV) happen only when a local deployment is configured.
-Modules: request.py (the form), audio.py (decoding), windows.py (voice detection, windows), engine.py (the
-model), transcript.py, formats.py (response formats, events), pool.py (workers, queue), client.py (the
-`UpstreamClient` the proxy calls).
+Modules: request.py (the form), audio.py (decoding), windows.py (voice detection, windows), gaps.py (speech
+Whisper skipped), engine.py (the model), transcript.py, formats.py (response formats, events), pool.py
+(workers, replicas, queue), wer.py (word error rate), client.py (the `UpstreamClient` the proxy calls).
 """
 
 from __future__ import annotations

@@ -47,16 +47,23 @@ class LocalSpeechClient:
         self._settings = settings
         self._paths = {d.deployment: str(d.model_path) for d in deployments}
         self._models: dict[str, SpeechModel] = {}
-        self.workers, self.cpu_threads = pool_size(settings.workers, settings.cpu_threads)
-        self.pool = SpeechPool(self.workers, settings.queue_size)
+        self.size = pool_size(settings.workers, settings.cpu_threads)
+        self.pool = SpeechPool(self.size.workers, settings.queue_size)
 
     async def start(self) -> None:
         """Load every model, off the event loop; a model that cannot load stops start-up with its reason."""
+        size = self.size
         for path in sorted(set(self._paths.values())):
             self._models[path] = await asyncio.to_thread(
-                SpeechModel, path, self._settings, self.workers, self.cpu_threads
+                SpeechModel, path, self._settings, size.replicas, size.cpu_threads
             )
-            log.info("local speech model %s loaded (%d workers x %d threads)", path, self.workers, self.cpu_threads)
+            log.info(
+                "local speech model %s loaded (%d at once; %d replicas x %d threads)",
+                path,
+                size.workers,
+                size.replicas,
+                size.cpu_threads,
+            )
 
     async def send(self, request: UpstreamRequest, *, stream: bool) -> LocalResponse:
         try:
@@ -83,6 +90,8 @@ class LocalSpeechClient:
 
     async def aclose(self) -> None:
         await self.pool.close()
+        for model in self._models.values():
+            model.close()
 
     def _route(self, url: str) -> tuple[SpeechModel, Task]:
         parts = urlsplit(url)

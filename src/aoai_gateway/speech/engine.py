@@ -1,29 +1,34 @@
 """A faster-whisper (CTranslate2) model, loaded once, and the pipeline that turns samples into segments.
 
-model = SpeechModel("/path/to/model", settings.speech, workers=1, cpu_threads=2)
+model = SpeechModel("/path/to/model", settings.speech, replicas=2, cpu_threads=1)
 language, batches = model.transcribe(samples, Decoding(task="transcribe"))
 for segments in batches: ...            # lists of `Segment`, in time order, as each batch finishes
 
 With `speech.vad` on (the default), the recording is cut into windows of up to 30 s at pauses found by voice
 detection (windows.py; it runs a block ahead in a helper thread) and the windows are decoded
-`speech.batch_size` at a time: on two cores about 3 times faster than faster-whisper's plain sequential
-`transcribe()` on a ten-minute call, at about the same word error rate (bench/README.md). Whisper sometimes
-ends a window early, after a turn, and drops the rest of it, or loops; a window that comes back with far fewer
-tokens than its speech should give, or looping, is cut in two at its middle pause and decoded again, and the
-halves replace it when they say more without looping. With `speech.vad` off, faster-whisper's own
-sequential decoding runs (temperature fallback, previous text as context): slower, kept as a reference.
+`speech.batch_size` at a time, each batch on one of the model's `replicas` (CTranslate2 workers of
+`cpu_threads` threads sharing one copy of the weights), up to `replicas` batches of a recording at once:
+on two cores about 4 times faster than faster-whisper's plain sequential `transcribe()` on a ten-minute call,
+at a lower word error rate (bench/README.md). Whisper sometimes skips part of a window: a window that comes
+back with far fewer tokens than its speech should give, or looping, is cut in two at its middle pause and
+decoded again, and the halves replace it when they say more without looping; speech that the window's
+aligned words leave uncovered (gaps.py) is decoded again on its own and its words put in place. With
+`speech.vad` off, faster-whisper's own sequential decoding runs (temperature fallback, previous text as
+context): slower, kept as a reference.
 
-`transcribe` may run in several worker threads at once: CTranslate2 releases the GIL and runs up to
-`workers` batches in parallel on one copy of the weights.
+`transcribe` may run in several worker threads at once: CTranslate2 releases the GIL, and the batches of
+every transcription share the replicas.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +36,7 @@ import numpy.typing as npt
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from ..config.speech import SpeechSettings
+from .gaps import gap_clip, splice, uncovered
 from .languages import LANGUAGES
 from .request import Task
 from .transcript import Segment, Word
@@ -45,9 +51,13 @@ MAX_TOKENS_PER_SECOND = 7
 # Halves that end early too are cut again, down to an eighth of a window.
 _MAX_SPLITS = 3
 _MAX_COMPRESSION_RATIO = 2.4
+# Whisper's own test for a stretch with no speech (openai-whisper's no_speech_threshold, logprob_threshold).
+_NO_SPEECH_PROBABILITY, _MIN_AVG_LOGPROB = 0.6, -1.0
 # Captions (srt, vtt, verbose_json segments) end at a sentence or at a pause this long between two words.
 _CAPTION_PAUSE_SECONDS = 1.0
 _SENTENCE_END = re.compile("[.?!\u2026\u3002\uff1f\uff01]['\"\u201d\u2019)]*$")  # CJK full stops, closing quotes
+# Windows average about 25 s: a recording's expected number of windows, to share a short one among replicas.
+_WINDOW_GUESS_SECONDS = 25.0
 
 
 class Cancelled(Exception):
@@ -69,17 +79,21 @@ class Decoding:
 class SpeechModel:
     """One set of weights in memory, shared by every worker thread."""
 
-    def __init__(self, path: str, settings: SpeechSettings, workers: int, cpu_threads: int) -> None:
+    def __init__(self, path: str, settings: SpeechSettings, replicas: int, cpu_threads: int) -> None:
         self.path = path
         self._settings = settings
+        self._replicas = replicas
         self._model = WhisperModel(
             path,
             device="cpu",
             compute_type=settings.compute_type,
             cpu_threads=cpu_threads,
-            num_workers=workers,
+            num_workers=replicas,
             local_files_only=True,
         )
+        # One thread per replica runs batches (decoding, then any decoding again); CTranslate2 gives each call
+        # to a free replica.
+        self._batch_runner = ThreadPoolExecutor(replicas, thread_name_prefix="speech-batch")
         self.multilingual = bool(self._model.model.is_multilingual)
         # The languages this model has a token for: 99 up to large-v2, 100 (with yue) from large-v3
         # (faster-whisper's `supported_languages` lists all 100 for any multilingual model).
@@ -91,12 +105,22 @@ class SpeechModel:
         )
         self._warm_up()
 
+    def close(self) -> None:
+        """Stop the batch threads (after the transcriptions using them ended)."""
+        self._batch_runner.shutdown(wait=False, cancel_futures=True)
+
     def _warm_up(self) -> None:
-        """Run voice detection and one decode on a second of silence, so the first request does not pay for
-        onnxruntime's session and CTranslate2's first allocations, and a broken model fails at start-up."""
+        """Run voice detection and, on every replica at once, a decode with word alignment on a second of silence,
+        so the first request does not pay for onnxruntime's session and CTranslate2's first allocations, and a
+        broken model fails at start-up."""
         silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
         speech_spans(silence)
-        self._decode(silence, [Window(0, SAMPLE_RATE, ((0, SAMPLE_RATE),))], "en", Decoding())
+        window = Window(0, SAMPLE_RATE, ((0, SAMPLE_RATE),))
+
+        def decode(_: int) -> list[list[Segment]]:
+            return self._decode(silence, [window], "en", Decoding(words=True))
+
+        list(self._batch_runner.map(decode, range(self._replicas)))
 
     def transcribe(
         self,
@@ -133,18 +157,45 @@ class SpeechModel:
         first_batch: int | None,
         cancelled: Callable[[], bool],
     ) -> Iterator[list[Segment]]:
+        """Batches handed to the replicas as the windows come, results yielded in order."""
+        running: deque[Future[list[Segment]]] = deque()
         batch: list[Window] = []
-        size = first_batch or self._settings.batch_size
-        for window in itertools.chain(windows, [None]):
-            if window is not None:
-                batch.append(window)
-            if batch and (len(batch) >= size or window is None):
-                if cancelled():
-                    raise Cancelled
-                decoded = self._decode(samples, batch, language, decoding)
-                decoded = self._recover(samples, batch, decoded, language, decoding)
-                yield [segment for segments in decoded for segment in segments]
-                batch, size = [], self._settings.batch_size
+        usual = self._batch_size(len(samples))
+        size = first_batch or usual
+        try:
+            for window in itertools.chain(windows, [None]):
+                if window is not None:
+                    batch.append(window)
+                if batch and (len(batch) >= size or window is None):
+                    if cancelled():
+                        raise Cancelled
+                    running.append(self._batch_runner.submit(self._decode_batch, samples, batch, language, decoding))
+                    batch, size = [], usual
+                while running and (len(running) >= self._replicas or running[0].done()):
+                    yield running.popleft().result()
+            while running:
+                yield running.popleft().result()
+        finally:
+            for future in running:
+                future.cancel()
+
+    def _batch_size(self, samples: int) -> int:
+        """`speech.batch_size`, or less for a short recording, so that its windows are shared by the replicas."""
+        expected = math.ceil(samples / (_WINDOW_GUESS_SECONDS * SAMPLE_RATE))
+        return max(1, min(self._settings.batch_size, math.ceil(expected / self._replicas)))
+
+    def _decode_batch(
+        self, samples: npt.NDArray[np.float32], batch: list[Window], language: str, decoding: Decoding
+    ) -> list[Segment]:
+        """The segments of a batch of windows, skipped speech decoded again (words aligned for that)."""
+        aligned = replace(decoding, words=True)
+        decoded = self._decode(samples, batch, language, aligned)
+        decoded = self._recover(samples, batch, decoded, language, aligned)
+        decoded = self._fill(samples, batch, decoded, language, aligned)
+        segments = [segment for window in decoded for segment in window]
+        if decoding.captions:
+            return [caption for segment in segments for caption in self._captions(segment)]
+        return segments if decoding.words else [replace(segment, words=()) for segment in segments]
 
     def _recover(
         self,
@@ -178,6 +229,60 @@ class SpeechModel:
                 decoded[index] = candidate
         return decoded
 
+    def _fill(
+        self,
+        samples: npt.NDArray[np.float32],
+        batch: Sequence[Window],
+        decoded: list[list[Segment]],
+        language: str,
+        decoding: Decoding,
+    ) -> list[list[Segment]]:
+        """Decode again, in one batch, the speech each window's words leave uncovered; put the words found there
+        in place (gaps.py)."""
+        gaps = [(index, gap) for index, window in enumerate(batch) for gap in uncovered(window, _words(decoded[index]))]
+        if not gaps:
+            return decoded
+        again = self._decode_clips(samples, [gap_clip(gap, len(samples)) for _, gap in gaps], language, decoding)
+        for (index, gap), found in zip(gaps, again, strict=True):
+            words = None if _looping(found) or _silent(found) else splice(_words(decoded[index]), gap, _words(found))
+            if words:
+                decoded[index] = [self._joined(decoded[index], words)]
+        return decoded
+
+    def _decode_clips(
+        self, samples: npt.NDArray[np.float32], clips: list[Window], language: str, decoding: Decoding
+    ) -> list[list[Segment]]:
+        """`_decode` for clips that may overlap: decoded from a copy of them laid end to end (faster-whisper
+        wants clips that add up to no more than the audio), times moved back to the recording's."""
+        packed, at = [], 0
+        for clip in clips:
+            packed.append(Window(at, at + clip.end - clip.start, ((at, at + clip.end - clip.start),)))
+            at += clip.end - clip.start
+        audio = np.concatenate([samples[clip.start : clip.end] for clip in clips])
+        decoded = self._decode(audio, packed, language, decoding)
+        return [
+            [_shifted(segment, (clip.start - local.start) / SAMPLE_RATE) for segment in segments]
+            for clip, local, segments in zip(clips, packed, decoded, strict=True)
+        ]
+
+    def _joined(self, segments: list[Segment], words: list[Word]) -> Segment:
+        """One segment of `words`, scored as the window's first segment."""
+        first, text = segments[0], "".join(word.word for word in words)
+        return Segment(
+            start=min(first.start, words[0].start),
+            end=max(segments[-1].end, words[-1].end),
+            text=text,
+            tokens=self._tokens(text),
+            temperature=first.temperature,
+            avg_logprob=first.avg_logprob,
+            compression_ratio=first.compression_ratio,
+            no_speech_prob=first.no_speech_prob,
+            words=tuple(words),
+        )
+
+    def _tokens(self, text: str) -> tuple[int, ...]:
+        return tuple(self._model.hf_tokenizer.encode(text, add_special_tokens=False).ids)
+
     def _decode(
         self, samples: npt.NDArray[np.float32], windows: Sequence[Window], language: str, decoding: Decoding
     ) -> list[list[Segment]]:
@@ -204,10 +309,7 @@ class SpeechModel:
             converted = _segment(found, decoding.temperature or 0.0)
             if converted.text.strip():
                 by_seek.setdefault(int(found.seek), []).append(converted)
-        out = [by_seek.get(_seek(clip["start"]), []) for clip in clips]
-        if decoding.captions:
-            out = [[caption for s in window for caption in self._captions(s)] for window in out]
-        return out
+        return [by_seek.get(_seek(clip["start"]), []) for clip in clips]
 
     def _captions(self, segment: Segment) -> list[Segment]:
         """A window's segment as sentence-long segments, cut where its words end a sentence or pause."""
@@ -223,13 +325,12 @@ class SpeechModel:
         out = []
         for words in groups:
             text = "".join(word.word for word in words)
-            tokens = tuple(self._model.hf_tokenizer.encode(text, add_special_tokens=False).ids)
             out.append(
                 Segment(
                     start=words[0].start,
                     end=words[-1].end,
                     text=text,
-                    tokens=tokens,
+                    tokens=self._tokens(text),
                     temperature=segment.temperature,
                     avg_logprob=segment.avg_logprob,
                     compression_ratio=segment.compression_ratio,
@@ -300,6 +401,21 @@ def _rate(window: Window, segments: list[Segment]) -> float:
 def _looping(segments: list[Segment]) -> bool:
     # Whisper's own test for a decoder stuck repeating itself (openai-whisper's compression_ratio_threshold).
     return any(segment.compression_ratio > _MAX_COMPRESSION_RATIO for segment in segments)
+
+
+def _shifted(segment: Segment, seconds: float) -> Segment:
+    words = tuple(Word(word.word, word.start + seconds, word.end + seconds) for word in segment.words)
+    return replace(segment, start=segment.start + seconds, end=segment.end + seconds, words=words)
+
+
+def _words(segments: list[Segment]) -> list[Word]:
+    return [word for segment in segments for word in segment.words]
+
+
+def _silent(segments: list[Segment]) -> bool:
+    # What a gap decoded again says is kept only if Whisper itself would not call it silence (noise that voice
+    # detection took for speech comes back as one of its stock phrases).
+    return all(s.no_speech_prob > _NO_SPEECH_PROBABILITY and s.avg_logprob < _MIN_AVG_LOGPROB for s in segments)
 
 
 def _token_count(segments: list[Segment]) -> int:

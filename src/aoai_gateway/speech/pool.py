@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from ..errors import ModelBusy, ModelUnavailable
 
@@ -29,17 +29,24 @@ T = TypeVar("T")
 _FIRST_GUESS_SECONDS = 5.0
 
 
-def pool_size(workers: int, cpu_threads: int) -> tuple[int, int]:
-    """(workers, threads per worker) for the settings' values, 0 meaning "sized to this machine".
+class PoolSize(NamedTuple):
+    workers: int  # transcriptions running at once
+    replicas: int  # CTranslate2 workers: batches decoded at once, by any transcription
+    cpu_threads: int  # threads of each replica
 
-    One worker per 4 cores, the cores shared out: on two cores one job with both threads finishes a long call
-    1.6x sooner than with one (the real-time factor is the first target), while two workers of one thread
-    each serve 1.6 to 1.9x more short calls per minute when many come at once (bench/README.md): set `workers`
-    and `cpu_threads` for that.
+
+def pool_size(workers: int, cpu_threads: int) -> PoolSize:
+    """The pool and model sizes for the settings' values, 0 meaning "sized to this machine".
+
+    One transcription per 4 cores; one thread per replica and one replica per core: on two cores a ten-minute
+    call's batches decode on two one-thread replicas 15-20% sooner than on one replica with both threads
+    (small matrices spread poorly over threads), and a short call's few windows are shared by the replicas too
+    (engine.py). `cpu_threads: 2` on two cores gives one replica of two threads.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = workers or max(1, cores // 4)
-    return workers, cpu_threads or max(1, cores // workers)
+    cpu_threads = cpu_threads or 1
+    return PoolSize(workers, max(workers, cores // cpu_threads), cpu_threads)
 
 
 class SpeechPool:

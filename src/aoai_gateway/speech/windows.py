@@ -7,9 +7,11 @@ halves = split(window)                        # the same window cut at its middl
 
 A window is a stretch of the recording as it is, pauses included, from the start of one run of speech to the
 end of another: Whisper hears turns and pauses where they were. (faster-whisper's own batching glues speech
-runs together without their pauses; on the calls in bench/ that lost more words.) A window closes when the
-next run of speech would take it past 30 s or when a pause longer than `MAX_PAUSE_SECONDS` comes first, so
-long silences are never decoded.
+runs together without their pauses; on the calls in bench/ that lost more words.) A window closes at a pause
+longer than `MAX_PAUSE_SECONDS`, so long silences are never decoded, or when the next run of speech would take
+it past 30 s: then at the longest pause of its last `CUT_SECONDS`, where a turn or a sentence most likely ends,
+so the next window starts with it rather than mid-sentence (on the benchmark's calls: 6% fewer word errors
+than cutting just before the run that does not fit; bench/README.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 SAMPLE_RATE = 16_000
 WINDOW_SECONDS = 30.0
 MAX_PAUSE_SECONDS = 3.0
+CUT_SECONDS = 7.0
 # Voice detection runs on blocks of a minute: its copies of the audio stay small, and the first windows can
 # be decoded while it goes through the rest of the recording.
 VAD_BLOCK = 60 * SAMPLE_RATE
@@ -61,11 +64,19 @@ def speech_spans(samples: npt.NDArray[np.float32]) -> list[Span]:
 class WindowPlanner:
     """Windows from runs of speech fed in order, block by block: each handed out once no later run can join it.
 
-    Greedy: a window takes runs while it stays within `max_seconds` and no pause is longer than `max_pause`.
+    A window takes runs while it stays within `max_seconds` and no pause is longer than `max_pause`; when the
+    next run does not fit, it ends at the longest pause of its last `cut_seconds` and the runs after that pause
+    start the next window.
     """
 
-    def __init__(self, max_seconds: float = WINDOW_SECONDS, max_pause: float = MAX_PAUSE_SECONDS) -> None:
+    def __init__(
+        self,
+        max_seconds: float = WINDOW_SECONDS,
+        max_pause: float = MAX_PAUSE_SECONDS,
+        cut_seconds: float = CUT_SECONDS,
+    ) -> None:
         self._longest, self._pause = int(max_seconds * SAMPLE_RATE), int(max_pause * SAMPLE_RATE)
+        self._cut = int(cut_seconds * SAMPLE_RATE)
         self._current: list[Span] = []
 
     def add(self, spans: list[Span]) -> list[Window]:
@@ -77,15 +88,37 @@ class WindowPlanner:
                 start = current[-1][1]
                 if start >= end:
                     continue
-            if current and (end - current[0][0] > self._longest or start - current[-1][1] > self._pause):
-                closed.append(Window(current[0][0], current[-1][1], tuple(current)))
+            if current and start - current[-1][1] > self._pause:
+                closed.append(_window(current))
                 current.clear()
+            elif current and end - current[0][0] > self._longest:
+                keep = self._keep(current, start)
+                closed.append(_window(current[:keep]))
+                del current[:keep]
+                if current and end - current[0][0] > self._longest:  # a long run: what is left cannot wait
+                    closed.append(_window(current))
+                    current.clear()
             current.append((start, end))
         return closed
 
     def finish(self) -> list[Window]:
         current, self._current = self._current, []
-        return [Window(current[0][0], current[-1][1], tuple(current))] if current else []
+        return [_window(current)] if current else []
+
+    def _keep(self, current: list[Span], start: int) -> int:
+        """How many of `current`'s runs the closing window keeps: those before the longest pause of its last
+        `cut_seconds` (the pause before the run at `start`, which does not fit, wins ties)."""
+        earliest = current[0][0] + self._longest - self._cut
+        keep, longest = len(current), start - current[-1][1]
+        for index in range(1, len(current)):
+            pause = current[index][0] - current[index - 1][1]
+            if current[index][0] >= earliest and pause > longest:
+                keep, longest = index, pause
+        return keep
+
+
+def _window(spans: list[Span]) -> Window:
+    return Window(spans[0][0], spans[-1][1], tuple(spans))
 
 
 def plan_windows(spans: list[Span]) -> list[Window]:

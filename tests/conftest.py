@@ -72,7 +72,9 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> Settings:
         {"model": "gpt-4o-keyed", "deployment": "chat-keyed", "endpoint": upstream, "api_key": SERVER_KEY},
         {"model": "gpt-4o-slow", "deployment": "slow-stream", "endpoint": upstream},
     ]
-    data: dict[str, Any] = {"deployments": deployments, **overrides}
+    # Client headers go upstream by allowlist: the tests' own (fault injection, a custom one) are added to it.
+    forwarded = {"forward_headers": ["x-emulator-fault", "x-custom"]}
+    data: dict[str, Any] = {"deployments": deployments, "upstream": forwarded, **overrides}
     return Settings.model_validate(data)
 
 

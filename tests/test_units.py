@@ -6,9 +6,10 @@ import httpx
 import pytest
 
 from aoai_gateway.errors import InvalidRequest, MethodNotAllowed, RouteNotFound
+from aoai_gateway.http.credentials import client_key
 from aoai_gateway.http.multipart import MultipartForm
 from aoai_gateway.http.routing import Router
-from aoai_gateway.proxy.headers import client_key, request_headers, response_headers
+from aoai_gateway.proxy.headers import RequestHeaderRules, response_headers
 
 
 def form_body() -> tuple[bytes, str]:
@@ -81,15 +82,19 @@ def test_client_key(headers: dict[str, str], key: str | None) -> None:
 
 
 def test_header_rules() -> None:
-    sent = request_headers(
+    # An allowlist: the configured extra header goes, everything unknown or credential-bearing stays.
+    sent = RequestHeaderRules(["x-trace"]).upstream(
         [
             (b"Host", b"gw"),
             (b"Authorization", b"Bearer x"),
             (b"Connection", b"close"),
             (b"X-Trace", b"1"),
             (b"Content-Type", b"application/json"),
+            (b"X-Forwarded-For", b"10.0.0.1"),
+            (b"Ocp-Apim-Subscription-Key", b"secret"),
+            (b"X-Unknown", b"u"),
         ]
     )
-    assert sent == [("X-Trace", "1"), ("Content-Type", "application/json")]
+    assert sent == [("x-trace", "1"), ("content-type", "application/json")]
     back = response_headers([(b"Transfer-Encoding", b"chunked"), (b"x-ms-region", b"eu"), (b"Date", b"d")])
     assert back == [(b"x-ms-region", b"eu")]

@@ -1,204 +1,150 @@
 """The gateway as an ASGI application.
 
-    app = create_app(load_settings("config.yaml"))          # serve with any ASGI server
+    app = create_app(load_settings("config.yaml"))          # serve with any ASGI server (lifespan opens it)
     app = create_app(settings, upstream=my_client)          # tests: inject the upstream client
 
-Order of work for each request: route, run the handler, render any `GatewayError` as OpenAI's error JSON (a
-status is only chosen before the first byte), write one access-log line.
+    async with open_gateway(settings) as gateway: ...      # the built gateway without a server (factory.py)
+
+Order of work for each request: create its `Exchange`, route, run the handler, render any `GatewayError` as
+OpenAI's error JSON (a status is only chosen before the first byte), then tell the listeners (usage ledger,
+metrics, access log) what happened.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 
-from .access.runtime import ManagedAccess, open_managed_access
 from .config import Settings
 from .errors import GatewayError, UpstreamError
+from .exchange import Exchange, ExchangeListener
 from .http.asgi import ASGIApp, Message, Receive, Scope, Send
 from .http.cors import CorsMiddleware
 from .http.request import ClientDisconnected, Request
 from .http.responses import send_error
-from .logs import AccessLog, default_access_log
-from .metrics import GatewayMetrics
-from .proxy import AbortResponse, ProxyService
-from .routes import build_router
-from .routing import DeploymentRouter
-from .speech import start_local_speech, upload_limits
-from .store import UsageRow
-from .upstream import UpstreamClient, create_upstream_client
+from .http.routing import Router
+from .logs import AccessLog
+from .proxy import AbortResponse
+from .upstream import UpstreamClient
 
 log = logging.getLogger("aoai_gateway")
 
+_REQUEST_ID = b"x-gateway-request-id"
+_DEPLOYMENT = b"x-gateway-deployment"
+
 
 class Gateway:
-    def __init__(
-        self,
-        settings: Settings,
-        upstream_factory: Callable[[], UpstreamClient] | None = None,
-        access_log: AccessLog | None = None,
-    ) -> None:
-        self.settings = settings
-        self.access_log = access_log or default_access_log(settings.logging)
-        self._factory = upstream_factory or (lambda: create_upstream_client(settings.upstream))
-        self.metrics = GatewayMetrics() if settings.admin.metrics else None
-        deployments = DeploymentRouter(settings.deployments, settings.routing)
-        if self.metrics is not None:
-            self.metrics.watch(deployments.deployments())
-        self.service = ProxyService(
-            deployments, self.metrics, log_bodies=settings.logging.log_bodies, upload_limits=upload_limits(settings)
-        )
-        self.managed: ManagedAccess | None = None
-        self._started = False
-        self.router = build_router(settings, self.service, lambda: self._started, self.metrics, lambda: self.managed)
+    """The built gateway: routes and listeners, all given at construction (see `open_gateway`)."""
 
-    async def startup(self) -> None:
-        if not self._started:
-            if self.settings.auth == "keys":
-                self.managed = await open_managed_access(self.settings)
-                self.service.access = self.managed.control
-            self.service.client = self._factory()
-            self.service.clients = await start_local_speech(self.settings)  # loads local models once
-            self._started = True
-
-    async def shutdown(self) -> None:
-        if self.access_log is not None:
-            self.access_log.flush()
-        if self.managed is not None:
-            await self.managed.close()
-            self.managed = None
-            self.service.access = None
-        for client in self.service.clients.values():
-            await client.aclose()
-        self.service.clients = {}
-        if self._started and self.service.client is not None:
-            self._started = False
-            await self.service.client.aclose()
-            self.service.client = None
+    def __init__(self, router: Router, listeners: Sequence[ExchangeListener], *, deployment_header: bool) -> None:
+        self.router = router
+        self.listeners = tuple(listeners)
+        self.deployment_header = deployment_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.startup()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._started:  # servers without lifespan support
-            await self.startup()
-        started = time.perf_counter()
-        request = Request(scope, receive)
-        request_id = os.urandom(8).hex()
-        status = 0
-        sent = 0
-        route = "-"
+        exchange = Exchange(os.urandom(8).hex(), scope["method"], scope["path"], time.perf_counter())
+        request = Request(scope, receive, exchange)
 
         async def send_counted(message: Message) -> None:
-            nonlocal status, sent
             if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"].append((b"x-gateway-request-id", request_id.encode()))
-                deployment = request.state.get("deployment")
-                if isinstance(deployment, str):  # which of the model's deployments answered
-                    message["headers"].append((b"x-gateway-deployment", deployment.encode()))
+                exchange.status = message["status"]
+                message["headers"].append((_REQUEST_ID, exchange.request_id.encode()))
+                if exchange.deployment is not None and self.deployment_header:  # which deployment answered
+                    message["headers"].append((_DEPLOYMENT, exchange.deployment.encode()))
             else:
-                sent += len(message.get("body", b""))
+                exchange.bytes_out += len(message.get("body", b""))
             await send(message)
 
         try:
             matched, params = self.router.match(request.method, request.path)
-            route = matched.template
+            exchange.route = matched.template
             await matched.handler(request, send_counted, params)
         except GatewayError as exc:
-            if status:
+            if exchange.status:
                 log.warning("error after the response started: %s", exc.message)
             else:
                 if isinstance(exc, UpstreamError):
                     log.warning("upstream failure: %s", exc.message)
                 await send_error(send_counted, exc)
         except ClientDisconnected:
-            status = status or 499
+            exchange.status = exchange.status or 499
         except AbortResponse:
-            status = status or 502
+            exchange.status = exchange.status or 502
             raise
         except Exception:
-            log.exception("unhandled error in %s %s", request.method, route)
-            if status:
+            log.exception("unhandled error in %s %s", request.method, exchange.route)
+            if exchange.status:
                 raise
             await send_error(send_counted, GatewayError("The gateway had an internal error; it was logged."))
         finally:
-            state = request.state
-            if state.get("client_disconnected"):
-                status = 499
-            if self.managed is not None and route not in _UNLEDGERED:
-                self.managed.ledger.record(_usage_row(state, route, status, time.perf_counter() - started))
-            if self.metrics is not None:
-                model = state.get("model")
-                self.metrics.request(
-                    route, model if isinstance(model, str) else None, status, time.perf_counter() - started
+            if exchange.client_disconnected:
+                exchange.status = 499
+            for listener in self.listeners:
+                listener.finished(exchange)
+
+
+class GatewayApp:
+    """The ASGI entry point: the lifespan opens the gateway (factory.py) and closes it in reverse."""
+
+    def __init__(
+        self, settings: Settings, upstream: UpstreamClient | None = None, access_log: AccessLog | None = None
+    ) -> None:
+        self.settings = settings
+        self._upstream = upstream
+        self._access_log = access_log
+        self._gateway: Gateway | None = None
+        self._stack = AsyncExitStack()
+        self._opening = asyncio.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            gateway = self._gateway or await self._open()
+            await gateway(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _open(self) -> Gateway:
+        # Only servers without lifespan support get here with no gateway: open it on the first request.
+        async with self._opening:
+            if self._gateway is None:
+                from .factory import open_gateway
+
+                self._gateway = await self._stack.enter_async_context(
+                    open_gateway(self.settings, upstream=self._upstream, access_log=self._access_log)
                 )
-            if self.access_log is not None:
-                self.access_log.write(
-                    {
-                        "request_id": request_id,
-                        "method": request.method,
-                        "route": route,
-                        "model": state.get("model"),
-                        "deployment": state.get("deployment"),
-                        "status": status,
-                        "attempts": state.get("attempts"),
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                        "upstream_ms": state.get("upstream_ms"),
-                        "upstream_request_id": state.get("upstream_request_id"),
-                        "stream_error": state.get("stream_error"),
-                        "bytes_in": state.get("bytes_in", 0),
-                        "bytes_out": sent,
-                    }
-                )
+            return self._gateway
 
+    async def _close(self) -> None:
+        self._gateway = None
+        await self._stack.aclose()
 
-_UNLEDGERED = frozenset({"/healthz", "/readyz", "/metrics", "-"})
-
-
-def _usage_row(state: dict[str, object], route: str, status: int, seconds: float) -> UsageRow:
-    usage = state.get("usage")
-    prompt, completion = usage if isinstance(usage, tuple) else (0, 0)
-    audio = state.get("audio_seconds")
-
-    def text(name: str) -> str | None:
-        value = state.get(name)
-        return value if isinstance(value, str) else None
-
-    return UsageRow(
-        at=time.time(),
-        key_id=text("key_id"),
-        event_id=text("event_id"),
-        model=text("model"),
-        deployment=text("deployment"),
-        route=route,
-        status=status,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        audio_seconds=float(audio) if isinstance(audio, int | float) else 0.0,
-        latency_ms=round(seconds * 1000, 3),
-    )
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._open()
+                except Exception as exc:
+                    log.exception("the gateway could not start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def create_app(
     settings: Settings, upstream: UpstreamClient | None = None, access_log: AccessLog | None = None
 ) -> ASGIApp:
     """The gateway app, wrapped in CORS when `cors.enabled`."""
-    gateway = Gateway(settings, (lambda: upstream) if upstream is not None else None, access_log)
-    return CorsMiddleware(gateway, settings.cors) if settings.cors.enabled else gateway
+    app = GatewayApp(settings, upstream, access_log)
+    return CorsMiddleware(app, settings.cors) if settings.cors.enabled else app
+
+
+__all__ = ["Gateway", "GatewayApp", "create_app"]

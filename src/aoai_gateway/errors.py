@@ -19,7 +19,8 @@ GatewayError                      every error the gateway itself answers with
 ├── ModelUnavailable        503   a local model is shutting down
 └── UpstreamError                 the upstream could not give an answer at all
     ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
-    └── UpstreamTimeout     504   connect or read timeout, stream idle timeout
+    ├── UpstreamTimeout     504   connect or read timeout, stream idle timeout
+    └── UpstreamCredentialsRefused 502  the upstream refused the gateway's own key (a 401/403 for its config)
 
 Upstream *answers* (an Azure 429 or 400) are not errors here: they pass through with their status and body.
 """
@@ -47,6 +48,7 @@ __all__ = [
     "RateLimited",
     "RouteNotFound",
     "UnsupportedMediaType",
+    "UpstreamCredentialsRefused",
     "UpstreamError",
     "UpstreamTimeout",
     "UpstreamUnreachable",
@@ -214,3 +216,17 @@ class UpstreamUnreachable(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
+
+
+class UpstreamCredentialsRefused(UpstreamError):
+    """The upstream answered 401/403 to the key the gateway holds: the caller's own key is not the problem."""
+
+    status = 502
+    code = "upstream_credentials_refused"
+
+    def __init__(self, deployment: str) -> None:
+        super().__init__(
+            "The upstream refused the gateway's credentials for this model; the gateway's operator must fix its "
+            "configuration. Your key is fine."
+        )
+        self.deployment = deployment

@@ -18,6 +18,7 @@ from typing import IO, Any
 import orjson
 
 from .config import LoggingSettings
+from .exchange import Exchange
 
 
 class JsonFormatter(logging.Formatter):
@@ -67,6 +68,26 @@ class AccessLog:
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_later(self._interval, self.flush)
+
+    def finished(self, exchange: Exchange) -> None:
+        """Exchange listener: named fields only, never a key, a prompt or a completion."""
+        self.write(
+            {
+                "request_id": exchange.request_id,
+                "method": exchange.method,
+                "route": exchange.route,
+                "model": exchange.model,
+                "deployment": exchange.deployment,
+                "status": exchange.status,
+                "attempts": exchange.attempts or None,
+                "duration_ms": round(exchange.seconds() * 1000, 3),
+                "upstream_ms": exchange.upstream_ms,
+                "upstream_request_id": exchange.upstream_request_id,
+                "stream_error": exchange.stream_error,
+                "bytes_in": exchange.bytes_in,
+                "bytes_out": exchange.bytes_out,
+            }
+        )
 
     def flush(self) -> None:
         self._scheduled = False

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .exchange import Exchange
 from .routing import DeploymentHealth
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -86,9 +87,11 @@ class GatewayMetrics:
         self._child(self.tokens, model, deployment, "prompt").inc(prompt)
         self._child(self.tokens, model, deployment, "completion").inc(completion)
 
-    def request(self, route: str, model: str | None, status: int, seconds: float) -> None:
-        self._child(self.requests, route, model or "", str(status)).inc()
-        self._child(self.duration, route, model or "").observe(seconds)
+    def finished(self, exchange: Exchange) -> None:
+        """Exchange listener: the request counter and duration histogram, by route, model and status."""
+        model = exchange.model or ""
+        self._child(self.requests, exchange.route, model, str(exchange.status)).inc()
+        self._child(self.duration, exchange.route, model).observe(exchange.seconds())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

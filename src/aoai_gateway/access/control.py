@@ -3,42 +3,41 @@
     access = AccessControl(settings, keys, limiter)
     grant = await access.admit(request, call)       # raises 401/403/400/429 as OpenAI would
     ...
-    await access.settle(grant, usage=(prompt_tokens, completion_tokens))
+    await access.settle(grant, request.exchange)    # to the usage the upstream reported
 
 An event attendee's key works only inside the event's window, and its daily caps count days in the event's time
 zone. In `auth: passthrough` nothing is checked here (the client's own key goes upstream). In `auth: keys` every API
 call needs a gateway key; request counts are admitted exactly, tokens against a reservation (the prompt
-estimated locally plus the request's max_tokens, or `access.default_max_tokens`) that is settled to the real
-usage afterwards. A token cap can therefore be overshot by at most what the requests in flight at the moment it
-is reached use beyond their reservations; request caps are never overshot.
+estimated locally plus the request's max_tokens, or `access.default_max_tokens`, times its `n`) that is settled
+to the real usage afterwards. A token cap can therefore be overshot by at most what the requests in flight at the
+moment it is reached use beyond their reservations; request caps are never overshot. With a `max_tokens` cap the
+forwarded body always carries a bound: each token field is checked, and one is inserted when none is named.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..api_call import Call
 from ..config import AccessSettings
 from ..errors import AuthenticationError, InvalidRequest, PermissionDenied, QuotaExceeded, RateLimited
+from ..exchange import Exchange
+from ..http.credentials import client_key
 from ..http.request import Request
-from ..proxy.body import Call
-from ..proxy.headers import client_key
 from ..store.events import EventStore
 from ..store.keys import GatewayKey, KeyStore
 from ..store.usage import key_totals
+from .base import Grant
 from .limiter import Limiter
-from .quota import UTC, admission_checks, day_start, estimate_prompt_tokens, ratelimit_headers, requested_max_tokens
+from .quota import UTC, admission_checks, day_start, estimate_prompt_tokens, ratelimit_headers
 
-Usage = tuple[int, int]
-
-
-@dataclass(slots=True)
-class Grant:
-    key: GatewayKey
-    reservation: int
-    token_counters: list[tuple[str, int, int]] = field(default_factory=list)  # (counter, cost, ttl)
-    strip_usage: bool = False
+# The fields that bound what an endpoint generates, and the one inserted when a capped request names none.
+_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+_INSERTED_FIELD = {"chat/completions": "max_completion_tokens", "completions": "max_tokens"}
+_GENERATES = frozenset(_INSERTED_FIELD)
+_MAX_CHOICES = 128  # OpenAI's own bound on `n`
 
 
 class AccessControl:
@@ -54,6 +53,10 @@ class AccessControl:
         self._seeded: set[str] = set()
 
     async def authenticate(self, request: Request) -> GatewayKey:
+        """The caller's gateway key from the headers alone; recorded on the exchange."""
+        exchange = request.exchange
+        if exchange.key is not None:
+            return exchange.key
         secret = client_key(request.headers)
         if secret is None:
             raise AuthenticationError(
@@ -63,7 +66,8 @@ class AccessControl:
         if key is None:
             raise AuthenticationError(f"Incorrect API key provided: {_masked(secret)}.")
         now = time.time()
-        request.state["key_id"] = key.id  # refused calls of a known key are in the ledger too
+        exchange.key_id = key.id  # refused calls of a known key are in the ledger too
+        exchange.authenticated = True
         if key.revoked_at is not None:
             raise AuthenticationError(f"The API key {key.id} was revoked.", code="key_revoked")
         if key.expires_at is not None and now >= key.expires_at:
@@ -73,8 +77,9 @@ class AccessControl:
             problem = "The event of this key no longer exists." if event is None else event.window_error(now)
             if problem is not None:
                 raise PermissionDenied(problem, code="event_closed")
-            request.state["event_id"] = key.event_id
-            request.state["zone"] = event.zone if event is not None else UTC
+            exchange.event_id = key.event_id
+            exchange.zone = event.zone if event is not None else UTC
+        exchange.key = key
         return key
 
     def allowed_models(self, key: GatewayKey, models: list[str]) -> list[str]:
@@ -82,36 +87,25 @@ class AccessControl:
 
     async def admit(self, request: Request, call: Call) -> Grant:
         key = await self.authenticate(request)
-        if key.models is not None and call.model not in key.models:
+        exchange = request.exchange
+        model = exchange.model or call.model
+        if key.models is not None and model not in key.models:
             raise PermissionDenied(
-                f"This key may not use `{call.model}`; it may use: {', '.join(key.models) or 'no models'}.",
+                f"This key may not use `{model}`; it may use: {', '.join(key.models) or 'no models'}.",
                 param="model",
                 code="model_not_allowed",
             )
-        document = call.document or {}
-        cap = key.limits.max_tokens
-        asked = requested_max_tokens(document)
-        if cap is not None and asked is not None and asked > cap:
-            if self.settings.max_tokens_policy == "reject":
-                raise InvalidRequest(
-                    f"max_tokens is {asked}, above this key's cap of {cap} tokens per request.",
-                    param="max_tokens",
-                    code="max_tokens_exceeded",
-                )
-            call.patch("max_completion_tokens" if "max_completion_tokens" in document else "max_tokens", cap)
-            asked = cap
-        completion = asked if asked is not None else (cap or self.settings.default_max_tokens)
-        reservation = estimate_prompt_tokens(document) + completion
+        completion = self._bound_tokens(key, call)
+        reservation = estimate_prompt_tokens(call.document or {}) + completion * _choices(call.document or {})
         grant = Grant(key, reservation)
         if call.stream and call.document is not None:
-            options = document.get("stream_options")
+            options = call.document.get("stream_options")
             if not (isinstance(options, dict) and options.get("include_usage") is True):
                 # Token caps need the real usage of streams too: ask for it, hide it from the client.
                 call.patch("stream_options", {**(options if isinstance(options, dict) else {}), "include_usage": True})
-                grant.strip_usage = True
+                exchange.strip_usage = True
         now = time.time()
-        zone = request.state.get("zone")
-        tz = zone if isinstance(zone, ZoneInfo) else UTC
+        tz = exchange.zone or UTC
         if self._seed and key.id not in self._seeded:
             await self._seed_from_ledger(key, now, tz)
         checks = admission_checks(key.id, key.limits, now, tz, reservation)
@@ -133,6 +127,35 @@ class AccessControl:
         grant.token_counters = [(c.counter, c.cost, c.ttl) for c, w in checks if w.kind == "tokens"]
         return grant
 
+    def _bound_tokens(self, key: GatewayKey, call: Call) -> int:
+        """The completion tokens one choice may use; with a cap, the forwarded body always carries that bound.
+
+        Every token field the request names is checked (a request naming two must not slip past with one); a
+        capped request that names none gets one inserted, so nothing upstream generates past the cap.
+        """
+        document = call.document or {}
+        cap = key.limits.max_tokens
+        asked: dict[str, int] = {}
+        for name in _TOKEN_FIELDS:
+            if name in document and document[name] is not None:
+                asked[name] = _whole_number(document[name], name)
+        if cap is None:
+            return max(asked.values(), default=self.settings.default_max_tokens)
+        for name, value in asked.items():
+            if value <= cap:
+                continue
+            if self.settings.max_tokens_policy == "reject":
+                raise InvalidRequest(
+                    f"{name} is {value}, above this key's cap of {cap} tokens per request.",
+                    param=name,
+                    code="max_tokens_exceeded",
+                )
+            call.patch(name, cap)
+            asked[name] = cap
+        if not asked and call.operation in _GENERATES and call.document is not None:
+            call.patch(_INSERTED_FIELD[call.operation], cap)
+        return min(asked.values(), default=cap)
+
     async def _seed_from_ledger(self, key: GatewayKey, now: float, tz: ZoneInfo) -> None:
         self._seeded.add(key.id)
         limits = key.limits
@@ -148,11 +171,11 @@ class AccessControl:
                 changes.append((check.counter, used, check.ttl))
         await self.limiter.adjust(changes)
 
-    async def settle(self, grant: Grant, usage: Usage | None) -> None:
+    async def settle(self, grant: Grant, exchange: Exchange) -> None:
         """Replace the reservation with the tokens really used (none when the call failed)."""
         if not grant.token_counters:
             return
-        used = sum(usage) if usage is not None else 0
+        used = sum(exchange.usage) if exchange.usage is not None else 0
         await self.limiter.adjust([(counter, used - cost, ttl) for counter, cost, ttl in grant.token_counters])
 
 
@@ -164,3 +187,22 @@ def _iso(epoch: float) -> str:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _whole_number(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRequest(f"{name} must be a non-negative integer.", param=name, code="invalid_type")
+    return value
+
+
+def _choices(document: dict[str, Any]) -> int:
+    """How many completions one request asks for: `n` (chat, completions) times `best_of` (completions)."""
+    count = 1
+    for name in ("n", "best_of"):
+        value = document.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_CHOICES:
+            raise InvalidRequest(f"{name} must be an integer from 1 to {_MAX_CHOICES}.", param=name)
+        count = max(count, value) if name == "best_of" else count * value
+    return count

@@ -128,11 +128,3 @@ def estimate_prompt_tokens(document: dict[str, object]) -> int:
         if value is not None:
             characters += len(str(value))
     return math.ceil(characters / 4)
-
-
-def requested_max_tokens(document: dict[str, object]) -> int | None:
-    for field in ("max_completion_tokens", "max_tokens"):
-        value = document.get(field)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -22,8 +23,8 @@ from typing import Any, cast
 import httpx2
 import openai
 
-from ..app import Gateway
 from ..config import Settings
+from ..factory import open_gateway
 from .errors import ModelCallError
 from .pieces import audio_pieces
 
@@ -62,16 +63,17 @@ class ChatReply:
 
 
 class ModelClient:
-    def __init__(self, client: openai.AsyncOpenAI, gateway: Gateway | None = None) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, gateway: AsyncExitStack | None = None) -> None:
         self.client = client
-        self._gateway = gateway
+        self._gateway = gateway  # closes the in-process gateway
 
     @classmethod
     async def in_process(cls, settings: Settings, api_key: str | None) -> ModelClient:
         # The pipeline reports per call; an access-log line per model call would only be noise on its terminal.
         quiet = settings.model_copy(update={"logging": settings.logging.model_copy(update={"access_log": False})})
-        gateway = Gateway(quiet)
-        await gateway.startup()  # loads local Whisper models once, opens the upstream pool and any key store
+        stack = AsyncExitStack()
+        # Loads local Whisper models once, opens the upstream pool and any key store.
+        gateway = await stack.enter_async_context(open_gateway(quiet))
         http = httpx2.AsyncClient(
             transport=httpx2.ASGITransport(app=gateway),
             timeout=httpx2.Timeout(settings.upstream.timeouts.read, connect=settings.upstream.timeouts.connect),
@@ -83,7 +85,7 @@ class ModelClient:
             http_client=http,
             max_retries=0,
         )
-        return cls(client, gateway)
+        return cls(client, stack)
 
     @classmethod
     def remote(cls, api_base: str, api_key: str | None, timeout: float = 600.0) -> ModelClient:
@@ -175,7 +177,7 @@ class ModelClient:
     async def aclose(self) -> None:
         await self.client.close()
         if self._gateway is not None:
-            await self._gateway.shutdown()
+            await self._gateway.aclose()
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

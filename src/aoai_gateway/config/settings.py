@@ -10,6 +10,7 @@ YAML schema documented in the README; the legacy azure-openai-proxy keys are acc
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -30,6 +31,12 @@ from .calls import CallsSettings
 from .speech import SpeechSettings, bundled_model_path, check_model_dir
 
 DEFAULT_API_VERSION = "2024-10-21"
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 5.1)
+# Credentials, forwarding and hop-by-hop headers: no configuration sends these upstream.
+_NEVER_FORWARDED = frozenset(
+    {"authorization", "api-key", "cookie", "host", "content-length", "connection", "transfer-encoding", "upgrade"}
+    | {"x-forwarded-for", "forwarded", "x-real-ip", "ocp-apim-subscription-key", "proxy-authorization", "te"}
+)
 MIB = 1024 * 1024
 
 
@@ -56,7 +63,8 @@ class Timeouts(_Section):
 
 
 class UpstreamSettings(_Section):
-    """How the gateway talks to upstreams: client implementation, timeouts, egress proxy, pool size."""
+    """How the gateway talks to upstreams: client implementation, timeouts, egress proxy, pool size, and the
+    client headers forwarded beyond the built-in allowlist (`forward_headers`)."""
 
     client: Literal["aiohttp", "httpx"] = "aiohttp"
     timeouts: Timeouts = Timeouts()
@@ -64,6 +72,15 @@ class UpstreamSettings(_Section):
     socks_proxy: str | None = None
     max_connections: int = Field(512, ge=1)
     keepalive_seconds: float = Field(60.0, gt=0)
+    forward_headers: tuple[str, ...] = ()
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _header_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not _TOKEN.fullmatch(name) or name.lower() in _NEVER_FORWARDED:
+                raise ValueError(f"forward_headers: {name!r} is not a header the gateway may forward")
+        return tuple(name.lower() for name in names)
 
     @model_validator(mode="after")
     def _one_proxy(self) -> UpstreamSettings:
@@ -136,10 +153,16 @@ class RoutingSettings(_Section):
 
 
 class AdminSettings(_Section):
-    """The admin API under /admin/ (off unless a master key is set) and Prometheus metrics at /metrics."""
+    """The admin API under /admin/ (off unless a master key is set) and Prometheus metrics at /metrics.
+
+    With a master key, `/metrics` needs it too unless `public_metrics`; `deployment_header` tells clients which
+    deployment answered (`x-gateway-deployment`).
+    """
 
     master_key: SecretStr | None = None
     metrics: bool = True
+    public_metrics: bool = False
+    deployment_header: bool = True
 
 
 class AccessSettings(_Section):

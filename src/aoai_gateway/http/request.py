@@ -1,27 +1,29 @@
-"""A thin view over an ASGI HTTP scope: headers, query, and a size-capped body.
+"""A thin view over an ASGI HTTP scope: headers, query, a size-capped body, and the request's typed record.
 
-request = Request(scope, receive)
+request = Request(scope, receive, exchange)
 body = await request.body(limit=settings.limits.max_json_bytes)
+request.exchange.model = "gpt-4o"          # what the access log, metrics and ledger will read
 """
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
+from ..exchange import Exchange
 from .asgi import Receive, Scope
 
 
 class Request:
-    __slots__ = ("_headers", "method", "path", "receive", "scope", "state")
+    __slots__ = ("_headers", "exchange", "method", "path", "receive", "scope")
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    def __init__(self, scope: Scope, receive: Receive, exchange: Exchange | None = None) -> None:
         self.scope = scope
         self.receive = receive
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self._headers: dict[str, str] | None = None
-        # Filled in by handlers for the access log: model, deployment, upstream timings.
-        self.state: dict[str, object] = {}
+        # What was asked and what happened, filled in by the layers the request goes through.
+        self.exchange = exchange if exchange is not None else Exchange("", self.method, self.path, 0.0)
 
     @property
     def headers(self) -> dict[str, str]:

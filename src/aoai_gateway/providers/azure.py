@@ -9,10 +9,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ..config import Deployment
-from .base import Query, with_query
+from .base import HttpProvider, Query, with_query
 
 
-class AzureProvider:
+class AzureProvider(HttpProvider):
     requires_key = True
     owned_by = "azure-openai"
 

@@ -1,15 +1,19 @@
-"""A provider turns (deployment, operation) into an upstream URL, auth headers and the body's `model`.
+"""A provider turns (deployment, operation) into an upstream URL, auth headers and the body's `model`, and
+brings the client that reaches its deployments.
 
 provider = PROVIDERS[deployment.provider]
 url = provider.url(deployment, "chat/completions", query=[("api-version", "2024-10-21")])
+client = await provider.open_client(settings, deployments, http)   # the shared HTTP pool, or an in-process model
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 from urllib.parse import urlencode
 
-from ..config import Deployment
+from ..config import Deployment, Settings
+from ..upstream import UpstreamClient
 
 Query = list[tuple[str, str]]
 
@@ -26,6 +30,26 @@ class Provider(Protocol):
 
     def body_model(self, deployment: Deployment) -> str | None:
         """The `model` the upstream must see in the body, or None when the body's own value is fine."""
+
+    def upload_limit(self, settings: Settings) -> int:
+        """The largest multipart upload its deployments take."""
+
+    async def open_client(
+        self, settings: Settings, deployments: Sequence[Deployment], http: UpstreamClient
+    ) -> UpstreamClient:
+        """The client for these deployments: `http` (the shared pool) or one of its own, opened and ready."""
+
+
+class HttpProvider:
+    """What the providers that speak HTTP share: the gateway's pooled client and Azure's 25 MiB upload wall."""
+
+    def upload_limit(self, settings: Settings) -> int:
+        return settings.limits.max_audio_bytes
+
+    async def open_client(
+        self, settings: Settings, deployments: Sequence[Deployment], http: UpstreamClient
+    ) -> UpstreamClient:
+        return http
 
 
 def with_query(url: str, query: Query) -> str:

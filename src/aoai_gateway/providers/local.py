@@ -1,13 +1,16 @@
-"""Local models served in-process (`provider: local`): a pseudo-URL the local speech client routes on, no auth.
+"""Local models served in-process (`provider: local`): the speech client, which routes on a pseudo-URL; no auth.
 
+client = await LocalProvider().open_client(settings, deployments, http)   # loads each model once
 LocalProvider().url(dep, "audio/transcriptions", [], None)   # -> local://whisper-local/audio/transcriptions
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import quote
 
-from ..config import Deployment
+from ..config import Deployment, Settings
+from ..upstream import UpstreamClient
 from .base import Query
 
 
@@ -23,3 +26,15 @@ class LocalProvider:
 
     def body_model(self, deployment: Deployment) -> str | None:
         return None
+
+    def upload_limit(self, settings: Settings) -> int:
+        return settings.speech.max_upload_bytes  # no 25 MiB wall: long recordings are spooled, not held
+
+    async def open_client(
+        self, settings: Settings, deployments: Sequence[Deployment], http: UpstreamClient
+    ) -> UpstreamClient:
+        from ..speech.client import LocalSpeechClient  # faster-whisper, CTranslate2 and PyAV load only here
+
+        client = LocalSpeechClient(deployments, settings.speech)
+        await client.start()
+        return client

@@ -6,10 +6,10 @@ OpenAIProvider().url(dep, "chat/completions", [], None)   # -> {endpoint}/chat/c
 from __future__ import annotations
 
 from ..config import Deployment
-from .base import Query, with_query
+from .base import HttpProvider, Query, with_query
 
 
-class OpenAIProvider:
+class OpenAIProvider(HttpProvider):
     requires_key = True
     owned_by = "openai"
 

@@ -1,12 +1,11 @@
-"""Which headers cross the gateway, in each direction, and where the caller's key is found.
+"""Which headers cross the gateway, in each direction.
 
-upstream_headers = request_headers(scope["headers"])     # hop-by-hop, auth and host removed
-client_key({"authorization": "Bearer sk-..."})          # "sk-..."
+RequestHeaderRules(extra).upstream(scope["headers"])    # an allowlist: no cookie, key, forwarding header
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 _HOP_BY_HOP = (
     "connection",
@@ -19,30 +18,62 @@ _HOP_BY_HOP = (
     "transfer-encoding",
     "upgrade",
 )
-# RFC 9110 7.6.1 hop-by-hop headers plus those the gateway or its HTTP client set themselves. Authorization and
-# api-key never go upstream as sent: the provider adds the key in its own header.
-_DROP_REQUEST = frozenset(
-    name.encode() for name in (*_HOP_BY_HOP, "host", "content-length", "expect", "authorization", "api-key", "cookie")
+# What goes upstream is an allowlist: content negotiation, SDK telemetry, tracing and idempotency. Everything
+# else stays here: cookies, forwarding and client-address headers, an API Management subscription key, any
+# credential (the provider adds the upstream key in its own header), and hop-by-hop headers.
+FORWARDED_HEADERS = (
+    "accept",
+    "content-type",
+    "user-agent",
+    "idempotency-key",
+    "openai-beta",
+    "traceparent",
+    "tracestate",
+    "x-ms-client-request-id",
+    "x-ms-useragent",
 )
+_FORWARDED_PREFIXES = (b"x-stainless-",)  # the OpenAI SDKs' own telemetry (language, version, retry count)
 _DROP_RESPONSE = frozenset(name.encode() for name in (*_HOP_BY_HOP, "content-length", "date", "server", "set-cookie"))
 
 
-def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """The client's headers that go upstream unchanged."""
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if k.lower() not in _DROP_REQUEST]
+class RequestHeaderRules:
+    """Which client headers go upstream: the built-in allowlist plus `upstream.forward_headers`.
+
+    rules = RequestHeaderRules(["x-my-tenant"])
+    rules.upstream(scope["headers"])     # [("content-type", "application/json"), ("x-my-tenant", "a")]
+
+    A header that the request's own `Connection` header names is hop-by-hop (RFC 9110 7.6.1) and stays here,
+    even when allowed.
+    """
+
+    __slots__ = ("_allowed",)
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self._allowed = frozenset(name.lower().encode() for name in (*FORWARDED_HEADERS, *extra))
+
+    def upstream(self, raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+        allowed = self._allowed
+        sent: list[tuple[str, str]] = []
+        hop: bytes | None = None
+        for name, value in raw:
+            lower = name.lower()
+            if lower in allowed or lower.startswith(_FORWARDED_PREFIXES):
+                sent.append((lower.decode("latin-1"), value.decode("latin-1")))
+            elif lower == b"connection":
+                hop = value.lower()
+        if hop is not None and sent:
+            named = {token.strip().decode("latin-1") for token in hop.split(b",")}
+            sent = [(name, value) for name, value in sent if name not in named]
+        return sent
 
 
 def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The upstream's headers that go back to the client (x-ms-*, apim-request-id, rate limits, ...)."""
-    return [(k.lower(), v) for k, v in raw if k.lower() not in _DROP_RESPONSE]
+    """The upstream's headers that go back to the client (x-ms-*, apim-request-id, rate limits, ...).
 
-
-def client_key(headers: Mapping[str, str]) -> str | None:
-    """The caller's key from `Authorization: Bearer KEY` (any case) or `api-key: KEY`."""
-    authorization = headers.get("authorization")
-    if authorization:
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    key = headers.get("api-key", "").strip()
-    return key or None
+    `x-gateway-*` names are the gateway's own: an upstream cannot set them.
+    """
+    return [
+        (name, value)
+        for name, value in ((k.lower(), v) for k, v in raw)
+        if name not in _DROP_RESPONSE and not name.startswith(b"x-gateway-")
+    ]

@@ -1,7 +1,7 @@
 """Forwarding one call to a deployment of its model, failing over, and relaying the answer.
 
-    service = ProxyService(router, metrics)
-    await service.forward(request, send, call)
+    service = ProxyService(deployments, access, clients, headers, metrics=metrics)
+    await service.forward(request, send, call)      # writes what happened to request.exchange
 
 Attempts: the router picks a deployment; a connect error, timeout, or a 408/429/500/502/503/504 answer moves on
 to the next deployment, up to `routing.max_attempts` and `routing.deadline_seconds`. A 429 (or a 503 naming a
@@ -20,17 +20,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
+from ..access.base import Access
+from ..api_call import Call
 from ..errors import (
     AuthenticationError,
-    GatewayError,
+    ModelNotFound,
     NoDeploymentAvailable,
     PayloadTooLarge,
+    UpstreamCredentialsRefused,
     UpstreamError,
     UpstreamTimeout,
 )
+from ..exchange import Exchange, Usage
 from ..http.asgi import RawHeaders, Send
 from ..http.request import Request
 from ..http.spool import Body
@@ -38,12 +42,8 @@ from ..metrics import GatewayMetrics
 from ..providers import PROVIDERS
 from ..routing import DeploymentHealth, DeploymentRouter, retry_after_seconds, retryable_status
 from ..upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
-from .body import Call
-from .headers import client_key, request_headers, response_headers
-from .usage import StreamTail, Usage, UsageChunkFilter, usage_of_body
-
-if TYPE_CHECKING:
-    from ..access import AccessControl
+from .headers import RequestHeaderRules, response_headers
+from .usage import StreamTail, UsageChunkFilter, usage_of_body
 
 log = logging.getLogger("aoai_gateway.proxy")
 
@@ -56,61 +56,66 @@ class AbortResponse(Exception):
 
 
 class ProxyService:
-    """`client` is attached when the app starts (an upstream session needs the running event loop)."""
+    """Built once with everything it uses: the routing table, the access mode, a client per provider."""
 
     def __init__(
         self,
         router: DeploymentRouter,
-        metrics: GatewayMetrics | None = None,
+        access: Access,
+        clients: Mapping[str, UpstreamClient],
+        headers: RequestHeaderRules,
         *,
+        metrics: GatewayMetrics | None = None,
+        upload_limits: Mapping[str, int] | None = None,
         log_bodies: bool = False,
-        upload_limits: dict[str, int] | None = None,
     ) -> None:
         self.router = router
+        self.access = access
+        self.clients = clients  # provider name -> the client that reaches its deployments
+        self.headers = headers
         self.metrics = metrics
-        self.client: UpstreamClient | None = None
-        # In-process clients by provider name (`local`); every other provider goes through `client`.
-        self.clients: dict[str, UpstreamClient] = {}
         # Largest multipart upload each provider takes (Azure's 25 MiB; local models more), once the model is known.
-        self.upload_limits = upload_limits or {}
+        self.upload_limits = dict(upload_limits or {})
         self.max_upload_bytes = max(self.upload_limits.values(), default=None)
-        self.access: AccessControl | None = None  # set at start-up in `auth: keys` mode
         self.log_bodies = log_bodies
         self.streams_in_flight = 0
 
     async def forward(self, request: Request, send: Send, call: Call) -> None:
-        group = self.router.group(call.model)
-        request.state["model"] = call.model
+        exchange = request.exchange
+        try:
+            group = self.router.group(call.model)
+        except ModelNotFound:
+            # In keys mode the list names only what the caller's key may use.
+            visible = await self.access.visible_models(request, self.router.models)
+            raise ModelNotFound(call.model, available=self.router.models if visible is None else visible) from None
+        exchange.model = group[0].deployment.model  # an Azure deployment name counts as its model
         if self.log_bodies:
             _log_body("request body", call.body)
-        if self.access is None:
-            await _cancel_on_disconnect(request, self._attempts(request, send, call, group))
-            return
         grant = await self.access.admit(request, call)
-        request.state["strip_usage"] = grant.strip_usage
         try:
             await _cancel_on_disconnect(request, self._attempts(request, send, call, group))
         finally:
-            usage = request.state.get("usage")
-            await self.access.settle(grant, usage if isinstance(usage, tuple) else None)
+            if grant is not None:
+                await self.access.settle(grant, exchange)
 
     async def _attempts(self, request: Request, send: Send, call: Call, group: list[DeploymentHealth]) -> None:
         settings = self.router.settings
+        exchange = request.exchange
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.deadline_seconds
-        # In `auth: keys` mode the caller's key is a gateway key: it never goes upstream.
-        caller_key = client_key(request.headers) if self.access is None else None
+        caller_key = self.access.upstream_key(request)
         query = [(k, v) for k, v in (call.query if call.query is not None else request.query) if k != "api-version"]
+        forwarded = self.headers.upstream(request.scope["headers"])
         tried: set[DeploymentHealth] = set()
-        failure: GatewayError | None = None
+        failure: UpstreamError | AuthenticationError | PayloadTooLarge | None = None
         for attempt in range(settings.max_attempts):
             health = self.router.next(group, tried)
             if health is None:
                 break
             tried.add(health)
             deployment = health.deployment
-            request.state["deployment"] = deployment.deployment
-            request.state["attempts"] = attempt + 1
+            exchange.deployment = deployment.deployment
+            exchange.attempts = attempt + 1
             provider = PROVIDERS[deployment.provider]
             key = deployment.key or caller_key
             if key is None and provider.requires_key:
@@ -126,7 +131,7 @@ class ProxyService:
             upstream = UpstreamRequest(
                 "POST",
                 provider.url(deployment, call.operation, query, call.client_api_version),
-                [*request_headers(request.scope["headers"]), *(provider.auth_headers(key) if key else ())],
+                [*forwarded, *(provider.auth_headers(key) if key else ())],
                 call.body_with_model(provider.body_model(deployment)),
             )
             last = (
@@ -149,7 +154,7 @@ class ProxyService:
                 failure = exc
         if failure is not None:
             raise failure
-        raise NoDeploymentAvailable(call.model, self.router.retry_after(group))
+        raise NoDeploymentAvailable(exchange.model or call.model, self.router.retry_after(group))
 
     async def _attempt(
         self,
@@ -168,9 +173,8 @@ class ProxyService:
         `last`: no other deployment can be tried, so a retryable answer is relayed as it is, except a 429 when
         `final` is false (the caller then answers with the group's soonest retry time).
         """
-        client = self.clients.get(health.deployment.provider, self.client)
-        if client is None:
-            raise GatewayError("The gateway is not started yet; try again in a moment.")
+        client = self.clients[health.deployment.provider]
+        exchange = request.exchange
         clock = self.router.clock
         now = clock()
         health.in_flight += 1
@@ -189,10 +193,20 @@ class ProxyService:
                 log.warning("deployment %s failed: %s", name, exc.message)
                 raise
             seconds = time.perf_counter() - started
-            request.state["upstream_ms"] = round(seconds * 1000, 3)
+            exchange.upstream_ms = round(seconds * 1000, 3)
             health.observe_latency(seconds * 1000)
             status = response.status
             outcome = "ok" if status < 400 else f"http_{status}"
+            if status in (401, 403) and health.deployment.key is not None:
+                # The gateway's own upstream key was refused: not the caller's fault, and another deployment
+                # (another key) may serve. The caller learns that much, never the upstream's details.
+                await response.release()
+                health.breaker.record(success=False, now=clock())
+                self._count(health, "upstream_auth_refused", seconds, retry)
+                log.warning("deployment %s refused the gateway's upstream key (HTTP %d)", name, status)
+                if last:
+                    raise UpstreamCredentialsRefused(name)
+                return False
             if retryable_status(status):
                 wait = retry_after_seconds(response.raw_headers)
                 if status == 429 or wait is not None:
@@ -217,7 +231,7 @@ class ProxyService:
                 health.breaker.record(success=True, now=clock())
                 self._count(health, outcome, seconds, retry)
             if usage is not None:
-                request.state["usage"] = usage
+                exchange.usage = usage
                 health.tokens.add(clock(), usage[0] + usage[1])
                 if self.metrics is not None:
                     self.metrics.usage(model, name, *usage)
@@ -231,13 +245,15 @@ class ProxyService:
             self.metrics.attempt(health.deployment.model, health.deployment.deployment, outcome, seconds, retry)
 
     async def _relay(self, request: Request, send: Send, response: UpstreamResponse, stream: bool) -> Usage | None:
+        exchange = request.exchange
         try:
             headers = response_headers(response.raw_headers)
+            exchange.audio_seconds = response.audio_seconds  # in-process speech models report it; HTTP ones 0
+            if exchange.audio_seconds:
+                headers.append((b"x-gateway-audio-seconds", f"{exchange.audio_seconds:.3f}".encode()))
             for name, value in headers:
                 if name in (b"apim-request-id", b"x-request-id"):
-                    request.state["upstream_request_id"] = value.decode("latin-1")
-                elif name == b"x-gateway-audio-seconds":  # local speech models: the usage ledger's audio_seconds
-                    request.state["audio_seconds"] = float(value)
+                    exchange.upstream_request_id = value.decode("latin-1")
             length = _content_length(response.raw_headers)
             if stream or length is None or length > _WHOLE_BODY_MAX or _is_event_stream(headers):
                 return await self._relay_stream(request, send, response, headers)
@@ -248,7 +264,7 @@ class ProxyService:
             if self.log_bodies:
                 _log_body("response body", body)
             headers.append((b"content-length", str(len(body)).encode()))
-            request.state["finished"] = True
+            exchange.finished = True
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return usage_of_body(body) if response.status == 200 else None
@@ -267,7 +283,8 @@ class ProxyService:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         event_stream = _is_event_stream(headers)
         tail = StreamTail()
-        hidden = UsageChunkFilter() if event_stream and request.state.get("strip_usage") else None
+        exchange = request.exchange
+        hidden = UsageChunkFilter() if event_stream and exchange.strip_usage else None
         self.streams_in_flight += 1
         if self.metrics is not None:
             self.metrics.streams_in_flight.inc()
@@ -284,19 +301,19 @@ class ProxyService:
             if hidden is not None and (rest := hidden.rest()):
                 await send({"type": "http.response.body", "body": rest, "more_body": True})
         except UpstreamError as exc:
-            request.state["stream_error"] = exc.code
+            exchange.stream_error = exc.code
             log.warning("upstream stream ended early: %s", exc.message)
             if not event_stream:
                 raise AbortResponse from exc
             # The status is already sent; the OpenAI SDKs raise an APIError for an `error` event.
-            request.state["finished"] = True
+            exchange.finished = True
             await send({"type": "http.response.body", "body": b"data: " + exc.body() + b"\n\n"})
             return None
         finally:
             self.streams_in_flight -= 1
             if self.metrics is not None:
                 self.metrics.streams_in_flight.dec()
-        request.state["finished"] = True
+        exchange.finished = True
         await send({"type": "http.response.body", "body": b""})
         return tail.usage() if event_stream else None
 
@@ -313,6 +330,7 @@ async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None
     """Run `work` in this task; cancel it if the client disconnects before it finished."""
     task = asyncio.current_task()
     assert task is not None
+    exchange: Exchange = request.exchange
     disconnected = False
 
     async def watch() -> None:
@@ -321,7 +339,7 @@ async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None
             message = await request.receive()
             if message["type"] == "http.disconnect":
                 # After the last byte went out, the server reports "disconnect" too: that is not a cancel.
-                if not request.state.get("finished"):
+                if not exchange.finished:
                     disconnected = True
                     task.cancel()
                 return
@@ -334,7 +352,7 @@ async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None
         # caller shutting down; a transport reports "disconnect" then as well), it must go on unwinding.
         if not disconnected or task.uncancel() > 0:
             raise
-        request.state["client_disconnected"] = True
+        exchange.client_disconnected = True
     finally:
         watcher.cancel()
 

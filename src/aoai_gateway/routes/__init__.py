@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from ..access.runtime import ManagedAccess
+from ..access import Access, ManagedAccess
 from ..config import Settings
 from ..http.routing import Router
 from ..metrics import GatewayMetrics
@@ -14,18 +12,13 @@ from .azure_api import add_azure_routes
 from .events import add_event_routes
 from .info import add_info_routes
 from .keys_admin import add_key_routes
-from .openai_api import OPERATIONS, add_openai_routes
+from .openai_api import add_openai_routes
 
 
-def build_router(
-    settings: Settings,
-    service: ProxyService,
-    ready: Callable[[], bool],
-    metrics: GatewayMetrics | None,
-    managed: Callable[[], ManagedAccess | None],
-) -> Router:
+def build_router(settings: Settings, service: ProxyService, access: Access, metrics: GatewayMetrics | None) -> Router:
+    managed = access if isinstance(access, ManagedAccess) else None  # the stores behind keys and events
     router = Router()
-    add_info_routes(router, settings, ready, managed)
+    add_info_routes(router, settings, access)
     add_admin_routes(router, settings.admin, service.router, metrics)
     add_key_routes(router, settings.admin, managed)
     add_event_routes(router, settings.admin, managed)
@@ -34,4 +27,4 @@ def build_router(
     return router
 
 
-__all__ = ["OPERATIONS", "build_router"]
+__all__ = ["build_router"]

@@ -1,6 +1,9 @@
 """Operator routes: `GET /admin/deployments` (master key) and `GET /metrics` (Prometheus).
 
 curl -H "Authorization: Bearer $AOAI_GATEWAY_MASTER_KEY" http://127.0.0.1:8080/admin/deployments
+
+With a master key set, `/metrics` wants it too (Prometheus sends it with `authorization: {credentials: ...}`),
+unless `admin.public_metrics` opens it.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ import orjson
 from ..config import AdminSettings
 from ..errors import AuthenticationError, GatewayError
 from ..http.asgi import Send
+from ..http.credentials import client_key
 from ..http.request import Request
 from ..http.responses import send_bytes, send_json
 from ..http.routing import Router
 from ..metrics import GatewayMetrics
-from ..proxy.headers import client_key
 from ..routing import DeploymentRouter
 
 
@@ -47,6 +50,8 @@ def add_admin_routes(
     if metrics is not None:
 
         async def render_metrics(request: Request, send: Send, params: dict[str, str]) -> None:
+            if settings.master_key is not None and not settings.public_metrics:
+                require_master_key(request, settings)
             await send_bytes(send, 200, metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
 
         router.add("/metrics", ["GET"], render_metrics)

@@ -11,7 +11,6 @@ Usage per attendee or per model: GET /admin/usage?event={id}&by=key|model.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import orjson
 
@@ -30,9 +29,9 @@ from .keys_admin import KeysDisabled, validated
 _SMALL_BODY = 64 * 1024
 
 
-def add_event_routes(router: Router, settings: AdminSettings, managed: Callable[[], ManagedAccess | None]) -> None:
+def add_event_routes(router: Router, settings: AdminSettings, managed: ManagedAccess | None) -> None:
     def access() -> ManagedAccess:
-        found = managed()
+        found = managed
         if found is None:
             raise KeysDisabled("Events need `auth: keys` in the configuration.")
         return found

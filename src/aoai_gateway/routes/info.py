@@ -6,11 +6,10 @@ GET /v1/models, /v1/models/{id}, /openai/v1/models, /healthz, /readyz
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import orjson
 
-from ..access.runtime import ManagedAccess
+from ..access import Access
 from ..config import Settings
 from ..errors import ModelNotFound
 from ..http.asgi import Send
@@ -20,9 +19,7 @@ from ..http.routing import Router
 from ..providers import PROVIDERS
 
 
-def add_info_routes(
-    router: Router, settings: Settings, ready: Callable[[], bool], managed: Callable[[], ManagedAccess | None]
-) -> None:
+def add_info_routes(router: Router, settings: Settings, access: Access) -> None:
     created = int(time.time())
     owners: dict[str, str] = {}
     for deployment in settings.deployments:
@@ -34,11 +31,7 @@ def add_info_routes(
 
     async def visible(request: Request) -> list[str] | None:
         """In `auth: keys` mode the caller must hold a key, and sees only the models it may use."""
-        access = managed()
-        if access is None:
-            return None
-        key = await access.control.authenticate(request)
-        return access.control.allowed_models(key, list(objects))
+        return await access.visible_models(request, list(objects))
 
     async def list_models(request: Request, send: Send, params: dict[str, str]) -> None:
         allowed = await visible(request)
@@ -59,10 +52,9 @@ def add_info_routes(
         await send_json(send, 200, b'{"status":"ok"}')
 
     async def readyz(request: Request, send: Send, params: dict[str, str]) -> None:
-        if ready():
-            await send_json(send, 200, orjson.dumps({"status": "ready", "models": len(objects)}))
-        else:
-            await send_json(send, 503, b'{"status":"starting"}')
+        # Routes exist only once the gateway is built (models loaded, stores open): before that the app
+        # answers 503 itself.
+        await send_json(send, 200, orjson.dumps({"status": "ready", "models": len(objects)}))
 
     for base in {settings.api_base, "/openai/v1"}:
         router.add(f"{base}/models", ["GET"], list_models)

@@ -9,7 +9,6 @@ GET    /admin/usage?by=model|key|day|event|deployment&key=&event=&since=ISO8601
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -17,13 +16,13 @@ from pydantic import BaseModel, ValidationError
 
 from ..access.runtime import ManagedAccess
 from ..access.specs import KeyRequest, KeyUpdate, parse_when
+from ..api_call import parse_json
 from ..config import AdminSettings
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..http.asgi import Send
 from ..http.request import Request
 from ..http.responses import send_json
 from ..http.routing import Router
-from ..proxy import parse_json
 from ..store import usage_report
 from ..store.usage import GROUPS
 from .admin import require_master_key
@@ -46,10 +45,10 @@ def validated(model: type[Model], body: bytes) -> Model:
         raise InvalidRequest(f"{where}: {first['msg']}", param=where or None) from None
 
 
-def add_key_routes(router: Router, settings: AdminSettings, managed: Callable[[], ManagedAccess | None]) -> None:
+def add_key_routes(router: Router, settings: AdminSettings, managed: ManagedAccess | None) -> None:
     def store(request: Request) -> ManagedAccess:
         require_master_key(request, settings)
-        found = managed()
+        found = managed
         if found is None:
             raise KeysDisabled("Gateway keys need `auth: keys` in the configuration.")
         return found

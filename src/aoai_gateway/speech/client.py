@@ -9,8 +9,8 @@ response = await client.send(UpstreamRequest("POST", "local://whisper/audio/tran
 `UpstreamResponse`: the transcript in the requested format, Server-Sent Events for `stream=true`, or an
 OpenAI-shaped error (400 for unusable audio or parameters, 429 with Retry-After when the queue is full, 503
 while shutting down). So routing, failover (a full queue moves the call to another deployment of the model),
-metrics, the access log and relaying work exactly as for Azure. Every answer carries
-`x-gateway-audio-seconds`, the duration the usage ledger records.
+metrics, the access log and relaying work exactly as for Azure. Every answer carries the audio's duration as
+`audio_seconds`, which the usage ledger records.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from .transcript import Transcript
 
 log = logging.getLogger("aoai_gateway.speech")
 
-AUDIO_SECONDS_HEADER = b"x-gateway-audio-seconds"
 _TASKS: dict[str, Task] = {"audio/transcriptions": "transcribe", "audio/translations": "translate"}
 
 
@@ -198,12 +197,12 @@ class _Job:
 
     def whole_response(self, transcript: Transcript) -> LocalResponse:
         content_type, body = render(transcript, self.request)
-        return LocalResponse(200, _headers(content_type, transcript.duration, len(body)), body=body)
+        return LocalResponse(200, _headers(content_type, len(body)), body=body, audio_seconds=transcript.duration)
 
     async def stream_response(self) -> LocalResponse:
         """Answer once the audio decoded (so unusable audio still gets its 400), then relay events."""
         duration = await self._ready
-        return LocalResponse(200, _headers(EVENT_STREAM, duration), events=self._events, job=self)
+        return LocalResponse(200, _headers(EVENT_STREAM), events=self._events, job=self, audio_seconds=duration)
 
 
 def _retrieve(future: asyncio.Future[Transcript]) -> None:
@@ -221,8 +220,8 @@ def _settle(future: asyncio.Future[float], outcome: float | BaseException) -> No
         future.set_result(outcome)
 
 
-def _headers(content_type: bytes, duration: float, length: int | None = None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"content-type", content_type), (AUDIO_SECONDS_HEADER, f"{duration:.3f}".encode())]
+def _headers(content_type: bytes, length: int | None = None) -> list[tuple[bytes, bytes]]:
+    headers = [(b"content-type", content_type)]
     if length is not None:
         headers.append((b"content-length", str(length).encode()))
     return headers
@@ -231,7 +230,7 @@ def _headers(content_type: bytes, duration: float, length: int | None = None) ->
 class LocalResponse:
     """An `UpstreamResponse` made in-process: a whole body, or events from a running job."""
 
-    __slots__ = ("_body", "_events", "_job", "raw_headers", "status")
+    __slots__ = ("_body", "_events", "_job", "audio_seconds", "raw_headers", "status")
 
     def __init__(
         self,
@@ -241,8 +240,10 @@ class LocalResponse:
         body: bytes = b"",
         events: asyncio.Queue[bytes | BaseException | None] | None = None,
         job: _Job | None = None,
+        audio_seconds: float = 0.0,
     ) -> None:
         self.status = status
+        self.audio_seconds = audio_seconds
         self.raw_headers = raw_headers
         self._body = body
         self._events = events

@@ -38,6 +38,7 @@ _ERRORS = _error_map()
 
 class _Response:
     __slots__ = ("_response", "raw_headers", "status")
+    audio_seconds = 0.0  # only in-process speech models hear audio
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response

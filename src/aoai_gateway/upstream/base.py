@@ -35,6 +35,8 @@ class UpstreamResponse(Protocol):
     status: int
     # Raw header pairs as received, lower- or mixed-case names; the caller filters hop-by-hop ones.
     raw_headers: list[tuple[bytes, bytes]]
+    # Seconds of audio an in-process speech model heard (the usage ledger's audio_seconds); 0 over HTTP.
+    audio_seconds: float
 
     async def read(self) -> bytes:
         """The whole body (bounded by the read timeout)."""

@@ -24,6 +24,7 @@ _ERRORS: dict[type[BaseException], type[UpstreamError]] = {
 
 class _Response:
     __slots__ = ("_idle", "_response", "raw_headers", "status")
+    audio_seconds = 0.0  # only in-process speech models hear audio
 
     def __init__(self, response: httpx.Response, idle: float) -> None:
         self._response = response

@@ -1,4 +1,4 @@
-"""Request bodies as the proxy sees them: the `model` they name and how to change it without re-encoding.
+"""An API call's body as the gateway sees it: the `model` it names and how to change it without re-encoding.
 
 call = json_call(request_body, operation="chat/completions")
 call.model, call.stream
@@ -7,14 +7,15 @@ call.body_with_model("my-deployment")   # the original bytes unless the model re
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ..errors import InvalidRequest
-from ..http.multipart import MultipartForm
-from ..http.spool import Body
+from .errors import InvalidRequest
+from .http.multipart import MultipartForm
+from .http.spool import Body
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class Call:
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; a duplicate key anywhere is refused, since the upstream might read the other one."""
     if not body:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
@@ -61,7 +63,36 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}.") from None
     if not isinstance(document, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    # orjson keeps the last of duplicate keys silently; the C scanner with a pairs hook sees them all (~2 us a
+    # typical chat body). orjson has already validated the text, so this pass cannot fail for any other reason.
+    try:
+        _DUPLICATES.decode(body.decode("utf-8"))
+    except _DuplicateKey as exc:
+        raise InvalidRequest(
+            f"The JSON body names the key {exc.key!r} twice in one object; send each key once.",
+            code="duplicate_key",
+        ) from None
     return document
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key[:64]
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return document
+
+
+_DUPLICATES = json.JSONDecoder(object_pairs_hook=_unique_pairs)
 
 
 def json_call(body: bytes, operation: str, model: str | None = None) -> Call:

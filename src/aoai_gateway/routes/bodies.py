@@ -1,22 +1,16 @@
 """Turning an HTTP request into a `Call`, with the body limit and content type its operation expects.
 
-call = await read_call(request, limits, operation="audio/transcriptions", kind=FORM)
+call = await read_call(request, limits, "audio/transcriptions", BodyKind.FORM)
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
+from ..api_call import Call, form_call, json_call
 from ..config import BodyLimits
 from ..errors import UnsupportedMediaType
 from ..http.request import Request
 from ..http.spool import read_spooled
-from ..proxy import Call, form_call, json_call
-
-BodyKind = Literal["json", "form", "any"]
-JSON: BodyKind = "json"
-FORM: BodyKind = "form"
-ANY: BodyKind = "any"
+from ..operations import BodyKind
 
 _JSON_TYPES = ("application/json", "")
 
@@ -33,24 +27,21 @@ async def read_call(
     model: str | None = None,
     max_upload: int | None = None,
 ) -> Call:
-    """Read and parse the body; `kind` ANY accepts JSON or multipart (the Azure-native routes).
+    """Read and parse the body of a known operation.
 
     `max_upload`: the largest multipart body any deployment takes (local models take more than Azure's 25 MiB;
     each deployment's own limit is applied once the model is known). Bodies past `limits.max_audio_bytes` are
     spooled to a temporary file instead of memory.
     """
     content_type = request.content_type
-    is_form = content_type == "multipart/form-data"
-    if kind == FORM and not is_form:
-        raise UnsupportedMediaType(content_type, "multipart/form-data with the audio `file` and a `model` field")
-    if kind == JSON and not _is_json(content_type):
-        raise UnsupportedMediaType(content_type, "application/json")
-    if kind == ANY and not (is_form or _is_json(content_type)):
-        raise UnsupportedMediaType(content_type, "application/json or multipart/form-data")
-    if is_form:
+    if kind is BodyKind.FORM:
+        if content_type != "multipart/form-data":
+            raise UnsupportedMediaType(content_type, "multipart/form-data with the audio `file` and a `model` field")
         form = await read_spooled(request, max_upload or limits.max_audio_bytes, in_memory=limits.max_audio_bytes)
-        request.state["bytes_in"] = len(form)
+        request.exchange.bytes_in = len(form)
         return form_call(form, request.headers["content-type"], operation, model)
+    if not _is_json(content_type):
+        raise UnsupportedMediaType(content_type, "application/json")
     body = await request.body(limits.max_json_bytes)
-    request.state["bytes_in"] = len(body)
+    request.exchange.bytes_in = len(body)
     return json_call(body, operation, model)

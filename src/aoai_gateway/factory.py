@@ -1,0 +1,69 @@
+"""Everything the gateway is made of, built in one place and torn down in reverse.
+
+    async with open_gateway(settings) as gateway:      # an ASGI handler, every part ready
+        await gateway(scope, receive, send)
+
+The order: metrics and the routing table; the access mode (`auth:`, its database, limiter and ledger); the pooled
+upstream HTTP client and each provider's client (local models load here, once); the proxy service; the routes;
+the listeners that hear about every finished request (usage ledger, metrics, access log). Nothing is filled in
+later: what a part needs, it is given when it is made. Closing runs the same list backwards: the access log is
+flushed, the ledger written, local models and the upstream pool closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from .access import ACCESS_MODES
+from .app import Gateway
+from .config import Settings
+from .exchange import ExchangeListener
+from .logs import AccessLog, default_access_log
+from .metrics import GatewayMetrics
+from .providers import open_clients, upload_limits
+from .proxy import ProxyService, RequestHeaderRules
+from .routes import build_router
+from .routing import DeploymentRouter
+from .upstream import UpstreamClient, create_upstream_client
+
+
+@asynccontextmanager
+async def open_gateway(
+    settings: Settings, *, upstream: UpstreamClient | None = None, access_log: AccessLog | None = None
+) -> AsyncIterator[Gateway]:
+    """The built gateway; `upstream` replaces the pooled HTTP client (tests), `access_log` the stderr one."""
+    async with AsyncExitStack() as stack:
+        metrics = GatewayMetrics() if settings.admin.metrics else None
+        deployments = DeploymentRouter(settings.deployments, settings.routing)
+        if metrics is not None:
+            metrics.watch(deployments.deployments())
+        access = await ACCESS_MODES[settings.auth](settings)
+        stack.push_async_callback(access.close)
+        http = upstream if upstream is not None else create_upstream_client(settings.upstream)
+        stack.push_async_callback(http.aclose)
+        clients = await open_clients(settings, http, stack)
+        service = ProxyService(
+            deployments,
+            access,
+            clients,
+            RequestHeaderRules(settings.upstream.forward_headers),
+            metrics=metrics,
+            upload_limits=upload_limits(settings),
+            log_bodies=settings.logging.log_bodies,
+        )
+        listeners: list[ExchangeListener] = [access]
+        if metrics is not None:
+            listeners.append(metrics)
+        lines = access_log if access_log is not None else default_access_log(settings.logging)
+        if lines is not None:
+            stack.callback(lines.flush)
+            listeners.append(lines)
+        yield Gateway(
+            build_router(settings, service, access, metrics),
+            listeners,
+            deployment_header=settings.admin.deployment_header,
+        )
+
+
+__all__ = ["open_gateway"]

@@ -196,7 +196,7 @@ def _whole_number(value: Any, name: str) -> int:
 
 
 def _choices(document: dict[str, Any]) -> int:
-    """How many completions one request asks for: `n` (chat, completions) times `best_of` (completions)."""
+    """How many completions one request is billed for: `n`, or `best_of` (completions) when that is larger."""
     count = 1
     for name in ("n", "best_of"):
         value = document.get(name)

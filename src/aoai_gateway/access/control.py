@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from ..config import AccessSettings
 from ..errors import AuthenticationError, InvalidRequest, PermissionDenied, QuotaExceeded, RateLimited
 from ..http.request import Request
+from ..moments import iso
 from ..proxy.body import Call
 from ..proxy.headers import client_key
 from ..store.events import EventStore
@@ -161,6 +162,4 @@ def _masked(secret: str) -> str:
 
 
 def _iso(epoch: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso(epoch).replace("+00:00", "Z")  # never raises: a key stored expiring at -1e308 still answers 401

@@ -4,6 +4,7 @@ keys = KeyStore(db)
 key, secret = await keys.create(KeySpec(name="ci", models=("gpt-4o",), rpm=60))
 await keys.by_secret(secret)      # -> GatewayKey, or None
 await keys.revoke(key.id)
+await keys.enrol(KeySpec("Ann", event_id="evt_1"), "email:ann@example.com")   # None if already there
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ GatewayError                      every error the gateway itself answers with
 │   ├── ModelNotFound       404   model (or deployment) not configured; lists what exists
 │   └── RouteNotFound       404   no such endpoint
 ├── MethodNotAllowed        405
+├── Conflict                409   an attendee registering for an event a second time
 ├── PayloadTooLarge         413
 ├── UnsupportedMediaType    415
 ├── NoDeploymentAvailable   429   every deployment of the model is cooling down or has an open circuit
@@ -34,6 +35,7 @@ import orjson
 
 __all__ = [
     "AuthenticationError",
+    "Conflict",
     "GatewayError",
     "InvalidRequest",
     "MethodNotAllowed",
@@ -133,6 +135,12 @@ class MethodNotAllowed(GatewayError):
     def __init__(self, method: str, path: str, allowed: Iterable[str]) -> None:
         allow = ", ".join(sorted(allowed))
         super().__init__(f"Method {method} is not allowed for {path}; use {allow}.", headers={"allow": allow})
+
+
+class Conflict(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
 
 
 class PayloadTooLarge(GatewayError):

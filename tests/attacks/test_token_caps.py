@@ -50,9 +50,7 @@ def gateway(start: GatewayFactory, upstream: str, tmp_path: Path, policy: str = 
         {"model": "gpt-4o", "deployment": "chat-4o", "endpoint": upstream, "api_key": EMULATOR_KEY},
         {"model": "davinci", "deployment": "davinci", "endpoint": upstream, "api_key": EMULATOR_KEY},
     ]
-    return start(
-        auth="keys", data_dir=str(tmp_path), deployments=deployments, access={"max_tokens_policy": policy}
-    )
+    return start(auth="keys", data_dir=str(tmp_path), deployments=deployments, access={"max_tokens_policy": policy})
 
 
 def post(server: AsgiServer, secret: str, body: bytes, path: str = "/v1/chat/completions") -> httpx.Response:

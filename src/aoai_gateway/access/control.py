@@ -26,6 +26,7 @@ from ..errors import AuthenticationError, InvalidRequest, PermissionDenied, Quot
 from ..exchange import Exchange
 from ..http.credentials import client_key
 from ..http.request import Request
+from ..moments import iso
 from ..store.events import EventStore
 from ..store.keys import GatewayKey, KeyStore
 from ..store.usage import key_totals
@@ -184,9 +185,7 @@ def _masked(secret: str) -> str:
 
 
 def _iso(epoch: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso(epoch).replace("+00:00", "Z")  # never raises: a key stored expiring at -1e308 still answers 401
 
 
 def _whole_number(value: Any, name: str) -> int:

@@ -1,18 +1,33 @@
-"""Key specifications as the admin API and the CLI accept them, validated once.
+"""Key, event and registration requests as the admin API, the CLI and attendees send them, validated once.
 
 spec = KeyRequest.model_validate({"name": "ci", "models": ["gpt-4o"], "rpm": 60}).to_spec()
+
+Everything a person typed is bounded here, so the store only ever holds what every reader can show: names free of
+control characters (`labels.clean_label`), instants in 2000..2200 (`moments.check_moment`), caps in 1..2**53-1
+(exact in a double, in JSON and in every database).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import re
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from ..labels import clean_label, normalised_name
+from ..moments import UTC, check_moment
 from ..store.events import EventSpec
 from ..store.keys import KeySpec, Limits
+from .codes import GENERATE, MIN_LENGTH
+
+MAX_CAP = 2**53 - 1
+Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(clean_label)]
+ModelName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(clean_label)]
+Models = Annotated[list[ModelName], Field(max_length=256)]
+Cap = Annotated[int, Field(ge=1, le=MAX_CAP)]
+_EMAIL = re.compile(r"^[^@\s]{1,64}@(?:[^@\s.]+\.)+[^@\s.]+$")
 
 
 def parse_when(value: str) -> float:
@@ -20,7 +35,10 @@ def parse_when(value: str) -> float:
     moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError(f"{value!r} has no time zone; add one, e.g. {value}Z or {value}+01:00")
-    return moment.timestamp()
+    try:
+        return moment.timestamp()
+    except (OverflowError, OSError):
+        raise ValueError(f"{value!r} is outside the range of dates this gateway handles") from None
 
 
 class KeyUpdate(BaseModel):
@@ -28,20 +46,25 @@ class KeyUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    models: list[str] | None = None
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    daily_requests: int | None = Field(None, ge=1)
-    daily_tokens: int | None = Field(None, ge=1)
-    max_tokens: int | None = Field(None, ge=1)
-    budget_tokens: int | None = Field(None, ge=1)
+    name: Label | None = None
+    models: Models | None = None
+    rpm: Cap | None = None
+    tpm: Cap | None = None
+    daily_requests: Cap | None = None
+    daily_tokens: Cap | None = None
+    max_tokens: Cap | None = None
+    budget_tokens: Cap | None = None
     expires_at: float | None = None
 
     @field_validator("expires_at", mode="before")
     @classmethod
     def _when(cls, value: Any) -> Any:
         return parse_when(value) if isinstance(value, str) else value
+
+    @field_validator("expires_at")
+    @classmethod
+    def _bounded(cls, value: float | None) -> float | None:
+        return None if value is None else check_moment(value)
 
     def changes(self) -> dict[str, Any]:
         changes = self.model_dump(exclude_unset=True)
@@ -53,7 +76,7 @@ class KeyUpdate(BaseModel):
 class KeyRequest(KeyUpdate):
     """A new key: the same fields, with a name required."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Label
 
     def limits(self) -> Limits:
         return Limits(self.rpm, self.tpm, self.daily_requests, self.daily_tokens, self.max_tokens, self.budget_tokens)
@@ -64,19 +87,24 @@ class KeyRequest(KeyUpdate):
 
 
 class EventRequest(BaseModel):
-    """An event as organisers describe it; times without an offset are read in `timezone`."""
+    """An event as organisers describe it; times without an offset are read in `timezone`.
+
+    `shared_code` is at least 8 characters, or `"generate"` for a gateway-made one (shown once, in the answer).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    starts_at: str
-    ends_at: str
-    timezone: str
-    models: list[str] | None = None
-    daily_requests: int | None = Field(None, ge=1)
-    daily_tokens: int | None = Field(None, ge=1)
-    max_tokens: int | None = Field(None, ge=1)
-    shared_code: str | None = Field(None, min_length=4)
+    # Declared before the times: their validators read it.
+    timezone: str = Field(max_length=64)
+    name: Label
+    starts_at: str = Field(max_length=64)
+    ends_at: str = Field(max_length=64)
+    models: Models | None = None
+    daily_requests: Cap | None = None
+    daily_tokens: Cap | None = None
+    max_tokens: Cap | None = None
+    max_attendees: Cap | None = None
+    shared_code: str | None = Field(None, max_length=200)
 
     @field_validator("timezone")
     @classmethod
@@ -87,19 +115,51 @@ class EventRequest(BaseModel):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin") from None
         return value
 
-    def _epoch(self, value: str) -> float:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=ZoneInfo(self.timezone))
-        return moment.timestamp()
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _moment(cls, value: str, info: ValidationInfo) -> str:
+        zone = info.data.get("timezone", "UTC")
+        epoch = check_moment(_epoch(value, zone))
+        try:  # representable in the event's own zone too, where every message and listing shows it
+            dt.datetime.fromtimestamp(epoch, ZoneInfo(zone))
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"{value!r} cannot be shown in {zone}") from None
+        return value
 
-    def to_spec(self) -> EventSpec:
-        starts, ends = self._epoch(self.starts_at), self._epoch(self.ends_at)
+    @field_validator("shared_code")
+    @classmethod
+    def _strong(cls, value: str | None) -> str | None:
+        if value is None or value == GENERATE:
+            return value
+        clean_label(value)
+        if len(value) < MIN_LENGTH:
+            raise ValueError(f'needs at least {MIN_LENGTH} characters, or "{GENERATE}" to have the gateway make one')
+        return value
+
+    def to_spec(self, code_hash: str | None = None) -> EventSpec:
+        starts, ends = _epoch(self.starts_at, self.timezone), _epoch(self.ends_at, self.timezone)
         if ends <= starts:
             raise ValueError("ends_at must be after starts_at")
         limits = Limits(daily_requests=self.daily_requests, daily_tokens=self.daily_tokens, max_tokens=self.max_tokens)
         models = tuple(self.models) if self.models is not None else None
-        return EventSpec(self.name, starts, ends, self.timezone, models, limits, self.shared_code)
+        return EventSpec(self.name, starts, ends, self.timezone, models, limits, code_hash, self.max_attendees)
+
+
+def _epoch(value: str, timezone: str) -> float:
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(timezone) if timezone != "UTC" else UTC)
+        return moment.timestamp()
+    except (OverflowError, OSError):
+        raise ValueError(f"{value!r} is outside the range of dates this gateway handles") from None
+
+
+def _email(value: str) -> str:
+    value = value.lower()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("is not an e-mail address such as ann@example.com")
+    return value
 
 
 class Registration(BaseModel):
@@ -107,9 +167,15 @@ class Registration(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)
-    code: str | None = None
+    name: Label | None = None
+    email: Annotated[str, Field(max_length=320), AfterValidator(clean_label), AfterValidator(_email)] | None = None
+    code: str | None = Field(None, max_length=200)
 
     def display(self) -> str:
         return self.name or self.email or "attendee"
+
+    def attendee(self) -> str | None:
+        """Who this is, for the one-key-per-attendee rule: the e-mail when given, else the normalised name."""
+        if self.email is not None:
+            return "email:" + self.email
+        return "name:" + normalised_name(self.name) if self.name is not None else None

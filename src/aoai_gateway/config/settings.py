@@ -171,6 +171,9 @@ class AccessSettings(_Section):
     max_tokens_policy: Literal["reject", "clamp"] = "reject"
     default_max_tokens: int = Field(1024, ge=1)
     usage_flush_seconds: float = Field(1.0, gt=0)
+    registration_opens_days: float = Field(7.0, ge=0)
+    registrations_per_address: int = Field(60, ge=1)
+    code_failures_per_address: int = Field(10, ge=1)
 
 
 class Deployment(_Section):

@@ -1,28 +1,30 @@
 """Events for workshops and hackathons: organisers (master key) create them; attendees register for a key.
 
     POST   /admin/events                                {"name", "starts_at", "ends_at", "timezone", "models",
-                                                         "daily_requests", "daily_tokens", "max_tokens", "shared_code"}
+                                                         "daily_requests", "daily_tokens", "max_tokens",
+                                                         "max_attendees", "shared_code"}   ("generate": shown once)
     GET    /admin/events                                GET /admin/events/{id}/attendees
     DELETE /admin/events/{id}/attendees/{key_id}        revoke one attendee
     POST   /events/{id}/register                        {"name" | "email", "code"}  -> 201 with the attendee's key
 Usage per attendee or per model: GET /admin/usage?event={id}&by=key|model.
+What makes registration safe to leave open (one key per attendee, per-address limits, code lock-out, the opening
+time, `max_attendees`) lives in `access.registration`.
 """
 
 from __future__ import annotations
 
-import time
-
 import orjson
 
+from ..access.codes import GENERATE, generate_code, hash_code
+from ..access.registration import Registrar
 from ..access.runtime import ManagedAccess
 from ..access.specs import EventRequest, Registration
 from ..config import AdminSettings
-from ..errors import InvalidRequest, NotFound, PermissionDenied
+from ..errors import InvalidRequest, NotFound
 from ..http.asgi import Send
 from ..http.request import Request
 from ..http.responses import send_json
 from ..http.routing import Router
-from ..store.keys import KeySpec
 from .admin import require_master_key
 from .keys_admin import KeysDisabled, validated
 
@@ -43,12 +45,16 @@ def add_event_routes(router: Router, settings: AdminSettings, managed: ManagedAc
     async def create(request: Request, send: Send, params: dict[str, str]) -> None:
         store = organiser(request)
         spec_request = validated(EventRequest, await request.body(_SMALL_BODY))
+        code = generate_code() if spec_request.shared_code == GENERATE else spec_request.shared_code
         try:
-            spec = spec_request.to_spec()
+            spec = spec_request.to_spec(await hash_code(code) if code else None)
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="ends_at") from None
         event = await store.events.create(spec)
-        await send_json(send, 201, orjson.dumps(event.public()))
+        body = event.public()
+        if spec_request.shared_code == GENERATE:
+            body["shared_code"] = code  # the only time it is shown
+        await send_json(send, 201, orjson.dumps(body))
 
     async def listing(request: Request, send: Send, params: dict[str, str]) -> None:
         events = await organiser(request).events.list()
@@ -71,26 +77,17 @@ def add_event_routes(router: Router, settings: AdminSettings, managed: ManagedAc
 
     async def register(request: Request, send: Send, params: dict[str, str]) -> None:
         store = access()
-        event = await store.events.get(params["event_id"])
-        if event is None:
-            raise NotFound(f"No event {params['event_id']!r}.")
         form = validated(Registration, await request.body(_SMALL_BODY))
-        if not event.code_matches(form.code):
-            raise PermissionDenied("This event needs its shared code to register.", param="code", code="bad_code")
-        if form.name is None and form.email is None and event.code_hash is None:
-            raise InvalidRequest("Register with a display name or an e-mail address.", param="name")
-        if time.time() >= event.ends_at:
-            raise PermissionDenied(
-                f"The event {event.name!r} ended at {event.local(event.ends_at)}.", code="event_closed"
-            )
-        spec = KeySpec(form.display(), event.models, event.limits, event.ends_at, event.id)
-        key, secret = await store.keys.create(spec)
+        registrar = Registrar(store.events, store.keys, store.limiter, store.control.settings)
+        client = request.scope.get("client")
+        done = await registrar.register(params["event_id"], form, client[0] if client else None)
+        event = done.event.public()
         body = {
-            "key": secret,
-            "key_id": key.id,
-            "event": event.public(),
-            "valid_from": event.public()["starts_at"],
-            "valid_until": event.public()["ends_at"],
+            "key": done.secret,
+            "key_id": done.key.id,
+            "event": event,
+            "valid_from": event["starts_at"],
+            "valid_until": event["ends_at"],
         }
         await send_json(send, 201, orjson.dumps(body))
 

@@ -4,13 +4,13 @@ events = EventStore(db)
 event = await events.create(EventSpec("Hack Day", starts_at, ends_at, "Europe/Berlin", ("gpt-4o",),
                                       Limits(daily_requests=200, daily_tokens=100_000, max_tokens=1000)))
 event.window_error(now)      # None inside the window, else what to tell the attendee
+await events.take_seat(event.id)   # False when max_attendees are registered; one UPDATE, so never overshot
+
+Shared codes arrive here already hashed (`access.codes`): the store never sees a plain code.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from ..moments import iso, wall, zone_or_utc
 from .database import Database, Row
 from .keys import Limits
 
@@ -31,7 +32,8 @@ class EventSpec:
     timezone: str
     models: tuple[str, ...] | None
     limits: Limits
-    shared_code: str | None = None
+    code_hash: str | None = None
+    max_attendees: int | None = None
 
 
 @dataclass(frozen=True)
@@ -45,45 +47,44 @@ class Event:
     limits: Limits
     code_hash: str | None
     created_at: float
+    max_attendees: int | None = None
+    attendees: int = 0
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return zone_or_utc(self.timezone)
 
     def local(self, epoch: float) -> str:
-        return dt.datetime.fromtimestamp(epoch, self.zone).strftime(f"%Y-%m-%d %H:%M ({self.timezone})")
+        return wall(epoch, self.zone, self.timezone)
 
     def window_error(self, now: float) -> str | None:
-        if now < self.starts_at:
+        # Written as `not now >= ...` so a NaN stored by another database closes the window instead of opening it.
+        if not now >= self.starts_at:
             return f"The event {self.name!r} opens at {self.local(self.starts_at)}; this key works from then."
-        if now >= self.ends_at:
+        if not now < self.ends_at:
             return f"The event {self.name!r} ended at {self.local(self.ends_at)}."
         return None
-
-    def code_matches(self, code: str | None) -> bool:
-        if self.code_hash is None:
-            return True
-        given = hashlib.sha256((code or "").encode()).hexdigest()
-        return hmac.compare_digest(given, self.code_hash)
 
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
-            "starts_at": dt.datetime.fromtimestamp(self.starts_at, self.zone).isoformat(),
-            "ends_at": dt.datetime.fromtimestamp(self.ends_at, self.zone).isoformat(),
+            "starts_at": iso(self.starts_at, self.zone),
+            "ends_at": iso(self.ends_at, self.zone),
             "timezone": self.timezone,
             "models": list(self.models) if self.models is not None else None,
             "daily_requests": self.limits.daily_requests,
             "daily_tokens": self.limits.daily_tokens,
             "max_tokens": self.limits.max_tokens,
             "needs_code": self.code_hash is not None,
+            "max_attendees": self.max_attendees,
+            "attendees": self.attendees,
         }
 
 
 _COLUMNS = (
     "id, name, starts_at, ends_at, timezone, models, daily_requests, daily_tokens, max_tokens, "
-    "shared_code_hash, created_at"
+    "shared_code_hash, created_at, max_attendees, attendees"
 )
 
 
@@ -101,6 +102,8 @@ def _event(row: Row) -> Event:
         ),
         code_hash=row["shared_code_hash"],
         created_at=row["created_at"],
+        max_attendees=row["max_attendees"],
+        attendees=row["attendees"] or 0,
     )
 
 
@@ -112,7 +115,6 @@ class EventStore:
         ZoneInfo(spec.timezone)  # an unknown zone fails here, before anything is stored
         if spec.ends_at <= spec.starts_at:
             raise ValueError("an event must end after it starts")
-        code_hash = hashlib.sha256(spec.shared_code.encode()).hexdigest() if spec.shared_code else None
         event = Event(
             "evt_" + secrets.token_hex(4),
             spec.name,
@@ -121,12 +123,13 @@ class EventStore:
             spec.timezone,
             spec.models,
             spec.limits,
-            code_hash,
+            spec.code_hash,
             time.time(),
+            spec.max_attendees,
         )
         models = orjson.dumps(list(event.models)).decode() if event.models is not None else None
         await self.db.execute(
-            f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 event.id,
                 event.name,
@@ -137,8 +140,10 @@ class EventStore:
                 event.limits.daily_requests,
                 event.limits.daily_tokens,
                 event.limits.max_tokens,
-                code_hash,
+                event.code_hash,
                 event.created_at,
+                event.max_attendees,
+                0,
             ],
         )
         return event
@@ -149,3 +154,20 @@ class EventStore:
 
     async def list(self) -> list[Event]:
         return [_event(row) for row in await self.db.fetch(f"SELECT {_COLUMNS} FROM events ORDER BY starts_at")]
+
+    async def take_seat(self, event_id: str) -> bool:
+        """Count one more attendee unless the event is full: one conditional UPDATE, atomic on either database."""
+        changed = await self.db.execute(
+            "UPDATE events SET attendees = attendees + 1"
+            " WHERE id = ? AND (max_attendees IS NULL OR attendees < max_attendees)",
+            [event_id],
+        )
+        return changed > 0
+
+    async def release_seat(self, event_id: str) -> None:
+        """Give back a seat whose registration lost the race for its identity."""
+        await self.db.execute("UPDATE events SET attendees = attendees - 1 WHERE id = ? AND attendees > 0", [event_id])
+
+    async def store_code_hash(self, event_id: str, code_hash: str) -> None:
+        """Replace a legacy SHA-256 code hash with its scrypt form (the plain code is only known at a match)."""
+        await self.db.execute("UPDATE events SET shared_code_hash = ? WHERE id = ?", [code_hash, event_id])

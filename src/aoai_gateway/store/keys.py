@@ -4,6 +4,7 @@ keys = KeyStore(db)
 key, secret = await keys.create(KeySpec(name="ci", models=("gpt-4o",), rpm=60))
 await keys.by_secret(secret)      # -> GatewayKey, or None
 await keys.revoke(key.id)
+await keys.enrol(KeySpec("Ann", event_id="evt_1"), "email:ann@example.com")   # None if already there
 """
 
 from __future__ import annotations
@@ -96,6 +97,34 @@ class KeyStore:
 
     async def create(self, spec: KeySpec) -> tuple[GatewayKey, str]:
         """A new key and its secret; the secret exists only in this return value."""
+        key, secret = self._new(spec)
+        await self.db.execute(
+            f"INSERT INTO keys ({_COLUMNS}, secret_hash) VALUES ({', '.join('?' * (_COLUMNS.count(',') + 2))})",
+            [*self._values(key), hash_secret(secret)],
+        )
+        return key, secret
+
+    async def enrol(self, spec: KeySpec, attendee: str) -> tuple[GatewayKey, str] | None:
+        """An event attendee's key, or None when the event already has `attendee` (a normalised e-mail or name).
+
+        The unique index on (event_id, attendee) decides, so of two concurrent registrations only one wins.
+        """
+        assert spec.event_id is not None
+        key, secret = self._new(spec)
+        placeholders = ", ".join("?" * (_COLUMNS.count(",") + 3))
+        changed = await self.db.execute(
+            f"INSERT INTO keys ({_COLUMNS}, secret_hash, attendee) VALUES ({placeholders})"
+            " ON CONFLICT (event_id, attendee) DO NOTHING",
+            [*self._values(key), hash_secret(secret), attendee],
+        )
+        return (key, secret) if changed > 0 else None
+
+    async def has_attendee(self, event_id: str, attendee: str) -> bool:
+        rows = await self.db.fetch("SELECT id FROM keys WHERE event_id = ? AND attendee = ?", [event_id, attendee])
+        return bool(rows)
+
+    @staticmethod
+    def _new(spec: KeySpec) -> tuple[GatewayKey, str]:
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         key = GatewayKey(
             id="key_" + secrets.token_hex(4),
@@ -107,10 +136,6 @@ class KeyStore:
             revoked_at=None,
             event_id=spec.event_id,
             created_at=time.time(),
-        )
-        await self.db.execute(
-            f"INSERT INTO keys ({_COLUMNS}, secret_hash) VALUES ({', '.join('?' * (_COLUMNS.count(',') + 2))})",
-            [*self._values(key), hash_secret(secret)],
         )
         return key, secret
 

@@ -104,6 +104,31 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "0003_event_registration",
+        [
+            # Who an attendee key belongs to, as registration normalised it ("email:ann@example.com",
+            # "name:ann lee"); NULL for keys made by an admin. NULLs never collide in a unique index.
+            "ALTER TABLE keys ADD COLUMN attendee TEXT",
+            "ALTER TABLE events ADD COLUMN max_attendees BIGINT",
+            "ALTER TABLE events ADD COLUMN attendees BIGINT NOT NULL DEFAULT 0",
+            # Existing attendees claim their identity, the oldest key of each (event, lower-cased name) only:
+            # later duplicates keep working (a migration revokes nothing) but hold no identity, so the index can
+            # be built over them. SQL's lower(trim()) matches the gateway's own normalisation for e-mails and
+            # plain names; a name it normalises differently can register once more.
+            """UPDATE keys
+                SET attendee = CASE WHEN name LIKE '%@%' THEN 'email:' ELSE 'name:' END || lower(trim(name))
+                WHERE event_id IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM keys AS older
+                    WHERE older.event_id = keys.event_id
+                      AND lower(trim(older.name)) = lower(trim(keys.name))
+                      AND (older.created_at < keys.created_at
+                           OR (older.created_at = keys.created_at AND older.id < keys.id))
+                )""",
+            "CREATE UNIQUE INDEX keys_event_attendee ON keys (event_id, attendee)",
+            "UPDATE events SET attendees = (SELECT COUNT(*) FROM keys WHERE keys.event_id = events.id)",
+        ],
+    ),
 ]
 
 _JSON_TYPE = {"postgresql": "JSONB", "sqlite": "TEXT"}

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..config import ConfigError, Settings, load_settings
+from ..config.calls import CallsSettings
 from ..store import connect_database, migrate
 from ..tables import text_table
 from .errors import CallError
@@ -45,6 +46,7 @@ _OVERRIDES = {  # flag dest -> calls setting
     "lease_seconds": "lease_seconds",
     "poll_seconds": "poll_seconds",
     "queue": "queue_url",
+    "api_key": "api_key",
 }
 
 
@@ -57,7 +59,8 @@ def add_calls_commands(commands: Any) -> None:
         parser.add_argument("--database-url", help="sqlite:///PATH or postgresql://... (default: the gateway's)")
         parser.add_argument("--api-base", help="send model calls to this OpenAI-compatible URL instead of in-process")
         parser.add_argument(
-            "--api-key", help="key for the model calls (default: $AOAI_GATEWAY_CALLS_API_KEY, then $OPENAI_API_KEY)"
+            "--api-key",
+            help="key for the model calls (default: calls.api_key: $AOAI_GATEWAY_CALLS_API_KEY, then $OPENAI_API_KEY)",
         )
         parser.add_argument("--schema", metavar="PATH", help="JSON Schema of the fields to extract")
         parser.add_argument("--transcribe-model", help="transcription model (default whisper-1)")
@@ -127,8 +130,8 @@ def run_calls_command(args: argparse.Namespace, environ: Mapping[str, str]) -> i
         if command == "eval":
             from .evaluate import run_eval
 
-            return asyncio.run(run_eval(args, settings, environ))
-        return asyncio.run(_work(command, args, settings, environ))
+            return asyncio.run(run_eval(args, settings))
+        return asyncio.run(_work(command, args, settings))
     except asyncio.CancelledError:
         print("aoai-gateway calls: stopped; unfinished calls were handed back", file=sys.stderr)
         return 143
@@ -147,10 +150,6 @@ def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
             raise ConfigError(str(exc)) from None
         settings = settings.model_copy(update={"calls": calls})
     return settings
-
-
-def api_key(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
-    return args.api_key or environ.get("AOAI_GATEWAY_CALLS_API_KEY") or environ.get("OPENAI_API_KEY")
 
 
 async def open_store(settings: Settings, owner: str = "") -> CallStore:
@@ -184,26 +183,25 @@ async def open_pipeline(settings: Settings, key: str | None) -> AsyncIterator[Pi
         await store.db.close()
 
 
-async def _work(command: str, args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+async def _work(command: str, args: argparse.Namespace, settings: Settings) -> int:
     from .runner import Runner, due_work
 
     calls = settings.calls
-    env = dict(environ)
     if command == "worker":
         from .queue import run_worker
 
         if not calls.queue_url:
             raise ConfigError("calls worker needs --queue URL or calls.queue_url")
-        return await run_worker(settings, api_key(args, environ), env, threads=args.threads)
+        return await run_worker(settings, threads=args.threads)
     if calls.queue_url and command in ("process", "watch", "retry"):
         from .queue import enqueue_command
 
-        return await enqueue_command(command, args, settings, env)
+        return await enqueue_command(command, args, settings)
     # SIGTERM (a service manager stopping us) cancels like Ctrl-C: calls in flight are handed back at once.
     task = asyncio.current_task()
     if task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    async with open_pipeline(settings, api_key(args, environ)) as pipeline:
+    async with open_pipeline(settings, calls.model_key) as pipeline:
         progress = Progress(sys.stderr) if sys.stderr.isatty() else None
         runner = Runner(
             pipeline,
@@ -212,7 +210,7 @@ async def _work(command: str, args: argparse.Namespace, settings: Settings, envi
             report=progress.update if progress else None,
         )
         if command == "watch":
-            source = open_source(args.source, env)
+            source = open_source(args.source, calls)
             try:
                 await runner.watch(source, calls.poll_seconds, calls.settle_seconds, once=args.once)
             finally:
@@ -221,17 +219,17 @@ async def _work(command: str, args: argparse.Namespace, settings: Settings, envi
             if command == "retry":
                 requeued = await pipeline.store.requeue_failed(args.ids or None)
                 print(f"re-queued {len(requeued)} failed call(s)")
-            work = await (_paths(args.paths, env) if command == "process" else due_work(pipeline, env))
+            work = await (_paths(args.paths, calls) if command == "process" else due_work(pipeline))
             await runner.run_batch(work)
         if progress:
             progress.close()
         return _print_summary(runner.summary)
 
 
-async def _paths(paths: list[str], environ: dict[str, str]) -> list[Work]:
+async def _paths(paths: list[str], calls: CallsSettings) -> list[Work]:
     work: list[Work] = []
     for path in paths:
-        source = open_source(path, environ)
+        source = open_source(path, calls)
         work += [(source, item) for item in await source.scan()]
     return work
 

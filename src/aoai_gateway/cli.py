@@ -58,6 +58,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        status = _command(argv)
+        sys.stdout.flush()  # a reader that left early fails us here rather than at interpreter exit
+    except BrokenPipeError:
+        # `aoai-gateway calls list | head`: the reader has all it wanted. Point stdout at /dev/null so the
+        # interpreter's own final flush stays quiet, and end as a process killed by SIGPIPE would (141).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return status
+
+
+def _command(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":

@@ -15,6 +15,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from aoai_gateway.calls.azure_blob import AzureBlobSource, open_azure_source
 from aoai_gateway.calls.errors import SourceError
 from aoai_gateway.calls.sources import open_source, split_item_uri
+from aoai_gateway.config.calls import CallsSettings, calls_from_env
 
 from ..servers import free_port
 from .azurite import ACCOUNT_KEY
@@ -42,9 +43,14 @@ async def container(azurite: str) -> str:
     return await new_container(azurite, BLOBS)
 
 
+def settings(environ: dict[str, str]) -> CallsSettings:
+    """The calls settings these variables make, as the config loader reads them (the one place it does)."""
+    return CallsSettings.model_validate(calls_from_env(environ))
+
+
 @contextlib.asynccontextmanager
 async def opened(spec: str, environ: dict[str, str]) -> AsyncIterator[AzureBlobSource]:
-    async with contextlib.aclosing(open_azure_source(spec, environ)) as source:
+    async with contextlib.aclosing(open_azure_source(spec, settings(environ).azure_storage)) as source:
         yield source
 
 
@@ -136,15 +142,15 @@ async def test_a_wrong_key_is_a_source_error_without_secrets(azurite: str, conta
 )
 def test_missing_or_malformed_credentials(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SourceError, match=message) as caught:
-        open_azure_source("azure://calls", environ)
+        open_azure_source("azure://calls", settings(environ).azure_storage)
     assert "secret-key-value" not in str(caught.value)
 
 
 def test_bad_specs() -> None:
     with pytest.raises(SourceError, match="use azure://container"):
-        open_azure_source("azure:///prefix", {})
+        open_azure_source("azure:///prefix", settings({}).azure_storage)
     with pytest.raises(SourceError, match="unknown option 'sas'"):
-        open_azure_source("azure://calls?sas=secret", {})
+        open_azure_source("azure://calls?sas=secret", settings({}).azure_storage)
 
 
 async def test_account_and_key_from_the_environment(azurite: str, container: str) -> None:
@@ -174,11 +180,11 @@ async def test_an_unreachable_endpoint_is_a_source_error(container: str) -> None
 async def test_open_source_uses_the_registry_and_item_uris_find_their_source_again(
     azurite: str, container: str
 ) -> None:
-    async with contextlib.aclosing(open_source(f"azure://{container}/2026/11", env(azurite))) as source:
+    async with contextlib.aclosing(open_source(f"azure://{container}/2026/11", settings(env(azurite)))) as source:
         assert isinstance(source, AzureBlobSource)
         [item] = await source.scan()
     spec, name = split_item_uri(item.uri)
     assert (spec, name) == (f"azure://{container}", "2026/11/x.wav")
-    async with contextlib.aclosing(open_source(spec, env(azurite))) as again:
+    async with contextlib.aclosing(open_source(spec, settings(env(azurite)))) as again:
         found = await again.stat(name)
     assert (found.uri, found.version, found.size, found.modified) == (item.uri, item.version, item.size, item.modified)

@@ -195,7 +195,7 @@ async def test_transient_failures_are_retried_with_back_off_then_retry_requeues(
     async with open_pipeline(settings, KEY) as pipeline:
         requeued = await pipeline.store.requeue_failed()
         assert len(requeued) == 5
-        work = await due_work(pipeline, {})
+        work = await due_work(pipeline)
         retried = await Runner(pipeline, 2).run_batch(work)
     assert (retried.processed, retried.failed) == (5, 0)
     assert requests_to(reset_emulator, "whisper") == 5

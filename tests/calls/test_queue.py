@@ -25,8 +25,9 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from aoai_gateway.calls.queue import QUEUE_NAME, open_queue
+from aoai_gateway.calls.queue import open_queue
 from aoai_gateway.config import ConfigError
+from aoai_gateway.config.calls import CallsSettings
 from aoai_gateway.emulator import EmulatorSettings
 from aoai_gateway.emulator import create_app as create_emulator
 
@@ -415,8 +416,8 @@ def test_watch_once_sends_each_version_once(
 
 def test_an_unknown_scheme_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"amqp://\.\.\. \(RabbitMQ\) or redis://"):
-        open_queue("kafka://127.0.0.1:9092", {})
-    assert QUEUE_NAME == "aoai-calls"
+        open_queue(CallsSettings(queue_url="kafka://127.0.0.1:9092"))
+    assert CallsSettings().queue_name == "aoai-calls"
 
 
 def test_unreachable_broker_is_reported_without_the_password(

@@ -215,9 +215,9 @@ def test_bad_command_lines_get_clear_errors(tmp_path: Path, capsys: pytest.Captu
     config = str(write_config(tmp_path / "config.yaml", {"data_dir": str(tmp_path)}))
     assert main(["calls", "process", str(tmp_path), "--config", config]) == 1
     assert "no models configured for the pipeline" in capsys.readouterr().err
-    assert main(["calls", "list", "--where", "company", "--config", config]) == 1
+    assert main(["calls", "list", "--where", "company", "--config", config]) == 2  # a usage error, as argparse's
     assert "expected FIELD=VALUE" in capsys.readouterr().err
-    assert main(["calls", "list", "--since", "yesterday", "--config", config]) == 1
+    assert main(["calls", "list", "--since", "yesterday", "--config", config]) == 2
     assert "--since 'yesterday'" in capsys.readouterr().err
     schema = tmp_path / "bad.json"
     schema.write_text("[]")

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config import ConfigError, Settings
+from ..csvsafe import neutralised_mapping
 from ..store import KeyStore, usage_report
 from ..store.usage import GROUPS
 from ..tables import text_table
@@ -147,6 +148,6 @@ def _render(rows: Sequence[dict[str, Any]], output: str) -> str:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(neutralised_mapping(row) for row in rows)  # key names are the caller's text
         return buffer.getvalue().rstrip("\n")
     return text_table([columns, *([("" if row[c] is None else str(row[c])) for c in columns] for row in rows)])

@@ -1,14 +1,16 @@
 """An Azure Blob Storage container (or a prefix in it) as a recordings source, with the async Azure SDK.
 
-    source = open_azure_source("azure://calls/2026/11", os.environ)  # AZURE_STORAGE_CONNECTION_STRING, or
-    for item in await source.scan():                                 # AZURE_STORAGE_ACCOUNT + AZURE_STORAGE_KEY
+    source = open_azure_source("azure://calls/2026/11", settings.calls.azure_storage)
+    for item in await source.scan():
         async with source.fetch(item) as path:  # downloaded to a temporary file, deleted after the block
             ...
     await source.aclose()
 
-Credentials, first found wins: `?connection_string=<url-encoded>` in the spec; AZURE_STORAGE_CONNECTION_STRING;
-AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN (AZURE_STORAGE_BLOB_ENDPOINT overrides
-`https://<account>.blob.core.windows.net`). URIs and error messages never carry them.
+Credentials, first found wins: `?connection_string=<url-encoded>` in the spec; `calls.azure_storage.
+connection_string`; `calls.azure_storage.account` with its `key` or `sas_token` (`blob_endpoint` overrides
+`https://<account>.blob.core.windows.net`). The settings come from the config file or, as Azure's tools have it,
+from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN and
+AZURE_STORAGE_BLOB_ENDPOINT (read by the config loader: config/calls.py). URIs and error messages never carry them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -29,19 +31,21 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobProperties, StorageErrorCode
 from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
+from pydantic import SecretStr
 
+from ..config.calls import AzureStorageSettings
 from .errors import SourceError
 from .sources import SourceItem, is_audio
 
 __all__ = ["AzureBlobSource", "open_azure_source"]
 
 CREDENTIALS_HINT = (
-    "set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY, "
-    "or add ?connection_string=<url-encoded> to the source"
+    "set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY (or calls.azure_storage "
+    "in the config file), or add ?connection_string=<url-encoded> to the source"
 )
 
 
-def open_azure_source(spec: str, environ: Mapping[str, str]) -> AzureBlobSource:
+def open_azure_source(spec: str, storage: AzureStorageSettings) -> AzureBlobSource:
     """The source for `azure://container[/prefix][?connection_string=...]`."""
     parts = urlsplit(spec)
     container, prefix = parts.netloc, parts.path.strip("/")
@@ -57,14 +61,13 @@ def open_azure_source(spec: str, environ: Mapping[str, str]) -> AzureBlobSource:
         options[name] = unquote(value)
     # Hand over to the job's own retries soon rather than back off for a minute per request (the SDK's default).
     retry = ExponentialRetry(initial_backoff=2, increment_base=2, retry_total=3)
-    connection_string = options.get("connection_string") or environ.get("AZURE_STORAGE_CONNECTION_STRING")
-    account, key = environ.get("AZURE_STORAGE_ACCOUNT"), environ.get("AZURE_STORAGE_KEY")
-    sas_token = environ.get("AZURE_STORAGE_SAS_TOKEN")
+    connection_string = options.get("connection_string") or _secret(storage.connection_string)
+    account, key, sas_token = storage.account, _secret(storage.key), _secret(storage.sas_token)
     try:
         if connection_string:
             service = BlobServiceClient.from_connection_string(connection_string, retry_policy=retry)
         elif account and (key or sas_token):
-            endpoint = environ.get("AZURE_STORAGE_BLOB_ENDPOINT") or f"https://{account}.blob.core.windows.net"
+            endpoint = storage.blob_endpoint or f"https://{account}.blob.core.windows.net"
             credential = {"account_name": account, "account_key": key} if key else sas_token
             service = BlobServiceClient(endpoint, credential=credential, retry_policy=retry)
         else:
@@ -139,6 +142,10 @@ class AzureBlobSource:
                 # Azure says AuthenticationFailed for a wrong key, Azurite AuthorizationFailure: both are 403.
                 raise SourceError(f"{where}: the storage account refused the credentials; {CREDENTIALS_HINT}") from None
             raise SourceError(f"{where}: storage answered {exc.status_code} {_error_code(exc) or exc.reason}") from None
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None
 
 
 def _error_code(exc: HttpResponseError) -> str | None:

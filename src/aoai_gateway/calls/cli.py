@@ -22,11 +22,13 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..config import ConfigError, Settings, load_settings
+from ..config.calls import CallsSettings
 from ..store import connect_database, migrate
 from ..tables import text_table
-from .errors import CallError
+from .display import json_text, printable
+from .errors import CallError, QueryError
 from .sources import open_source
-from .store import STATUSES, CallRecord, CallStore
+from .store import STATUSES, CallRecord, CallStore, check_filter
 
 if TYPE_CHECKING:  # the OpenAI client and the pipeline load only for the commands that call models
     from .pipeline import Pipeline
@@ -45,6 +47,7 @@ _OVERRIDES = {  # flag dest -> calls setting
     "lease_seconds": "lease_seconds",
     "poll_seconds": "poll_seconds",
     "queue": "queue_url",
+    "api_key": "api_key",
 }
 
 
@@ -57,7 +60,8 @@ def add_calls_commands(commands: Any) -> None:
         parser.add_argument("--database-url", help="sqlite:///PATH or postgresql://... (default: the gateway's)")
         parser.add_argument("--api-base", help="send model calls to this OpenAI-compatible URL instead of in-process")
         parser.add_argument(
-            "--api-key", help="key for the model calls (default: $AOAI_GATEWAY_CALLS_API_KEY, then $OPENAI_API_KEY)"
+            "--api-key",
+            help="key for the model calls (default: calls.api_key: $AOAI_GATEWAY_CALLS_API_KEY, then $OPENAI_API_KEY)",
         )
         parser.add_argument("--schema", metavar="PATH", help="JSON Schema of the fields to extract")
         parser.add_argument("--transcribe-model", help="transcription model (default whisper-1)")
@@ -96,7 +100,7 @@ def add_calls_commands(commands: Any) -> None:
     listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--since", help="changed at or after: ISO date/time, or a duration such as 2h or 7d")
     listing.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE", help="repeatable")
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=_count, default=100)
     listing.add_argument("--format", choices=["table", "json"], default="table")
     store_options(listing)
 
@@ -127,13 +131,16 @@ def run_calls_command(args: argparse.Namespace, environ: Mapping[str, str]) -> i
         if command == "eval":
             from .evaluate import run_eval
 
-            return asyncio.run(run_eval(args, settings, environ))
-        return asyncio.run(_work(command, args, settings, environ))
+            return asyncio.run(run_eval(args, settings))
+        return asyncio.run(_work(command, args, settings))
     except asyncio.CancelledError:
         print("aoai-gateway calls: stopped; unfinished calls were handed back", file=sys.stderr)
         return 143
-    except CallError as exc:
-        print(f"aoai-gateway calls: {exc.message}", file=sys.stderr)
+    except QueryError as exc:  # a usage error, like argparse's own: status 2
+        print(f"aoai-gateway calls {command}: {printable(exc.message)}", file=sys.stderr)
+        return 2
+    except CallError as exc:  # messages quote paths and names
+        print(f"aoai-gateway calls: {printable(exc.message)}", file=sys.stderr)
         return 1
 
 
@@ -147,10 +154,6 @@ def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
             raise ConfigError(str(exc)) from None
         settings = settings.model_copy(update={"calls": calls})
     return settings
-
-
-def api_key(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
-    return args.api_key or environ.get("AOAI_GATEWAY_CALLS_API_KEY") or environ.get("OPENAI_API_KEY")
 
 
 async def open_store(settings: Settings, owner: str = "") -> CallStore:
@@ -184,26 +187,25 @@ async def open_pipeline(settings: Settings, key: str | None) -> AsyncIterator[Pi
         await store.db.close()
 
 
-async def _work(command: str, args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+async def _work(command: str, args: argparse.Namespace, settings: Settings) -> int:
     from .runner import Runner, due_work
 
     calls = settings.calls
-    env = dict(environ)
     if command == "worker":
         from .queue import run_worker
 
         if not calls.queue_url:
             raise ConfigError("calls worker needs --queue URL or calls.queue_url")
-        return await run_worker(settings, api_key(args, environ), env, threads=args.threads)
+        return await run_worker(settings, threads=args.threads)
     if calls.queue_url and command in ("process", "watch", "retry"):
         from .queue import enqueue_command
 
-        return await enqueue_command(command, args, settings, env)
+        return await enqueue_command(command, args, settings)
     # SIGTERM (a service manager stopping us) cancels like Ctrl-C: calls in flight are handed back at once.
     task = asyncio.current_task()
     if task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    async with open_pipeline(settings, api_key(args, environ)) as pipeline:
+    async with open_pipeline(settings, calls.model_key) as pipeline:
         progress = Progress(sys.stderr) if sys.stderr.isatty() else None
         runner = Runner(
             pipeline,
@@ -212,7 +214,7 @@ async def _work(command: str, args: argparse.Namespace, settings: Settings, envi
             report=progress.update if progress else None,
         )
         if command == "watch":
-            source = open_source(args.source, env)
+            source = open_source(args.source, calls)
             try:
                 await runner.watch(source, calls.poll_seconds, calls.settle_seconds, once=args.once)
             finally:
@@ -221,24 +223,24 @@ async def _work(command: str, args: argparse.Namespace, settings: Settings, envi
             if command == "retry":
                 requeued = await pipeline.store.requeue_failed(args.ids or None)
                 print(f"re-queued {len(requeued)} failed call(s)")
-            work = await (_paths(args.paths, env) if command == "process" else due_work(pipeline, env))
+            work = await (_paths(args.paths, calls) if command == "process" else due_work(pipeline))
             await runner.run_batch(work)
         if progress:
             progress.close()
         return _print_summary(runner.summary)
 
 
-async def _paths(paths: list[str], environ: dict[str, str]) -> list[Work]:
+async def _paths(paths: list[str], calls: CallsSettings) -> list[Work]:
     work: list[Work] = []
     for path in paths:
-        source = open_source(path, environ)
+        source = open_source(path, calls)
         work += [(source, item) for item in await source.scan()]
     return work
 
 
 def _print_summary(summary: Summary) -> int:
     for line in summary.lines():
-        print(line)
+        print(printable(line))  # failures name their files
     return 1 if summary.failed else 0
 
 
@@ -270,7 +272,7 @@ async def _read(command: str, args: argparse.Namespace, settings: Settings) -> i
     store = await open_store(settings)
     try:
         if command == "list":
-            where = [_field_value(text) for text in args.where]
+            where = _where(args.where, settings)
             records = await store.query(args.status, _since(args.since), where, args.limit)
             print(_json_lines(records) if args.format == "json" else _table(records))
         elif command == "show":
@@ -293,11 +295,30 @@ async def _read(command: str, args: argparse.Namespace, settings: Settings) -> i
     return 0
 
 
-def _field_value(text: str) -> tuple[str, str]:
-    field, sep, value = text.partition("=")
-    if not sep or not field.strip():
-        raise ConfigError(f"--where {text!r}: expected FIELD=VALUE, e.g. --where company=Acme")
-    return field.strip(), value.strip()
+def _where(texts: list[str], settings: Settings) -> list[tuple[str, str]]:
+    """`--where` filters as (field, value), each field one of the configured schema's; QueryError otherwise."""
+    if not texts:
+        return []
+    from .schema import ExtractionSchema
+
+    known = ExtractionSchema.load(settings.calls.schema_path).fields
+    where = []
+    for text in texts:
+        field, sep, value = text.partition("=")
+        field, value = field.strip(), value.strip()
+        if not sep or not field:
+            raise QueryError(f"--where {text!r}: expected FIELD=VALUE, e.g. --where company=Acme")
+        if field not in known:
+            raise QueryError(f"--where {text!r}: no field {field!r} in the schema; its fields: {', '.join(known)}")
+        check_filter(field, value)
+        where.append((field, value))
+    return where
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...)")
+    return int(text)
 
 
 def _since(text: str | None) -> float | None:
@@ -309,36 +330,35 @@ def _since(text: str | None) -> float | None:
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--since {text!r}: use an ISO date/time (2026-11-01, 2026-11-01T09:00) or 2h, 7d") from None
+        raise QueryError(f"--since {text!r}: use an ISO date/time (2026-11-01, 2026-11-01T09:00) or 2h, 7d") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def _table(records: list[CallRecord]) -> str:
-    rows = [("ID", "STATUS", "NAME", "CUSTOMER", "COMPANY", "MIN", "ATTEMPTS", "UPDATED / ERROR")]
+    rows: list[tuple[str, ...]] = [
+        ("ID", "STATUS", "NAME", "CUSTOMER", "COMPANY", "MIN", "ATTEMPTS", "UPDATED / ERROR")
+    ]
     for r in records:
         fields = r.fields or {}
         when = dt.datetime.fromtimestamp(r.updated_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         minutes = f"{r.duration_seconds / 60:.1f}" if r.duration_seconds else "-"
-        rows.append(
-            (
-                r.id[:12],
-                r.status,
-                r.name,
-                str(fields.get("customer_name") or "-"),
-                str(fields.get("company") or "-"),
-                minutes,
-                str(r.attempts),
-                f"{when} {r.error}" if r.error else when,
-            )
+        row = (
+            r.id[:12],
+            r.status,
+            r.name,
+            str(fields.get("customer_name") or "-"),
+            str(fields.get("company") or "-"),
+            minutes,
+            str(r.attempts),
+            f"{when} {r.error}" if r.error else when,
         )
+        rows.append(tuple(printable(cell) for cell in row))
     return text_table(rows)
 
 
 def _json_lines(records: list[CallRecord]) -> str:
-    import json
-
     return "\n".join(
-        json.dumps(
+        json_text(
             {
                 "id": r.id,
                 "status": r.status,
@@ -346,18 +366,15 @@ def _json_lines(records: list[CallRecord]) -> str:
                 "attempts": r.attempts,
                 "error": r.error,
                 "fields": r.fields,
-            },
-            ensure_ascii=False,
+            }
         )
         for r in records
     )
 
 
 def _show(record: CallRecord, output: str) -> str:
-    import json
-
     if output == "json":
-        return json.dumps(record.document or _summary_of(record), indent=2, ensure_ascii=False)
+        return json_text(record.document or _summary_of(record), indent=2)
     lines = [f"call {record.id}", f"status {record.status} after {record.attempts} attempt(s)"]
     lines.append(f"source {record.source_uri} ({record.size} bytes)")
     if record.error:
@@ -365,9 +382,10 @@ def _show(record: CallRecord, output: str) -> str:
     for name, value in (record.fields or {}).items():
         shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else str(value))
         lines.append(f"  {name}: {shown}")
+    lines = [printable(line) for line in lines]  # one line each: a field cannot forge the next
     transcript = (record.transcription or {}).get("text")
     if transcript:
-        lines += ["", "transcript:", str(transcript)]
+        lines += ["", "transcript:", printable(str(transcript), keep="\n")]
     return "\n".join(lines)
 
 

@@ -1,5 +1,12 @@
 """What can go wrong with a call, as one small tree.
 
+    CallError
+    ├── SourceError       the recording cannot be listed or read
+    ├── ModelCallError    a model refused or failed
+    ├── ExtractionError   no answer valid against the schema
+    ├── SchemaError       the user's schema file is unusable
+    └── QueryError        a `calls list` / `calls show` filter the store refuses (exit status 2)
+
     raise ModelCallError("gpt-4o answered 429: rate limited", retryable=True)
 
 `retryable` decides between a retry with back-off and a final `failed`: a bad file or a schema the model cannot
@@ -47,3 +54,7 @@ class ExtractionError(CallError):
 
 class SchemaError(CallError):
     """The user's schema file is unusable."""
+
+
+class QueryError(CallError):
+    """A filter that cannot be run as given: an unknown field, a malformed FIELD=VALUE, a bad --since."""

@@ -17,7 +17,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,8 @@ from .errors import CallError
 from .sources import LocalSource, is_audio
 
 
-async def run_eval(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
-    from .cli import api_key, open_pipeline
+async def run_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from .cli import open_pipeline
     from .runner import Runner
 
     root = Path(args.set).expanduser().resolve()
@@ -48,7 +47,7 @@ async def run_eval(args: argparse.Namespace, settings: Settings, environ: Mappin
     items = [item for item in await source.scan() if Path(item.name).stem in scripts]
     if not items:
         raise CallError(f"{audio}: no recordings named after the set's call ids (e.g. {next(iter(scripts))}.wav)")
-    async with open_pipeline(settings, api_key(args, environ)) as pipeline:
+    async with open_pipeline(settings, settings.calls.model_key) as pipeline:
         summary = await Runner(pipeline, settings.calls.concurrency).run_batch([(source, item) for item in items])
         records = {Path(r.name).stem: r for r in await pipeline.store.query(limit=None)}
 

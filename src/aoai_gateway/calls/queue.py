@@ -5,9 +5,9 @@
     aoai-gateway calls worker --queue amqp://guest:guest@rabbit:5672/ --threads 8    # on as many machines as needed
 
 A message is `{"uri": item.uri, "force": bool}`: the recording's secret-free URI, never audio or credentials; a
-worker opens the source again with credentials from its own environment. The store keeps every call exactly once,
-so a message delivered twice costs one lookup. The queue is "aoai-calls"; $AOAI_GATEWAY_CALLS_QUEUE_NAME names
-another (one per environment sharing a broker).
+worker opens the source again with credentials from its own settings (`calls.azure_storage`). The store keeps
+every call exactly once, so a message delivered twice costs one lookup. The queue is `calls.queue_name`
+("aoai-calls"; $AOAI_GATEWAY_CALLS_QUEUE_NAME): one per environment sharing a broker.
 
 Why Dramatiq: maintained and small; at-least-once, with the acknowledgement after the work, so RabbitMQ hands a
 killed worker's unacknowledged messages to another worker as soon as its connection drops (Redis once the dead
@@ -23,7 +23,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +32,7 @@ import dramatiq
 from dramatiq.middleware import Retries, TimeLimit
 
 from ..config import ConfigError, Settings
+from ..config.calls import CallsSettings
 from ..logs import configure_logging
 from .cli import open_pipeline, open_store
 from .errors import CallError, SourceError
@@ -39,11 +40,10 @@ from .pipeline import Pipeline
 from .sources import Source, open_source, split_item_uri
 from .store import CallStore
 
-__all__ = ["BROKERS", "QUEUE_NAME", "CallQueue", "enqueue_command", "open_queue", "run_worker"]
+__all__ = ["BROKERS", "CallQueue", "enqueue_command", "open_queue", "run_worker"]
 
 log = logging.getLogger("aoai_gateway.calls")
 
-QUEUE_NAME = "aoai-calls"
 ACTOR_NAME = "aoai_calls_process"
 TIME_LIMIT_MS = 6 * 3600 * 1000  # a call may take long (hours of audio, throttled models); a hung one ends here
 MAX_RETRIES = 5  # unexpected errors only (the database is down): the store counts the calls' own attempts
@@ -91,12 +91,12 @@ def _middleware() -> list[dramatiq.Middleware]:
 class CallQueue:
     """The broker and the one actor on it: `queue.send(uri, force=False, delay_ms=None)`, `queue.close()`."""
 
-    def __init__(self, url: str, environ: Mapping[str, str], handler: Callable[..., None]) -> None:
+    def __init__(self, url: str, name: str, handler: Callable[..., None]) -> None:
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme not in BROKERS:
             raise ConfigError(f"calls.queue_url {url!r}: use amqp://... (RabbitMQ) or redis://... (Redis)")
         self.url = url
-        self.name = environ.get("AOAI_GATEWAY_CALLS_QUEUE_NAME") or QUEUE_NAME
+        self.name = name
         self._backend = BROKERS[scheme]()
         self.broker = self._backend.open(url)
         try:
@@ -110,7 +110,7 @@ class CallQueue:
                 max_backoff=600_000,
             )
         except ValueError as exc:  # a queue name Dramatiq refuses
-            raise ConfigError(f"AOAI_GATEWAY_CALLS_QUEUE_NAME {self.name!r}: {exc}") from None
+            raise ConfigError(f"calls.queue_name {self.name!r}: {exc}") from None
         self.actor = declare(handler)
         with self._reachable():
             self._backend.ping(self.broker, self.name)
@@ -139,9 +139,11 @@ class CallQueue:
             raise CallError(f"cannot reach the queue at {self.safe_url}: {exc or type(exc).__name__}") from None
 
 
-def open_queue(url: str, environ: Mapping[str, str], handler: Callable[..., None] | None = None) -> CallQueue:
-    """The queue of `calls.queue_url`; `handler(uri, force)` processes its messages (workers only)."""
-    return CallQueue(url, environ, handler or _sent_elsewhere)
+def open_queue(calls: CallsSettings, handler: Callable[..., None] | None = None) -> CallQueue:
+    """The queue `calls.queue_name` at `calls.queue_url`; `handler(uri, force)` processes its messages (workers)."""
+    if not calls.queue_url:
+        raise ConfigError("no task queue: pass --queue URL or set calls.queue_url")
+    return CallQueue(calls.queue_url, calls.queue_name, handler or _sent_elsewhere)
 
 
 def _sent_elsewhere(uri: str, force: bool = False) -> None:
@@ -151,18 +153,17 @@ def _sent_elsewhere(uri: str, force: bool = False) -> None:
 # -- sending
 
 
-async def enqueue_command(command: str, args: argparse.Namespace, settings: Settings, environ: dict[str, str]) -> int:
+async def enqueue_command(command: str, args: argparse.Namespace, settings: Settings) -> int:
     """`calls process|watch|retry` with a queue: send the calls instead of processing them here."""
-    assert settings.calls.queue_url
     async with contextlib.AsyncExitStack() as opened:
-        queue = open_queue(settings.calls.queue_url, environ)
+        queue = open_queue(settings.calls)
         opened.callback(queue.close)
         store = await open_store(settings)
         opened.push_async_callback(store.db.close)
         if command == "process":
             sent = 0
             for path in args.paths:
-                source = open_source(path, environ)
+                source = open_source(path, settings.calls)
                 try:
                     for item in await source.scan():
                         queue.send(item.uri, force=args.force)
@@ -176,7 +177,7 @@ async def enqueue_command(command: str, args: argparse.Namespace, settings: Sett
                 queue.send(record.source_uri)
             print(f"re-queued {len(requeued)} failed call(s); enqueued {len(requeued)} call(s) to {queue.safe_url}")
         else:
-            source = open_source(args.source, environ)
+            source = open_source(args.source, settings.calls)
             opened.push_async_callback(source.aclose)
             await _watch(queue, store, source, settings, once=args.once)
     return 0
@@ -215,13 +216,12 @@ async def _watch(queue: CallQueue, store: CallStore, source: Source, settings: S
 # -- working
 
 
-async def run_worker(settings: Settings, key: str | None, environ: dict[str, str], *, threads: int | None) -> int:
+async def run_worker(settings: Settings, *, threads: int | None) -> int:
     """`calls worker`: process the queue's calls, `threads` at a time, until SIGTERM or SIGINT."""
-    assert settings.calls.queue_url
     configure_logging(settings.logging)
-    async with open_pipeline(settings, key) as pipeline:
-        consumer = _Consumer(pipeline, environ, asyncio.get_running_loop())
-        queue = open_queue(settings.calls.queue_url, environ, consumer.handle)
+    async with open_pipeline(settings, settings.calls.model_key) as pipeline:
+        consumer = _Consumer(pipeline, asyncio.get_running_loop())
+        queue = open_queue(settings.calls, consumer.handle)
         consumer.queue = queue
         queue.broker.emit_after("process_boot")  # starts the time limit's watchdog, as Dramatiq's own CLI does
         threads = threads or settings.calls.concurrency
@@ -253,9 +253,8 @@ class _Resend:
 class _Consumer:
     """The actor's body: each message runs `pipeline.process` on the event loop while a worker thread waits."""
 
-    def __init__(self, pipeline: Pipeline, environ: Mapping[str, str], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, pipeline: Pipeline, loop: asyncio.AbstractEventLoop) -> None:
         self.pipeline = pipeline
-        self.environ = environ
         self.loop = loop
         self.queue: CallQueue | None = None
         self.stopping = False
@@ -285,7 +284,8 @@ class _Consumer:
         try:
             spec, name = split_item_uri(uri)
             try:
-                source = self._sources.get(spec) or self._sources.setdefault(spec, open_source(spec, self.environ))
+                settings = self.pipeline.settings
+                source = self._sources.get(spec) or self._sources.setdefault(spec, open_source(spec, settings))
                 item = await source.stat(name)
             except SourceError as exc:
                 if not exc.retryable:

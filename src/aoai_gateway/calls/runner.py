@@ -196,14 +196,14 @@ class Runner:
             self._report(self.summary, self._total)
 
 
-async def due_work(pipeline: Pipeline, environ: dict[str, str]) -> list[Work]:
+async def due_work(pipeline: Pipeline) -> list[Work]:
     """The store's due calls, each with a source opened from its recording's URI (`calls retry`, restarts)."""
     work: list[Work] = []
     sources: dict[str, Source] = {}
     for record in await pipeline.store.due(pipeline.settings.max_attempts):
         spec, name = split_item_uri(record.source_uri)
         try:
-            source = sources.get(spec) or sources.setdefault(spec, open_source(spec, environ))
+            source = sources.get(spec) or sources.setdefault(spec, open_source(spec, pipeline.settings))
             work.append((source, await source.stat(name)))
         except SourceError as exc:
             log.warning("call %s: its recording %s is gone: %s", record.id[:12], record.source_uri, exc.message)

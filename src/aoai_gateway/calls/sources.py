@@ -1,15 +1,15 @@
 """Where recordings come from: a local folder or an Azure Blob Storage container, chosen by URI from a registry.
 
-    source = open_source("/srv/calls", os.environ)                            # a folder (recursively)
-    source = open_source("azure://calls?connection_string=...", os.environ)  # a container (or prefix)
+    source = open_source("/srv/calls", settings.calls)                            # a folder (recursively)
+    source = open_source("azure://calls?connection_string=...", settings.calls)  # a container (or prefix)
     for item in await source.scan():          # audio files only, by name
         async with source.fetch(item) as path: # a local file holding the content
             ...
 
 Every item has a secret-free `uri` that stays valid across restarts and machines ("/srv/calls/a.wav",
-"azure://calls/a.wav"): the store keeps it, and `open_item_source(uri)` finds the source again (a retry, a worker
-on another machine) with credentials from the environment. `version` changes whenever the content may have:
-modification time and size for files, the ETag for blobs.
+"azure://calls/a.wav"): the store keeps it, and `open_source(split_item_uri(uri)[0], ...)` finds the source again
+(a retry, a worker on another machine) with credentials from that process's settings (`calls.azure_storage`).
+`version` changes whenever the content may have: modification time and size for files, the ETag for blobs.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..config.calls import CallsSettings
 from .errors import SourceError
 
 AUDIO_EXTENSIONS = frozenset(
@@ -108,27 +109,27 @@ class LocalSource:
         return None
 
 
-def _local(spec: str, environ: Mapping[str, str]) -> Source:
+def _local(spec: str, settings: CallsSettings) -> Source:
     return LocalSource(spec.removeprefix("file://"))
 
 
-def _azure(spec: str, environ: Mapping[str, str]) -> Source:
+def _azure(spec: str, settings: CallsSettings) -> Source:
     from .azure_blob import open_azure_source  # the Azure SDK loads only when a container is used
 
-    return open_azure_source(spec, environ)
+    return open_azure_source(spec, settings.azure_storage)
 
 
-SOURCES: dict[str, Callable[[str, Mapping[str, str]], Source]] = {"": _local, "file": _local, "azure": _azure}
+SOURCES: dict[str, Callable[[str, CallsSettings], Source]] = {"": _local, "file": _local, "azure": _azure}
 
 
-def open_source(spec: str, environ: Mapping[str, str]) -> Source:
+def open_source(spec: str, settings: CallsSettings) -> Source:
     """The source a command-line SOURCE names: a path, `file://path` or `azure://container[/prefix][?...]`."""
     scheme = spec.split("://", 1)[0] if "://" in spec else ""
     try:
         factory = SOURCES[scheme]
     except KeyError:
         raise SourceError(f"{spec!r}: use a folder path or azure://container") from None
-    return factory(spec, environ)
+    return factory(spec, settings)
 
 
 def split_item_uri(uri: str) -> tuple[str, str]:

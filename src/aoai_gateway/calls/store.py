@@ -14,11 +14,13 @@ owner, so a worker that lost its lease (paused, partitioned) cannot overwrite th
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from ..store.database import Database, Row
+from .errors import QueryError
 from .sources import SourceItem
 
 QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
@@ -45,15 +47,23 @@ WHERE (calls.status = 'processing' AND calls.lease_until < ?)
    OR (? = 1 AND calls.status <> 'processing')
 """
 
+# A scalar field equal to the value, or a list field holding it; case-insensitive. The field's name and the value
+# are both bound parameters (no JSON path is built from the name), so no name can change the statement.
 _WHERE_FIELD = {
-    # A scalar field equal to the value, or a list field holding it; case-insensitive.
-    "sqlite": "EXISTS (SELECT 1 FROM json_each(calls.fields, ?) WHERE lower(value) = lower(?))",
+    "sqlite": (
+        "EXISTS (SELECT 1 FROM json_each(calls.fields) AS f WHERE f.key = ? AND ("
+        "(f.type <> 'array' AND lower(f.value) = lower(?)) OR (f.type = 'array' AND "
+        "EXISTS (SELECT 1 FROM json_each(f.value) AS e WHERE lower(e.value) = lower(?)))))"
+    ),
     "postgresql": (
         "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(calls.fields -> ?) = 'array' "
         "THEN calls.fields -> ? ELSE jsonb_build_array(calls.fields -> ?) END) AS e(value) "
         "WHERE lower(e.value) = lower(?))"
     ),
 }
+# What a field name may be: a schema property as the bundled schema writes them. Checked although the name is a
+# parameter, so that a hostile name is refused with a reason instead of silently matching nothing.
+FIELD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +196,8 @@ class CallStore:
 
     async def find(self, prefix: str) -> list[CallRecord]:
         """Calls whose id starts with `prefix` (ids are long: `calls show 3f2a9c` is enough)."""
+        if not prefix or not prefix.isalnum() or not prefix.isascii():  # ids are hex: no LIKE wildcard gets in
+            return []
         rows = await self.db.fetch(f"SELECT {_COLUMNS} FROM calls WHERE id LIKE ? ORDER BY id LIMIT 2", [prefix + "%"])
         return [CallRecord.from_row(row) for row in rows]
 
@@ -227,16 +239,16 @@ class CallStore:
             clauses.append("updated_at >= ?")
             params.append(since)
         for field, value in where or ():
+            check_filter(field, value)
             clauses.append(_WHERE_FIELD[self.db.dialect])
-            if self.db.dialect == "sqlite":
-                params += [f'$."{field}"', value]
-            else:
-                params += [field, field, field, value]
+            params += [field, value, value] if self.db.dialect == "sqlite" else [field, field, field, value]
         sql = f"SELECT {_COLUMNS} FROM calls"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY created_at, id"
         if limit is not None:
+            if limit < 0:
+                raise QueryError(f"limit {limit}: must be 0 or more")
             sql += f" LIMIT {int(limit)}"
         return [CallRecord.from_row(row) for row in await self.db.fetch(sql, params)]
 
@@ -263,6 +275,14 @@ class CallStore:
             "updated_at = excluded.updated_at",
             [item.uri, item.version, call_id, time.time()],
         )
+
+
+def check_filter(field: str, value: str) -> None:
+    """Raise QueryError unless `field` is a plausible field name and `value` something a database can compare."""
+    if not FIELD_NAME.fullmatch(field):
+        raise QueryError(f"field name {field!r}: use letters, digits, '_' and '-' only (a field of the schema)")
+    if "\x00" in value:
+        raise QueryError(f"value {value!r} for {field!r}: NUL characters cannot be stored, so never match")
 
 
 def _json(value: Any) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .calls import CALLS_ENV_VARS, calls_from_env
 from .settings import DEFAULT_API_VERSION, Deployment, Settings
 
 __all__ = ["ENV_VARS", "ConfigError", "load_settings", "parse_model_mapper"]
@@ -32,6 +33,7 @@ ENV_VARS = {
     "LISTEN": "host:port to listen on (server.host / server.port)",
     "AOAI_GATEWAY_MASTER_KEY": "master key of the admin API under /admin/ (admin.master_key)",
     "AOAI_GATEWAY_DATA_DIR": "where the SQLite database lives (data_dir; default ~/.local/share/aoai-gateway)",
+    **{name: text for name, (_, text) in CALLS_ENV_VARS.items()},
 }
 
 
@@ -181,6 +183,13 @@ def _apply_env_scalars(data: dict[str, Any], env: Mapping[str, str]) -> None:
         admin["master_key"] = env["AOAI_GATEWAY_MASTER_KEY"]
     if env.get("AOAI_GATEWAY_DATA_DIR"):
         data["data_dir"] = env["AOAI_GATEWAY_DATA_DIR"]
+    calls_env = calls_from_env(env)
+    if calls_env:
+        calls = data.setdefault("calls", {})
+        storage = (calls.get("azure_storage") or {}) if isinstance(calls, dict) else None
+        if not isinstance(calls, dict) or not isinstance(storage, dict):
+            raise ConfigError("`calls` and `calls.azure_storage` must be mappings")
+        calls.update({**calls_env, "azure_storage": {**storage, **calls_env.get("azure_storage", {})}})
     listen = env.get("LISTEN", "").strip()
     if listen:
         host, sep, port = listen.rpartition(":")

@@ -47,6 +47,13 @@ class GatewayMetrics:
             ["model", "deployment"],
             registry=self.registry,
         )
+        self.resends = Counter(
+            "aoai_gateway_upstream_resends",
+            "Requests sent again to the same deployment: a pooled connection was found closed before any byte "
+            "of the request was written",
+            ["deployment"],
+            registry=self.registry,
+        )
         self.upstream_latency = Histogram(
             "aoai_gateway_upstream_latency_seconds",
             "Time to upstream response headers",
@@ -82,6 +89,10 @@ class GatewayMetrics:
             self._child(self.retries, model, deployment).inc()
         if seconds is not None:
             self._child(self.upstream_latency, deployment).observe(seconds)
+
+    def resend(self, deployment: str) -> None:
+        """The upstream client's `on_resend` hook: `on_resend=lambda r: metrics.resend(r.deployment)`."""
+        self._child(self.resends, deployment).inc()
 
     def usage(self, model: str, deployment: str, prompt: int, completion: int) -> None:
         self._child(self.tokens, model, deployment, "prompt").inc(prompt)

@@ -1,42 +1,47 @@
 """Upstream HTTP clients, chosen by name from a registry (`upstream.client` in the settings).
 
-client = create_upstream_client(settings.upstream)   # inside the running event loop
+client = create_upstream_client(settings.upstream, on_resend=lambda r: metrics.resend(r.deployment))  # in the loop
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..config import ConfigError, UpstreamSettings
-from .base import UpstreamClient, UpstreamRequest, UpstreamResponse
+from .base import ResendHook, UpstreamClient, UpstreamClientFactory, UpstreamRequest, UpstreamResponse
 
 
-def _aiohttp(settings: UpstreamSettings) -> UpstreamClient:
+def _aiohttp(settings: UpstreamSettings, on_resend: ResendHook | None = None) -> UpstreamClient:
     from .aiohttp_client import AiohttpUpstream
 
-    return AiohttpUpstream(settings)
+    return AiohttpUpstream(settings, on_resend)
 
 
-def _httpx(settings: UpstreamSettings) -> UpstreamClient:
+def _httpx(settings: UpstreamSettings, on_resend: ResendHook | None = None) -> UpstreamClient:
     from .httpx_client import HttpxUpstream
 
-    return HttpxUpstream(settings)
+    return HttpxUpstream(settings, on_resend)
 
 
-UPSTREAM_CLIENTS: dict[str, Callable[[UpstreamSettings], UpstreamClient]] = {
+UPSTREAM_CLIENTS: dict[str, UpstreamClientFactory] = {
     "aiohttp": _aiohttp,
     "httpx": _httpx,
 }
 
 
-def create_upstream_client(settings: UpstreamSettings) -> UpstreamClient:
+def create_upstream_client(settings: UpstreamSettings, on_resend: ResendHook | None = None) -> UpstreamClient:
     try:
         factory = UPSTREAM_CLIENTS[settings.client]
     except KeyError:
         raise ConfigError(
             f"upstream.client {settings.client!r} is unknown; choose one of {', '.join(UPSTREAM_CLIENTS)}"
         ) from None
-    return factory(settings)
+    return factory(settings, on_resend)
 
 
-__all__ = ["UPSTREAM_CLIENTS", "UpstreamClient", "UpstreamRequest", "UpstreamResponse", "create_upstream_client"]
+__all__ = [
+    "UPSTREAM_CLIENTS",
+    "ResendHook",
+    "UpstreamClient",
+    "UpstreamRequest",
+    "UpstreamResponse",
+    "create_upstream_client",
+]

@@ -1,6 +1,6 @@
 """What the gateway needs from an upstream HTTP client, independent of the library behind it.
 
-    response = await client.send(UpstreamRequest("POST", url, headers, body), timeouts, stream=False)
+    response = await client.send(UpstreamRequest("POST", url, headers, body, deployment="prod-4o"), stream=False)
     try:
         body = await response.read()
     finally:
@@ -8,11 +8,16 @@
 
 Implementations map their library's exceptions to `UpstreamUnreachable` / `UpstreamTimeout` at one seam each;
 nothing else in the gateway sees a foreign exception.
+
+A request is sent a second time, on another connection, only when not one byte of it was written: a pooled
+connection the upstream had already closed. Once any byte may have reached the upstream (a completion is billed
+whether or not its answer arrives), a failure is the attempt's, raised for the caller to try another deployment.
+Each such resend is reported to the `on_resend` hook the client was built with.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,6 +34,12 @@ class UpstreamRequest:
     headers: list[tuple[str, str]]
     # An mmap only for uploads past `limits.max_audio_bytes`, which only in-process clients accept.
     body: Body = b""
+    # The deployment it goes to: only a label for what the client reports (`ResendHook`).
+    deployment: str = ""
+
+
+ResendHook = Callable[[UpstreamRequest], None]
+"""Told of each request sent once more to the same upstream: `on_resend=lambda r: metrics.resend(r.deployment)`."""
 
 
 class UpstreamResponse(Protocol):
@@ -71,10 +82,11 @@ def mapped_errors(exception_map: Mapping[type[BaseException], type[UpstreamError
 
 
 class UpstreamClientFactory(Protocol):
-    def __call__(self, settings: UpstreamSettings) -> UpstreamClient: ...
+    def __call__(self, settings: UpstreamSettings, on_resend: ResendHook | None = None) -> UpstreamClient: ...
 
 
 __all__ = [
+    "ResendHook",
     "Timeouts",
     "UpstreamClient",
     "UpstreamClientFactory",

@@ -40,7 +40,9 @@ async def open_gateway(
             metrics.watch(deployments.deployments())
         access = await ACCESS_MODES[settings.auth](settings)
         stack.push_async_callback(access.close)
-        http = upstream if upstream is not None else create_upstream_client(settings.upstream)
+        # A request resent on a fresh connection (only when none of it was written) is counted, never hidden.
+        on_resend = (lambda sent: metrics.resend(sent.deployment)) if metrics is not None else None
+        http = upstream if upstream is not None else create_upstream_client(settings.upstream, on_resend)
         stack.push_async_callback(http.aclose)
         clients = await open_clients(settings, http, stack)
         service = ProxyService(

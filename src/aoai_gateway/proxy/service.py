@@ -133,6 +133,7 @@ class ProxyService:
                 provider.url(deployment, call.operation, query, call.client_api_version),
                 [*forwarded, *(provider.auth_headers(key) if key else ())],
                 call.body_with_model(provider.body_model(deployment)),
+                deployment=deployment.deployment,
             )
             last = (
                 len(group) == 1

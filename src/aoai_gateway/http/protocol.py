@@ -91,7 +91,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
-        if self._refused:
+        if self._refused:  # still counted while it lingers, so uvicorn's shutdown closes it
             self.transport.close()
         else:
             super().shutdown()

@@ -13,8 +13,9 @@ What a connection may hold, from `ServerSettings`:
 
 Kept off the hot path: llhttp has no header limit of its own and httptools buffers a header value whole, so
 bytes are counted per received chunk while a head is open (the exact size is only summed when a chunk count
-passes the limit); fields are counted once per request; the body timer is armed only when a read leaves the
-body incomplete, and on expiry re-armed from the last read instead of being reset on every chunk.
+passes the limit); fields are counted once per request; the header timer is armed once per connection and the
+body timer only when a read leaves a body incomplete, and each is re-armed from a timestamp when it fires
+instead of being reset per request or per chunk.
 
 A refusal is written with `connection: close`, then a FIN, then what the client is still sending is read and
 dropped for up to `_LINGER_SECONDS`: closing with unread input would reset the connection and lose the answer.
@@ -71,7 +72,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_head = True  # between requests or inside a head: received bytes count towards the head
         self._in_body = False
         self._head_bytes = 0
-        self._last_read = 0.0
+        self._last_read = 0.0  # while a body is arriving
+        self._head_since = 0.0  # when the clock for the next head started
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._refusal: GatewayError | None = None
@@ -84,6 +86,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if len(self.connections) > self.limits.max_connections:
             self._refuse(TooManyConnections(self.limits.max_connections))
             return
+        # One timer for the connection's life, re-armed from `_head_since` when it fires: nothing per request.
+        self._head_since = self.loop.time()
         self._header_timer = self.loop.call_later(self.limits.header_timeout_seconds, self._header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -99,9 +103,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        self._last_read = self.loop.time()
         if self._in_head:
             self._head_bytes += len(data)
+        elif self._in_body:
+            self._last_read = self.loop.time()
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -122,15 +127,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(HeadersTooLarge(self.limits.max_header_bytes, self.limits.max_headers))
         elif self._in_body and self._body_timer is None:
+            self._last_read = self.loop.time()
             self._body_timer = self.loop.call_later(self.limits.body_idle_timeout_seconds, self._body_timeout)
 
     # Parser callbacks
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
         limits = self.limits
         if len(self.headers) > limits.max_headers or (
             # The chunk count over-counts when body bytes came in the same chunk: only then sum the head exactly.
@@ -154,10 +157,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        # The next head (or the rest of a body answered early, such as a 413) is on the clock; unless a
-        # pipelined request already started, in which case its head is complete.
-        if self.cycle.response_complete and self._header_timer is None and not self.transport.is_closing():
-            self._header_timer = self.loop.call_later(self.limits.header_timeout_seconds, self._header_timeout)
+        self._head_since = self.loop.time()  # counts only once no request is in progress (`_header_timeout`)
 
     # Timers
 
@@ -165,6 +165,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_timer = None
         if self.transport.is_closing():
             return
+        timeout = self.limits.header_timeout_seconds
+        now = self.loop.time()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._head_since = now  # a request is in progress (pipelined ones included): no head is due
+        remaining = self._head_since + timeout - now
+        if remaining > 0:
+            self._header_timer = self.loop.call_later(remaining, self._header_timeout)
+            return
+        # Waiting for a head since `_head_since`: the next one, or the rest of a body answered early (a 413).
         if self._in_head and self._head_bytes:
             self._refuse(RequestTimeout("headers", self.limits.header_timeout_seconds))
         else:  # idle, or still sending a body that was already answered

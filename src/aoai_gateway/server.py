@@ -7,11 +7,12 @@ SIGTERM stops accepting, lets in-flight requests and streams finish for up to `s
 closes.
 
 Connection limits (`server.max_header_bytes` ... `server.max_connections`) are whole under uvicorn, through
-`http/protocol.py`. Granian has its own knobs for some of them and nothing for the rest:
-- `header_timeout_seconds` -> `http1_settings.header_read_timeout` (hyper's; the connection is closed, no 408);
-- `max_header_bytes` -> `http1_settings.max_buffer_size` (hyper's read buffer; the head must fit in it);
+`http/protocol.py`. Granian (2.8) has its own knobs for some of them, answering 431 with an empty body:
+- `header_timeout_seconds` -> `http1_settings.header_read_timeout` (hyper's; it closes without a 408, and its
+  timer also runs between keep-alive requests, so idle connections close after it too);
+- `max_header_bytes` -> `http1_settings.max_buffer_size` (hyper's read buffer, at least 8 KiB);
 - `max_headers`: hyper's fixed 100, not settable;
-- `keepalive_timeout_seconds`: granian keeps idle connections open with no timeout (only on/off);
+- `keepalive_timeout_seconds`: no setting (keep-alive is on/off); see `header_timeout_seconds`;
 - `max_connections` -> `backpressure` (a cap on requests in flight: excess connections wait, no 503);
 - `body_idle_timeout_seconds`: no equivalent.
 """

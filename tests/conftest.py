@@ -88,7 +88,7 @@ def start_gateway(emulator_server: AsgiServer) -> Iterator[GatewayFactory]:
 
     def start(upstream_url: str | None = None, access_log: AccessLog | None = None, **overrides: Any) -> AsgiServer:
         settings = gateway_settings(upstream_url or emulator_server.url, **overrides)
-        server = AsgiServer(create_app(settings, access_log=access_log))
+        server = AsgiServer(create_app(settings, access_log=access_log), settings.server)
         started.append(server.__enter__())
         return server
 

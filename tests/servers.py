@@ -14,18 +14,21 @@ from typing import Any
 
 import uvicorn
 
+from aoai_gateway.config import ServerSettings
+from aoai_gateway.server import uvicorn_options
+
 
 class AsgiServer:
-    def __init__(self, app: Any, **config: Any) -> None:
+    """`server`: the connection limits, as `aoai-gateway serve` applies them (defaults unless given)."""
+
+    def __init__(self, app: Any, server: ServerSettings | None = None, **config: Any) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         options = {
-            "lifespan": "on",
-            "log_config": None,
-            "access_log": False,
+            **uvicorn_options(server or ServerSettings()),
             "loop": "asyncio",
             "timeout_graceful_shutdown": 2,
             **config,

@@ -10,6 +10,7 @@ GatewayError                      every error the gateway itself answers with
 │   ├── ModelNotFound       404   model (or deployment) not configured; lists what exists
 │   └── RouteNotFound       404   no such endpoint
 ├── MethodNotAllowed        405
+├── RequestTimeout          408   the request head or body stopped arriving (server.*_timeout_seconds)
 ├── Conflict                409   an attendee registering for an event a second time
 ├── PayloadTooLarge         413
 ├── UnsupportedMediaType    415
@@ -17,7 +18,9 @@ GatewayError                      every error the gateway itself answers with
 ├── RateLimited             429   a key's requests or tokens per minute/day are used up (Retry-After)
 ├── QuotaExceeded           429   a key's total token budget is spent (no Retry-After: it does not come back)
 ├── ModelBusy               429   a local model's worker pool and queue are full (Retry-After)
+├── HeadersTooLarge         431   more header bytes or fields than `server.max_header_bytes` / `max_headers`
 ├── ModelUnavailable        503   a local model is shutting down
+├── TooManyConnections      503   the process holds `server.max_connections` already (Retry-After)
 └── UpstreamError                 the upstream could not give an answer at all
     ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
     ├── UpstreamTimeout     504   connect or read timeout, stream idle timeout
@@ -37,6 +40,7 @@ __all__ = [
     "AuthenticationError",
     "Conflict",
     "GatewayError",
+    "HeadersTooLarge",
     "InvalidRequest",
     "MethodNotAllowed",
     "ModelBusy",
@@ -48,7 +52,9 @@ __all__ = [
     "PermissionDenied",
     "QuotaExceeded",
     "RateLimited",
+    "RequestTimeout",
     "RouteNotFound",
+    "TooManyConnections",
     "UnsupportedMediaType",
     "UpstreamCredentialsRefused",
     "UpstreamError",
@@ -137,6 +143,15 @@ class MethodNotAllowed(GatewayError):
         super().__init__(f"Method {method} is not allowed for {path}; use {allow}.", headers={"allow": allow})
 
 
+class RequestTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+    def __init__(self, what: str, seconds: float) -> None:
+        super().__init__(f"The request {what} did not arrive within {seconds:g} seconds; send it without pausing.")
+
+
 class Conflict(GatewayError):
     status = 409
     type = "invalid_request_error"
@@ -159,6 +174,17 @@ class UnsupportedMediaType(GatewayError):
 
     def __init__(self, got: str, expected: str) -> None:
         super().__init__(f"Content-Type {got or '(none)'!r} is not supported here; send {expected}.")
+
+
+class HeadersTooLarge(GatewayError):
+    status = 431
+    type = "invalid_request_error"
+    code = "request_header_fields_too_large"
+
+    def __init__(self, max_bytes: int, max_fields: int) -> None:
+        super().__init__(
+            f"Request headers exceed this gateway's limit of {max_bytes} bytes or {max_fields} fields; send fewer."
+        )
 
 
 class NoDeploymentAvailable(GatewayError):
@@ -208,6 +234,18 @@ class ModelUnavailable(GatewayError):
     status = 503
     type = "server_error"
     code = "service_unavailable"
+
+
+class TooManyConnections(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "too_many_connections"
+
+    def __init__(self, limit: int, retry_after: int = 1) -> None:
+        super().__init__(
+            f"The gateway is serving its limit of {limit} connections; retry after {retry_after} seconds.",
+            headers={"retry-after": str(retry_after)},
+        )
 
 
 class UpstreamError(GatewayError):

@@ -127,12 +127,21 @@ class LoggingSettings(_Section):
 
 
 class ServerSettings(_Section):
-    """Where and with what ASGI server `aoai-gateway serve` listens."""
+    """Where and with what ASGI server `aoai-gateway serve` listens, and what a client connection may hold.
+
+    The connection limits are enforced by `http/protocol.py` under uvicorn; granian maps what it has (server.py).
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     engine: Literal["uvicorn", "granian"] = "uvicorn"
     drain_seconds: float = Field(30.0, ge=0)
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
+    max_headers: int = Field(100, ge=8)
+    header_timeout_seconds: float = Field(30.0, gt=0)
+    body_idle_timeout_seconds: float = Field(30.0, gt=0)
+    keepalive_timeout_seconds: float = Field(5.0, gt=0)
+    max_connections: int = Field(1000, ge=1)
 
 
 class BreakerSettings(_Section):

@@ -46,7 +46,7 @@ class Request:
         from .spool import read_spooled  # one reading loop for both; spool.py imports this module
 
         body = await read_spooled(self, limit, in_memory=limit)
-        assert isinstance(body, bytes)  # nothing spools when everything fits in memory
+        assert isinstance(body, bytes)  # a body within `in_memory` comes back as bytes
         return body
 
 

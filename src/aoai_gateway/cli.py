@@ -17,6 +17,7 @@ from . import __version__
 from .access.cli import add_access_commands
 from .calls.cli import add_calls_commands
 from .config import ENV_VARS, ConfigError, Settings, load_settings
+from .providers import PROVIDERS
 from .tables import text_table
 
 
@@ -116,7 +117,7 @@ def routing_table(settings: Settings) -> str:
     """The resolved routing table as `config check` prints it, keys masked."""
     rows = [("MODEL", "PROVIDER", "ENDPOINT", "DEPLOYMENT", "API-VERSION", "KEY")]
     for d in settings.deployments:
-        version = d.api_version if d.provider == "azure" and d.api_style == "deployments" else f"({d.api_style})"
+        version = PROVIDERS[d.provider].version_label(d)
         where = d.endpoint or str(d.model_path)  # a local model: its directory
         rows.append((d.model, d.provider, where, d.deployment, version, _mask(d.key)))
     lines = [text_table(rows)]

@@ -28,7 +28,8 @@ from pydantic import (
 )
 
 from .calls import CallsSettings
-from .speech import SpeechSettings, bundled_model_path, check_model_dir
+from .registries import registered, registry
+from .speech import SpeechSettings
 
 DEFAULT_API_VERSION = "2024-10-21"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 5.1)
@@ -66,7 +67,7 @@ class UpstreamSettings(_Section):
     """How the gateway talks to upstreams: client implementation, timeouts, egress proxy, pool size, and the
     client headers forwarded beyond the built-in allowlist (`forward_headers`)."""
 
-    client: Literal["aiohttp", "httpx"] = "aiohttp"
+    client: Annotated[str, registered("upstream client")] = "aiohttp"
     timeouts: Timeouts = Timeouts()
     http_proxy: str | None = None
     socks_proxy: str | None = None
@@ -134,7 +135,7 @@ class ServerSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    engine: Literal["uvicorn", "granian"] = "uvicorn"
+    engine: Annotated[str, registered("server engine")] = "uvicorn"
     drain_seconds: float = Field(30.0, ge=0)
     max_header_bytes: int = Field(64 * 1024, ge=1024)
     max_headers: int = Field(100, ge=8)
@@ -154,7 +155,7 @@ class BreakerSettings(_Section):
 class RoutingSettings(_Section):
     """How a model's deployments share the load and stand in for each other."""
 
-    strategy: Literal["weighted_round_robin", "least_inflight", "lowest_latency"] = "weighted_round_robin"
+    strategy: Annotated[str, registered("routing strategy")] = "weighted_round_robin"
     max_attempts: int = Field(3, ge=1)
     deadline_seconds: float = Field(600.0, gt=0)
     default_cooldown_seconds: float = Field(10.0, ge=0)
@@ -197,7 +198,7 @@ class Deployment(_Section):
 
     model: str = Field(validation_alias=AliasChoices("model", "model_name"), min_length=1)
     deployment: str = Field("", validation_alias=AliasChoices("deployment", "deployment_name"))
-    provider: Literal["azure", "openai", "local"] = "azure"
+    provider: Annotated[str, registered("provider")] = "azure"
     endpoint: str
     model_path: str | None = None
     api_key: SecretStr | None = None
@@ -215,15 +216,15 @@ class Deployment(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _local_has_no_endpoint(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("provider") == "local":
+    def _in_process_has_no_endpoint(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not _provider_needs_endpoint(data.get("provider", "azure")):
             return {"endpoint": "", **data}
         return data
 
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str, info: ValidationInfo) -> str:
-        if info.data.get("provider") == "local":
+        if not _provider_needs_endpoint(info.data.get("provider")):
             return ""  # served in-process: an endpoint means nothing
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -243,8 +244,9 @@ class Deployment(_Section):
         if not self.deployment:
             # Without a deployment name the model name is used, as Azure users usually name them alike.
             object.__setattr__(self, "deployment", self.model)
-        if self.provider == "local":
-            object.__setattr__(self, "model_path", check_model_dir(self.model_path or bundled_model_path()))
+        # Each provider checks what only it understands (a local model's directory, say).
+        for name, value in registry("provider")[self.provider].checked(self).items():
+            object.__setattr__(self, name, value)
         return self
 
     @property
@@ -256,7 +258,7 @@ class Settings(_Section):
     """The whole configuration. `sources` records where it came from, for `config check` and logs."""
 
     api_base: str = "/v1"
-    auth: Literal["passthrough", "keys"] = "passthrough"
+    auth: Annotated[str, registered("auth mode")] = "passthrough"
     data_dir: str = ""
     database_url: str = ""
     redis_url: str | None = None
@@ -291,7 +293,8 @@ class Settings(_Section):
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{Path(self.data_dir).resolve() / 'gateway.db'}")
         if self.auth == "keys":
-            keyless = [d.model for d in self.deployments if d.key is None and d.provider in ("azure", "openai")]
+            providers = registry("provider")
+            keyless = [d.model for d in self.deployments if d.key is None and providers[d.provider].requires_key]
             if keyless:
                 raise ValueError(
                     "auth: keys means the gateway holds the upstream keys, but these deployments have no api_key: "
@@ -310,3 +313,8 @@ class Settings(_Section):
         for deployment in self.deployments:
             table.setdefault(deployment.model, []).append(deployment)
         return table
+
+
+def _provider_needs_endpoint(name: object) -> bool:
+    provider = registry("provider").get(name) if isinstance(name, str) else None
+    return provider is None or bool(provider.needs_endpoint)  # an unknown name fails on its own

@@ -27,6 +27,9 @@ class AzureProvider(HttpProvider):
             f"{deployment.endpoint}/openai/deployments/{name}/{operation}", [*query, ("api-version", api_version)]
         )
 
+    def version_label(self, deployment: Deployment) -> str:
+        return deployment.api_version if deployment.api_style == "deployments" else f"({deployment.api_style})"
+
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         return [("api-key", key)]
 

@@ -9,7 +9,7 @@ client = await provider.open_client(settings, deployments, http)   # the shared 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from ..config import Deployment, Settings
@@ -21,6 +21,13 @@ Query = list[tuple[str, str]]
 class Provider(Protocol):
     owned_by: str
     requires_key: bool  # False: the deployment serves callers that present no key (in-process models)
+    needs_endpoint: bool  # False: served in-process, so a deployment names no endpoint
+
+    def checked(self, deployment: Deployment) -> dict[str, Any]:
+        """Settings fields this provider fills in or corrects (validated at load time); raise ValueError if unfit."""
+
+    def version_label(self, deployment: Deployment) -> str:
+        """What `config check` prints in its API-VERSION column."""
 
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:
         """The upstream URL for `operation` (e.g. "chat/completions"), with the client's other query items."""
@@ -42,6 +49,14 @@ class Provider(Protocol):
 
 class HttpProvider:
     """What the providers that speak HTTP share: the gateway's pooled client and Azure's 25 MiB upload wall."""
+
+    needs_endpoint = True
+
+    def checked(self, deployment: Deployment) -> dict[str, Any]:
+        return {}
+
+    def version_label(self, deployment: Deployment) -> str:
+        return f"({deployment.api_style})"
 
     def upload_limit(self, settings: Settings) -> int:
         return settings.limits.max_audio_bytes

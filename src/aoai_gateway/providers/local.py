@@ -7,9 +7,11 @@ LocalProvider().url(dep, "audio/transcriptions", [], None)   # -> local://whispe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
 
 from ..config import Deployment, Settings
+from ..config.speech import bundled_model_path, check_model_dir
 from ..upstream import UpstreamClient
 from .base import Query
 
@@ -17,6 +19,14 @@ from .base import Query
 class LocalProvider:
     owned_by = "aoai-gateway"
     requires_key = False  # nothing upstream checks one
+    needs_endpoint = False
+
+    def checked(self, deployment: Deployment) -> dict[str, Any]:
+        # A faster-whisper model directory (default: the bundled tiny.en), checked before anything loads it.
+        return {"model_path": check_model_dir(deployment.model_path or bundled_model_path())}
+
+    def version_label(self, deployment: Deployment) -> str:
+        return "(in-process)"
 
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:
         return f"local://{quote(deployment.deployment, safe='')}/{operation}"

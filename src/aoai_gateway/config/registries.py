@@ -1,0 +1,46 @@
+"""Settings that name a part (a provider, a strategy, a server): the registry holding the parts is the list.
+
+    provider: Annotated[str, registered("provider")] = "azure"
+
+A config `Literal` would repeat each registry's names by hand and drift from it. Instead the value is checked
+against the registry itself when the settings are validated; the registry module is imported only then, since
+it imports this package for its own types.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import AfterValidator
+
+# What a setting names -> (module, registry) holding the parts of that kind.
+REGISTRIES: dict[str, tuple[str, str]] = {
+    "provider": ("aoai_gateway.providers", "PROVIDERS"),
+    "auth mode": ("aoai_gateway.access", "ACCESS_MODES"),
+    "routing strategy": ("aoai_gateway.routing", "STRATEGIES"),
+    "upstream client": ("aoai_gateway.upstream", "UPSTREAM_CLIENTS"),
+    "server engine": ("aoai_gateway.server", "SERVER_ENGINES"),
+}
+
+
+def registry(kind: str) -> Mapping[str, Any]:
+    module, name = REGISTRIES[kind]
+    found: Mapping[str, Any] = getattr(importlib.import_module(module), name)
+    return found
+
+
+def registered(kind: str) -> AfterValidator:
+    """A validator that accepts only names the `kind` registry holds, and lists them when it refuses."""
+
+    def check(value: str) -> str:
+        names = registry(kind)
+        if value not in names:
+            raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
+        return value
+
+    return AfterValidator(check)
+
+
+__all__ = ["REGISTRIES", "registered", "registry"]

@@ -29,7 +29,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     url = sqlite if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     database = await connect_database(url)
     # Every test starts from an empty schema.
-    for table in ("usage", "keys", "events", "calls", "call_files", "schema_migrations"):
+    for table in ("usage", "usage_hourly", "usage_daily", "keys", "events", "calls", "call_files", "schema_migrations"):
         await database.script([f"DROP TABLE IF EXISTS {table}"])
     assert await migrate(database) == [name for name, _ in MIGRATIONS]
     yield database

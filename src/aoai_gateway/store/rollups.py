@@ -53,30 +53,41 @@ _UPSERTS = {span: _upsert(table) for span, table in TABLES.items()}
 
 def rollup_batches(rows: Sequence[Any]) -> list[tuple[str, list[Params]]]:
     """The upserts that add ledger rows (anything with UsageRow's fields) to both rollup tables."""
-    hourly: dict[tuple[int, str], list[Any]] = {}
+    hourly: dict[tuple[Any, ...], list[Any]] = {}
     for row in rows:
         # Python's float floor division is exact: a row lands in hour b iff b * 3600 <= at < (b + 1) * 3600.
-        bucket = int(row.at // HOUR)
-        values = (row.key_id, row.event_id, row.model, row.deployment)
-        key = (bucket, dims(values))
-        sums = hourly.get(key)
+        group = (int(row.at // HOUR), row.key_id, row.event_id, row.model, row.deployment)
+        sums = hourly.get(group)
         if sums is None:
-            sums = hourly[key] = [*values, 0, 0, 0, 0, 0.0]
-        sums[4] += 1
-        sums[5] += row.status >= 400
-        sums[6] += row.prompt_tokens
-        sums[7] += row.completion_tokens
-        sums[8] += row.audio_seconds
-    daily: dict[tuple[int, str], list[Any]] = {}
-    for (bucket, name), sums in hourly.items():
-        day = daily.setdefault((bucket // 24, name), [*sums[:4], 0, 0, 0, 0, 0.0])
-        for index in range(4, 9):
-            day[index] += sums[index]
-    # Sorted, so two PostgreSQL writers lock the rows they share in the same order and never deadlock.
-    return [
-        (_UPSERTS[span], [[bucket, name, *sums] for (bucket, name), sums in sorted(table.items())])
-        for span, table in ((HOUR, hourly), (DAY, daily))
-    ]
+            hourly[group] = [1, int(row.status >= 400), row.prompt_tokens, row.completion_tokens, row.audio_seconds]
+        else:
+            sums[0] += 1
+            sums[1] += row.status >= 400
+            sums[2] += row.prompt_tokens
+            sums[3] += row.completion_tokens
+            sums[4] += row.audio_seconds
+    daily: dict[tuple[Any, ...], list[Any]] = {}
+    for (bucket, *values), sums in hourly.items():
+        day = daily.get((bucket // 24, *values))
+        if day is None:
+            daily[(bucket // 24, *values)] = list(sums)
+        else:
+            for index, value in enumerate(sums):
+                day[index] += value
+    names: dict[tuple[Any, ...], str] = {}  # hours and days of a batch share most of their dimensions
+    batches = []
+    for span, table in ((HOUR, hourly), (DAY, daily)):
+        rows_out: list[Params] = []
+        for (bucket, *values), sums in table.items():
+            key = tuple(values)
+            name = names.get(key)
+            if name is None:
+                name = names[key] = dims(key)
+            rows_out.append([bucket, name, *values, *sums])
+        # Sorted, so two PostgreSQL writers lock the rows they share in the same order and never deadlock.
+        rows_out.sort(key=lambda row: (row[0], row[1]))
+        batches.append((_UPSERTS[span], rows_out))
+    return batches
 
 
 def first_bucket(since: float, span: int) -> int:

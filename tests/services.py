@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 import pytest
 
@@ -25,3 +26,12 @@ def require(name: str, host: str, port: int) -> None:
         if os.environ.get(REQUIRE_SERVICES):
             pytest.fail(f"{message}; {REQUIRE_SERVICES} is set, so this is a failure")
         pytest.skip(message)
+
+
+# Every table the gateway's migrations create: a test on the shared PostgreSQL database starts from none of them.
+GATEWAY_TABLES = ("usage", "usage_hourly", "usage_daily", "keys", "events", "calls", "call_files", "schema_migrations")
+
+
+async def drop_gateway_tables(db: Any) -> None:
+    for table in GATEWAY_TABLES:
+        await db.script([f"DROP TABLE IF EXISTS {table}"])

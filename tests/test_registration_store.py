@@ -22,13 +22,14 @@ from aoai_gateway.store import migrations as migrations_module
 from aoai_gateway.store.events import EventSpec, EventStore
 from aoai_gateway.store.migrations import MIGRATIONS
 
+from .services import drop_gateway_tables
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     url = f"sqlite:///{tmp_path}/gateway.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     database = await connect_database(url)
-    for table in ("usage", "keys", "events", "calls", "call_files", "schema_migrations"):
-        await database.script([f"DROP TABLE IF EXISTS {table}"])
+    await drop_gateway_tables(database)
     yield database
     await database.close()
 

@@ -22,6 +22,8 @@ from aoai_gateway.store import (
 )
 from aoai_gateway.store.migrations import MIGRATIONS
 
+from .services import drop_gateway_tables
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
@@ -29,8 +31,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     url = sqlite if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     database = await connect_database(url)
     # Every test starts from an empty schema.
-    for table in ("usage", "keys", "events", "calls", "call_files", "schema_migrations"):
-        await database.script([f"DROP TABLE IF EXISTS {table}"])
+    await drop_gateway_tables(database)
     assert await migrate(database) == [name for name, _ in MIGRATIONS]
     yield database
     await database.close()

@@ -3,6 +3,7 @@
 aoai-gateway keys create --name ci --models gpt-4o --rpm 60      # prints the secret once
 aoai-gateway keys list | show ID | update ID --rpm 120 | revoke ID
 aoai-gateway usage --by model --since 2026-11-01T00:00:00Z --format csv
+aoai-gateway usage --by key --limit 50 --offset 100                 # rows 101-150, ordered by key
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -52,6 +53,17 @@ def add_access_commands(commands: Any) -> None:
     usage.add_argument("--since", help="ISO 8601 with a zone, e.g. 2026-11-01T00:00:00Z")
     usage.add_argument("--by", choices=list(GROUPS), default="model")
     usage.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    usage.add_argument("--limit", type=_count(1), metavar="N", help="at most N rows (default: all)")
+    usage.add_argument("--offset", type=_count(0), default=0, metavar="N", help="skip the first N rows")
+
+
+def _count(low: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not (value.isascii() and value.isdigit() and len(value) <= 19) or int(value) < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value!r}")
+        return int(value)
+
+    return parse
 
 
 def _caps(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +101,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command == "usage":
             since = parse_when(args.since) if args.since else None
-            rows = await usage_report(db, by=args.by, key_id=args.key, event_id=args.event, since=since)
+            rows = await usage_report(
+                db, by=args.by, key_id=args.key, event_id=args.event, since=since, limit=args.limit, offset=args.offset
+            )
             print(_render(rows, args.format))
             return 0
         keys = KeyStore(db)

@@ -4,7 +4,9 @@ POST   /admin/keys            {"name": "ci", "models": ["gpt-4o"], "rpm": 60}   
 GET    /admin/keys            GET /admin/keys/{id}
 PATCH  /admin/keys/{id}       {"rpm": 120}
 DELETE /admin/keys/{id}       revoke (takes effect on the next request)
-GET    /admin/usage?by=model|key|day|event|deployment&key=&event=&since=ISO8601
+GET    /admin/usage?by=model|key|day|event|deployment&key=&event=&since=ISO8601&limit=&offset=
+       rows ordered by the group; with `limit` (1-10000) and/or `offset` (>= 0) one page of them, and
+       `has_more: true` when rows follow it (the next page: offset + limit)
 """
 
 from __future__ import annotations
@@ -86,19 +88,16 @@ def add_key_routes(router: Router, settings: AdminSettings, managed: ManagedAcce
 
     async def usage(request: Request, send: Send, params: dict[str, str]) -> None:
         access = store(request)
-        query = dict(request.query)
-        by = query.get("by", "model")
-        if by not in GROUPS:
-            raise InvalidRequest(f"by must be one of {', '.join(GROUPS)}.", param="by")
-        filters: dict[str, Any] = {"by": by, "key_id": query.get("key"), "event_id": query.get("event")}
-        if "since" in query:
-            try:
-                filters["since"] = parse_when(query["since"])
-            except ValueError as exc:
-                raise InvalidRequest(str(exc), param="since") from None
+        filters = usage_query(dict(request.query))
+        limit = filters.get("limit")
+        if limit is not None:
+            filters["limit"] = limit + 1  # one more row tells whether another page follows
         await access.ledger.flush()
         rows = await usage_report(access.db, **filters)
-        await send_json(send, 200, orjson.dumps({"object": "list", "data": rows}))
+        body: dict[str, Any] = {"object": "list", "data": rows[:limit] if limit is not None else rows}
+        if limit is not None or "offset" in filters:
+            body["has_more"] = limit is not None and len(rows) > limit
+        await send_json(send, 200, orjson.dumps(body))
 
     router.add("/admin/keys", ["GET", "POST"], lambda r, s, p: (create if r.method == "POST" else listing)(r, s, p))
     router.add(
@@ -107,3 +106,32 @@ def add_key_routes(router: Router, settings: AdminSettings, managed: ManagedAcce
         lambda r, s, p: {"GET": show, "PATCH": update, "DELETE": revoke}[r.method](r, s, p),
     )
     router.add("/admin/usage", ["GET"], usage)
+
+
+MAX_PAGE = 10_000
+
+
+def usage_query(query: dict[str, str]) -> dict[str, Any]:
+    """`usage_report`'s arguments from GET /admin/usage's query; `InvalidRequest` naming the bad parameter."""
+    by = query.get("by", "model")
+    if by not in GROUPS:
+        raise InvalidRequest(f"by must be one of {', '.join(GROUPS)}.", param="by")
+    filters: dict[str, Any] = {"by": by}
+    for param, argument in (("key", "key_id"), ("event", "event_id")):
+        if param in query:
+            if "\x00" in query[param]:  # PostgreSQL cannot even compare text holding NUL
+                raise InvalidRequest(f"{param} must not contain NUL characters.", param=param)
+            filters[argument] = query[param]
+    if "since" in query:
+        try:
+            filters["since"] = parse_when(query["since"])
+        except (ValueError, OverflowError) as exc:
+            raise InvalidRequest(str(exc), param="since") from None
+    for param, low, high in (("limit", 1, MAX_PAGE), ("offset", 0, 2**62)):
+        if param in query:
+            value = query[param]
+            # Length first: int() of thousands of digits is slow, and refused past 4300.
+            if not (value.isascii() and value.isdigit() and len(value) <= 19) or not low <= int(value) <= high:
+                raise InvalidRequest(f"{param} must be an integer from {low} to {high}; got {value!r}.", param=param)
+            filters[param] = int(value)
+    return filters

@@ -4,15 +4,19 @@
     rows = await db.fetch("SELECT id FROM keys WHERE name = ?", ["ci"])
 
 SQL is written once with `?` placeholders and portable types (TEXT, BIGINT, DOUBLE PRECISION); the PostgreSQL
-backend numbers the placeholders. SQLite runs in WAL mode: point reads go straight to the connection (tens of
-microseconds), writes run on one background thread so a slow disk never stalls the event loop.
+backend numbers the placeholders. SQLite runs in WAL mode: reads run on a small pool of reader threads (each with
+its own connection; WAL lets them read while the writer writes) and writes on one writer thread, so neither a
+long report nor a slow disk ever stalls the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +38,9 @@ class Database(Protocol):
 
     async def execute_many(self, sql: str, rows: Sequence[Params]) -> None: ...
 
+    async def execute_batches(self, batches: Sequence[tuple[str, Sequence[Params]]]) -> None:
+        """Run `executemany` for each (sql, rows) pair, all in one transaction."""
+
     def generation(self) -> int | None:
         """A number that changes whenever another connection commits, or None when the backend cannot tell."""
 
@@ -44,14 +51,31 @@ class Database(Protocol):
 
 
 class SqliteDatabase:
+    """SQLite in WAL mode: reads on a small pool of reader threads, writes on one writer thread.
+
+    SqliteDatabase("/var/lib/aoai-gateway/gateway.db", readers=4)
+
+    Nothing here runs SQL on the event loop but `generation()`, a `PRAGMA data_version` on a connection of its
+    own that never waits for a lock: a report scanning a million rows holds one reader, key lookups take another.
+    New files are private: the directory made for the database is 0700, the database (and so its -wal and -shm,
+    which SQLite creates with the database's mode) 0600; an existing directory or file keeps its mode.
+    """
+
     dialect = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, readers: int = 4) -> None:
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._reader = self._open(path)
+            _private_file(Path(path))
+        self._path = path
         self._writer = self._open(path)
+        self._probe = self._open(path)
+        # A lock is never waited for on the event loop: `generation()` answers None ("cannot tell") instead.
+        self._probe.execute("PRAGMA busy_timeout=0")
         self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._local = threading.local()
+        self._reads = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-reader")
 
     @staticmethod
     def _open(path: str) -> sqlite3.Connection:
@@ -72,12 +96,29 @@ class SqliteDatabase:
         connection.execute("PRAGMA busy_timeout=30000")
         return connection
 
+    def _reader(self) -> sqlite3.Connection:
+        # One connection per reader thread, opened on its first read and closed by `close()`.
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._open(self._path)
+            with self._readers_lock:
+                self._readers.append(connection)
+        return connection
+
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
-        return [dict(row) for row in self._reader.execute(sql, tuple(params)).fetchall()]
+        def run() -> list[Row]:
+            return [dict(row) for row in self._reader().execute(sql, tuple(params)).fetchall()]
+
+        rows: list[Row] = await asyncio.get_running_loop().run_in_executor(self._reads, run)
+        return rows
 
     def generation(self) -> int | None:
-        # Changes when any other connection (another process, or our own writer) commits: a cheap cache check.
-        value: int = self._reader.execute("PRAGMA data_version").fetchone()[0]
+        # Changes when any other connection (another process, or our own writer) commits: a cheap cache check
+        # (a few microseconds: it reads the WAL index header from shared memory, no table).
+        try:
+            value: int = self._probe.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.OperationalError:
+            return None  # busy (a crashed writer's WAL being recovered): the caller reads instead
         return value
 
     async def execute(self, sql: str, params: Params = ()) -> int:
@@ -85,9 +126,13 @@ class SqliteDatabase:
         return changed
 
     async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        await self.execute_batches([(sql, rows)])
+
+    async def execute_batches(self, batches: Sequence[tuple[str, Sequence[Params]]]) -> None:
         def run() -> None:
             with self._transaction():
-                self._writer.executemany(sql, [tuple(row) for row in rows])
+                for sql, rows in batches:
+                    self._writer.executemany(sql, [tuple(row) for row in rows])
 
         await self._write(run)
 
@@ -107,8 +152,22 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         self._writes.shutdown(wait=True)
-        self._reader.close()
-        self._writer.close()
+        self._reads.shutdown(wait=True)
+        for connection in [*self._readers, self._probe, self._writer]:
+            connection.close()
+
+
+def _private_file(path: Path) -> None:
+    """Make the database's directory 0700 and its file 0600 when they do not exist yet."""
+    directory = path.parent
+    if not directory.exists():
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        # Another process may make it first; it makes it the same way.
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+            directory.chmod(0o700)  # mkdir's mode passes through the umask; be exact
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class _Transaction:
@@ -154,8 +213,12 @@ class PostgresDatabase:
         return int(last) if last.isdigit() else 0
 
     async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        await self.execute_batches([(sql, rows)])
+
+    async def execute_batches(self, batches: Sequence[tuple[str, Sequence[Params]]]) -> None:
         async with self._pool.acquire() as connection, connection.transaction():
-            await connection.executemany(_numbered(sql), [tuple(row) for row in rows])
+            for sql, rows in batches:
+                await connection.executemany(_numbered(sql), [tuple(row) for row in rows])
 
     async def script(self, statements: Sequence[str]) -> None:
         async with self._pool.acquire() as connection, connection.transaction():

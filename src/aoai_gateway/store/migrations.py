@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 from .database import Database
+from .rollups import DIMS_SQL
 
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
@@ -127,6 +128,42 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 )""",
             "CREATE UNIQUE INDEX keys_event_attendee ON keys (event_id, attendee)",
             "UPDATE events SET attendees = (SELECT COUNT(*) FROM keys WHERE keys.event_id = events.id)",
+        ],
+    ),
+    (
+        "0004_usage_rollups",
+        [
+            # Usage summed per UTC hour and day (store/rollups.py), kept in step by the ledger's flush and
+            # back-filled here from the rows already written; usage reports read these, not the raw ledger.
+            *(
+                f"""CREATE TABLE {table} (
+                    bucket BIGINT NOT NULL,
+                    dims TEXT NOT NULL,
+                    key_id TEXT,
+                    event_id TEXT,
+                    model TEXT,
+                    deployment TEXT,
+                    requests BIGINT NOT NULL,
+                    errors BIGINT NOT NULL,
+                    prompt_tokens BIGINT NOT NULL,
+                    completion_tokens BIGINT NOT NULL,
+                    audio_seconds DOUBLE PRECISION NOT NULL,
+                    PRIMARY KEY (bucket, dims)
+                )"""
+                for table in ("usage_hourly", "usage_daily")
+            ),
+            "CREATE INDEX usage_daily_key ON usage_daily (key_id, bucket)",
+            "CREATE INDEX usage_daily_event ON usage_daily (event_id, bucket)",
+            f"""INSERT INTO usage_hourly
+                SELECT CAST(FLOOR(at / 3600) AS BIGINT), {DIMS_SQL}, key_id, event_id, model, deployment, COUNT(*),
+                    SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens),
+                    SUM(audio_seconds)
+                FROM usage GROUP BY CAST(FLOOR(at / 3600) AS BIGINT), key_id, event_id, model, deployment""",
+            """INSERT INTO usage_daily
+                SELECT CAST(FLOOR(bucket / 24.0) AS BIGINT), dims, key_id, event_id, model, deployment,
+                    SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens), SUM(audio_seconds)
+                FROM usage_hourly
+                GROUP BY CAST(FLOOR(bucket / 24.0) AS BIGINT), dims, key_id, event_id, model, deployment""",
         ],
     ),
 ]

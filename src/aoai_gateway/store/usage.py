@@ -6,7 +6,8 @@
     await ledger.close()                # writes what is pending
 
 A slow database never slows a request: rows wait in memory and go out every `flush_seconds` in one
-transaction. A crash loses at most the rows of the last `flush_seconds` (1 s by default).
+transaction, together with their sums per hour and per day (store/rollups.py), which reports read. A crash loses
+at most the rows of the last `flush_seconds` (1 s by default).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .database import Database
+from .rollups import report_parts, rollup_batches
 
 log = logging.getLogger("aoai_gateway.usage")
 
@@ -41,7 +43,13 @@ class UsageRow:
 _COLUMNS = [f.name for f in fields(UsageRow)]
 _values = operator.attrgetter(*_COLUMNS)  # dataclasses.astuple deep-copies: ten times slower
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+# What `by` may be, and the column (or "day") it groups on.
 GROUPS = {"model": "model", "key": "key_id", "day": "day", "event": "event_id", "deployment": "deployment"}
+
+
+def _batches(rows: list[UsageRow]) -> list[tuple[str, list[Any]]]:
+    # A few microseconds a row (the rollups' grouping): on a thread, so a big batch never holds the loop.
+    return [(_INSERT, [_values(row) for row in rows]), *rollup_batches(rows)]
 
 
 class UsageLedger:
@@ -67,7 +75,7 @@ class UsageLedger:
             return
         batch, self._pending = self._pending, []
         try:
-            await self.db.execute_many(_INSERT, [_values(row) for row in batch])
+            await self.db.execute_batches(await asyncio.to_thread(_batches, batch))
         except Exception:
             # Keep the rows for the next flush rather than lose them to a database hiccup.
             log.exception("usage ledger: writing %d rows failed; will retry", len(batch))
@@ -87,23 +95,29 @@ async def usage_report(
     key_id: str | None = None,
     event_id: str | None = None,
     since: float | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Requests, errors and tokens grouped by model, key, event, deployment or UTC day."""
-    conditions: list[str] = []
-    params: list[Any] = []
-    for column, value in (("key_id", key_id), ("event_id", event_id)):
-        if value is not None:
-            conditions.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        conditions.append("at >= ?")
-        params.append(since)
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    group = "CAST(FLOOR(at / 86400) AS BIGINT)" if by == "day" else GROUPS[by]
+    """Requests, errors and tokens grouped by model, key, event, deployment or UTC day, ordered by the group.
+
+    usage_report(db, by="day", key_id="key_1a2b", since=t, limit=100, offset=200)   # the third page of 100
+
+    Read from the hourly and daily rollups (and the raw ledger for the part of an hour before `since`'s first
+    whole hour), so its cost follows the number of groups and days, not of requests.
+    """
+    filters = [(column, value) for column, value in (("key_id", key_id), ("event_id", event_id)) if value is not None]
+    parts = report_parts(by_column=GROUPS[by], filters=filters, since=since)
+    page = ""
+    params = [value for _, part_params in parts for value in part_params]
+    if limit is not None or offset:
+        # SQLite needs a LIMIT before an OFFSET and PostgreSQL refuses a negative one: "no limit" is a huge one.
+        page = " LIMIT ? OFFSET ?"
+        params += [limit if limit is not None else 2**62, offset]
+    union = " UNION ALL ".join(sql for sql, _ in parts)
     rows = await db.fetch(
-        f"SELECT {group} AS grp, COUNT(*) AS requests, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors, "
-        f"SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "
-        f"SUM(audio_seconds) AS audio_seconds FROM usage{where} GROUP BY {group} ORDER BY {group}",
+        "SELECT grp, SUM(requests) AS requests, SUM(errors) AS errors, SUM(prompt_tokens) AS prompt_tokens, "
+        "SUM(completion_tokens) AS completion_tokens, SUM(audio_seconds) AS audio_seconds "
+        f"FROM ({union}) AS parts GROUP BY grp ORDER BY grp{page}",
         params,
     )
     report = []
@@ -116,12 +130,16 @@ async def usage_report(
 
 
 async def key_totals(db: Database, key_id: str, since: float) -> tuple[int, int, int]:
-    """(requests since `since`, tokens since `since`, tokens ever) of one key, from the ledger."""
-    rows = await db.fetch(
-        "SELECT SUM(CASE WHEN at >= ? THEN 1 ELSE 0 END) AS day_requests, "
-        "SUM(CASE WHEN at >= ? THEN prompt_tokens + completion_tokens ELSE 0 END) AS day_tokens, "
-        "SUM(prompt_tokens + completion_tokens) AS tokens FROM usage WHERE key_id = ?",
-        [since, since, key_id],
-    )
-    row = rows[0] if rows else {}
-    return int(row.get("day_requests") or 0), int(row.get("day_tokens") or 0), int(row.get("tokens") or 0)
+    """(requests since `since`, tokens since `since`, tokens ever) of one key, from the rollups."""
+    totals = []
+    for start in (since, None):
+        parts = report_parts(by_column="key_id", filters=[("key_id", key_id)], since=start)
+        rows = await db.fetch(
+            "SELECT SUM(requests) AS requests, SUM(prompt_tokens + completion_tokens) AS tokens "
+            f"FROM ({' UNION ALL '.join(sql for sql, _ in parts)}) AS parts",
+            [value for _, part_params in parts for value in part_params],
+        )
+        row = rows[0] if rows else {}
+        totals.append((int(row.get("requests") or 0), int(row.get("tokens") or 0)))
+    (day_requests, day_tokens), (_, tokens) = totals
+    return day_requests, day_tokens, tokens

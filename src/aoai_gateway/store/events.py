@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from ..moments import iso, wall, zone_or_utc
+from .cache import CommitCache
 from .database import Database, Row
 from .keys import Limits
 
@@ -110,6 +111,8 @@ def _event(row: Row) -> Event:
 class EventStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Every request of an attendee key reads its event: cached until the next commit, as keys are.
+        self._cache: CommitCache[Event | None] = CommitCache(db)
 
     async def create(self, spec: EventSpec) -> Event:
         ZoneInfo(spec.timezone)  # an unknown zone fails here, before anything is stored
@@ -149,6 +152,9 @@ class EventStore:
         return event
 
     async def get(self, event_id: str) -> Event | None:
+        return await self._cache.get(event_id, lambda: self._read(event_id))
+
+    async def _read(self, event_id: str) -> Event | None:
         rows = await self.db.fetch(f"SELECT {_COLUMNS} FROM events WHERE id = ?", [event_id])
         return _event(rows[0]) if rows else None
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from .cache import CommitCache
 from .database import Database, Row
 
 SECRET_PREFIX = "sk-gw-"
@@ -92,8 +93,7 @@ class KeyStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cache: dict[str, GatewayKey | None] = {}
-        self._generation: int | None = None
+        self._cache: CommitCache[GatewayKey | None] = CommitCache(db)
 
     async def create(self, spec: KeySpec) -> tuple[GatewayKey, str]:
         """A new key and its secret; the secret exists only in this return value."""
@@ -157,17 +157,7 @@ class KeyStore:
 
     async def by_secret(self, secret: str) -> GatewayKey | None:
         digest = hash_secret(secret)
-        generation = self.db.generation()
-        if generation is not None:
-            if generation != self._generation:
-                self._cache.clear()
-                self._generation = generation
-            elif digest in self._cache:
-                return self._cache[digest]
-        found = await self._by_digest(digest)
-        if generation is not None and len(self._cache) < 100_000:
-            self._cache[digest] = found
-        return found
+        return await self._cache.get(digest, lambda: self._by_digest(digest))
 
     async def _by_digest(self, digest: str) -> GatewayKey | None:
         rows = await self.db.fetch(f"SELECT {_COLUMNS}, secret_hash FROM keys WHERE secret_hash = ?", [digest])

@@ -8,7 +8,7 @@ import pytest
 from aoai_gateway.errors import InvalidRequest, MethodNotAllowed, RouteNotFound
 from aoai_gateway.http.credentials import client_key
 from aoai_gateway.http.multipart import MultipartForm
-from aoai_gateway.http.routing import Router
+from aoai_gateway.http.paths import Router
 from aoai_gateway.proxy.headers import RequestHeaderRules, response_headers
 
 

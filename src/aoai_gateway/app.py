@@ -24,9 +24,9 @@ from .errors import GatewayError, UpstreamError
 from .exchange import Exchange, ExchangeListener
 from .http.asgi import ASGIApp, Message, Receive, Scope, Send
 from .http.cors import CorsMiddleware
+from .http.paths import Router
 from .http.request import ClientDisconnected, Request
 from .http.responses import send_error
-from .http.routing import Router
 from .logs import AccessLog
 from .proxy import AbortResponse
 from .upstream import UpstreamClient

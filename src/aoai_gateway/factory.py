@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from .access import ACCESS_MODES
 from .app import Gateway
+from .balancing import DeploymentRouter
 from .config import Settings
 from .exchange import ExchangeListener
 from .logs import AccessLog, default_access_log
@@ -24,7 +25,6 @@ from .metrics import GatewayMetrics
 from .providers import open_clients, upload_limits
 from .proxy import ProxyService, RequestHeaderRules
 from .routes import build_router
-from .routing import DeploymentRouter
 from .upstream import UpstreamClient, create_upstream_client
 
 

@@ -19,7 +19,7 @@ from pydantic import AfterValidator
 REGISTRIES: dict[str, tuple[str, str]] = {
     "provider": ("aoai_gateway.providers", "PROVIDERS"),
     "auth mode": ("aoai_gateway.access", "ACCESS_MODES"),
-    "routing strategy": ("aoai_gateway.routing", "STRATEGIES"),
+    "routing strategy": ("aoai_gateway.balancing", "STRATEGIES"),
     "upstream client": ("aoai_gateway.upstream", "UPSTREAM_CLIENTS"),
     "server engine": ("aoai_gateway.server", "SERVER_ENGINES"),
 }

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..access.base import Access
 from ..api_call import Call
+from ..balancing import DeploymentHealth, DeploymentRouter, retry_after_seconds, retryable_status
 from ..errors import (
     AuthenticationError,
     ModelNotFound,
@@ -40,7 +41,6 @@ from ..http.request import Request
 from ..http.spool import Body
 from ..metrics import GatewayMetrics
 from ..providers import PROVIDERS
-from ..routing import DeploymentHealth, DeploymentRouter, retry_after_seconds, retryable_status
 from ..upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
 from .headers import RequestHeaderRules, response_headers
 from .usage import StreamTail, UsageChunkFilter, usage_of_body

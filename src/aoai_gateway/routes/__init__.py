@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..access import Access, ManagedAccess
 from ..config import Settings
-from ..http.routing import Router
+from ..http.paths import Router
 from ..metrics import GatewayMetrics
 from ..proxy import ProxyService
 from .admin import add_admin_routes

@@ -12,15 +12,15 @@ import hmac
 
 import orjson
 
+from ..balancing import DeploymentRouter
 from ..config import AdminSettings
 from ..errors import AuthenticationError, GatewayError
 from ..http.asgi import Send
 from ..http.credentials import client_key
+from ..http.paths import Router
 from ..http.request import Request
 from ..http.responses import send_bytes, send_json
-from ..http.routing import Router
 from ..metrics import GatewayMetrics
-from ..routing import DeploymentRouter
 
 
 class AdminDisabled(GatewayError):

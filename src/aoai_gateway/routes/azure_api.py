@@ -12,8 +12,8 @@ from __future__ import annotations
 from ..config import BodyLimits
 from ..errors import InvalidRequest
 from ..http.asgi import Send
+from ..http.paths import Router
 from ..http.request import Request
-from ..http.routing import Router
 from ..operations import operation_kind
 from ..proxy import ProxyService
 from .bodies import read_call

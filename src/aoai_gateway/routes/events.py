@@ -22,9 +22,9 @@ from ..access.specs import EventRequest, Registration
 from ..config import AdminSettings
 from ..errors import InvalidRequest, NotFound
 from ..http.asgi import Send
+from ..http.paths import Router
 from ..http.request import Request
 from ..http.responses import send_json
-from ..http.routing import Router
 from .admin import require_master_key
 from .keys_admin import KeysDisabled, validated
 

@@ -13,9 +13,9 @@ from ..access import Access
 from ..config import Settings
 from ..errors import ModelNotFound
 from ..http.asgi import Send
+from ..http.paths import Router
 from ..http.request import Request
 from ..http.responses import send_json
-from ..http.routing import Router
 from ..providers import PROVIDERS
 
 

@@ -22,9 +22,9 @@ from ..api_call import parse_json
 from ..config import AdminSettings
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..http.asgi import Send
+from ..http.paths import Router
 from ..http.request import Request
 from ..http.responses import send_json
-from ..http.routing import Router
 from ..store import usage_report
 from ..store.usage import GROUPS
 from .admin import require_master_key

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ..config import BodyLimits
 from ..http.asgi import Send
+from ..http.paths import Handler, Router
 from ..http.request import Request
-from ..http.routing import Handler, Router
 from ..operations import OPERATIONS, BodyKind
 from ..proxy import ProxyService
 from .bodies import read_call

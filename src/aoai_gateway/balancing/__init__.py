@@ -1,4 +1,4 @@
-"""Routing and resilience: many deployments per model, strategies, cool-downs, circuit breakers, retries."""
+"""Balancing a model's deployments: tiers, strategies, cool-downs, circuit breakers, retry rules."""
 
 from .breaker import BreakerState, CircuitBreaker
 from .health import DeploymentHealth

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
+from aoai_gateway.balancing import BreakerState, CircuitBreaker, DeploymentRouter, retry_after_seconds
+from aoai_gateway.balancing.window import MinuteWindow
 from aoai_gateway.config import Deployment, RoutingSettings
-from aoai_gateway.routing import BreakerState, CircuitBreaker, DeploymentRouter, retry_after_seconds
-from aoai_gateway.routing.window import MinuteWindow
 
 
 class Clock:

@@ -32,6 +32,13 @@ class Call:
     query: list[tuple[str, str]] | None = None
     patched: bool = False
 
+    @property
+    def content_type(self) -> bytes:
+        """The body's media type, as an in-process caller's request would declare it."""
+        if self.form is not None:
+            return b"multipart/form-data; boundary=" + self.form.delimiter[2:]
+        return b"application/json"
+
     def patch(self, field: str, value: Any) -> None:
         """Change one top-level JSON field (max_tokens clamping, stream_options); the body is re-encoded once."""
         if self.document is None:

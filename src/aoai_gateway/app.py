@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
+from .api_call import Call
 from .config import Settings
 from .errors import GatewayError, UpstreamError
 from .exchange import Exchange, ExchangeListener
@@ -28,7 +29,7 @@ from .http.paths import Router
 from .http.request import ClientDisconnected, Request
 from .http.responses import send_error
 from .logs import AccessLog
-from .proxy import AbortResponse
+from .proxy import AbortResponse, ProxyService
 from .upstream import UpstreamClient
 
 log = logging.getLogger("aoai_gateway")
@@ -38,12 +39,44 @@ _DEPLOYMENT = b"x-gateway-deployment"
 
 
 class Gateway:
-    """The built gateway: routes and listeners, all given at construction (see `open_gateway`)."""
+    """The built gateway: routes, the proxy service and listeners, all given at construction (`open_gateway`)."""
 
-    def __init__(self, router: Router, listeners: Sequence[ExchangeListener], *, deployment_header: bool) -> None:
+    def __init__(
+        self,
+        router: Router,
+        service: ProxyService,
+        listeners: Sequence[ExchangeListener],
+        *,
+        deployment_header: bool,
+    ) -> None:
         self.router = router
+        self.service = service
         self.listeners = tuple(listeners)
         self.deployment_header = deployment_header
+
+    async def call(self, call: Call, *, key: str | None = None) -> Answer:
+        """One API call made in-process (call analytics): the access mode, routing, failover, local models and
+        listeners of a served request, without HTTP. `key` is the caller's key, as a client would send it.
+        Gateway errors are raised as such; an upstream's error answer comes back as the answer."""
+        path = f"/v1/{call.operation}"
+        headers = [(b"content-type", call.content_type)]
+        if key:
+            headers.append((b"authorization", f"Bearer {key}".encode()))
+        scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b""}
+        exchange = Exchange(os.urandom(8).hex(), "POST", path, time.perf_counter(), route=path)
+        exchange.bytes_in = len(call.body)
+        request = Request(scope, _held_open, exchange)
+        answer = Answer(exchange)
+        try:
+            await self.service.access.authenticate(request)
+            await self.service.forward(request, answer.send, call)
+        except GatewayError as exc:
+            exchange.status = exc.status
+            raise
+        finally:
+            for listener in self.listeners:
+                listener.finished(exchange)
+        return answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(os.urandom(8).hex(), scope["method"], scope["path"], time.perf_counter())
@@ -85,6 +118,32 @@ class Gateway:
                 exchange.status = 499
             for listener in self.listeners:
                 listener.finished(exchange)
+
+
+class Answer:
+    """What an in-process call got back: status, headers and the whole body, and its exchange."""
+
+    __slots__ = ("body", "exchange", "headers", "status")
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = b""
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = self.exchange.status = message["status"]
+            self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in message["headers"]}
+        else:
+            self.body += message.get("body", b"")
+            self.exchange.bytes_out += len(message.get("body", b""))
+
+
+async def _held_open() -> Message:
+    # An in-process caller never disconnects: the service's disconnect watcher waits here until it is cancelled.
+    await asyncio.get_running_loop().create_future()
+    raise AssertionError("unreachable")
 
 
 class GatewayApp:
@@ -147,4 +206,4 @@ def create_app(
     return CorsMiddleware(app, settings.cors) if settings.cors.enabled else app
 
 
-__all__ = ["Gateway", "GatewayApp", "create_app"]
+__all__ = ["Answer", "Gateway", "GatewayApp", "create_app"]

@@ -63,6 +63,7 @@ async def open_gateway(
             listeners.append(lines)
         yield Gateway(
             build_router(settings, service, access, metrics),
+            service,
             listeners,
             deployment_header=settings.admin.deployment_header,
         )

@@ -1,34 +1,53 @@
-"""The pipeline's two model calls, made with the official OpenAI client: in-process through the gateway, or remote.
+"""The pipeline's two model calls: in-process through the gateway's own service, or remote with the OpenAI client.
 
     models = await ModelClient.in_process(settings, api_key=None)        # the gateway's deployments and routing
     models = ModelClient.remote("https://gw.example.com/v1", "sk-...")   # a remote gateway, Azure's /openai/v1, ...
     heard = await models.transcribe(path, "whisper-1", language=None)    # Transcription(text, language, ...)
     reply = await models.chat({"model": "gpt-4o", "messages": [...]})    # ChatReply(content, arguments, usage)
 
-In-process, the OpenAI client talks to the gateway's ASGI app through the ASGI transport of its HTTP library
-(httpx2): no socket, but the same routing, failover, local Whisper and usage ledger as a served request, so one
-config file serves both. Every failure becomes a `ModelCallError` that says whether a retry may help (throttling,
-5xx, network) or not (a bad file, a refused request).
+In-process, each call goes straight to the gateway's proxy service (`Gateway.call`): no HTTP, no SDK, but the same
+access mode, routing, failover, local Whisper and usage ledger as a served request, so one config file serves
+both. Remote calls use the official OpenAI client. Either way, every failure becomes a `ModelCallError` that says
+whether a retry may help (throttling, 5xx, network) or not (a bad file, a refused request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-import httpx2
-import openai
+import orjson
 
+from ..api_call import form_call, json_call
+from ..app import Gateway
 from ..config import Settings
+from ..errors import GatewayError
 from ..factory import open_gateway
 from .errors import ModelCallError
 from .pieces import audio_pieces
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A model's JSON answer and the deployment that gave it."""
+
+    body: dict[str, Any]
+    deployment: str | None
+
+
+class ModelTransport(Protocol):
+    async def transcription(self, model: str, language: str | None, name: str, audio: bytes) -> Reply: ...
+
+    async def chat(self, request: dict[str, Any]) -> Reply: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +82,8 @@ class ChatReply:
 
 
 class ModelClient:
-    def __init__(self, client: openai.AsyncOpenAI, gateway: AsyncExitStack | None = None) -> None:
-        self.client = client
-        self._gateway = gateway  # closes the in-process gateway
+    def __init__(self, transport: ModelTransport) -> None:
+        self.transport = transport
 
     @classmethod
     async def in_process(cls, settings: Settings, api_key: str | None) -> ModelClient:
@@ -74,23 +92,11 @@ class ModelClient:
         stack = AsyncExitStack()
         # Loads local Whisper models once, opens the upstream pool and any key store.
         gateway = await stack.enter_async_context(open_gateway(quiet))
-        http = httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=gateway),
-            timeout=httpx2.Timeout(settings.upstream.timeouts.read, connect=settings.upstream.timeouts.connect),
-        )
-        # The gateway already retries across deployments; the client must not multiply that.
-        client = openai.AsyncOpenAI(
-            api_key=api_key or "in-process",
-            base_url=f"http://aoai-gateway.internal{settings.api_base}",
-            http_client=http,
-            max_retries=0,
-        )
-        return cls(client, stack)
+        return cls(GatewayTransport(gateway, api_key, stack))
 
     @classmethod
     def remote(cls, api_base: str, api_key: str | None, timeout: float = 600.0) -> ModelClient:
-        client = openai.AsyncOpenAI(api_key=api_key or "none", base_url=api_base, max_retries=2, timeout=timeout)
-        return cls(client)
+        return cls(SdkTransport(api_base, api_key, timeout))
 
     async def transcribe(
         self, path: Path, model: str, language: str | None, piece_seconds: float = 600.0
@@ -98,14 +104,14 @@ class ModelClient:
         """The whole recording's transcript; cut into pieces when it is too large for one request (413)."""
         started = time.perf_counter()
         try:
-            with path.open("rb") as audio:
-                heard = await self._transcribe(model, language, (path.name, audio))
+            audio = await asyncio.to_thread(path.read_bytes)
+            heard = await self._transcribe(model, language, path.name, audio)
         except ModelCallError as exc:
             if exc.status != 413:
                 raise
             parts = [
-                await self._transcribe(model, language, piece)
-                for piece in await asyncio.to_thread(lambda: list(audio_pieces(path, piece_seconds)))
+                await self._transcribe(model, language, name, piece)
+                for name, piece in await asyncio.to_thread(lambda: list(audio_pieces(path, piece_seconds)))
             ]
             heard = Transcription(
                 text=" ".join(part.text for part in parts if part.text),
@@ -117,76 +123,172 @@ class ModelClient:
             )
         return replace(heard, seconds=time.perf_counter() - started)
 
-    async def _transcribe(self, model: str, language: str | None, file: tuple[str, Any]) -> Transcription:
-        extra: dict[str, Any] = {"language": language} if language else {}
-        raw = await self._call(
-            model,
-            self.client.audio.transcriptions.with_raw_response.create(
-                file=file, model=model, response_format="verbose_json", **extra
-            ),
-        )
-        body = raw.parse()
+    async def _transcribe(self, model: str, language: str | None, name: str, audio: bytes) -> Transcription:
+        reply = await self.transport.transcription(model, language, name, audio)
+        body = reply.body
+        text, spoken, duration = body.get("text"), body.get("language"), body.get("duration")
         return Transcription(
-            text=body.text.strip(),
-            language=getattr(body, "language", None) or language,
-            duration=getattr(body, "duration", None),
+            text=text.strip() if isinstance(text, str) else "",
+            language=spoken if isinstance(spoken, str) and spoken else language,
+            duration=float(duration) if isinstance(duration, int | float) else None,
             model=model,
-            deployment=raw.headers.get("x-gateway-deployment") or raw.headers.get("x-ms-deployment-name"),
+            deployment=reply.deployment,
             seconds=0.0,
         )
 
     async def chat(self, request: dict[str, Any]) -> ChatReply:
         started = time.perf_counter()
-        raw = await self._call(
-            request["model"], cast(Any, self.client.chat.completions.with_raw_response.create)(**request)
-        )
-        body = raw.parse()
-        if not body.choices:
+        reply = await self.transport.chat(request)
+        body = reply.body
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise ModelCallError(f"{request['model']} answered without a choice", retryable=True)
-        choice = body.choices[0]
-        calls = choice.message.tool_calls or []
-        usage = body.usage
+        choice = choices[0]
+        message = _object(choice.get("message"))
+        tool_calls = message.get("tool_calls") or []
+        first = tool_calls[0] if isinstance(tool_calls, list) and tool_calls else {}
+        function = first.get("function") if isinstance(first, dict) and first.get("type") == "function" else None
+        usage = _object(body.get("usage"))
         return ChatReply(
-            content=choice.message.content,
-            arguments=calls[0].function.arguments if calls and calls[0].type == "function" else None,
-            model=body.model,
-            deployment=raw.headers.get("x-gateway-deployment") or raw.headers.get("x-ms-deployment-name"),
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            finish_reason=choice.finish_reason,
+            content=message.get("content"),
+            arguments=function.get("arguments") if isinstance(function, dict) else None,
+            model=str(body.get("model") or request["model"]),
+            deployment=reply.deployment,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason=choice.get("finish_reason"),
             seconds=time.perf_counter() - started,
         )
 
-    async def _call(self, model: str, pending: Any) -> Any:
-        """Await an SDK call, turning its exceptions into one `ModelCallError` (no request content in it)."""
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+class GatewayTransport:
+    """Calls the in-process gateway's service directly: a form built once, a JSON body encoded once, no HTTP."""
+
+    def __init__(self, gateway: Gateway, api_key: str | None, stack: AsyncExitStack) -> None:
+        self.gateway = gateway
+        self.api_key = api_key
+        self._stack = stack  # closes the gateway
+
+    async def transcription(self, model: str, language: str | None, name: str, audio: bytes) -> Reply:
+        fields = {"model": model, "response_format": "verbose_json", **({"language": language} if language else {})}
+        body, content_type = _form(fields, name, audio)
+        return await self._call(model, lambda: form_call(body, content_type, "audio/transcriptions"))
+
+    async def chat(self, request: dict[str, Any]) -> Reply:
+        return await self._call(request["model"], lambda: json_call(orjson.dumps(request), "chat/completions"))
+
+    async def _call(self, model: str, make: Any) -> Reply:
         try:
-            return await pending
+            answer = await self.gateway.call(make(), key=self.api_key)
+        except GatewayError as exc:
+            retry_after = exc.headers.get("retry-after")
+            raise _status_error(model, exc.status, exc.message, retry_after) from None
+        if answer.status >= 400:
+            raise _status_error(model, answer.status, _message(answer.body), answer.headers.get("retry-after"))
+        try:
+            body = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            raise ModelCallError(f"{model} answered with a body that is not JSON", retryable=True) from None
+        if not isinstance(body, dict):
+            raise ModelCallError(f"{model} answered with JSON that is not an object", retryable=True)
+        return Reply(body, answer.exchange.deployment)
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+
+
+class SdkTransport:
+    """Any OpenAI-compatible base URL (a remote gateway, Azure's /openai/v1) through the official client."""
+
+    def __init__(self, api_base: str, api_key: str | None, timeout: float) -> None:
+        import openai  # only remote calls need the SDK
+
+        self._openai = openai
+        self.client = openai.AsyncOpenAI(api_key=api_key or "none", base_url=api_base, max_retries=2, timeout=timeout)
+
+    async def transcription(self, model: str, language: str | None, name: str, audio: bytes) -> Reply:
+        extra: dict[str, Any] = {"language": language} if language else {}
+        pending = self.client.audio.transcriptions.with_raw_response.create(
+            file=(name, audio), model=model, response_format="verbose_json", **extra
+        )
+        return await self._call(model, pending)
+
+    async def chat(self, request: dict[str, Any]) -> Reply:
+        return await self._call(
+            request["model"], cast(Any, self.client.chat.completions.with_raw_response.create)(**request)
+        )
+
+    async def _call(self, model: str, pending: Any) -> Reply:
+        """Await an SDK call, turning its exceptions into one `ModelCallError` (no request content in it)."""
+        openai = self._openai
+        try:
+            raw = await pending
         except openai.APIStatusError as exc:
-            message = _error_message(exc)
-            raise ModelCallError(
-                f"{model} answered {exc.status_code}: {message}",
-                retryable=exc.status_code in _RETRYABLE_STATUS,
-                retry_after=_retry_after(exc.response.headers.get("retry-after")),
-                status=exc.status_code,
+            raise _status_error(
+                model, exc.status_code, _sdk_message(exc), exc.response.headers.get("retry-after")
             ) from None
         except openai.APITimeoutError:
             raise ModelCallError(f"{model}: the request timed out", retryable=True) from None
         except openai.APIConnectionError as exc:
             raise ModelCallError(f"{model}: cannot connect: {exc.__cause__ or exc}", retryable=True) from None
+        body = raw.http_response.json()
+        deployment = raw.headers.get("x-gateway-deployment") or raw.headers.get("x-ms-deployment-name")
+        return Reply(body if isinstance(body, dict) else {}, deployment)
 
     async def aclose(self) -> None:
         await self.client.close()
-        if self._gateway is not None:
-            await self._gateway.aclose()
 
 
-def _error_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return str(error["message"])[:500]
-    return exc.message[:500]
+def _form(fields: dict[str, str], name: str, audio: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with `fields` and the audio as `file`, and its content type."""
+    boundary = secrets.token_hex(16)
+    safe = "".join("_" if c in '"\\\r\n' or ord(c) < 32 else c for c in name) or "audio"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n'.encode()
+        for field, value in fields.items()
+    ]
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    body = b"".join([*parts, head, audio, f"\r\n--{boundary}--\r\n".encode()])
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _status_error(model: str, status: int, message: str, retry_after: str | None) -> ModelCallError:
+    return ModelCallError(
+        f"{model} answered {status}: {message}",
+        retryable=status in _RETRYABLE_STATUS,
+        retry_after=_retry_after(retry_after),
+        status=status,
+    )
+
+
+def _message(body: bytes) -> str:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:200].decode("utf-8", "replace")
+    return _error_text(document, "no error message")
+
+
+def _sdk_message(exc: Any) -> str:
+    return _error_text(exc.body, str(exc.message)[:500])
+
+
+def _error_text(document: Any, fallback: str) -> str:
+    """The `error.message` of an OpenAI-shaped error body (or a bare `message`), else `fallback`."""
+    error = document.get("error", document) if isinstance(document, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])[:500]
+    return fallback
 
 
 def _retry_after(value: str | None) -> float | None:

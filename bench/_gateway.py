@@ -12,6 +12,7 @@ request: the headline figures keep it on, as a deployment would).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
 from dataclasses import dataclass
@@ -32,10 +33,14 @@ class Stack:
     server: str
     client: str
     access_log: bool = True
+    # Another checkout's `src` to run instead of this one (before/after comparisons), and its label.
+    src: str | None = None
+    label: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.server}+{self.client}" + ("" if self.access_log else " (no access log)")
+        name = f"{self.server}+{self.client}" + ("" if self.access_log else " (no access log)")
+        return f"{name} [{self.label}]" if self.label else name
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ class Gateway:
 
     @classmethod
     def start(cls, procs: ProcessGroup, workdir: Path, stack: Stack, upstreams: Upstreams, *, core: int) -> Gateway:
-        slug = stack.name.replace("+", "-").replace(" ", "").replace("(", "-").replace(")", "")
+        slug = "".join(c if c.isalnum() else "-" for c in stack.name)
         config = workdir / f"gateway-{slug}.yaml"
         config.write_text(yaml.safe_dump(_config(stack, upstreams), sort_keys=False))
         port = free_port()
@@ -107,8 +112,9 @@ class Gateway:
             "--port",
             str(port),
         ]
+        env = {**os.environ, "PYTHONPATH": stack.src} if stack.src else None
         with log.open("wb") as stderr:
-            proc = procs.start(argv, core=core, stderr=stderr)
+            proc = procs.start(argv, core=core, stderr=stderr, env=env)
         wait_for_port(port, proc)
         gateway = cls(stack, port, proc.pid, log)
         gateway.check()

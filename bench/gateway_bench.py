@@ -3,6 +3,7 @@
     .venv/bin/python bench/gateway_bench.py                 # full run: 5 runs of 3 s per cell, ~8.5 minutes
     .venv/bin/python bench/gateway_bench.py --quick         # smoke run: 1 run of 2 s per cell, ~1.5 minutes
     .venv/bin/python bench/gateway_bench.py --duration 5 --runs 3
+    .venv/bin/python bench/gateway_bench.py --baseline-src ../before/src --only-default   # before/after, one run
 
 Starts nginx (a near-zero-cost upstream with fixed Azure-like answers), a paced SSE upstream for the
 chunk-relay probe, and one gateway per candidate stack, all on loopback; drives them with wrk; prints a
@@ -87,6 +88,10 @@ class Bench:
         self.cores = _cores()
         self.results = Results()
         self.gateways: dict[str, Gateway] = {}
+        self.candidates: tuple[Stack, ...] = () if args.only_default else CANDIDATES
+        if args.baseline_src:
+            before = Stack("uvicorn", "aiohttp", src=str(Path(args.baseline_src).resolve()), label="before")
+            self.candidates += (before,)
         self.probe_runs = min(args.runs, MAX_PROBE_RUNS)
         self.nginx = NginxUpstream.write(workdir, free_port())
         self.paced_port = free_port()
@@ -140,7 +145,7 @@ class Bench:
         wait_for_port(self.bare_relay_port, bare)
         base = f"http://{LOOPBACK}:{self.nginx.port}"
         upstreams = Upstreams(f"{base}/prefix", f"{base}/stream", f"http://{LOOPBACK}:{self.paced_port}")
-        for stack in (DEFAULT, *CANDIDATES):
+        for stack in (DEFAULT, *self.candidates):
             self.gateways[stack.name] = Gateway.start(
                 self.procs, self.workdir, stack, upstreams, core=self.cores.gateway
             )
@@ -203,7 +208,7 @@ class Bench:
                 for connections in CONNECTIONS:
                     targets: list[str] = [DIRECT, DEFAULT.name]
                     if (mode, connections) in CANDIDATE_CELLS:
-                        targets += [stack.name for stack in CANDIDATES]
+                        targets += [stack.name for stack in self.candidates]
                     # Alternate the order between reps so drift in the machine's load favours no one.
                     for target in targets if rep % 2 == 0 else reversed(targets):
                         if target == DIRECT:
@@ -264,7 +269,7 @@ class Bench:
     def plan(self) -> Plan:
         return Plan(
             default=DEFAULT.name,
-            candidates=tuple(stack.name for stack in CANDIDATES),
+            candidates=tuple(stack.name for stack in self.candidates),
             connections=CONNECTIONS,
             candidate_cells=CANDIDATE_CELLS,
             duration=self.args.duration,
@@ -289,6 +294,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunks", type=int, default=100, help="stamped chunks per probe (default 100)")
     parser.add_argument("--quick", action="store_true", help="smoke run: --duration 2 --runs 1 --chunks 50")
     parser.add_argument("--output", type=Path, default=BENCH / "results", help="report folder")
+    parser.add_argument(
+        "--baseline-src",
+        metavar="PATH",
+        help="another checkout's src/ (e.g. a git worktree of an older commit): measured as a candidate beside "
+        "the default stack, interleaved in the same run",
+    )
+    parser.add_argument("--only-default", action="store_true", help="skip the other server/client candidates")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.runs, args.chunks = 2, 1, 50

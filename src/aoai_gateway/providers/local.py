@@ -1,4 +1,5 @@
-"""Local models served in-process (`provider: local`): the speech client, which routes on a pseudo-URL; no auth.
+"""Local models served in-process (`provider: local`): the speech client, which routes on the request's deployment
+and operation (the `local://` URL is only a label for logs); no auth.
 
 client = await LocalProvider().open_client(settings, deployments, http)   # loads each model once
 LocalProvider().url(dep, "audio/transcriptions", [], None)   # -> local://whisper-local/audio/transcriptions

@@ -132,8 +132,10 @@ class ProxyService:
                 "POST",
                 provider.url(deployment, call.operation, query, call.client_api_version),
                 [*forwarded, *(provider.auth_headers(key) if key else ())],
-                call.body_with_model(provider.body_model(deployment)),
+                body := call.body_with_model(provider.body_model(deployment)),
                 deployment=deployment.deployment,
+                operation=call.operation,
+                form=call.form if body is call.body else None,  # still the body the form was parsed from
             )
             last = (
                 len(group) == 1

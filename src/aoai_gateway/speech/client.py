@@ -2,15 +2,16 @@
 
 client = LocalSpeechClient(local_deployments, settings.speech)
 await client.start()                                         # loads each model once (a few hundred ms)
-response = await client.send(UpstreamRequest("POST", "local://whisper/audio/transcriptions", headers, body),
-                             stream=False)
+response = await client.send(
+    UpstreamRequest("POST", "", headers, body, deployment="whisper", operation="audio/transcriptions"), stream=False
+)
 
-`send` parses the multipart body, queues the work on the bounded worker pool and answers with an
-`UpstreamResponse`: the transcript in the requested format, Server-Sent Events for `stream=true`, or an
-OpenAI-shaped error (400 for unusable audio or parameters, 429 with Retry-After when the queue is full, 503
-while shutting down). So routing, failover (a full queue moves the call to another deployment of the model),
-metrics, the access log and relaying work exactly as for Azure. Every answer carries the audio's duration as
-`audio_seconds`, which the usage ledger records.
+`send` routes on the request's deployment and operation, reads the form the gateway already parsed, queues the
+work on the bounded worker pool and answers with an `UpstreamResponse`: the transcript in the requested format,
+Server-Sent Events for `stream=true`, or an OpenAI-shaped error (400 for unusable audio or parameters, 429 with
+Retry-After when the queue is full, 503 while shutting down). So routing, failover (a full queue moves the call to
+another deployment of the model), metrics, the access log and relaying work exactly as for Azure. Every answer
+carries the audio's duration as `audio_seconds`, which the usage ledger records.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterable
-from urllib.parse import unquote, urlsplit
 
 from ..config import Deployment
 from ..config.speech import SpeechSettings
@@ -66,9 +66,11 @@ class LocalSpeechClient:
 
     async def send(self, request: UpstreamRequest, *, stream: bool) -> LocalResponse:
         try:
-            model, task = self._route(request.url)
-            content_type = next((v for k, v in request.headers if k.lower() == "content-type"), "")
-            form = MultipartForm.parse(request.body, content_type)
+            model, task = self._route(request.deployment, request.operation)
+            form = request.form
+            if form is None:  # the body changed on its way here: parse what will really be read
+                content_type = next((v for k, v in request.headers if k.lower() == "content-type"), "")
+                form = MultipartForm.parse(request.body, content_type)
             speech = SpeechRequest.from_form(form, task)
             _check_model(model, speech)
             job = _Job(model, speech, memoryview(form.body)[speech.file[0] : speech.file[1]])
@@ -92,9 +94,7 @@ class LocalSpeechClient:
         for model in self._models.values():
             model.close()
 
-    def _route(self, url: str) -> tuple[SpeechModel, Task]:
-        parts = urlsplit(url)
-        deployment, operation = unquote(parts.netloc), parts.path.lstrip("/")
+    def _route(self, deployment: str, operation: str) -> tuple[SpeechModel, Task]:
         if operation not in _TASKS:
             raise InvalidRequest(
                 f"Local models serve audio/transcriptions and audio/translations, not {operation}.",

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from ..config import Timeouts, UpstreamSettings
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from ..http.multipart import MultipartForm
 from ..http.spool import Body
 
 
@@ -34,8 +35,11 @@ class UpstreamRequest:
     headers: list[tuple[str, str]]
     # An mmap only for uploads past `limits.max_audio_bytes`, which only in-process clients accept.
     body: Body = b""
-    # The deployment it goes to: only a label for what the client reports (`ResendHook`).
+    # The deployment it goes to (a label for what HTTP clients report, `ResendHook`) and the operation: an
+    # in-process model routes on these, and reads a multipart body through its already parsed `form`.
     deployment: str = ""
+    operation: str = ""
+    form: MultipartForm | None = None
 
 
 ResendHook = Callable[[UpstreamRequest], None]

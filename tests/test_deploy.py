@@ -3,6 +3,8 @@ install and start steps run as written (no Docker engine here: a fresh venv stan
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import glob
 import json
 import os
@@ -351,3 +353,62 @@ def test_image_installs_and_starts_as_written(target: str, tmp_path: Path, emula
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+# --- compose's front: the shipped nginx.conf, run by a local nginx ----------------------------------------------
+
+
+class NamedReplica:
+    """A replica that answers its name, or with `/stream` five chunks 0.2 s apart."""
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if scope["path"] == "/stream":
+            for index in range(5):
+                await send({"type": "http.response.body", "body": b"%d\n" % index, "more_body": True})
+                await asyncio.sleep(0.2)
+        await send({"type": "http.response.body", "body": self.name})
+
+
+def test_front_balances_over_replicas_and_streams_unbuffered(tmp_path: Path) -> None:
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if nginx is None:
+        pytest.skip("nginx is not installed")
+    replicas = [AsgiServer(NamedReplica(name), lifespan="off") for name in (b"a", b"b")]
+    port = free_port()
+    conf = (ROOT / "deploy" / "compose" / "nginx.conf").read_text()
+    # Docker's DNS name for the replicas becomes their loopback addresses; `resolve` (nginx >= 1.27.3) goes with it.
+    servers = "".join(f"server 127.0.0.1:{r.port} max_fails=1 fail_timeout=5s;\n" for r in replicas)
+    conf, count = re.subn(r"server gateway:8080 [^;]*;\n", servers, conf)
+    assert count == 1
+    conf = re.sub(r"\n\s*resolver [^;]*;", "", conf).replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    (tmp_path / "nginx.conf").write_text(conf)
+    with contextlib.ExitStack() as stack:
+        for replica in replicas:
+            stack.enter_context(replica)
+        command = [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+        globals_ = f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; daemon off;"
+        process = subprocess.Popen([*command, "-g", globals_])
+        stack.callback(process.wait, 10)
+        stack.callback(process.terminate)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert httpx.get(f"{url}/nginx-health", timeout=1).text == "ok\n"
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, (tmp_path / "error.log").read_text()
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        answers = [httpx.get(f"{url}/", timeout=5).text for _ in range(20)]
+        assert answers.count("a") >= 5 and answers.count("b") >= 5, answers
+        with httpx.stream("GET", f"{url}/stream", timeout=10) as response:
+            started = time.monotonic()
+            first = next(response.iter_raw())
+            # The first chunk arrives while the replica is still sending (it ends after 0.8 s).
+            assert time.monotonic() - started < 0.5 and first.startswith(b"0")

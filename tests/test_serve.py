@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -18,13 +17,13 @@ import pytest
 import yaml
 
 from .conftest import EMULATOR_KEY
-from .servers import AsgiServer, free_port
+from .servers import AsgiServer, child_environ, free_port
 
 
 @pytest.fixture
 def served(emulator_server: AsgiServer, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, str]]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_OPENAI_")}
+    env = {k: v for k, v in child_environ().items() if not k.startswith("AZURE_OPENAI_")}
     env.update(
         {
             "AZURE_OPENAI_ENDPOINT": emulator_server.url,
@@ -114,7 +113,7 @@ def test_sigterm_drains_open_streams(served: tuple[subprocess.Popen[bytes], Path
 
 def test_bad_env_is_a_clear_startup_error(tmp_path: Path) -> None:
     env = {
-        **os.environ,
+        **child_environ(),
         "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
         "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=ok,broken",
     }
@@ -171,7 +170,7 @@ def test_a_taken_port_is_one_line_before_listening(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         env = {
-            **os.environ,
+            **child_environ(),
             "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
             "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=gpt-4o",
             "LISTEN": f"127.0.0.1:{port}",
@@ -195,7 +194,9 @@ def test_with_emulator_runs_and_stops_with_serve(tmp_path: Path) -> None:
     log = tmp_path / "gateway.log"
     command = ["serve", "--config", str(config), "--port", str(port), "--with-emulator", str(emulator_port)]
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "aoai_gateway", *command], stdout=out, stderr=out)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aoai_gateway", *command], stdout=out, stderr=out, env=child_environ()
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, process, log)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from aoai_gateway.store import KeySpec, KeyStore, Limits, connect_database, migr
 
 from .conftest import EMULATOR_KEY
 from .keyed import fresh_minute
-from .servers import AsgiServer, free_port
+from .servers import AsgiServer, child_environ, free_port
 
 
 def served_pids(log: Path) -> set[int]:
@@ -56,7 +55,7 @@ async def test_two_workers_share_the_port_and_one_limit(
             [sys.executable, "-m", "aoai_gateway", "serve", "--config", str(config), "--port", str(port)],
             stdout=out,
             stderr=out,
-            env=dict(os.environ),
+            env=child_environ(),
         )
     try:
         async with httpx.AsyncClient(timeout=30) as client:
@@ -123,7 +122,7 @@ def test_a_worker_that_cannot_start_stops_serve(tmp_path: Path) -> None:
         [sys.executable, "-m", "aoai_gateway", "serve", "--config", str(config)],
         capture_output=True,
         timeout=60,
-        env=dict(os.environ),
+        env=child_environ(),
     )
     assert result.returncode == 1, result.stderr.decode()
     assert "could not start the gateway" in result.stderr.decode().splitlines()[-1]

@@ -135,8 +135,8 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     engine: Literal["uvicorn", "granian"] = "uvicorn"
-    workers: int = Field(1, ge=1, le=256)
     drain_seconds: float = Field(30.0, ge=0)
+    workers: int = Field(1, ge=1, le=256)
     max_header_bytes: int = Field(64 * 1024, ge=1024)
     max_headers: int = Field(100, ge=8)
     header_timeout_seconds: float = Field(30.0, gt=0)

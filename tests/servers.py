@@ -6,6 +6,7 @@ with AsgiServer(app) as server:
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -56,3 +57,12 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def child_environ() -> dict[str, str]:
+    """This environment for a child `python -m aoai_gateway`, PYTHONPATH made absolute: a child started in another
+    directory must import the source tree under test (`PYTHONPATH=src pytest`), not an installed copy."""
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep))
+    return env

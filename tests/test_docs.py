@@ -57,4 +57,4 @@ def test_example_configs_load() -> None:
 def test_readme_commands_match_the_scripts() -> None:
     assert "./scripts/test" in README
     assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
-    assert "aoai-gateway serve --config examples/emulator.yaml" in README
+    assert "aoai-gateway serve --config examples/emulator.yaml --with-emulator" in README

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,15 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from .conftest import EMULATOR_KEY
-from .servers import AsgiServer, free_port
+from .servers import AsgiServer, child_environ, free_port
 
 
 @pytest.fixture
 def served(emulator_server: AsgiServer, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, str]]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_OPENAI_")}
+    env = {k: v for k, v in child_environ().items() if not k.startswith("AZURE_OPENAI_")}
     env.update(
         {
             "AZURE_OPENAI_ENDPOINT": emulator_server.url,
@@ -104,11 +106,14 @@ def test_sigterm_drains_open_streams(served: tuple[subprocess.Popen[bytes], Path
     lines = log.read_text().splitlines()
     assert EMULATOR_KEY not in "\n".join(lines)
     assert sum('"route":"/v1/chat/completions"' in line and '"status":200' in line for line in lines) == 50
+    drained = [line for line in lines if '"drained: ' in line]
+    assert len(drained) == 1, [line for line in lines if "access" not in line]
+    assert re.search(r"drained: 50 requests in flight at shutdown \(streams included\), 50 finished, 0 cut", drained[0])
 
 
 def test_bad_env_is_a_clear_startup_error(tmp_path: Path) -> None:
     env = {
-        **os.environ,
+        **child_environ(),
         "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
         "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=ok,broken",
     }
@@ -144,3 +149,70 @@ def test_emulator_command_serves(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "gateway did not become ready"
+        time.sleep(0.1)
+
+
+def test_a_taken_port_is_one_line_before_listening(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **child_environ(),
+            "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
+            "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=gpt-4o",
+            "LISTEN": f"127.0.0.1:{port}",
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "aoai_gateway", "serve"], env=env, cwd=tmp_path, capture_output=True, timeout=30
+        )
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        f"aoai-gateway: cannot listen on 127.0.0.1:{port}: the port is already in use (another aoai-gateway?); "
+        "stop it, or choose another port with --port or LISTEN"
+    ]
+    assert b"listening" not in result.stdout + result.stderr
+
+
+def test_with_emulator_runs_and_stops_with_serve(tmp_path: Path) -> None:
+    emulator_port, port = free_port(), free_port()
+    config = tmp_path / "config.yaml"
+    endpoint = f"http://127.0.0.1:{emulator_port}"
+    config.write_text(yaml.safe_dump({"deployments": [{"model": "gpt-4o", "endpoint": endpoint}]}))
+    log = tmp_path / "gateway.log"
+    command = ["serve", "--config", str(config), "--port", str(port), "--with-emulator", str(emulator_port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aoai_gateway", *command], stdout=out, stderr=out, env=child_environ()
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, process, log)
+        response = httpx.post(
+            f"{url}/v1/chat/completions",
+            headers={"authorization": "Bearer any-key"},
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=10,
+        )
+        assert response.status_code == 200 and response.json()["object"] == "chat.completion"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    with pytest.raises(httpx.ConnectError):  # the emulator went with the gateway
+        httpx.get(f"{endpoint}/_emulator/health", timeout=2)
+    assert f"emulator running at {endpoint}" in log.read_text()

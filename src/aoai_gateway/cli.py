@@ -1,6 +1,6 @@
 """The `aoai-gateway` command.
 
-aoai-gateway serve [--config PATH] [--host HOST] [--port PORT]
+aoai-gateway serve [--config PATH] [--host HOST] [--port PORT] [--with-emulator [PORT]]
 aoai-gateway config check [--config PATH]
 aoai-gateway emulator [--host HOST] [--port PORT] [--config PATH]
 aoai-gateway calls process|watch|worker|retry|list|show|export|eval ...
@@ -36,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="PATH", help="YAML config file (default: ./config.yaml if present)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, or LISTEN=host:port)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument(
+        "--with-emulator",
+        nargs="?",
+        const=8081,
+        type=int,
+        metavar="PORT",
+        help="also run the Azure OpenAI emulator on 127.0.0.1:PORT (default 8081) in this process; it stops "
+        "with the gateway",
+    )
 
     config = commands.add_parser("config", help="inspect the configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -74,10 +83,15 @@ def _command(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
-            from .server import serve
+            from .server import ListenError, serve
+            from .workers import WorkersFailed
 
             settings = _load(args.config, host=args.host, port=args.port)
-            serve(settings, args.config)
+            try:
+                serve(settings, args.config, emulator_port=args.with_emulator)
+            except (ListenError, WorkersFailed) as exc:
+                print(f"aoai-gateway: {exc}", file=sys.stderr)
+                return 1
         elif args.command == "config":
             print(routing_table(_load(args.config)))
         elif args.command in ("keys", "usage"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from typing import IO, Any
@@ -59,6 +60,7 @@ class AccessLog:
         self._interval = interval
         self._pending: list[bytes] = []
         self._scheduled = False
+        self._pid = os.getpid()  # which worker process served (server.workers)
 
     def write(self, fields: dict[str, Any]) -> None:
         now = time.time()
@@ -86,6 +88,7 @@ class AccessLog:
                 "stream_error": exchange.stream_error,
                 "bytes_in": exchange.bytes_in,
                 "bytes_out": exchange.bytes_out,
+                "pid": self._pid,
             }
         )
 

@@ -1,10 +1,13 @@
 """Running the gateway under an ASGI server, chosen by name (`server.engine`) from a registry.
 
-    serve(settings, config_path="config.yaml")
+    serve(settings, config_path="config.yaml")                     # blocks until SIGTERM / Ctrl-C
+    serve(settings, emulator_port=8081)                            # with the emulator in the same process
 
+The listening socket is bound first, so a taken port is a one-line `ListenError` before anything else starts.
 uvicorn (httptools + uvloop) is the default; granian is the measured alternative (bench/README.md). Either way
 SIGTERM stops accepting, lets in-flight requests and streams finish for up to `server.drain_seconds`, then
-closes.
+closes; under uvicorn a log line then says how many were in flight, how many finished and how long it took.
+`server.workers` > 1 runs that many processes on the one socket (workers.py; granian: its own workers).
 
 Connection limits (`server.max_header_bytes` ... `server.max_connections`) are whole under uvicorn, through
 `http/protocol.py`. Granian (2.8) has its own knobs for some of them, answering 431 with an empty body:
@@ -19,18 +22,57 @@ Connection limits (`server.max_header_bytes` ... `server.max_connections`) are w
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 import os
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
+
+import uvicorn
 
 from .app import create_app
 from .config import ServerSettings, Settings, load_settings
 from .http.asgi import ASGIApp
 from .http.protocol import guarded_protocol
 from .logs import configure_logging
+from .workers import STARTUP_FAILURE, run_workers
+
+__all__ = ["SERVER_ENGINES", "ListenError", "bind_listener", "serve", "serve_socket", "uvicorn_options"]
 
 _CONFIG_ENV = "AOAI_GATEWAY__CONFIG_PATH"
+EMULATOR_HOST = "127.0.0.1"
+
+log = logging.getLogger("aoai_gateway")
+
+
+class ListenError(Exception):
+    """The address cannot be listened on; the message says which and what to do."""
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host:port`, or a `ListenError` naming the address (port taken, bad host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT after a restart is no conflict
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise ListenError(
+                f"cannot listen on {where}: the port is already in use (another aoai-gateway?); "
+                "stop it, or choose another port with --port or LISTEN"
+            ) from None
+        raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)  # worker processes accept from it
+    return sock
 
 
 def uvicorn_options(server: ServerSettings) -> dict[str, Any]:
@@ -50,19 +92,52 @@ def uvicorn_options(server: ServerSettings) -> dict[str, Any]:
     }
 
 
-def _uvicorn(settings: Settings, config_path: str | None) -> None:
-    import uvicorn
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, saying at shutdown what it drained: requests in flight, finished, cut off, how long."""
 
-    uvicorn.Server(uvicorn.Config(create_app(settings), **uvicorn_options(settings.server))).run()
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        in_flight = list(self.server_state.tasks)
+        drain = self.config.timeout_graceful_shutdown or 0
+        started = time.monotonic()
+        # uvicorn cancels what is left 0.1 s after closing plus `drain` seconds; this looks just before it does.
+        watch = asyncio.ensure_future(asyncio.wait(in_flight, timeout=drain + 0.05)) if in_flight else None
+        await super().shutdown(sockets)
+        left = len((await watch)[1]) if watch is not None else 0
+        log.info(
+            "drained: %d requests in flight at shutdown (streams included), %d finished, %d cut off after "
+            "server.drain_seconds (%d s); stopped in %.2f s",
+            len(in_flight),
+            len(in_flight) - left,
+            left,
+            drain,
+            time.monotonic() - started,
+        )
 
 
-def _granian(settings: Settings, config_path: str | None) -> None:
+def serve_socket(settings: Settings, sock: socket.socket) -> None:
+    """One gateway process serving `sock` under uvicorn until SIGTERM; also each worker process's entry point."""
+    configure_logging(settings.logging)  # a spawned worker starts with nothing configured
+    server = DrainingServer(uvicorn.Config(create_app(settings), **uvicorn_options(settings.server)))
+    server.run(sockets=[sock])
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
+
+
+def _uvicorn(settings: Settings, config_path: str | None, sock: socket.socket) -> None:
+    if settings.server.workers > 1:
+        run_workers(settings.server.workers, serve_socket, (settings, sock))
+    else:
+        serve_socket(settings, sock)
+
+
+def _granian(settings: Settings, config_path: str | None, sock: socket.socket) -> None:
     from granian import Granian
     from granian.http import HTTP1Settings
 
     server = settings.server
+    sock.close()  # granian binds the address itself; the check that it is free has been made
 
-    # Granian imports the app in its worker process: hand the config path over, the environment carries the rest.
+    # Granian imports the app in its worker processes: hand the config path over, the environment carries the rest.
     if config_path:
         os.environ[_CONFIG_ENV] = config_path
     Granian(
@@ -71,7 +146,7 @@ def _granian(settings: Settings, config_path: str | None) -> None:
         port=server.port,
         interface="asgi",  # type: ignore[arg-type]
         factory=True,
-        workers=1,
+        workers=server.workers,
         loop="uvloop",  # type: ignore[arg-type]
         log_access=False,
         workers_kill_timeout=int(server.drain_seconds) or None,
@@ -90,21 +165,51 @@ def granian_app() -> ASGIApp:
     return create_app(settings)
 
 
-SERVER_ENGINES: dict[str, Callable[[Settings, str | None], None]] = {
+SERVER_ENGINES: dict[str, Callable[[Settings, str | None, socket.socket], None]] = {
     "uvicorn": _uvicorn,
     "granian": _granian,
 }
 
 
-def serve(settings: Settings, config_path: str | None = None) -> None:
+@contextmanager
+def embedded_emulator(port: int) -> Iterator[str]:
+    """The Azure OpenAI emulator (default settings) on 127.0.0.1:`port`, in a thread of this process.
+
+    It stops when the gateway has stopped (after the drain: streams still in flight keep their upstream), and it
+    cannot outlive the process the way a background `aoai-gateway emulator &` does.
+    """
+    from .emulator import EmulatorSettings
+    from .emulator.server import build_server
+
+    sock = bind_listener(EMULATOR_HOST, port)
+    emulator = build_server(EmulatorSettings.load(None), EMULATOR_HOST, port, log_level="warning")
+    thread = threading.Thread(target=emulator.run, kwargs={"sockets": [sock]}, name="emulator", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{EMULATOR_HOST}:{sock.getsockname()[1]}"
+    finally:
+        emulator.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def serve(settings: Settings, config_path: str | None = None, *, emulator_port: int | None = None) -> None:
+    """Bind, say where, serve until SIGTERM; `emulator_port`: run the emulator alongside (`--with-emulator`)."""
     configure_logging(settings.logging)
-    logging.getLogger("aoai_gateway").info(
-        "aoai-gateway listening on http://%s:%d%s with %d deployments (%s, %s)",
-        settings.server.host,
-        settings.server.port,
-        settings.api_base,
-        len(settings.deployments),
-        settings.server.engine,
-        settings.upstream.client,
-    )
-    SERVER_ENGINES[settings.server.engine](settings, config_path)
+    with ExitStack() as stack:
+        emulator = stack.enter_context(embedded_emulator(emulator_port)) if emulator_port is not None else None
+        sock = stack.enter_context(bind_listener(settings.server.host, settings.server.port))
+        if emulator is not None:
+            log.info("Azure OpenAI emulator running at %s (stops with the gateway)", emulator)
+        log.info(
+            "aoai-gateway listening on http://%s:%d%s with %d deployments (%s, %s, %d worker%s)",
+            settings.server.host,
+            sock.getsockname()[1],
+            settings.api_base,
+            len(settings.deployments),
+            settings.server.engine,
+            settings.upstream.client,
+            settings.server.workers,
+            "" if settings.server.workers == 1 else "s",
+        )
+        SERVER_ENGINES[settings.server.engine](settings, config_path, sock)

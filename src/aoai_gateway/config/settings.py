@@ -137,6 +137,7 @@ class ServerSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
     engine: Annotated[str, registered("server engine")] = "uvicorn"
     drain_seconds: float = Field(30.0, ge=0)
+    workers: int = Field(1, ge=1, le=256)
     max_header_bytes: int = Field(64 * 1024, ge=1024)
     max_headers: int = Field(100, ge=8)
     header_timeout_seconds: float = Field(30.0, gt=0)
@@ -300,6 +301,17 @@ class Settings(_Section):
                     "auth: keys means the gateway holds the upstream keys, but these deployments have no api_key: "
                     + ", ".join(sorted(set(keyless)))
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _shared_limits(self) -> Settings:
+        # In memory, each worker process would count a key's caps on its own: N workers, N times the caps.
+        if self.server.workers > 1 and self.auth == "keys" and not self.redis_url:
+            raise ValueError(
+                f"server.workers: {self.server.workers} with auth: keys needs redis_url, or each worker process "
+                "would count rate limits on its own (a key would get up to "
+                f"{self.server.workers} times its caps); set redis_url or use workers: 1"
+            )
         return self
 
     @field_validator("deployments", mode="before")

@@ -74,6 +74,7 @@ class Gateway:
             exchange.status = exc.status
             raise
         finally:
+            exchange.duration = time.perf_counter() - exchange.started
             for listener in self.listeners:
                 listener.finished(exchange)
         return answer
@@ -116,6 +117,7 @@ class Gateway:
         finally:
             if exchange.client_disconnected:
                 exchange.status = 499
+            exchange.duration = time.perf_counter() - exchange.started
             for listener in self.listeners:
                 listener.finished(exchange)
 

@@ -50,8 +50,10 @@ class Exchange:
     finished: bool = False  # the whole response went out
     client_disconnected: bool = False
     authenticated: bool = False  # a credential was checked and accepted (unauthenticated calls are not ledgered)
+    duration: float = 0.0  # seconds from arrival to the response's end, set once before the listeners hear of it
 
     def seconds(self) -> float:
+        """Seconds since the request arrived (while it is in flight; listeners read `duration`)."""
         return time.perf_counter() - self.started
 
 

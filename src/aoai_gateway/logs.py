@@ -82,7 +82,7 @@ class AccessLog:
                 "deployment": exchange.deployment,
                 "status": exchange.status,
                 "attempts": exchange.attempts or None,
-                "duration_ms": round(exchange.seconds() * 1000, 3),
+                "duration_ms": round(exchange.duration * 1000, 3),
                 "upstream_ms": exchange.upstream_ms,
                 "upstream_request_id": exchange.upstream_request_id,
                 "stream_error": exchange.stream_error,

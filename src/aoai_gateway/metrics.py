@@ -102,7 +102,7 @@ class GatewayMetrics:
         """Exchange listener: the request counter and duration histogram, by route, model and status."""
         model = exchange.model or ""
         self._child(self.requests, exchange.route, model, str(exchange.status)).inc()
-        self._child(self.duration, exchange.route, model).observe(exchange.seconds())
+        self._child(self.duration, exchange.route, model).observe(exchange.duration)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -78,7 +78,7 @@ def _usage_row(exchange: Exchange) -> UsageRow:
         prompt_tokens=prompt,
         completion_tokens=completion,
         audio_seconds=exchange.audio_seconds,
-        latency_ms=round(exchange.seconds() * 1000, 3),
+        latency_ms=round(exchange.duration * 1000, 3),
     )
 
 

@@ -74,6 +74,6 @@ def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, by
     """
     return [
         (name, value)
-        for name, value in ((k.lower(), v) for k, v in raw)
-        if name not in _DROP_RESPONSE and not name.startswith(b"x-gateway-")
+        for key, value in raw
+        if (name := key.lower()) not in _DROP_RESPONSE and name[:10] != b"x-gateway-"
     ]

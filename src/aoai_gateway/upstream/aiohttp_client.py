@@ -95,7 +95,12 @@ class _RequestBody(Payload):
         if isinstance(writer, StreamWriter):
             transport = writer.transport
             self.unsent = transport is None or transport.is_closing()
-        view = memoryview(self._value)[:content_length]
+        value = self._value
+        size = len(value)
+        if size <= _CHUNK and (content_length is None or content_length >= size):  # one write, no copy
+            await writer.write(value)
+            return
+        view = memoryview(value)[:content_length]
         for start in range(0, len(view), _CHUNK):
             await writer.write(view[start : start + _CHUNK])
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from .app import create_app
 from .config import ServerSettings, Settings, load_settings
+from .extras import needs
 from .http.asgi import ASGIApp
 from .http.protocol import guarded_protocol
 from .logs import configure_logging
@@ -57,8 +58,9 @@ def _uvicorn(settings: Settings, config_path: str | None) -> None:
 
 
 def _granian(settings: Settings, config_path: str | None) -> None:
-    from granian import Granian
-    from granian.http import HTTP1Settings
+    with needs("granian", "server.engine: granian"):
+        from granian import Granian
+        from granian.http import HTTP1Settings
 
     server = settings.server
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from ..config import Deployment, Settings
+from ..extras import needs
 from ..upstream import UpstreamClient
 from .base import Query
 
@@ -33,7 +34,8 @@ class LocalProvider:
     async def open_client(
         self, settings: Settings, deployments: Sequence[Deployment], http: UpstreamClient
     ) -> UpstreamClient:
-        from ..speech.client import LocalSpeechClient  # faster-whisper, CTranslate2 and PyAV load only here
+        with needs("speech", "provider: local"):
+            from ..speech.client import LocalSpeechClient  # faster-whisper, CTranslate2 and PyAV load only here
 
         client = LocalSpeechClient(deployments, settings.speech)
         await client.start()

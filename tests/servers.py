@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -17,6 +18,35 @@ import uvicorn
 
 from aoai_gateway.config import ServerSettings
 from aoai_gateway.server import uvicorn_options
+
+# How long a server or a process may take to become ready before a test gives up. A bound on a hang, not an
+# expectation: starts take well under a second on an idle machine, and many times that on a busy 2-core one.
+START_SECONDS = 120.0
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    what: str,
+    *,
+    alive: Callable[[], bool] = lambda: True,
+    output: Callable[[], str] = lambda: "",
+    timeout: float = START_SECONDS,
+) -> None:
+    """Poll `ready` until it holds; RuntimeError naming `what` (and its `output`) if `alive` fails or time runs out.
+
+    wait_until(lambda: server.started, "the test server", alive=thread.is_alive)
+    """
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if not alive():
+            raise RuntimeError(f"{what} stopped before it was ready{_said(output())}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} was not ready within {timeout:g}s (an overloaded machine?){_said(output())}")
+        time.sleep(0.02)
+
+
+def _said(output: str) -> str:
+    return f"; its output:\n{output.strip()}" if output.strip() else ""
 
 
 class AsgiServer:
@@ -39,11 +69,7 @@ class AsgiServer:
 
     def __enter__(self) -> AsgiServer:
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
+        wait_until(lambda: self._server.started, "the test server", alive=self._thread.is_alive)
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:

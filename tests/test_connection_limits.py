@@ -75,20 +75,22 @@ def read_until_closed(sock: socket.socket, seconds: float = 15.0) -> bytes:
 
 
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One response with a Content-Length, leaving the connection open."""
+    """One response with a Content-Length, leaving the connection open and the next response unread.
+
+    It reads exactly one response's bytes: pipelined responses can arrive in one segment (they do on a busy
+    machine), and what a larger read took of the next one would be lost to the next call.
+    """
     data = b""
-    for _ in range(1000):
-        if b"\r\n\r\n" in data:
-            break
-        chunk = sock.recv(65536)
-        assert chunk, f"closed before a response: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status, headers = parse_head(head)
-    for _ in range(1000):
-        if len(body) >= int(headers["content-length"]):
-            break
-        body += sock.recv(65536)
+    while not data.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, f"closed before a response: {data!r}"
+        data += byte
+    status, headers = parse_head(data[:-4])
+    body = b""
+    while len(body) < int(headers["content-length"]):
+        chunk = sock.recv(int(headers["content-length"]) - len(body))
+        assert chunk, f"closed in the body of a response: {data + body!r}"
+        body += chunk
     return status, headers, body
 
 

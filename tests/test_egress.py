@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from .conftest import EMULATOR_KEY, GatewayFactory
-from .servers import free_port
+from .servers import free_port, wait_until
 
 pytest.importorskip("pproxy")
 
@@ -37,10 +37,12 @@ def egress_proxy(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-c", _RUN_PPROXY % port], stdout=out, stderr=out)
     try:
-        deadline = time.monotonic() + 10
-        while b"Serving on" not in log.read_bytes():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_until(
+            lambda: b"Serving on" in log.read_bytes(),
+            "pproxy",
+            alive=lambda: process.poll() is None,
+            output=log.read_text,
+        )
         yield port, log
     finally:
         process.kill()

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from .conftest import EMULATOR_KEY
-from .servers import AsgiServer, child_environ, free_port
+from .servers import START_SECONDS, AsgiServer, child_environ, free_port, wait_until
 
 
 @pytest.fixture
@@ -38,16 +38,14 @@ def served(emulator_server: AsgiServer, tmp_path: Path) -> Iterator[tuple[subpro
             [sys.executable, "-m", "aoai_gateway", "serve"], env=env, cwd=tmp_path, stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
+
+    def ready() -> bool:
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
+            return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
         except httpx.TransportError:
-            pass
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "gateway did not become ready"
-        time.sleep(0.1)
+            return False
+
+    wait_until(ready, "aoai-gateway serve", alive=lambda: process.poll() is None, output=log.read_text)
     yield process, log, url
     if process.poll() is None:
         process.kill()
@@ -118,7 +116,11 @@ def test_bad_env_is_a_clear_startup_error(tmp_path: Path) -> None:
         "AZURE_OPENAI_MODEL_MAPPER": "gpt-4o=ok,broken",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "aoai_gateway", "serve"], env=env, cwd=tmp_path, capture_output=True, timeout=30
+        [sys.executable, "-m", "aoai_gateway", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=START_SECONDS,
     )
     assert result.returncode == 1
     assert b"bad entry 'broken'" in result.stderr
@@ -131,20 +133,25 @@ def test_emulator_command_serves(tmp_path: Path) -> None:
         process = subprocess.Popen(
             [sys.executable, "-m", "aoai_gateway", "emulator", "--port", str(port)], stdout=out, stderr=out
         )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.post(
+    responses: list[httpx.Response] = []
+
+    def answered() -> bool:
+        try:
+            responses.append(
+                httpx.post(
                     f"http://127.0.0.1:{port}/openai/deployments/d/chat/completions?api-version=2024-10-21",
                     headers={"api-key": "k"},
                     json={"messages": [{"role": "user", "content": "hi"}]},
-                    timeout=2,
+                    timeout=5,
                 )
-                break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+            )
+            return True
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(answered, "aoai-gateway emulator", alive=lambda: process.poll() is None, output=log.read_text)
+        response = responses[-1]
         assert response.status_code == 200 and response.json()["object"] == "chat.completion"
     finally:
         process.terminate()

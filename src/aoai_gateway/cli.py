@@ -17,6 +17,7 @@ from . import __version__
 from .access.cli import add_access_commands
 from .calls.cli import add_calls_commands
 from .config import ENV_VARS, ConfigError, Settings, load_settings
+from .extras import MissingExtra, check_extras
 from .providers import PROVIDERS
 from .tables import text_table
 
@@ -87,13 +88,16 @@ def _command(argv: Sequence[str] | None) -> int:
             from .workers import WorkersFailed
 
             settings = _load(args.config, host=args.host, port=args.port)
+            check_extras(settings)  # before the server starts: one line, not a failed lifespan's traceback
             try:
                 serve(settings, args.config, emulator_port=args.with_emulator)
             except (ListenError, WorkersFailed) as exc:
                 print(f"aoai-gateway: {exc}", file=sys.stderr)
                 return 1
         elif args.command == "config":
-            print(routing_table(_load(args.config)))
+            settings = _load(args.config)
+            check_extras(settings)
+            print(routing_table(settings))
         elif args.command in ("keys", "usage"):
             from .access.cli import run_access_command
 
@@ -109,6 +113,9 @@ def _command(argv: Sequence[str] | None) -> int:
             from .emulator import serve as serve_emulator
 
             serve_emulator(EmulatorSettings.load(args.config), args.host, args.port)
+    except MissingExtra as exc:
+        print(f"aoai-gateway: {exc}", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         print(f"aoai-gateway: configuration error:\n{exc}", file=sys.stderr)
         return 1

@@ -37,6 +37,7 @@ import uvicorn
 
 from .app import create_app
 from .config import ServerSettings, Settings, load_settings
+from .extras import needs
 from .http.asgi import ASGIApp
 from .http.protocol import guarded_protocol
 from .logs import configure_logging
@@ -131,8 +132,9 @@ def _uvicorn(settings: Settings, config_path: str | None, sock: socket.socket) -
 
 
 def _granian(settings: Settings, config_path: str | None, sock: socket.socket) -> None:
-    from granian import Granian
-    from granian.http import HTTP1Settings
+    with needs("granian", "server.engine: granian"):
+        from granian import Granian
+        from granian.http import HTTP1Settings
 
     server = settings.server
     sock.close()  # granian binds the address itself; the check that it is free has been made

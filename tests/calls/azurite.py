@@ -22,7 +22,7 @@ from typing import NoReturn
 
 import pytest
 
-from ..servers import free_port
+from ..servers import START_SECONDS, free_port
 from ..services import REQUIRE_SERVICES
 
 AZURITE_BLOB = Path(__file__).parents[2] / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
@@ -38,7 +38,7 @@ def connection_string(port: int, key: str = ACCOUNT_KEY) -> str:
 
 
 @contextlib.contextmanager
-def run_azurite(timeout: float = 20) -> Iterator[str]:
+def run_azurite(timeout: float = START_SECONDS) -> Iterator[str]:
     if not AZURITE_BLOB.exists() or not shutil.which("node"):
         unavailable(
             f"Azurite is not installed at {AZURITE_BLOB} (or node is missing); run: npm ci --prefix tools/azurite"
@@ -75,10 +75,12 @@ def wait_for_port(process: subprocess.Popen[bytes], port: int, timeout: float) -
     while True:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return
-        if process.poll() is not None or time.monotonic() > deadline:
+        exited = process.poll() is not None
+        if exited or time.monotonic() > deadline:
             process.kill()
-            output = process.communicate()[0].decode(errors="replace").strip()
-            pytest.fail(f"Azurite did not start on 127.0.0.1:{port} within {timeout:g}s: {output or 'no output'}")
+            output = process.communicate()[0].decode(errors="replace").strip() or "no output"
+            why = "exited before it listened" if exited else f"was not listening within {timeout:g}s (overloaded?)"
+            pytest.fail(f"Azurite ({AZURITE_BLOB}) on 127.0.0.1:{port} {why}: {output}")
         time.sleep(0.05)
 
 

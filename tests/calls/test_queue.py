@@ -32,7 +32,7 @@ from aoai_gateway.emulator import EmulatorSettings
 from aoai_gateway.emulator import create_app as create_emulator
 
 from ..conftest import EMULATOR_KEY
-from ..servers import AsgiServer
+from ..servers import START_SECONDS, AsgiServer
 from ..services import REDIS, require
 
 AUDIO = Path(__file__).parent.parent / "speech" / "audio"
@@ -146,7 +146,7 @@ class Processes:
         self.env = {**os.environ, "AOAI_GATEWAY_CALLS_QUEUE_NAME": queue_name, "PYTHONUNBUFFERED": "1"}
         self.started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
 
-    def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, timeout: float = START_SECONDS) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "aoai_gateway.cli", "calls", *args],
             env=self.env,
@@ -207,11 +207,11 @@ def distinct_audio(folder: Path) -> set[str]:
     return {hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.iterdir()}
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = START_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what} (an overloaded machine?)")
         time.sleep(0.05)
 
 
@@ -236,7 +236,7 @@ def assert_all_done_once(folder: Path, recordings: Path) -> list[dict[str, Any]]
 
 def stop(process: subprocess.Popen[bytes]) -> int:
     process.send_signal(signal.SIGTERM)
-    return process.wait(20)
+    return process.wait(START_SECONDS)
 
 
 # -- the tests
@@ -254,7 +254,7 @@ def test_rabbitmq_process_then_one_worker_does_every_call_once(
     assert rows(tmp_path) == []  # nothing processed by the command itself
 
     worker = processes.start("worker", "--config", config, "--queue", rabbitmq, "--threads", "3")
-    wait_until(lambda: outcomes_logged(processes, worker) == 8, 30, "eight messages handled")
+    wait_until(lambda: outcomes_logged(processes, worker) == 8, "eight messages handled")
     assert_all_done_once(tmp_path, recordings)
     assert outcomes_logged(processes, worker, "done") == 7
     assert outcomes_logged(processes, worker, "duplicate") == 1
@@ -280,7 +280,7 @@ def test_rabbitmq_worker_killed_mid_batch_loses_nothing_and_pays_twice_only_for_
         return any(r["status"] == "done" for r in rows(tmp_path)) and bool(holds(doomed))
 
     while True:  # freeze it first, so that what it holds cannot change between looking and killing
-        wait_until(mid_batch, 30, "a call done and another in flight in the first worker")
+        wait_until(mid_batch, "a call done and another in flight in the first worker")
         doomed.send_signal(signal.SIGSTOP)
         in_flight = len(holds(doomed))
         if in_flight:
@@ -294,7 +294,7 @@ def test_rabbitmq_worker_killed_mid_batch_loses_nothing_and_pays_twice_only_for_
         stored = rows(tmp_path)
         return len(stored) == 7 and all(r["status"] == "done" for r in stored)
 
-    wait_until(settled, 40, "every call done after the kill")
+    wait_until(settled, "every call done after the kill")
     stored = assert_all_done_once(tmp_path, recordings)
     assert sum(r["attempts"] for r in stored) <= 7 + in_flight
     chat, whisper = chat_and_whisper_requests(slow)
@@ -309,7 +309,7 @@ def test_sigterm_hands_calls_in_flight_back_at_once(
 ) -> None:
     _, worker = slow_batch
     first = processes.start(*worker)
-    wait_until(lambda: any(r["status"] == "processing" for r in rows(tmp_path)), 30, "a call in flight")
+    wait_until(lambda: any(r["status"] == "processing" for r in rows(tmp_path)), "a call in flight")
 
     started = time.monotonic()
     assert stop(first) == 0
@@ -317,7 +317,7 @@ def test_sigterm_hands_calls_in_flight_back_at_once(
     assert not [r for r in rows(tmp_path) if r["status"] == "processing"]  # released, not left to expire
 
     second = processes.start(*worker[:-1], "4")
-    wait_until(lambda: outcomes_logged(processes, second) == 8 - outcomes_logged(processes, first), 40, "the rest")
+    wait_until(lambda: outcomes_logged(processes, second) == 8 - outcomes_logged(processes, first), "the rest")
     assert_all_done_once(tmp_path, recordings)
     assert stop(second) == 0
     assert "Traceback" not in processes.output(first) + processes.output(second)
@@ -342,8 +342,8 @@ def test_back_off_waits_in_the_broker_and_calls_retry_sends_failed_calls_again(
         stored = rows(tmp_path)
         return len(stored) == 2 and all(r["status"] == "failed" and r["attempts"] == 2 for r in stored)
 
-    wait_until(out_of_attempts, 30, "both calls failed twice")  # the second attempt came from a delayed message
-    wait_until(lambda: outcomes_logged(processes, worker) == 4, 10, "four outcomes")
+    wait_until(out_of_attempts, "both calls failed twice")  # the second attempt came from a delayed message
+    wait_until(lambda: outcomes_logged(processes, worker) == 4, "four outcomes")
     assert outcomes_logged(processes, worker, "retry") == 2
     assert outcomes_logged(processes, worker, "failed") == 2
 
@@ -351,7 +351,7 @@ def test_back_off_waits_in_the_broker_and_calls_retry_sends_failed_calls_again(
     retried = processes.run("retry", "--config", config, "--queue", rabbitmq)
     assert retried.returncode == 0, retried.stderr
     assert "re-queued 2 failed call(s)" in retried.stdout
-    wait_until(lambda: {r["status"] for r in rows(tmp_path)} == {"done"}, 30, "both calls done after `calls retry`")
+    wait_until(lambda: {r["status"] for r in rows(tmp_path)} == {"done"}, "both calls done after `calls retry`")
     assert_all_done_once(tmp_path, recordings)
     assert stop(worker) == 0
 
@@ -369,7 +369,7 @@ def test_redis_queue_two_workers_results_in_postgresql(
 
     workers = [processes.start("worker", "--config", config, "--queue", redis_queue) for _ in range(2)]
     handled = lambda: sum(outcomes_logged(processes, worker) for worker in workers)  # noqa: E731
-    wait_until(lambda: handled() == 8, 30, "eight messages handled")
+    wait_until(lambda: handled() == 8, "eight messages handled")
     stored = postgres(postgres_url, "SELECT id, status, document->'fields' AS fields FROM calls")
     assert sorted(row["id"] for row in stored) == sorted(distinct_audio(recordings))
     assert {row["status"] for row in stored} == {"done"} and all(row["fields"] for row in stored)

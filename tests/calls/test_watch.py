@@ -21,7 +21,7 @@ import pytest
 
 from aoai_gateway.cli import main
 
-from ..servers import AsgiServer
+from ..servers import START_SECONDS, AsgiServer
 from .conftest import CallsConfigFactory, requests_to, write_config
 
 ENV = {**os.environ, "OPENAI_API_KEY": "caller-key"}
@@ -51,7 +51,7 @@ def batch_in_flight(config: Path, recordings: Path, database: Path) -> subproces
     """`calls process` started and caught with one call stored and others in flight."""
     command = calls_command(config, "process", str(recordings))
     process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         states = [row["status"] for row in rows(database)]
         if "done" in states and "processing" in states:
@@ -106,7 +106,10 @@ def test_two_watchers_on_one_folder_never_process_a_call_twice(
 def test_watch_picks_up_new_and_changed_files_and_survives_restarts(
     calls_config: CallsConfigFactory, recordings: Path, tmp_path: Path, reset_emulator: AsgiServer
 ) -> None:
-    config = write_config(tmp_path / "config.yaml", calls_config(settle_seconds=0))
+    # One call at a time, in name order: report-again.wav is done before its byte-identical copy report.wav comes
+    # up, which is then a duplicate. With several at once the copy could meet it still in flight, and a watcher
+    # leaves a call in flight to its holder ("busy", not counted): the summary then said "duplicates 0".
+    config = write_config(tmp_path / "config.yaml", calls_config(settle_seconds=0, concurrency=1))
     once = calls_command(config, "watch", str(recordings), "--once")
 
     first = run(once)
@@ -263,7 +266,7 @@ def test_sigterm_hands_unfinished_calls_back_at_once(
     started = time.monotonic()
     restarted = run(calls_command(config, "process", str(recordings)))
     assert restarted.returncode == 0, restarted.stderr
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 300  # far less than the 600 s lease it would otherwise wait out
     assert {row["status"] for row in rows(database)} == {"done"}
     assert all(row["attempts"] == 1 for row in rows(database))
 

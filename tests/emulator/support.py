@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,8 @@ import httpx
 
 from aoai_gateway.emulator import DeploymentSettings, EmulatorSettings, FaultSpec
 from aoai_gateway.emulator.server import build_server
+
+from ..servers import wait_until
 
 API_KEY = "test-key"
 API_VERSION = "2024-10-21"
@@ -61,11 +62,7 @@ def running(settings: EmulatorSettings) -> Iterator[RunningEmulator]:
     server = build_server(settings, "127.0.0.1", port, log_level="warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the emulator did not start; see the captured log")
-        time.sleep(0.01)
+    wait_until(lambda: server.started, "the emulator (see the captured log)", alive=thread.is_alive)
     base_url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base_url, timeout=10) as http:

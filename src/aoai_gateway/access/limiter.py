@@ -128,7 +128,10 @@ class RedisLimiter:
 
     @classmethod
     def from_url(cls, url: str) -> RedisLimiter:
-        import redis.asyncio
+        from ..extras import needs
+
+        with needs("redis", "redis_url"):
+            import redis.asyncio
 
         # A bounded pool that makes a burst wait for a connection instead of failing with "Too many connections".
         pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ..config import ConfigError, Settings, load_settings
 from ..config.calls import CallsSettings
+from ..extras import check_extras
 from ..store import connect_database, migrate
 from ..tables import text_table
 from .display import json_text, printable
@@ -125,6 +126,7 @@ def add_calls_commands(commands: Any) -> None:
 def run_calls_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = _settings(args, environ)
     command = args.calls_command
+    check_extras(settings, calls=command)
     try:
         if command in ("list", "show", "export"):
             return asyncio.run(_read(command, args, settings))

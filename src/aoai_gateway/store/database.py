@@ -197,7 +197,10 @@ class PostgresDatabase:
 
     @classmethod
     async def connect(cls, url: str) -> PostgresDatabase:
-        import asyncpg  # type: ignore[import-untyped]
+        from ..extras import needs
+
+        with needs("postgres", "database_url postgresql://"):
+            import asyncpg  # type: ignore[import-untyped]
 
         return cls(await asyncpg.create_pool(url, min_size=1, max_size=10))
 

@@ -16,7 +16,10 @@ def _aiohttp(settings: UpstreamSettings, on_resend: ResendHook | None = None) ->
 
 
 def _httpx(settings: UpstreamSettings, on_resend: ResendHook | None = None) -> UpstreamClient:
-    from .httpx_client import HttpxUpstream
+    from ..extras import needs
+
+    with needs("httpx", "upstream.client: httpx"):
+        from .httpx_client import HttpxUpstream
 
     return HttpxUpstream(settings, on_resend)
 

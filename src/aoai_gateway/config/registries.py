@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 # What a setting names -> (module, registry) holding the parts of that kind.
 REGISTRIES: dict[str, tuple[str, str]] = {
@@ -35,9 +36,12 @@ def registered(kind: str) -> AfterValidator:
     """A validator that accepts only names the `kind` registry holds, and lists them when it refuses."""
 
     def check(value: str) -> str:
-        names = registry(kind)
+        names = list(registry(kind))
         if value not in names:
-            raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(names)}")
+            # The words pydantic uses for a Literal, so messages read the same as every other choice.
+            quoted = [f"'{name}'" for name in names]
+            expected = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
         return value
 
     return AfterValidator(check)

@@ -28,6 +28,7 @@ from ..api_call import Call
 from ..balancing import DeploymentHealth, DeploymentRouter, retry_after_seconds, retryable_status
 from ..errors import (
     AuthenticationError,
+    GatewayError,
     ModelNotFound,
     NoDeploymentAvailable,
     PayloadTooLarge,
@@ -195,6 +196,9 @@ class ProxyService:
                 self._count(health, exc.code or "upstream_error", None, retry)
                 log.warning("deployment %s failed: %s", name, exc.message)
                 raise
+            except GatewayError as exc:
+                # An in-process model's refusal: an answer like an upstream's (a full queue is its 429).
+                return self._refused(health, exc, last, final, retry)
             seconds = time.perf_counter() - started
             exchange.upstream_ms = round(seconds * 1000, 3)
             health.observe_latency(seconds * 1000)
@@ -241,6 +245,23 @@ class ProxyService:
             return True
         finally:
             health.in_flight -= 1
+
+    def _refused(self, health: DeploymentHealth, error: GatewayError, last: bool, final: bool, retry: bool) -> bool:
+        """False to try the next deployment after a retryable refusal; raise it when it is the caller's answer."""
+        clock = self.router.clock
+        if retryable_status(error.status):
+            wait = retry_after_seconds([(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()])
+            if error.status == 429 or wait is not None:
+                fallback = self.router.settings.default_cooldown_seconds
+                health.cool_down(fallback if wait is None else wait, clock())
+            health.breaker.record(success=error.status == 429, now=clock())
+            self._count(health, f"http_{error.status}", None, retry)
+            if not last or (error.status == 429 and not final):
+                return False
+        else:
+            health.breaker.record(success=True, now=clock())
+            self._count(health, f"http_{error.status}", None, retry)
+        raise error
 
     def _count(self, health: DeploymentHealth, outcome: str, seconds: float | None, retry: bool) -> None:
         health.count(outcome)

@@ -23,12 +23,12 @@ from collections.abc import AsyncIterator, Iterable
 
 from ..config import Deployment
 from ..config.speech import SpeechSettings
-from ..errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError
+from ..errors import InvalidRequest, ModelNotFound, UpstreamError
 from ..http.multipart import MultipartForm
 from ..upstream import UpstreamRequest
 from .audio import SAMPLE_RATE, decode_audio
 from .engine import Cancelled, Decoding, SpeechModel
-from .formats import EVENT_STREAM, JSON, delta_event, done_event, render
+from .formats import EVENT_STREAM, delta_event, done_event, render
 from .languages import LANGUAGES
 from .pool import SpeechPool, pool_size
 from .request import SpeechRequest, Task
@@ -65,26 +65,23 @@ class LocalSpeechClient:
             )
 
     async def send(self, request: UpstreamRequest, *, stream: bool) -> LocalResponse:
-        try:
-            model, task = self._route(request.deployment, request.operation)
-            form = request.form
-            if form is None:  # the body changed on its way here: parse what will really be read
-                content_type = next((v for k, v in request.headers if k.lower() == "content-type"), "")
-                form = MultipartForm.parse(request.body, content_type)
-            speech = SpeechRequest.from_form(form, task)
-            _check_model(model, speech)
-            job = _Job(model, speech, memoryview(form.body)[speech.file[0] : speech.file[1]])
-            future = self.pool.submit(job.run)
-        except GatewayError as exc:
-            return LocalResponse.error(exc)
+        """The model's answer; a refusal (unusable audio, a full queue, shutting down) is raised as the gateway's
+        own error, which the proxy renders or fails over on, as it would an upstream's answer."""
+        model, task = self._route(request.deployment, request.operation)
+        form = request.form
+        if form is None:  # the body changed on its way here: parse what will really be read
+            content_type = next((v for k, v in request.headers if k.lower() == "content-type"), "")
+            form = MultipartForm.parse(request.body, content_type)
+        speech = SpeechRequest.from_form(form, task)
+        _check_model(model, speech)
+        job = _Job(model, speech, memoryview(form.body)[speech.file[0] : speech.file[1]])
+        future = self.pool.submit(job.run)  # ModelBusy (429) when the queue is full: the proxy fails over
         try:
             if speech.stream:
                 # The transcript travels as events; the future only holds the pool slot until the job ends.
                 future.add_done_callback(_retrieve)
                 return await job.stream_response()
             return job.whole_response(await future)
-        except GatewayError as exc:
-            return LocalResponse.error(exc)
         except asyncio.CancelledError:
             job.cancel()  # the client left or the deadline passed: stop at the next batch
             raise
@@ -248,12 +245,6 @@ class LocalResponse:
         self._body = body
         self._events = events
         self._job = job
-
-    @classmethod
-    def error(cls, error: GatewayError) -> LocalResponse:
-        body = error.body()
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
-        return cls(error.status, [(b"content-type", JSON), _length(body), *headers], body=body)
 
     async def read(self) -> bytes:
         return self._body if self._events is None else b"".join([chunk async for chunk in self.iter_chunks()])

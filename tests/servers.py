@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -92,3 +94,23 @@ def child_environ() -> dict[str, str]:
     if env.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep))
     return env
+
+
+def answers(url: str) -> bool:
+    """Whether `url` answers 200 now (a refused or reset connection is a no)."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path | None = None) -> None:
+    """Wait until `url` answers 200, with a generous bound; fail at once, with the log, if `process` exits."""
+    wait_until(
+        lambda: answers(url),
+        url,
+        alive=lambda: process.poll() is None,
+        output=lambda: log.read_text(errors="replace") if log is not None and log.exists() else "",
+    )

@@ -26,7 +26,7 @@ import yaml
 from aoai_gateway.config import load_settings
 
 from .conftest import EMULATOR_KEY
-from .servers import AsgiServer, free_port
+from .servers import AsgiServer, free_port, wait_for_http
 
 ROOT = Path(__file__).parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"
@@ -329,16 +329,7 @@ def test_image_installs_and_starts_as_written(target: str, tmp_path: Path, emula
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=out, stderr=out)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process, log)
         assert subprocess.run(check_cmd, env=env, timeout=10).returncode == 0  # the HEALTHCHECK, as docker runs it
         answer = httpx.post(
             f"http://127.0.0.1:{port}/v1/chat/completions",
@@ -396,15 +387,7 @@ def test_front_balances_over_replicas_and_streams_unbuffered(tmp_path: Path) -> 
         stack.callback(process.wait, 10)
         stack.callback(process.terminate)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                assert httpx.get(f"{url}/nginx-health", timeout=1).text == "ok\n"
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, (tmp_path / "error.log").read_text()
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        wait_for_http(f"{url}/nginx-health", process, tmp_path / "error.log")
         answers = [httpx.get(f"{url}/", timeout=5).text for _ in range(20)]
         assert answers.count("a") >= 5 and answers.count("b") >= 5, answers
         with httpx.stream("GET", f"{url}/stream", timeout=10) as response:

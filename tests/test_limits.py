@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from aoai_gateway.store import KeySpec, KeyStore, Limits, connect_database, migr
 
 from .conftest import EMULATOR_KEY
 from .keyed import fresh_minute
-from .servers import AsgiServer, free_port
+from .servers import AsgiServer, free_port, wait_for_http
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -112,16 +111,8 @@ async def test_two_gateway_processes_share_one_limit(
     ]
     try:
         async with httpx.AsyncClient(timeout=30) as client:
-            for port in ports:
-                deadline = time.monotonic() + 20
-                while True:
-                    try:
-                        if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.1)
+            for port, process in zip(ports, processes, strict=True):
+                await asyncio.to_thread(wait_for_http, f"http://127.0.0.1:{port}/readyz", process)
             body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
             responses = await asyncio.gather(
                 *(

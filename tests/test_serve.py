@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from .conftest import EMULATOR_KEY
-from .servers import START_SECONDS, AsgiServer, child_environ, free_port, wait_until
+from .servers import START_SECONDS, AsgiServer, child_environ, free_port, wait_for_http, wait_until
 
 
 @pytest.fixture
@@ -159,16 +159,7 @@ def test_emulator_command_serves(tmp_path: Path) -> None:
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "gateway did not become ready"
-        time.sleep(0.1)
+    wait_for_http(f"{url}/readyz", process, log)
 
 
 def test_a_taken_port_is_one_line_before_listening(tmp_path: Path) -> None:

@@ -169,7 +169,7 @@ async def test_client_disconnect_cancels_upstream(
     ):
         async for _ in response.aiter_raw():
             break
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # a bound for a stuck test, not a speed requirement
     while rec.stream_cancelled is None or not rec.stream_cancelled.is_set():
         assert time.monotonic() < deadline, "upstream stream was not cancelled"
         await __import__("asyncio").sleep(0.02)

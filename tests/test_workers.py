@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ from aoai_gateway.store import KeySpec, KeyStore, Limits, connect_database, migr
 
 from .conftest import EMULATOR_KEY
 from .keyed import fresh_minute
-from .servers import AsgiServer, child_environ, free_port
+from .servers import AsgiServer, child_environ, free_port, wait_for_http
 
 
 def served_pids(log: Path) -> set[int]:
@@ -59,16 +58,7 @@ async def test_two_workers_share_the_port_and_one_limit(
         )
     try:
         async with httpx.AsyncClient(timeout=30) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if (await client.get(f"{url}/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                await asyncio.sleep(0.1)
+            await asyncio.to_thread(wait_for_http, f"{url}/readyz", process, log)
             body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
             headers = {"authorization": f"Bearer {secret}"}
             responses = await asyncio.gather(

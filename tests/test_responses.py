@@ -158,9 +158,9 @@ def test_an_unknown_id_goes_through_normal_routing(
     two_resources: tuple[AsgiServer, AsgiServer], tmp_path: Path
 ) -> None:
     east, west = two_resources
-    with AsgiServer(create_app(_two_resource_settings(east, west, tmp_path))) as gateway:
-        with pytest.raises(openai.NotFoundError):
-            client(gateway).responses.retrieve("resp_neverseen")
+    gateway = AsgiServer(create_app(_two_resource_settings(east, west, tmp_path)))
+    with gateway, pytest.raises(openai.NotFoundError):
+        client(gateway).responses.retrieve("resp_neverseen")
 
 
 async def test_keys_mode_usage_caps_and_ownership(keyed: Any) -> None:

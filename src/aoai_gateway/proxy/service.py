@@ -43,6 +43,7 @@ from ..http.spool import Body
 from ..metrics import GatewayMetrics
 from ..providers import PROVIDERS
 from ..upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
+from .bridge import BridgedResponse, chat_to_responses
 from .headers import RequestHeaderRules, response_headers
 from .usage import StreamTail, UsageChunkFilter, usage_of_body
 
@@ -134,13 +135,20 @@ class ProxyService:
             if call.form is not None and limit is not None and len(call.body) > limit:
                 failure = PayloadTooLarge(limit)
                 continue
+            # A chat call to a model that answers only on Responses is translated there and back (bridge.py).
+            bridge = call.document if deployment.api == "responses" and call.operation == "chat/completions" else None
+            operation = "responses" if bridge is not None else call.operation
+            if bridge is not None:
+                body = chat_to_responses(bridge, deployment.deployment)
+            else:
+                body = call.body_with_model(provider.body_model(deployment, call.operation))
             upstream = UpstreamRequest(
                 call.method,
-                provider.url(deployment, call.operation, query, call.client_api_version),
+                provider.url(deployment, operation, query, call.client_api_version),
                 [*forwarded, *(provider.auth_headers(key) if key else ())],
-                body := call.body_with_model(provider.body_model(deployment, call.operation)),
+                body,
                 deployment=deployment.deployment,
-                operation=call.operation,
+                operation=operation,
                 form=call.form if body is call.body else None,  # still the body the form was parsed from
             )
             last = (
@@ -156,7 +164,7 @@ class ProxyService:
                 capture = ResponseIdCapture(self.affinity, deployment, exchange.key_id)
             try:
                 if await self._attempt(
-                    request, send, health, upstream, call.stream, deadline, last, final, attempt > 0, capture
+                    request, send, health, upstream, call.stream, deadline, last, final, attempt > 0, capture, bridge
                 ):
                     return
                 failure = None
@@ -180,6 +188,7 @@ class ProxyService:
         final: bool,
         retry: bool,
         capture: ResponseIdCapture | None = None,
+        bridge: dict[str, Any] | None = None,
     ) -> bool:
         """One try on one deployment; True when the client got its answer, False to try the next deployment.
 
@@ -198,6 +207,8 @@ class ProxyService:
             try:
                 async with asyncio.timeout_at(deadline):
                     response = await client.send(upstream, stream=stream)
+                    if bridge is not None:
+                        response = await BridgedResponse.open(response, stream, bridge)
             except TimeoutError:
                 raise UpstreamTimeout("The upstream request timed out: the routing deadline passed.") from None
             except UpstreamError as exc:

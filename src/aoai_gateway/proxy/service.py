@@ -138,6 +138,7 @@ class ProxyService:
             # A chat call to a model that answers only on Responses is translated there and back (bridge.py).
             bridge = call.document if deployment.api == "responses" and call.operation == "chat/completions" else None
             operation = "responses" if bridge is not None else call.operation
+            body: Body
             if bridge is not None:
                 body = chat_to_responses(bridge, deployment.deployment)
             else:

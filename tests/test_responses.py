@@ -215,3 +215,16 @@ def test_preview_api_version_goes_dated_to_deployment_routes(start_gateway: Gate
         sdk.responses.create(model="gpt-4o", input="hi")
         assert recorder.requests[-1].path == "/apim/team/openai/v1/responses"
         assert b'"model":"chat-4o"' in recorder.requests[-1].body
+
+
+def test_langchain_use_responses_api(gateway: AsgiServer) -> None:
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(
+        model="gpt-4o", base_url=f"{gateway.url}/v1", api_key=EMULATOR_KEY, use_responses_api=True, max_retries=0
+    )
+    answer = chat.invoke("Hello from LangChain")
+    assert answer.text == "You said: Hello from LangChain"
+    assert answer.usage_metadata is not None and answer.usage_metadata["output_tokens"] > 0
+    streamed = "".join(chunk.text for chunk in chat.stream("stream it"))
+    assert streamed == "You said: stream it"

@@ -7,6 +7,7 @@ keys-mode usage and ownership of response ids, and `api-version=preview` on a de
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ def test_background_and_cancel(gateway: AsgiServer) -> None:
     for _ in range(100):
         if sdk.responses.retrieve(done.id).status == "completed":
             break
-        asyncio.run(asyncio.sleep(0.05))
+        time.sleep(0.05)
     assert sdk.responses.retrieve(done.id).output_text == "You said: more work"
 
 

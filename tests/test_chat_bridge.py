@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ TOOLS: Any = [
 
 
 @pytest.fixture
-def bridged(start_gateway: GatewayFactory, emulator_server: AsgiServer) -> OpenAI:
+def bridged(start_gateway: GatewayFactory, emulator_server: AsgiServer) -> Iterator[OpenAI]:
     deployment = {
         "model": "o-responses",
         "deployment": "resp-only",
@@ -32,7 +33,8 @@ def bridged(start_gateway: GatewayFactory, emulator_server: AsgiServer) -> OpenA
         "api": "responses",
     }
     gateway = start_gateway(deployments=[deployment])
-    return OpenAI(base_url=f"{gateway.url}/v1", api_key=EMULATOR_KEY, max_retries=0)
+    with OpenAI(base_url=f"{gateway.url}/v1", api_key=EMULATOR_KEY, max_retries=0) as sdk:
+        yield sdk
 
 
 def test_chat_answer_and_usage(bridged: OpenAI) -> None:
@@ -99,16 +101,16 @@ def test_structured_output_and_the_request_sent(start_gateway: GatewayFactory) -
     with AsgiServer(recorder) as upstream:
         deployment = {"model": "o-responses", "deployment": "resp-only", "endpoint": upstream.url, "api": "responses"}
         gateway = start_gateway(upstream.url, deployments=[deployment])
-        sdk = OpenAI(base_url=f"{gateway.url}/v1", api_key=EMULATOR_KEY, max_retries=0)
         schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
-        sdk.chat.completions.with_raw_response.create(
-            model="o-responses",
-            messages=[{"role": "user", "content": "x"}],
-            response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}},
-            max_completion_tokens=9,
-            tools=TOOLS,
-            tool_choice={"type": "function", "function": {"name": "get_weather"}},
-        )
+        with OpenAI(base_url=f"{gateway.url}/v1", api_key=EMULATOR_KEY, max_retries=0) as sdk:
+            sdk.chat.completions.with_raw_response.create(
+                model="o-responses",
+                messages=[{"role": "user", "content": "x"}],
+                response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}},
+                max_completion_tokens=9,
+                tools=TOOLS,
+                tool_choice={"type": "function", "function": {"name": "get_weather"}},
+            )
         seen = recorder.requests[-1]
         assert seen.path == "/openai/v1/responses"
         sent = json.loads(seen.body)

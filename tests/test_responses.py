@@ -27,9 +27,20 @@ from .conftest import EMULATOR_KEY, GatewayFactory
 from .recorder import Recorder
 from .servers import AsgiServer
 
+_OPEN: list[OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    # A client's pooled connection to a gateway that stopped would otherwise be found unclosed by the GC later.
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
 
 def client(gateway: AsgiServer, key: str = EMULATOR_KEY, base: str = "/v1") -> OpenAI:
-    return OpenAI(base_url=f"{gateway.url}{base}", api_key=key, max_retries=0)
+    _OPEN.append(OpenAI(base_url=f"{gateway.url}{base}", api_key=key, max_retries=0))
+    return _OPEN[-1]
 
 
 @pytest.mark.parametrize("base", ["/v1", "/openai/v1/"])
@@ -104,10 +115,11 @@ def test_azure_clients(gateway: AsgiServer) -> None:
     dated = AzureOpenAI(
         azure_endpoint=gateway.url, api_key=EMULATOR_KEY, api_version="2025-04-01-preview", max_retries=0
     )
+    _OPEN.append(dated)
     created = dated.responses.create(model="gpt-4o", input="Azure says hi")
     assert created.output_text == "You said: Azure says hi"
     assert dated.responses.retrieve(created.id).id == created.id
-    v1 = OpenAI(base_url=f"{gateway.url}/openai/v1/", api_key=EMULATOR_KEY, max_retries=0)
+    v1 = client(gateway, base="/openai/v1/")
     assert v1.responses.create(model="gpt-4o", input="v1").output_text == "You said: v1"
     missing = httpx.post(f"{gateway.url}/openai/responses", json={"model": "gpt-4o", "input": "x"})
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "api-version"
@@ -195,12 +207,7 @@ def test_preview_api_version_goes_dated_to_deployment_routes(start_gateway: Gate
     recorder = Recorder()
     with AsgiServer(recorder) as upstream:
         gateway = start_gateway(upstream.url)
-        sdk = OpenAI(
-            base_url=f"{gateway.url}/openai/v1/",
-            api_key=EMULATOR_KEY,
-            max_retries=0,
-            default_query={"api-version": "preview"},
-        )
+        sdk = client(gateway, base="/openai/v1/").with_options(default_query={"api-version": "preview"})
         sdk.chat.completions.create(model="chat-4o", messages=[{"role": "user", "content": "hi"}])
         seen = recorder.requests[-1]
         assert seen.path.endswith("/openai/deployments/chat-4o/chat/completions")

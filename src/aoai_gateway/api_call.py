@@ -32,6 +32,9 @@ class Call:
     client_api_version: str | None = None
     query: list[tuple[str, str]] | None = None
     patched: bool = False
+    method: str = "POST"
+    # The stored response this call refers to (its path, or a create's `previous_response_id`): routed sticky.
+    response_id: str | None = None
 
     @property
     def content_type(self) -> bytes:
@@ -136,7 +139,20 @@ def json_call(body: bytes, operation: str, model: str | None = None) -> Call:
     if model is None:
         model = _model_field(document.get("model"))
     stream = document.get("stream") is True
-    return Call(operation, model, body, stream=stream, document=document)
+    call = Call(operation, model, body, stream=stream, document=document)
+    if operation == "responses":
+        previous = document.get("previous_response_id")
+        if previous is not None and not isinstance(previous, str):
+            raise InvalidRequest(
+                "previous_response_id must be a string.", param="previous_response_id", code="invalid_type"
+            )
+        call.response_id = previous or None
+    return call
+
+
+def resource_call(operation: str, method: str, response_id: str) -> Call:
+    """A call on one stored response (retrieve, delete, input items, cancel): no model, no body of its own."""
+    return Call(operation, "", b"", method=method, response_id=response_id)
 
 
 def form_call(body: Body, content_type: str, operation: str, model: str | None = None) -> Call:

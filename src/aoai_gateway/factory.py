@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from .access import ACCESS_MODES
+from .access import ACCESS_MODES, ManagedAccess
 from .app import Gateway
 from .balancing import DeploymentRouter
+from .balancing.affinity import ResponseAffinity, needs_placements
 from .config import Settings
 from .exchange import ExchangeListener
 from .logs import AccessLog, default_access_log
@@ -25,6 +26,8 @@ from .metrics import GatewayMetrics
 from .providers import open_clients, upload_limits
 from .proxy import ProxyService, RequestHeaderRules
 from .routes import build_router
+from .store import connect_database, migrate
+from .store.placements import ResponsePlacements
 from .upstream import UpstreamClient, create_upstream_client
 
 
@@ -45,6 +48,7 @@ async def open_gateway(
         http = upstream if upstream is not None else create_upstream_client(settings.upstream, on_resend)
         stack.push_async_callback(http.aclose)
         clients = await open_clients(settings, http, stack)
+        affinity = await _open_affinity(settings, deployments, access, stack)
         service = ProxyService(
             deployments,
             access,
@@ -53,6 +57,7 @@ async def open_gateway(
             metrics=metrics,
             upload_limits=upload_limits(settings),
             log_bodies=settings.logging.log_bodies,
+            affinity=affinity,
         )
         listeners: list[ExchangeListener] = [access]
         if metrics is not None:
@@ -67,6 +72,22 @@ async def open_gateway(
             listeners,
             deployment_header=settings.admin.deployment_header,
         )
+
+
+async def _open_affinity(
+    settings: Settings, router: DeploymentRouter, access: object, stack: AsyncExitStack
+) -> ResponseAffinity:
+    """Where stored responses live: in the keys mode's database (ids are bound to keys there), or in the
+    configured database when some model spans several resources; otherwise nothing is remembered."""
+    ttl = settings.responses.placement_ttl_days * 86400
+    if isinstance(access, ManagedAccess):
+        return ResponseAffinity(router, ResponsePlacements(access.db, ttl), bind_keys=True)
+    if not needs_placements(list(settings.deployments)):
+        return ResponseAffinity(router, None, bind_keys=False)
+    db = await connect_database(settings.database_url)
+    stack.push_async_callback(db.close)
+    await migrate(db)
+    return ResponseAffinity(router, ResponsePlacements(db, ttl), bind_keys=False)
 
 
 __all__ = ["open_gateway"]

@@ -10,9 +10,11 @@ of the upstream resource. A later feature adds its operations here.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from enum import Enum
 
-from .errors import RouteNotFound
+from .errors import InvalidRequest, RouteNotFound
 
 
 class BodyKind(Enum):
@@ -28,7 +30,44 @@ OPERATIONS: dict[str, BodyKind] = {
     "audio/speech": BodyKind.JSON,
     "audio/transcriptions": BodyKind.FORM,
     "audio/translations": BodyKind.FORM,
+    "responses": BodyKind.JSON,
 }
+
+# Operations that name a stored Responses object in their path. The id is checked against a strict pattern and
+# then placed into the upstream path here; nothing else of the client's path is used.
+RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9_-]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceOperation:
+    """An operation on one stored object: its method and the path it takes upstream, `{id}` for the object."""
+
+    method: str
+    template: str
+
+    def path(self, object_id: str) -> str:
+        """The upstream operation path for a validated id; `InvalidRequest` for anything else."""
+        if RESPONSE_ID.fullmatch(object_id) is None:
+            raise InvalidRequest(
+                "Invalid 'response_id': expected an ID that begins with 'resp_' followed by letters, digits, "
+                "'_' or '-' (at most 128).",
+                param="response_id",
+                code="invalid_value",
+            )
+        return self.template.replace("{id}", object_id)
+
+
+RESOURCE_OPERATIONS: dict[str, ResourceOperation] = {
+    "responses.retrieve": ResourceOperation("GET", "responses/{id}"),
+    "responses.delete": ResourceOperation("DELETE", "responses/{id}"),
+    "responses.input_items": ResourceOperation("GET", "responses/{id}/input_items"),
+    "responses.cancel": ResourceOperation("POST", "responses/{id}/cancel"),
+}
+
+
+def is_responses(operation: str) -> bool:
+    """Whether an upstream operation path belongs to the Responses API (create, or one stored response)."""
+    return operation == "responses" or operation.startswith("responses/")
 
 
 def operation_kind(name: str, method: str = "POST", path: str = "") -> BodyKind:
@@ -39,4 +78,12 @@ def operation_kind(name: str, method: str = "POST", path: str = "") -> BodyKind:
     return kind
 
 
-__all__ = ["OPERATIONS", "BodyKind", "operation_kind"]
+__all__ = [
+    "OPERATIONS",
+    "RESOURCE_OPERATIONS",
+    "RESPONSE_ID",
+    "BodyKind",
+    "ResourceOperation",
+    "is_responses",
+    "operation_kind",
+]

@@ -36,7 +36,11 @@ from .quota import UTC, admission_checks, day_start, estimate_prompt_tokens, rat
 
 # The fields that bound what an endpoint generates, and the one inserted when a capped request names none.
 _TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
-_INSERTED_FIELD = {"chat/completions": "max_completion_tokens", "completions": "max_tokens"}
+_INSERTED_FIELD = {
+    "chat/completions": "max_completion_tokens",
+    "completions": "max_tokens",
+    "responses": "max_output_tokens",
+}
 _GENERATES = frozenset(_INSERTED_FIELD)
 _MAX_CHOICES = 128  # OpenAI's own bound on `n`
 
@@ -99,7 +103,8 @@ class AccessControl:
         completion = self._bound_tokens(key, call)
         reservation = estimate_prompt_tokens(call.document or {}) + completion * _choices(call.document or {})
         grant = Grant(key, reservation)
-        if call.stream and call.document is not None:
+        if call.stream and call.document is not None and call.operation != "responses":
+            # (A Responses stream always ends with its usage, in `response.completed`.)
             options = call.document.get("stream_options")
             if not (isinstance(options, dict) and options.get("include_usage") is True):
                 # Token caps need the real usage of streams too: ask for it, hide it from the client.

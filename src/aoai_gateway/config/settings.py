@@ -187,6 +187,12 @@ class AccessSettings(_Section):
     code_failures_per_address: int = Field(10, ge=1)
 
 
+class ResponsesSettings(_Section):
+    """The Responses API: how long the gateway remembers which resource stored a response (Azure keeps 30 days)."""
+
+    placement_ttl_days: float = Field(30.0, gt=0)
+
+
 class Deployment(_Section):
     """One upstream deployment serving one model name.
 
@@ -205,6 +211,10 @@ class Deployment(_Section):
     api_key: SecretStr | None = None
     api_version: ApiVersion = DEFAULT_API_VERSION
     api_style: Literal["deployments", "v1"] = "deployments"
+    # Responses calls go to `{endpoint}/openai/v1/responses` (v1) or `/openai/responses?api-version=` (dated).
+    responses_route: Literal["v1", "dated"] = "v1"
+    # `responses`: the model answers only on the Responses API; chat completions are translated to it.
+    api: Literal["native", "responses"] = "native"
     weight: float = Field(1.0, gt=0)
     priority: int = Field(0, ge=0)
     rpm: int | None = Field(None, ge=1)
@@ -273,6 +283,7 @@ class Settings(_Section):
     admin: AdminSettings = AdminSettings()
     speech: SpeechSettings = SpeechSettings()
     calls: CallsSettings = CallsSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     deployments: tuple[Deployment, ...] = Field((), validation_alias=AliasChoices("deployments", "deployment_config"))
     sources: tuple[str, ...] = ()
 

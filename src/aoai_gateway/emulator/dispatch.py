@@ -25,7 +25,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
-from .call import Call, FormPayload, Operation, Upload
+from .call import Call, FormPayload, Operation, Reply, Upload
 from .deployments import DeploymentTable
 from .errors import (
     AccessDenied,
@@ -39,6 +39,7 @@ from .errors import (
 )
 from .faults import FAULT_HEADER, FaultBook, parse_fault_header
 from .operations import OPERATIONS
+from .responses import ResponseTable
 from .settings import DeploymentSettings, EmulatorSettings, FaultSpec
 from .stats import RequestStats
 from .wire import Header, send_reply, send_whole, sleep_unless_disconnected
@@ -46,6 +47,10 @@ from .wire import Header, send_reply, send_whole, sleep_unless_disconnected
 __all__ = ["OpenAIDispatcher"]
 
 _ROUTE = re.compile(r"^.*?/openai/(?:deployments/(?P<deployment>[^/]+)/(?P<operation>.+?)|v1/(?P<v1>.+?))/?$")
+# The Responses API: create on /openai/v1/responses or the dated /openai/responses?api-version=, and one stored
+# response by id. The deployment is named in the body's `model`.
+_RESPONSES = re.compile(r"^.*?/openai/(?P<v1>v1/)?responses(?:/(?P<id>[^/]+)(?P<sub>/input_items|/cancel)?)?/?$")
+_RESPONSE_OPERATION = Operation("Responses_Create", lambda call: Reply.json({}))
 _UPLOAD_HEAD = 64
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
@@ -66,13 +71,24 @@ class OpenAIDispatcher:
         self._keys = frozenset(settings.api_keys)
         self._region = settings.region.encode()
         self._table, self._faults, self._stats = table, faults, stats
+        self._responses = ResponseTable()  # this instance's stored responses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = str(uuid.uuid4())
         headers = Headers(scope=scope)
         deployment: DeploymentSettings | None = None
         try:
-            operation_name, operation, name, api_version = _route(scope)
+            stored = _RESPONSES.match(scope["path"])
+            if stored is not None and (stored["id"] is not None or scope["method"] != "POST"):
+                self._authenticate(headers)
+                body = _stored_response(self._responses, scope, stored)
+                await send_whole(send, 200, [*self._headers(request_id, headers, None), _JSON], orjson.dumps(body))
+                return
+            if stored is not None:
+                operation_name, operation, name = "responses", _RESPONSE_OPERATION, None
+                api_version = _responses_api_version(scope, dated=stored["v1"] is None)
+            else:
+                operation_name, operation, name, api_version = _route(scope)
             self._authenticate(headers)
             body, form = await _read(Request(scope, receive), operation)
             deployment = self._table.resolve(name if name is not None else _model_field(body, form))
@@ -94,7 +110,7 @@ class OpenAIDispatcher:
                 form=form,
                 next_response=lambda: self._table.next_response(deployment),
             )
-            reply = operation.handle(call)
+            reply = self._responses.create(call) if operation is _RESPONSE_OPERATION else operation.handle(call)
             reset_after = fault.after_chunks if fault is not None and fault.kind == "reset" else None
             self._stats.record_outcome(
                 deployment.name, status="reset" if reset_after is not None else 200, tokens=reply.tokens
@@ -174,6 +190,40 @@ def _route(scope: Scope) -> tuple[str, Operation, str | None, str | None]:
     if match["deployment"] is not None and not api_version:
         raise ResourceNotFound()  # what Azure answers, not a 400
     return operation_name, operation, match["deployment"], api_version
+
+
+_JSON: Header = (b"content-type", b"application/json")
+
+
+def _responses_api_version(scope: Scope, *, dated: bool) -> str | None:
+    api_version = QueryParams(scope["query_string"]).get("api-version")
+    if dated and not api_version:
+        raise ResourceNotFound()
+    if api_version and not (api_version in ("preview", "latest") or api_version >= "2025-03-01-preview"):
+        # What Azure answers a version from before the Responses API.
+        raise InvalidRequest(f"API version not supported: {api_version}.", code="BadRequest")
+    return api_version
+
+
+def _stored_response(table: ResponseTable, scope: Scope, match: re.Match[str]) -> dict[str, Any]:
+    """Retrieve, delete, list input items or cancel one stored response (404 for an id this instance lacks)."""
+    _responses_api_version(scope, dated=match["v1"] is None)
+    method, response_id, sub = scope["method"], match["id"], match["sub"]
+    if response_id is None:
+        raise ResourceNotFound()
+    if sub is None and method == "GET":
+        return table.retrieve(response_id)
+    if sub is None and method == "DELETE":
+        return table.delete(response_id)
+    if sub == "/cancel" and method == "POST":
+        return table.cancel(response_id)
+    if sub == "/input_items" and method == "GET":
+        query = QueryParams(scope["query_string"])
+        limit = query.get("limit", "20")
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            raise InvalidRequest("Invalid 'limit': expected an integer from 1 to 100.", param="limit")
+        return table.input_items(response_id, query.get("order"), int(limit))
+    raise ResourceNotFound()
 
 
 def _model_field(body: dict[str, Any], form: FormPayload | None) -> str:

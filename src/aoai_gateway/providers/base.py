@@ -35,8 +35,8 @@ class Provider(Protocol):
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         """Headers that carry the upstream key."""
 
-    def body_model(self, deployment: Deployment) -> str | None:
-        """The `model` the upstream must see in the body, or None when the body's own value is fine."""
+    def body_model(self, deployment: Deployment, operation: str = "") -> str | None:
+        """The `model` the upstream must see in the body of `operation`, or None when the body's own is fine."""
 
     def upload_limit(self, settings: Settings) -> int:
         """The largest multipart upload its deployments take."""

@@ -36,7 +36,7 @@ class LocalProvider:
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         return []
 
-    def body_model(self, deployment: Deployment) -> str | None:
+    def body_model(self, deployment: Deployment, operation: str = "") -> str | None:
         return None
 
     def upload_limit(self, settings: Settings) -> int:

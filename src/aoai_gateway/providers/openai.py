@@ -19,5 +19,5 @@ class OpenAIProvider(HttpProvider):
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {key}")]
 
-    def body_model(self, deployment: Deployment) -> str | None:
+    def body_model(self, deployment: Deployment, operation: str = "") -> str | None:
         return deployment.deployment

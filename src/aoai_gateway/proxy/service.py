@@ -26,6 +26,7 @@ from typing import Any
 from ..access.base import Access
 from ..api_call import Call
 from ..balancing import DeploymentHealth, DeploymentRouter, retry_after_seconds, retryable_status
+from ..balancing.affinity import ResponseAffinity, ResponseIdCapture
 from ..errors import (
     AuthenticationError,
     GatewayError,
@@ -43,6 +44,7 @@ from ..http.spool import Body
 from ..metrics import GatewayMetrics
 from ..providers import PROVIDERS
 from ..upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
+from .bridge import BridgedResponse, chat_to_responses
 from .headers import RequestHeaderRules, response_headers
 from .usage import StreamTail, UsageChunkFilter, usage_of_body
 
@@ -69,6 +71,7 @@ class ProxyService:
         metrics: GatewayMetrics | None = None,
         upload_limits: Mapping[str, int] | None = None,
         log_bodies: bool = False,
+        affinity: ResponseAffinity | None = None,
     ) -> None:
         self.router = router
         self.access = access
@@ -79,12 +82,16 @@ class ProxyService:
         self.upload_limits = dict(upload_limits or {})
         self.max_upload_bytes = max(self.upload_limits.values(), default=None)
         self.log_bodies = log_bodies
+        self.affinity = affinity  # where stored responses live (Responses API); None: not remembered
         self.streams_in_flight = 0
 
     async def forward(self, request: Request, send: Send, call: Call) -> None:
         exchange = request.exchange
+        sticky = None
+        if call.response_id is not None and self.affinity is not None:
+            sticky = await self.affinity.group_for(call, exchange.key_id)
         try:
-            group = self.router.group(call.model)
+            group = sticky or self.router.group(call.model)
         except ModelNotFound:
             # In keys mode the list names only what the caller's key may use.
             visible = await self.access.visible_models(request, self.router.models)
@@ -129,13 +136,21 @@ class ProxyService:
             if call.form is not None and limit is not None and len(call.body) > limit:
                 failure = PayloadTooLarge(limit)
                 continue
+            # A chat call to a model that answers only on Responses is translated there and back (bridge.py).
+            bridge = call.document if deployment.api == "responses" and call.operation == "chat/completions" else None
+            operation = "responses" if bridge is not None else call.operation
+            body: Body
+            if bridge is not None:
+                body = chat_to_responses(bridge, deployment.deployment)
+            else:
+                body = call.body_with_model(provider.body_model(deployment, call.operation))
             upstream = UpstreamRequest(
-                "POST",
-                provider.url(deployment, call.operation, query, call.client_api_version),
+                call.method,
+                provider.url(deployment, operation, query, call.client_api_version),
                 [*forwarded, *(provider.auth_headers(key) if key else ())],
-                body := call.body_with_model(provider.body_model(deployment)),
+                body,
                 deployment=deployment.deployment,
-                operation=call.operation,
+                operation=operation,
                 form=call.form if body is call.body else None,  # still the body the form was parsed from
             )
             last = (
@@ -146,9 +161,12 @@ class ProxyService:
             )
             # A 429 on the last try of a group says less than "every deployment is busy until T": answer that.
             final = last and len(group) == 1
+            capture = None
+            if call.operation == "responses" and self.affinity is not None and self.affinity.enabled:
+                capture = ResponseIdCapture(self.affinity, deployment, exchange.key_id)
             try:
                 if await self._attempt(
-                    request, send, health, upstream, call.stream, deadline, last, final, attempt > 0
+                    request, send, health, upstream, call.stream, deadline, last, final, attempt > 0, capture, bridge
                 ):
                     return
                 failure = None
@@ -171,6 +189,8 @@ class ProxyService:
         last: bool,
         final: bool,
         retry: bool,
+        capture: ResponseIdCapture | None = None,
+        bridge: dict[str, Any] | None = None,
     ) -> bool:
         """One try on one deployment; True when the client got its answer, False to try the next deployment.
 
@@ -189,6 +209,8 @@ class ProxyService:
             try:
                 async with asyncio.timeout_at(deadline):
                     response = await client.send(upstream, stream=stream)
+                    if bridge is not None:
+                        response = await BridgedResponse.open(response, stream, bridge)
             except TimeoutError:
                 raise UpstreamTimeout("The upstream request timed out: the routing deadline passed.") from None
             except UpstreamError as exc:
@@ -228,7 +250,7 @@ class ProxyService:
                 usage = await self._relay(request, send, response, stream)
             else:
                 try:
-                    usage = await self._relay(request, send, response, stream)
+                    usage = await self._relay(request, send, response, stream, capture)
                 except _FailedBeforeFirstByte as failed:
                     health.breaker.record(success=False, now=clock())
                     self._count(health, failed.error.code or "upstream_error", seconds, retry)
@@ -268,7 +290,14 @@ class ProxyService:
         if self.metrics is not None:
             self.metrics.attempt(health.deployment.model, health.deployment.deployment, outcome, seconds, retry)
 
-    async def _relay(self, request: Request, send: Send, response: UpstreamResponse, stream: bool) -> Usage | None:
+    async def _relay(
+        self,
+        request: Request,
+        send: Send,
+        response: UpstreamResponse,
+        stream: bool,
+        capture: ResponseIdCapture | None = None,
+    ) -> Usage | None:
         exchange = request.exchange
         try:
             headers = response_headers(response.raw_headers)
@@ -279,8 +308,10 @@ class ProxyService:
                 if name in (b"apim-request-id", b"x-request-id"):
                     exchange.upstream_request_id = value.decode("latin-1")
             length = _content_length(response.raw_headers)
+            if response.status != 200:
+                capture = None
             if stream or length is None or length > _WHOLE_BODY_MAX or _is_event_stream(headers):
-                return await self._relay_stream(request, send, response, headers)
+                return await self._relay_stream(request, send, response, headers, capture)
             try:
                 body = await response.read()
             except UpstreamError as exc:
@@ -288,6 +319,8 @@ class ProxyService:
             if self.log_bodies:
                 _log_body("response body", body)
             headers.append((b"content-length", str(len(body)).encode()))
+            if capture is not None:
+                await capture.feed(body)  # before the client can ask for a follow-up
             exchange.finished = True
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
@@ -296,7 +329,12 @@ class ProxyService:
             await response.release()
 
     async def _relay_stream(
-        self, request: Request, send: Send, response: UpstreamResponse, headers: RawHeaders
+        self,
+        request: Request,
+        send: Send,
+        response: UpstreamResponse,
+        headers: RawHeaders,
+        capture: ResponseIdCapture | None = None,
     ) -> Usage | None:
         chunks = response.iter_chunks()
         # Nothing goes to the client before the upstream's first chunk: until then another deployment may serve.
@@ -319,6 +357,8 @@ class ProxyService:
                     tail.feed(chunk)
                 if hidden is not None:
                     chunk = hidden.feed(chunk)
+                if capture is not None and await capture.feed(chunk):
+                    capture = None
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 chunk = await anext(chunks, b"")

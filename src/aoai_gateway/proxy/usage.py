@@ -2,6 +2,10 @@
 
 usage_of_body(b'{"usage": {"prompt_tokens": 5, "completion_tokens": 2}}')   # (5, 2)
 tail = StreamTail(); tail.feed(chunk) ...; tail.usage()                     # from the SSE usage chunk
+usage_of_body(b'{"usage": {"input_tokens": 5, "output_tokens": 2}}')       # (5, 2): the Responses API's names
+
+A Responses stream carries its usage in the last event, `response.completed`, inside the whole response
+object; that event can be longer than the tail kept, so its counts are then read from the tail's text.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ Usage = tuple[int, int]
 _MARK = b'"usage"'
 
 
-_PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
-_COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+_PROMPT = re.compile(rb'"(?:prompt|input)_tokens"\s*:\s*(\d+)')
+_COMPLETION = re.compile(rb'"(?:completion|output)_tokens"\s*:\s*(\d+)')
 
 
 def usage_of_body(body: bytes) -> Usage | None:
@@ -31,10 +35,15 @@ def usage_of_body(body: bytes) -> Usage | None:
 
 
 def _usage_of(document: object) -> Usage | None:
-    usage = document.get("usage") if isinstance(document, dict) else None
+    if not isinstance(document, dict):
+        return None
+    usage = document.get("usage")
+    if usage is None and isinstance(document.get("response"), dict):
+        usage = document["response"].get("usage")  # Responses: `response.completed` wraps the response
     if not isinstance(usage, dict):
         return None
-    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens", 0))
+    completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
     if isinstance(prompt, int) and isinstance(completion, int):
         return prompt, completion
     return None
@@ -61,6 +70,8 @@ class StreamTail:
                     return _usage_of(orjson.loads(line[5:]))
                 except orjson.JSONDecodeError:
                     return None
+            if _MARK in line:
+                return usage_of_body(line)  # an event longer than the tail: its start was cut off
         return None
 
 

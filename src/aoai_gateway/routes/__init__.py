@@ -13,6 +13,7 @@ from .events import add_event_routes
 from .info import add_info_routes
 from .keys_admin import add_key_routes
 from .openai_api import add_openai_routes
+from .responses_api import add_responses_routes
 
 
 def build_router(settings: Settings, service: ProxyService, access: Access, metrics: GatewayMetrics | None) -> Router:
@@ -23,6 +24,8 @@ def build_router(settings: Settings, service: ProxyService, access: Access, metr
     add_key_routes(router, settings.admin, managed)
     add_event_routes(router, settings.admin, managed)
     add_openai_routes(router, settings.api_base, service, settings.limits)
+    # After the generic create route (it adds api-version handling), before Azure's catch-all v1 pattern.
+    add_responses_routes(router, settings.api_base, service, settings.limits)
     add_azure_routes(router, service, settings.limits)
     return router
 

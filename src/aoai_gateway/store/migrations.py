@@ -166,6 +166,19 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 GROUP BY CAST(FLOOR(bucket / 24.0) AS BIGINT), dims, key_id, event_id, model, deployment""",
         ],
     ),
+    (
+        "0005_response_placements",
+        [
+            """CREATE TABLE response_placements (
+                id TEXT PRIMARY KEY,
+                endpoint TEXT NOT NULL,
+                deployment TEXT NOT NULL,
+                key_id TEXT,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX response_placements_expiry ON response_placements (expires_at)",
+        ],
+    ),
 ]
 
 _JSON_TYPE = {"postgresql": "JSONB", "sqlite": "TEXT"}

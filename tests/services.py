@@ -29,7 +29,17 @@ def require(name: str, host: str, port: int) -> None:
 
 
 # Every table the gateway's migrations create: a test on the shared PostgreSQL database starts from none of them.
-GATEWAY_TABLES = ("usage", "usage_hourly", "usage_daily", "keys", "events", "calls", "call_files", "schema_migrations")
+GATEWAY_TABLES = (
+    "usage",
+    "usage_hourly",
+    "usage_daily",
+    "keys",
+    "events",
+    "calls",
+    "call_files",
+    "owned_objects",
+    "schema_migrations",
+)
 
 
 async def drop_gateway_tables(db: Any) -> None:

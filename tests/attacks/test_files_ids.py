@@ -81,7 +81,10 @@ FORM_HEAD = (
     "POST /v1/files HTTP/1.1\r\nHost: g\r\nContent-Type: multipart/form-data; boundary=b\r\n"
     "api-key: " + EMULATOR_KEY + "\r\nContent-Length: {length}\r\n\r\n"
 )
-PART = b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="x.jsonl"\r\n\r\n'
+PART = (
+    b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+    b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.jsonl"\r\n\r\n'
+)
 
 
 def read_status(sock: socket.socket) -> tuple[int, bytes]:

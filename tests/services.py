@@ -7,10 +7,13 @@ AOAI_GATEWAY_REQUIRE_SERVICES is set (as .ci/run does), so CI can never pass by 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from typing import Any
 
 import pytest
+
+from aoai_gateway.store.migrations import MIGRATIONS
 
 REQUIRE_SERVICES = "AOAI_GATEWAY_REQUIRE_SERVICES"
 POSTGRES = os.environ.get("AOAI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -28,10 +31,19 @@ def require(name: str, host: str, port: int) -> None:
         pytest.skip(message)
 
 
-# Every table the gateway's migrations create: a test on the shared PostgreSQL database starts from none of them.
-GATEWAY_TABLES = ("usage", "usage_hourly", "usage_daily", "keys", "events", "calls", "call_files", "schema_migrations")
+# Every table the gateway's migrations create (read from them, so a new migration needs no edit here): a test on
+# the shared PostgreSQL database starts from none of them.
+GATEWAY_TABLES = (
+    *dict.fromkeys(
+        name
+        for _, statements in MIGRATIONS
+        for statement in statements
+        for name in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", statement)
+    ),
+    "schema_migrations",
+)
 
 
 async def drop_gateway_tables(db: Any) -> None:
-    for table in GATEWAY_TABLES:
+    for table in reversed(GATEWAY_TABLES):  # later tables may refer to earlier ones
         await db.script([f"DROP TABLE IF EXISTS {table}"])

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from .calls import CallsSettings
+from .files import FilesSettings
 from .registries import registered, registry
 from .speech import SpeechSettings
 
@@ -284,6 +285,7 @@ class Settings(_Section):
     speech: SpeechSettings = SpeechSettings()
     calls: CallsSettings = CallsSettings()
     responses: ResponsesSettings = ResponsesSettings()
+    files: FilesSettings = FilesSettings()
     deployments: tuple[Deployment, ...] = Field((), validation_alias=AliasChoices("deployments", "deployment_config"))
     sources: tuple[str, ...] = ()
 
@@ -324,6 +326,22 @@ class Settings(_Section):
                 f"{self.server.workers} times its caps); set redis_url or use workers: 1"
             )
         return self
+
+    @model_validator(mode="after")
+    def _files_deployment(self) -> Settings:
+        name = self.files.deployment
+        if name is not None:
+            found = next((d for d in self.deployments if name in (d.deployment, d.model)), None)
+            if found is None or not registry("provider")[found.provider].needs_endpoint:
+                raise ValueError(f"files.deployment: {name!r} is not a configured azure or openai deployment")
+        return self
+
+    def files_deployment(self) -> Deployment | None:
+        """The deployment whose endpoint holds files and batches: `files.deployment`, else the first azure one."""
+        name = self.files.deployment
+        if name is None:
+            return next((d for d in self.deployments if d.provider == "azure"), None)
+        return next(d for d in self.deployments if name in (d.deployment, d.model))
 
     @field_validator("deployments", mode="before")
     @classmethod

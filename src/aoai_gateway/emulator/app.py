@@ -20,6 +20,7 @@ from .deployments import DeploymentTable
 from .dispatch import OpenAIDispatcher
 from .errors import InjectedReset
 from .faults import FaultBook
+from .resources import ResourceAPI
 from .settings import EmulatorSettings
 from .stats import RequestStats
 
@@ -55,5 +56,6 @@ def create_app(settings: EmulatorSettings) -> Starlette:
     control = ControlAPI(faults, stats, table)
     dispatcher = OpenAIDispatcher(settings, table, faults, stats)
     # An ASGI app (not a function) as endpoint: Starlette hands it scope, receive and send untouched.
-    routes = [*control.routes(), Route("/{path:path}", dispatcher)]
+    resources = ResourceAPI(settings, table, stats, dispatcher)  # files and batches; the rest to the dispatcher
+    routes = [*control.routes(), Route("/{path:path}", resources)]
     return Starlette(routes=routes, lifespan=_lifespan)

@@ -44,7 +44,7 @@ from .settings import DeploymentSettings, EmulatorSettings, FaultSpec
 from .stats import RequestStats
 from .wire import Header, send_reply, send_whole, sleep_unless_disconnected
 
-__all__ = ["OpenAIDispatcher"]
+__all__ = ["OpenAIDispatcher", "check_key"]
 
 _ROUTE = re.compile(r"^.*?/openai/(?:deployments/(?P<deployment>[^/]+)/(?P<operation>.+?)|v1/(?P<v1>.+?))/?$")
 # The Responses API: create on /openai/v1/responses or the dated /openai/responses?api-version=, and one stored
@@ -131,13 +131,7 @@ class OpenAIDispatcher:
             pass  # the client hung up (mid-upload, or during a `timeout` fault): no one is left to answer
 
     def _authenticate(self, headers: Headers) -> None:
-        key = headers.get("api-key")
-        if key is None:
-            scheme, _, token = headers.get("authorization", "").partition(" ")
-            # Entra ID tokens come as bearer tokens; the emulator checks them against the same list.
-            key = token.strip() if scheme.lower() == "bearer" else None
-        if not key or (self._keys and key not in self._keys):
-            raise AccessDenied()
+        check_key(self._keys, headers)
 
     async def _time_out(self, fault: FaultSpec, deployment: DeploymentSettings, receive: Receive) -> None:
         if await sleep_unless_disconnected(receive, fault.sleep_s):
@@ -173,6 +167,17 @@ class OpenAIDispatcher:
                 (b"x-ratelimit-remaining-tokens", str(left_tokens).encode()),
             ]
         return out
+
+
+def check_key(keys: frozenset[str], headers: Headers) -> None:
+    """`api-key`, else a bearer token, must be one of `keys` (any non-empty one when `keys` is empty)."""
+    key = headers.get("api-key")
+    if key is None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        # Entra ID tokens come as bearer tokens; the emulator checks them against the same list.
+        key = token.strip() if scheme.lower() == "bearer" else None
+    if not key or (keys and key not in keys):
+        raise AccessDenied()
 
 
 class _ClientGone(Exception):

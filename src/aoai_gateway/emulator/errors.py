@@ -5,6 +5,8 @@
     Exception
      ├── EmulatorError                 an HTTP error answer: `status`, `body()`, `headers`
      │    ├── InvalidRequest           400 {"error": {message, type: invalid_request_error, param, code}}
+     │    │    ├── ObjectNotFound      404 in OpenAI's shape: no such file or batch
+     │    │    └── Conflict            409 in OpenAI's shape: a batch that can no longer be cancelled
      │    ├── ContentFiltered          400 code content_filter, innererror ResponsibleAIPolicyViolation
      │    ├── AccessDenied             401 invalid subscription key
      │    ├── ResourceNotFound         404 {"error": {"code": "404", "message": "Resource not found"}}
@@ -26,11 +28,13 @@ from typing import Any
 
 __all__ = [
     "AccessDenied",
+    "Conflict",
     "ContentFiltered",
     "DeploymentNotFound",
     "EmulatorError",
     "InjectedReset",
     "InvalidRequest",
+    "ObjectNotFound",
     "OperationTimedOut",
     "ResourceNotFound",
     "ServerFault",
@@ -75,6 +79,16 @@ class InvalidRequest(EmulatorError):
                 "code": self.code,
             }
         }
+
+
+class ObjectNotFound(InvalidRequest):
+    """`raise ObjectNotFound("No such File object: file-1", param="file_id")`."""
+
+    status = 404
+
+
+class Conflict(InvalidRequest):
+    status = 409
 
 
 class ContentFiltered(EmulatorError):

@@ -10,6 +10,7 @@ The whole file, every key optional (defaults shown)::
                                   # whose model is the deployment name; false = Azure's 404 DeploymentNotFound
     region: East US               # reported in the `x-ms-region` header
     seed: 0                       # seeds the random draws of fault `rate`s, so runs are repeatable
+    max_file_bytes: 268435456     # uploaded files (and batch outputs) held in memory, in all; past it a 400
     deployments:
       - name: gpt-4o-deploy       # the `{deployment}` path segment (or the v1 body's `model`)
         model: gpt-4o             # model name reported in responses; defaults to `name`
@@ -95,6 +96,7 @@ class EmulatorSettings(BaseModel):
     auto_deployments: bool = True
     region: str = "East US"
     seed: int = 0
+    max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     deployments: tuple[DeploymentSettings, ...] = ()
 
     @model_validator(mode="after")

@@ -40,6 +40,14 @@ class AzureProvider(HttpProvider):
             f"{deployment.endpoint}/openai/deployments/{name}/{operation}", [*query, ("api-version", api_version)]
         )
 
+    def resource_url(self, deployment: Deployment, path: str, query: Query, client_api_version: str | None) -> str:
+        if deployment.api_style == "v1":
+            items = [*query, ("api-version", client_api_version)] if client_api_version else query
+            return with_query(f"{deployment.endpoint}/openai/v1/{path}", items)
+        # The dated surface needs a dated version: the client's (from the dated surface) or the configured one.
+        api_version = client_api_version or deployment.api_version
+        return with_query(f"{deployment.endpoint}/openai/{path}", [*query, ("api-version", api_version)])
+
     def version_label(self, deployment: Deployment) -> str:
         return deployment.api_version if deployment.api_style == "deployments" else f"({deployment.api_style})"
 

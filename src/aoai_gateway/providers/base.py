@@ -32,6 +32,10 @@ class Provider(Protocol):
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:
         """The upstream URL for `operation` (e.g. "chat/completions"), with the client's other query items."""
 
+    def resource_url(self, deployment: Deployment, path: str, query: Query, client_api_version: str | None) -> str:
+        """The URL of a resource operation (`files`, `batches/batch_1`) on the deployment's endpoint, no deployment
+        in it; `path` comes from `operations.ResourceOperation.path` only."""
+
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         """Headers that carry the upstream key."""
 

@@ -33,6 +33,9 @@ class LocalProvider:
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:
         return f"local://{quote(deployment.deployment, safe='')}/{operation}"
 
+    def resource_url(self, deployment: Deployment, path: str, query: Query, client_api_version: str | None) -> str:
+        raise ValueError("local models hold no files or batches")  # settings never name one as files.deployment
+
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         return []
 

@@ -290,6 +290,13 @@ class ProxyService:
         if self.metrics is not None:
             self.metrics.attempt(health.deployment.model, health.deployment.deployment, outcome, seconds, retry)
 
+    async def relay(self, request: Request, send: Send, response: UpstreamResponse, *, stream: bool) -> None:
+        """Relay one upstream answer as it is, without failover (files and batches live on one resource)."""
+        try:
+            await self._relay(request, send, response, stream)
+        except _FailedBeforeFirstByte as failed:
+            raise failed.error from None
+
     async def _relay(
         self,
         request: Request,

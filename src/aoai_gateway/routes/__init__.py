@@ -7,9 +7,12 @@ from ..config import Settings
 from ..http.paths import Router
 from ..metrics import GatewayMetrics
 from ..proxy import ProxyService
+from ..proxy.files import FilesService
+from ..store.owners import ObjectOwners
 from .admin import add_admin_routes
 from .azure_api import add_azure_routes
 from .events import add_event_routes
+from .files_api import add_files_routes
 from .info import add_info_routes
 from .keys_admin import add_key_routes
 from .openai_api import add_openai_routes
@@ -23,6 +26,8 @@ def build_router(settings: Settings, service: ProxyService, access: Access, metr
     add_admin_routes(router, settings.admin, service.router, metrics)
     add_key_routes(router, settings.admin, managed)
     add_event_routes(router, settings.admin, managed)
+    owners = ObjectOwners(managed.db) if managed is not None else None
+    add_files_routes(router, settings.api_base, FilesService(settings, service, owners))
     add_openai_routes(router, settings.api_base, service, settings.limits)
     # After the generic create route (it adds api-version handling), before Azure's catch-all v1 pattern.
     add_responses_routes(router, settings.api_base, service, settings.limits)

@@ -19,7 +19,7 @@ from ..errors import InvalidRequest
 from ..http.asgi import Send
 from ..http.paths import Handler, Router
 from ..http.request import Request
-from ..operations import RESOURCE_OPERATIONS, BodyKind, ResourceOperation
+from ..operations import RESPONSE_OPERATIONS, BodyKind, ResponseOperation
 from ..proxy import ProxyService
 from .bodies import read_call
 
@@ -39,7 +39,7 @@ def add_responses_routes(router: Router, api_base: str, service: ProxyService, l
 
         return handle
 
-    def on_one(base: str, operation: ResourceOperation) -> Handler:
+    def on_one(base: str, operation: ResponseOperation) -> Handler:
         async def handle(request: Request, send: Send, params: dict[str, str]) -> None:
             api_version = _api_version(request, required=base == _DATED_BASE)
             path = operation.path(params["response_id"])  # InvalidRequest unless a well-formed id
@@ -56,7 +56,7 @@ def add_responses_routes(router: Router, api_base: str, service: ProxyService, l
     for base in dict.fromkeys((api_base, "/openai/v1", _DATED_BASE)):
         router.add(f"{base}/responses", ["POST"], create(base))
         by_path: dict[str, dict[str, Handler]] = {}
-        for operation in RESOURCE_OPERATIONS.values():
+        for operation in RESPONSE_OPERATIONS.values():
             template = base + "/" + operation.template.replace("{id}", "{response_id}")
             by_path.setdefault(template, {})[operation.method] = on_one(base, operation)
         for template, handlers in by_path.items():

@@ -179,6 +179,19 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX response_placements_expiry ON response_placements (expires_at)",
         ],
     ),
+    (
+        "0006_owned_objects",
+        [
+            # Files and batches a gateway key created (files.key_access: own): the only ids that key may use.
+            """CREATE TABLE owned_objects (
+                id TEXT PRIMARY KEY,
+                key_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX owned_objects_key ON owned_objects (key_id, kind)",
+        ],
+    ),
 ]
 
 _JSON_TYPE = {"postgresql": "JSONB", "sqlite": "TEXT"}

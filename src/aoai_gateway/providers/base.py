@@ -32,6 +32,9 @@ class Provider(Protocol):
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:
         """The upstream URL for `operation` (e.g. "chat/completions"), with the client's other query items."""
 
+    def realtime_url(self, deployment: Deployment, client_api_version: str | None) -> str | None:
+        """The http(s) URL of a realtime session (a WebSocket) on this deployment; None when it serves none."""
+
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         """Headers that carry the upstream key."""
 

@@ -33,6 +33,9 @@ class LocalProvider:
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:
         return f"local://{quote(deployment.deployment, safe='')}/{operation}"
 
+    def realtime_url(self, deployment: Deployment, client_api_version: str | None) -> str | None:
+        return None  # speech models only
+
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         return []
 

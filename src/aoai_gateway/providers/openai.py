@@ -16,6 +16,9 @@ class OpenAIProvider(HttpProvider):
     def url(self, deployment: Deployment, operation: str, query: Query, client_api_version: str | None) -> str:
         return with_query(f"{deployment.endpoint}/{operation}", query)
 
+    def realtime_url(self, deployment: Deployment, client_api_version: str | None) -> str | None:
+        return with_query(f"{deployment.endpoint}/realtime", [("model", deployment.deployment)])
+
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {key}")]
 

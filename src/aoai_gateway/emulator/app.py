@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from .control import ControlAPI
 from .deployments import DeploymentTable
 from .dispatch import OpenAIDispatcher
 from .errors import InjectedReset
 from .faults import FaultBook
+from .realtime import RealtimeEndpoint
 from .settings import EmulatorSettings
 from .stats import RequestStats
 
@@ -55,5 +56,6 @@ def create_app(settings: EmulatorSettings) -> Starlette:
     control = ControlAPI(faults, stats, table)
     dispatcher = OpenAIDispatcher(settings, table, faults, stats)
     # An ASGI app (not a function) as endpoint: Starlette hands it scope, receive and send untouched.
-    routes = [*control.routes(), Route("/{path:path}", dispatcher)]
+    realtime = RealtimeEndpoint(settings, table, faults, stats)
+    routes = [*control.routes(), Route("/{path:path}", dispatcher), WebSocketRoute("/{path:path}", realtime)]
     return Starlette(routes=routes, lifespan=_lifespan)

@@ -246,7 +246,9 @@ async def test_session_outlives_the_header_timeout(emulator_server: AsgiServer, 
     settings = gateway_settings(emulator_server.url, server={"header_timeout_seconds": 0.5})
     gateway = start(settings).__enter__()
     gateways.append(gateway)
-    async with connect(ws_url(gateway, "/v1/realtime?model=gpt-4o-v1"), additional_headers={"api-key": EMULATOR_KEY}) as s:
+    async with connect(
+        ws_url(gateway, "/v1/realtime?model=gpt-4o-v1"), additional_headers={"api-key": EMULATOR_KEY}
+    ) as s:
         await s.recv()
         await asyncio.sleep(1.5)
         await s.send(b"still here")
@@ -314,3 +316,71 @@ async def test_idle_and_stalled_clients_are_closed(emulator_server: AsgiServer, 
         with pytest.raises(ConnectionClosed):
             while True:
                 await asyncio.wait_for(stalled.recv(), 10)
+
+
+# Keys mode: admission at the handshake, usage per response
+
+
+async def wait_rows(db: Any, key_id: str, count: int) -> list[Any]:
+    for _ in range(200):
+        rows = await db.fetch(
+            "SELECT route, status, prompt_tokens, completion_tokens FROM usage WHERE key_id = ? ORDER BY at", [key_id]
+        )
+        if len(rows) >= count:
+            return [(r["route"], r["status"], r["prompt_tokens"], r["completion_tokens"]) for r in rows]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} ledger rows")
+
+
+async def test_keys_mode_handshake_and_ledger(keyed: Any) -> None:
+    start_keyed, keys, db, _ = keyed
+    gateway = start_keyed()
+    url = ws_url(gateway, "/v1/realtime?model=gpt-4o")
+    with pytest.raises(InvalidStatus) as anonymous:
+        async with connect(url):
+            pass
+    assert anonymous.value.response.status_code == 401
+    assert orjson.loads(anonymous.value.response.body)["error"]["code"] == "invalid_api_key"
+    other = await keys.make(models=("text-embedding-3-small",))
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, additional_headers={"authorization": f"Bearer {other}"}):
+            pass
+    assert refused.value.response.status_code == 403
+    assert orjson.loads(refused.value.response.body)["error"]["code"] == "model_not_allowed"
+
+    secret = await keys.make(models=("gpt-4o",))
+    key = await keys.store.by_secret(secret)
+    client = AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret)
+    async with client.realtime.connect(model="gpt-4o") as connection:
+        await connection.recv()
+        for _ in range(2):
+            await connection.response.create(response={"output_modalities": ["text"]})
+            async for event in connection:
+                if event.type == "response.done":
+                    break
+    rows = await wait_rows(db, key.id, 3)
+    responses = [row for row in rows if row[1] == 200]
+    assert len(responses) == 2 and all(row[2] > 0 and row[3] > 0 for row in responses)
+    assert [row for row in rows if row[1] == 101] == [("/v1/realtime", 101, 0, 0)]  # the session's own row
+    # Browsers send the key as a subprotocol.
+    async with connect(url, subprotocols=["realtime", f"openai-insecure-api-key.{secret}"]) as browser:  # type: ignore[list-item]
+        assert orjson.loads(await browser.recv())["type"] == "session.created"
+
+
+async def test_keys_mode_token_cap_ends_the_session(keyed: Any) -> None:
+    start_keyed, keys, _, _ = keyed
+    gateway = start_keyed()
+    secret = await keys.make(daily_tokens=20)
+    async with connect(ws_url(gateway, "/v1/realtime?model=gpt-4o"), additional_headers={"api-key": secret}) as socket:
+        await socket.recv()
+        await socket.send(
+            orjson.dumps({"type": "response.create", "response": {"output_modalities": ["text"]}}).decode()
+        )
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await socket.recv()
+    assert socket.close_code == 1008
+    with pytest.raises(InvalidStatus) as spent:
+        async with connect(ws_url(gateway, "/v1/realtime?model=gpt-4o"), additional_headers={"api-key": secret}):
+            pass
+    assert spent.value.response.status_code == 429

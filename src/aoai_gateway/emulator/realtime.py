@@ -55,6 +55,7 @@ _DEFAULT_ANSWER = "Hello from the Azure OpenAI emulator's realtime session."
 _KEY_PROTOCOL = "openai-insecure-api-key."
 _AUDIO_BYTES_PER_TOKEN = 4800  # 100 ms of 24 kHz mono PCM16
 _MAX_FLOOD = 100_000
+_SESSION_TOKENS = 8  # what every response's input costs before any item: the session's own prompt
 
 
 class RealtimeEndpoint:
@@ -327,8 +328,10 @@ class _Conversation:
         )
         text_out = math.ceil(len(text) / 4)
         audio_out = math.ceil(audio_bytes / _AUDIO_BYTES_PER_TOKEN)
-        input_tokens = self.context_tokens + _text_tokens(
-            {"content": [{"text": str(self.session.get("instructions") or "")}]}
+        input_tokens = (
+            _SESSION_TOKENS
+            + self.context_tokens
+            + _text_tokens({"content": [{"text": str(self.session.get("instructions") or "")}]})
         )
         output_tokens = text_out + audio_out
         usage = {

@@ -384,3 +384,32 @@ async def test_keys_mode_token_cap_ends_the_session(keyed: Any) -> None:
         async with connect(ws_url(gateway, "/v1/realtime?model=gpt-4o"), additional_headers={"api-key": secret}):
             pass
     assert spent.value.response.status_code == 429
+
+
+async def test_httpx_upstream_client_opens_sessions_with_websockets(
+    emulator_server: AsgiServer, gateways: list[AsgiServer]
+) -> None:
+    settings = gateway_settings(emulator_server.url, upstream={"client": "httpx"})
+    gateway = start(settings).__enter__()
+    gateways.append(gateway)
+    headers = {"api-key": EMULATOR_KEY}
+    async with connect(ws_url(gateway, "/v1/realtime?model=gpt-4o-v1"), additional_headers=headers) as socket:
+        assert orjson.loads(await socket.recv())["type"] == "session.created"
+        await socket.send(b"echo")
+        assert await socket.recv() == b"echo"
+        await socket.send(orjson.dumps({"type": "emulator.close", "code": 4005, "reason": "x"}).decode())
+        with pytest.raises(ConnectionClosed):
+            await socket.recv()
+    assert socket.close_code == 4005
+    with pytest.raises(InvalidStatus) as refused:  # the upstream's own refusal, relayed with its status
+        async with connect(ws_url(gateway, "/v1/realtime?model=gpt-4o-v1"), additional_headers={"api-key": "wrong"}):
+            pass
+    assert refused.value.response.status_code == 401
+
+
+async def test_upstream_refusal_is_relayed_with_its_status(relay: AsgiServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:  # passthrough: the caller's wrong key reaches the emulator
+        async with connect(ws_url(relay, "/v1/realtime?model=gpt-4o-v1"), additional_headers={"api-key": "wrong"}):
+            pass
+    assert refused.value.response.status_code == 401
+    assert orjson.loads(refused.value.response.body)["error"]["code"] == "upstream_refused_session"

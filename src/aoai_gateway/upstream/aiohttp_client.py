@@ -216,6 +216,9 @@ class _WebSocket:
     async def receive(self) -> Frame | None:
         message = await self._socket.receive()
         kind = message.type
+        while kind is aiohttp.WSMsgType.PING or kind is aiohttp.WSMsgType.PONG:  # answered by aiohttp itself
+            message = await self._socket.receive()
+            kind = message.type
         if kind is aiohttp.WSMsgType.TEXT or kind is aiohttp.WSMsgType.BINARY:
             data: Frame = message.data
             return data
@@ -227,9 +230,8 @@ class _WebSocket:
             else:
                 self.close_code = self._socket.close_code or 1005
                 self.close_reason = message.extra if isinstance(message.extra, str) else ""
-            await self._socket.close()
-            return None
-        return await self.receive()  # PING / PONG are handled by aiohttp; nothing else is a message
+        await self._socket.close()
+        return None
 
     async def send(self, frame: Frame) -> None:
         with mapped_errors(_ERRORS, "WebSocket send"):

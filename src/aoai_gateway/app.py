@@ -7,7 +7,9 @@
 
 Order of work for each request: create its `Exchange`, route, run the handler, render any `GatewayError` as
 OpenAI's error JSON (a status is only chosen before the first byte), then tell the listeners (usage ledger,
-metrics, access log) what happened.
+metrics, access log) what happened. A WebSocket session (the Realtime API) goes the same way: one `Exchange` for
+the session, a route from the WebSocket table, a refusal as an HTTP answer before the handshake completes, and the
+listeners told when the session closed.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from .errors import GatewayError, UpstreamError
 from .exchange import Exchange, ExchangeListener
 from .http.asgi import ASGIApp, Message, Receive, Scope, Send
 from .http.cors import CorsMiddleware
-from .http.paths import Router
+from .http.paths import Router, SocketRouter
 from .http.request import ClientDisconnected, Request
 from .http.responses import send_error
+from .http.websocket import WebSocket
 from .logs import AccessLog
 from .proxy import AbortResponse, ProxyService
 from .upstream import UpstreamClient
@@ -48,11 +51,13 @@ class Gateway:
         listeners: Sequence[ExchangeListener],
         *,
         deployment_header: bool,
+        sockets: SocketRouter | None = None,
     ) -> None:
         self.router = router
         self.service = service
         self.listeners = tuple(listeners)
         self.deployment_header = deployment_header
+        self.sockets = sockets if sockets is not None else SocketRouter()
 
     async def call(self, call: Call, *, key: str | None = None) -> Answer:
         """One API call made in-process (call analytics): the access mode, routing, failover, local models and
@@ -121,6 +126,32 @@ class Gateway:
             for listener in self.listeners:
                 listener.finished(exchange)
 
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One WebSocket session, handshake to close; the listeners hear of it once it is over."""
+        path = scope["path"]
+        exchange = Exchange(os.urandom(8).hex(), "GET", path, time.perf_counter())
+        socket = WebSocket(scope, receive, send, exchange)
+        try:
+            handler = self.sockets.match(path)
+            exchange.route = path
+            await handler(socket)
+        except GatewayError as exc:
+            if socket.accepted:
+                log.warning("error in a WebSocket session: %s", exc.message)
+                await socket.close(1011, "gateway error")
+            else:
+                await socket.refuse(exc)
+        except Exception:
+            log.exception("unhandled error in WebSocket %s", exchange.route)
+            if socket.accepted:
+                await socket.close(1011, "gateway error")
+            elif not socket.closed:
+                await socket.refuse(GatewayError("The gateway had an internal error; it was logged."))
+        finally:
+            exchange.duration = time.perf_counter() - exchange.started
+            for listener in self.listeners:
+                listener.finished(exchange)
+
 
 class Answer:
     """What an in-process call got back: status, headers and the whole body, and its exchange."""
@@ -165,6 +196,9 @@ class GatewayApp:
         if scope["type"] == "http":
             gateway = self._gateway or await self._open()
             await gateway(scope, receive, send)
+        elif scope["type"] == "websocket":
+            gateway = self._gateway or await self._open()
+            await gateway.websocket(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 

@@ -24,7 +24,8 @@ GatewayError                      every error the gateway itself answers with
 └── UpstreamError                 the upstream could not give an answer at all
     ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
     ├── UpstreamTimeout     504   connect or read timeout, stream idle timeout
-    └── UpstreamCredentialsRefused 502  the upstream refused the gateway's own key (a 401/403 for its config)
+    ├── UpstreamCredentialsRefused 502  the upstream refused the gateway's own key (a 401/403 for its config)
+    └── UpstreamSessionRefused  4xx/5xx  the upstream answered a WebSocket handshake with that HTTP status
 
 Upstream *answers* (an Azure 429 or 400) are not errors here: they pass through with their status and body.
 """
@@ -58,6 +59,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UpstreamCredentialsRefused",
     "UpstreamError",
+    "UpstreamSessionRefused",
     "UpstreamTimeout",
     "UpstreamUnreachable",
 ]
@@ -276,3 +278,19 @@ class UpstreamCredentialsRefused(UpstreamError):
             "configuration. Your key is fine."
         )
         self.deployment = deployment
+
+
+class UpstreamSessionRefused(UpstreamError):
+    """The upstream answered a WebSocket handshake (a realtime session) with an HTTP status instead of switching.
+
+    raise UpstreamSessionRefused(429, retry_after="2")     # the caller sees the same status
+    """
+
+    code = "upstream_refused_session"
+
+    def __init__(self, status: int, retry_after: str | None = None) -> None:
+        super().__init__(
+            f"The upstream refused the realtime session with HTTP {status}.",
+            headers={"retry-after": retry_after} if retry_after else None,
+        )
+        self.status = status

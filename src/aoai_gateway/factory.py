@@ -4,10 +4,11 @@
         await gateway(scope, receive, send)
 
 The order: metrics and the routing table; the access mode (`auth:`, its database, limiter and ledger); the pooled
-upstream HTTP client and each provider's client (local models load here, once); the proxy service; the routes;
-the listeners that hear about every finished request (usage ledger, metrics, access log). Nothing is filled in
-later: what a part needs, it is given when it is made. Closing runs the same list backwards: the access log is
-flushed, the ledger written, local models and the upstream pool closed.
+upstream HTTP client and each provider's client (local models load here, once); the proxy service; the routes
+and the WebSocket routes (realtime sessions); the listeners that hear about every finished request (usage
+ledger, metrics, access log). Nothing is filled in later: what a part needs, it is given when it is made.
+Closing runs the same list backwards: the access log is flushed, the ledger written, local models and the
+upstream pool closed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .logs import AccessLog, default_access_log
 from .metrics import GatewayMetrics
 from .providers import open_clients, upload_limits
 from .proxy import ProxyService, RequestHeaderRules
-from .routes import build_router
+from .routes import build_router, build_socket_router
 from .store import connect_database, migrate
 from .store.placements import ResponsePlacements
 from .upstream import UpstreamClient, create_upstream_client
@@ -66,11 +67,13 @@ async def open_gateway(
         if lines is not None:
             stack.callback(lines.flush)
             listeners.append(lines)
+        router = build_router(settings, service, access, metrics)
         yield Gateway(
-            build_router(settings, service, access, metrics),
+            router,
             service,
             listeners,
             deployment_header=settings.admin.deployment_header,
+            sockets=build_socket_router(settings, service, metrics, router),
         )
 
 

@@ -70,6 +70,9 @@ class GatewayMetrics:
         self.streams_in_flight = Gauge(
             "aoai_gateway_streams_in_flight", "Streamed responses being relayed now", registry=self.registry
         )
+        self.realtime_sessions = Gauge(
+            "aoai_gateway_realtime_sessions", "Realtime sessions (WebSockets) being relayed now", registry=self.registry
+        )
 
     def watch(self, deployments: Iterable[DeploymentHealth]) -> None:
         """Per-deployment gauges read at scrape time: nothing is spent on them per request."""

@@ -36,7 +36,7 @@ from typing import Any
 import uvicorn
 
 from .app import create_app
-from .config import ServerSettings, Settings, load_settings
+from .config import RealtimeSettings, ServerSettings, Settings, load_settings
 from .extras import needs
 from .http.asgi import ASGIApp
 from .http.protocol import guarded_protocol
@@ -76,13 +76,22 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def uvicorn_options(server: ServerSettings) -> dict[str, Any]:
-    """`uvicorn.Config(app, **uvicorn_options(settings.server))`: the gateway's listener, limits included."""
+def uvicorn_options(server: ServerSettings, realtime: RealtimeSettings | None = None) -> dict[str, Any]:
+    """`uvicorn.Config(app, **uvicorn_options(settings.server, settings.realtime))`: the gateway's listener, limits
+    included. WebSockets (realtime sessions) through the `websockets` library's sans-I/O protocol, client messages
+    bounded by `realtime.max_frame_bytes`, uncompressed (audio does not compress, and deflate costs memory per
+    session), pinged every 20 s so a vanished client is noticed."""
+    realtime = realtime or RealtimeSettings()
     return {
         "host": server.host,
         "port": server.port,
         "loop": "uvloop",
         "http": guarded_protocol(server),
+        "ws": "websockets-sansio",
+        "ws_max_size": realtime.max_frame_bytes,
+        "ws_per_message_deflate": False,
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 20.0,
         "lifespan": "on",
         "access_log": False,
         "log_config": None,
@@ -118,7 +127,8 @@ class DrainingServer(uvicorn.Server):
 def serve_socket(settings: Settings, sock: socket.socket) -> None:
     """One gateway process serving `sock` under uvicorn until SIGTERM; also each worker process's entry point."""
     configure_logging(settings.logging)  # a spawned worker starts with nothing configured
-    server = DrainingServer(uvicorn.Config(create_app(settings), **uvicorn_options(settings.server)))
+    options = uvicorn_options(settings.server, settings.realtime)
+    server = DrainingServer(uvicorn.Config(create_app(settings), **options))
     server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)

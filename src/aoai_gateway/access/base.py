@@ -45,6 +45,10 @@ class Access(Protocol):
     async def settle(self, grant: Grant, exchange: Exchange) -> None:
         """Replace the grant's reservation with the tokens `exchange.usage` says were used."""
 
+    async def charge(self, exchange: Exchange) -> bool:
+        """Count `exchange.usage` against its key's token caps (a realtime session's response, admitted with the
+        session); False once a token cap of the key is used up."""
+
     async def visible_models(self, request: Request, models: list[str]) -> list[str] | None:
         """The models this caller may see (None: all, no credential needed)."""
 

@@ -184,6 +184,24 @@ class AccessControl:
         used = sum(exchange.usage) if exchange.usage is not None else 0
         await self.limiter.adjust([(counter, used - cost, ttl) for counter, cost, ttl in grant.token_counters])
 
+    async def charge(self, exchange: Exchange) -> bool:
+        """Count the tokens of work done inside an admitted session (a realtime response) in the windows open now;
+        False when a token cap of the key is used up."""
+        key = exchange.key
+        if key is None or exchange.usage is None:
+            return True
+        used = sum(exchange.usage)
+        checks = [
+            c
+            for c, w in admission_checks(key.id, key.limits, time.time(), exchange.zone or UTC, 0)
+            if w.kind == "tokens"
+        ]
+        if not checks:
+            return True
+        await self.limiter.adjust([(c.counter, used, c.ttl) for c in checks])
+        totals = await self.limiter.read([c.counter for c in checks])
+        return all(total < c.limit for total, c in zip(totals, checks, strict=True))
+
 
 def _masked(secret: str) -> str:
     return secret[:8] + "*" * 4 + secret[-4:] if len(secret) > 16 else "****"

@@ -27,6 +27,9 @@ class PassthroughAccess:
     async def settle(self, grant: Grant, exchange: Exchange) -> None:
         return None
 
+    async def charge(self, exchange: Exchange) -> bool:
+        return True
+
     async def visible_models(self, request: Request, models: list[str]) -> list[str] | None:
         return None
 

@@ -50,6 +50,9 @@ class ManagedAccess:
     async def settle(self, grant: Grant, exchange: Exchange) -> None:
         await self.control.settle(grant, exchange)
 
+    async def charge(self, exchange: Exchange) -> bool:
+        return await self.control.charge(exchange)
+
     async def visible_models(self, request: Request, models: list[str]) -> list[str] | None:
         key = await self.control.authenticate(request)
         return self.control.allowed_models(key, models)

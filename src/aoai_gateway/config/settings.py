@@ -147,6 +147,14 @@ class ServerSettings(_Section):
     max_connections: int = Field(1000, ge=1)
 
 
+class RealtimeSettings(_Section):
+    """Realtime API sessions (WebSocket relay): the largest frame either side may send, and how long a session may
+    sit without a frame relayed (or with one stuck on its way to a side that stopped reading) before it is closed."""
+
+    max_frame_bytes: int = Field(16 * MIB, ge=1024)
+    idle_timeout_seconds: float = Field(300.0, gt=0)
+
+
 class BreakerSettings(_Section):
     """Per-deployment breaker: opens after `failure_threshold` consecutive failures, probes after `open_seconds`."""
 
@@ -216,6 +224,9 @@ class Deployment(_Section):
     responses_route: Literal["v1", "dated"] = "v1"
     # `responses`: the model answers only on the Responses API; chat completions are translated to it.
     api: Literal["native", "responses"] = "native"
+    # Realtime sessions go to Azure's GA `/openai/v1/realtime`; with a version here, to the dated (preview)
+    # `/openai/realtime?api-version=...&deployment=...` instead.
+    realtime_api_version: ApiVersion | None = None
     weight: float = Field(1.0, gt=0)
     priority: int = Field(0, ge=0)
     rpm: int | None = Field(None, ge=1)
@@ -278,6 +289,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     limits: BodyLimits = BodyLimits()
+    realtime: RealtimeSettings = RealtimeSettings()
     cors: CorsSettings = CorsSettings()
     logging: LoggingSettings = LoggingSettings()
     routing: RoutingSettings = RoutingSettings()

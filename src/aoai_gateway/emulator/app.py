@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from .control import ControlAPI
 from .deployments import DeploymentTable
 from .dispatch import OpenAIDispatcher
 from .errors import InjectedReset
 from .faults import FaultBook
+from .realtime import RealtimeEndpoint
 from .resources import ResourceAPI
 from .settings import EmulatorSettings
 from .stats import RequestStats
@@ -57,5 +58,6 @@ def create_app(settings: EmulatorSettings) -> Starlette:
     dispatcher = OpenAIDispatcher(settings, table, faults, stats)
     # An ASGI app (not a function) as endpoint: Starlette hands it scope, receive and send untouched.
     resources = ResourceAPI(settings, table, stats, dispatcher)  # files and batches; the rest to the dispatcher
-    routes = [*control.routes(), Route("/{path:path}", resources)]
+    realtime = RealtimeEndpoint(settings, table, faults, stats)
+    routes = [*control.routes(), Route("/{path:path}", resources), WebSocketRoute("/{path:path}", realtime)]
     return Starlette(routes=routes, lifespan=_lifespan)

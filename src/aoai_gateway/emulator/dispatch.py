@@ -234,6 +234,9 @@ def _stored_response(table: ResponseTable, scope: Scope, match: re.Match[str]) -
 def _model_field(body: dict[str, Any], form: FormPayload | None) -> str:
     """The v1 surface names the deployment in the body's `model` (a form field for uploads)."""
     name = form.get("model") if form is not None else body.get("model")
+    session = body.get("session")
+    if name is None and isinstance(session, dict):  # realtime client secrets name it in the session
+        name = session.get("model")
     if not isinstance(name, str) or not name:
         raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     return name

@@ -16,6 +16,7 @@ from .chat import create_chat_completion
 from .completions import create_completion
 from .embeddings import create_embeddings
 from .images import create_images
+from .realtime_secrets import create_client_secret
 from .speech import create_speech
 
 __all__ = ["OPERATIONS"]
@@ -28,4 +29,5 @@ OPERATIONS: Final[dict[str, Operation]] = {
     "audio/translations": Operation("AudioTranslations_Create", create_translation, multipart=True),
     "audio/speech": Operation("AudioSpeech_Create", create_speech),
     "images/generations": Operation("ImageGenerations_Create", create_images),
+    "realtime/client_secrets": Operation("RealtimeClientSecrets_Create", create_client_secret),
 }

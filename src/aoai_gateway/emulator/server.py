@@ -30,7 +30,9 @@ def build_server(settings: EmulatorSettings, host: str, port: int, *, log_level:
         port=port,
         loop="uvloop" if _installed("uvloop") else "asyncio",
         http="httptools" if _installed("httptools") else "h11",
-        ws="none",
+        ws="websockets-sansio",  # the Realtime API (realtime.py)
+        ws_max_size=64 * 1024 * 1024,
+        ws_per_message_deflate=False,
         lifespan="on",
         access_log=False,
         server_header=False,

@@ -2,6 +2,7 @@
 
 router = Router()
 router.add("/v1/chat/completions", ["POST"], handler)
+sockets = SocketRouter(); sockets.add("/v1/realtime", session)      # WebSocket paths: exact, no methods
 router.add("/v1/models/{model:path}", ["GET"], handler)
 route, params = router.match("POST", "/v1/chat/completions")
 """
@@ -15,8 +16,10 @@ from dataclasses import dataclass
 from ..errors import MethodNotAllowed, RouteNotFound
 from .asgi import Send
 from .request import Request
+from .websocket import WebSocket
 
 Handler = Callable[[Request, Send, dict[str, str]], Awaitable[None]]
+SocketHandler = Callable[[WebSocket], Awaitable[None]]
 
 _PARAM = re.compile(r"{(\w+)(:path)?}")
 
@@ -59,3 +62,20 @@ class Router:
         if method not in route.methods:
             raise MethodNotAllowed(method, path, route.methods)
         return route, params
+
+
+class SocketRouter:
+    """The WebSocket routes: exact paths (a WebSocket handshake is always a GET)."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, SocketHandler] = {}
+
+    def add(self, path: str, handler: SocketHandler) -> None:
+        self._routes[path] = handler
+
+    def match(self, path: str) -> SocketHandler:
+        """The handler for `path`; `RouteNotFound` otherwise."""
+        handler = self._routes.get(path)
+        if handler is None:
+            raise RouteNotFound("GET", path)
+        return handler

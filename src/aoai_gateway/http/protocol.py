@@ -17,6 +17,9 @@ passes the limit); fields are counted once per request; the header timer is arme
 body timer only when a read leaves a body incomplete, and each is re-armed from a timestamp when it fires
 instead of being reset per request or per chunk.
 
+A WebSocket upgrade (the Realtime API) hands the connection to uvicorn's WebSocket protocol, with this protocol's
+timers cancelled; frame sizes are bounded there (`realtime.max_frame_bytes`) and idle sessions by the relay.
+
 A refusal is written with `connection: close`, then a FIN, then what the client is still sending is read and
 dropped for up to `_LINGER_SECONDS`: closing with unread input would reset the connection and lose the answer.
 """
@@ -99,6 +102,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
         else:
             super().shutdown()
+
+    def handle_websocket_upgrade(self) -> None:
+        # The connection becomes a WebSocket (uvicorn hands the transport to its WebSocket protocol, which counts
+        # the connection and pings it): this protocol's head and body timers must not close it later.
+        self._in_head = self._in_body = False
+        self._cancel_timers()
+        super().handle_websocket_upgrade()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:

@@ -19,7 +19,7 @@ class Request:
     def __init__(self, scope: Scope, receive: Receive, exchange: Exchange | None = None) -> None:
         self.scope = scope
         self.receive = receive
-        self.method: str = scope["method"]
+        self.method: str = scope.get("method", "GET")  # a WebSocket handshake is a GET
         self.path: str = scope["path"]
         self._headers: dict[str, str] | None = None
         # What was asked and what happened, filled in by the layers the request goes through.

@@ -48,6 +48,16 @@ class AzureProvider(HttpProvider):
         api_version = client_api_version or deployment.api_version
         return with_query(f"{deployment.endpoint}/openai/{path}", [*query, ("api-version", api_version)])
 
+    def realtime_url(self, deployment: Deployment, client_api_version: str | None) -> str | None:
+        # GA realtime lives on the v1 surface; a deployment with `realtime_api_version` uses the dated (preview)
+        # route, with the client's own version when it came on that route (as on the deployments routes).
+        if deployment.realtime_api_version is None:
+            return with_query(f"{deployment.endpoint}/openai/v1/realtime", [("model", deployment.deployment)])
+        version = client_api_version or deployment.realtime_api_version
+        return with_query(
+            f"{deployment.endpoint}/openai/realtime", [("api-version", version), ("deployment", deployment.deployment)]
+        )
+
     def version_label(self, deployment: Deployment) -> str:
         return deployment.api_version if deployment.api_style == "deployments" else f"({deployment.api_style})"
 

@@ -36,6 +36,9 @@ class Provider(Protocol):
         """The URL of a resource operation (`files`, `batches/batch_1`) on the deployment's endpoint, no deployment
         in it; `path` comes from `operations.ResourceOperation.path` only."""
 
+    def realtime_url(self, deployment: Deployment, client_api_version: str | None) -> str | None:
+        """The http(s) URL of a realtime session (a WebSocket) on this deployment; None when it serves none."""
+
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         """Headers that carry the upstream key."""
 

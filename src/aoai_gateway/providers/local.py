@@ -36,6 +36,9 @@ class LocalProvider:
     def resource_url(self, deployment: Deployment, path: str, query: Query, client_api_version: str | None) -> str:
         raise ValueError("local models hold no files or batches")  # settings never name one as files.deployment
 
+    def realtime_url(self, deployment: Deployment, client_api_version: str | None) -> str | None:
+        return None  # speech models only
+
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         return []
 

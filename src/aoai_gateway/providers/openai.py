@@ -19,6 +19,9 @@ class OpenAIProvider(HttpProvider):
     def resource_url(self, deployment: Deployment, path: str, query: Query, client_api_version: str | None) -> str:
         return with_query(f"{deployment.endpoint}/{path}", query)
 
+    def realtime_url(self, deployment: Deployment, client_api_version: str | None) -> str | None:
+        return with_query(f"{deployment.endpoint}/realtime", [("model", deployment.deployment)])
+
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {key}")]
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from ..access import Access, ManagedAccess
 from ..config import Settings
-from ..http.paths import Router
+from ..http.paths import Router, SocketRouter
 from ..metrics import GatewayMetrics
 from ..proxy import ProxyService
+from ..proxy.client_secrets import ClientSecrets
 from ..proxy.files import FilesService
+from ..proxy.realtime import RealtimeRelay
 from ..store.owners import ObjectOwners
 from .admin import add_admin_routes
 from .azure_api import add_azure_routes
@@ -16,6 +18,7 @@ from .files_api import add_files_routes
 from .info import add_info_routes
 from .keys_admin import add_key_routes
 from .openai_api import add_openai_routes
+from .realtime import add_realtime_routes
 from .responses_api import add_responses_routes
 
 
@@ -35,4 +38,23 @@ def build_router(settings: Settings, service: ProxyService, access: Access, metr
     return router
 
 
-__all__ = ["build_router"]
+def build_socket_router(
+    settings: Settings, service: ProxyService, metrics: GatewayMetrics | None, router: Router
+) -> SocketRouter:
+    """The WebSocket routes (the Realtime API), and the HTTP routes that go with them (added to `router`)."""
+    sockets = SocketRouter()
+    relay = RealtimeRelay(
+        service.router,
+        service.access,
+        service.clients,
+        service.headers,
+        settings.realtime,
+        settings.upstream.timeouts,
+        metrics=metrics,
+    )
+    secrets = ClientSecrets(service.router, service.access, service.clients, service.headers, metrics=metrics)
+    add_realtime_routes(router, sockets, settings.api_base, relay, secrets, settings.limits)
+    return sockets
+
+
+__all__ = ["build_router", "build_socket_router"]

@@ -25,7 +25,7 @@ from ..config import Deployment
 from ..config.speech import SpeechSettings
 from ..errors import InvalidRequest, ModelNotFound, UpstreamError
 from ..http.multipart import MultipartForm
-from ..upstream import UpstreamRequest
+from ..upstream import UpstreamRequest, UpstreamWebSocket, WebSocketRequest
 from .audio import SAMPLE_RATE, decode_audio
 from .engine import Cancelled, Decoding, SpeechModel
 from .formats import EVENT_STREAM, delta_event, done_event, render
@@ -85,6 +85,10 @@ class LocalSpeechClient:
         except asyncio.CancelledError:
             job.cancel()  # the client left or the deadline passed: stop at the next batch
             raise
+
+    async def connect_websocket(self, request: WebSocketRequest, timeout: float) -> UpstreamWebSocket:
+        # Never reached: the local provider names no realtime URL, so no session is routed here.
+        raise InvalidRequest("Local models serve audio transcriptions and translations, not realtime sessions.")
 
     async def aclose(self) -> None:
         await self.pool.close()

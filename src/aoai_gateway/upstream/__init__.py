@@ -6,7 +6,16 @@ client = create_upstream_client(settings.upstream, on_resend=lambda r: metrics.r
 from __future__ import annotations
 
 from ..config import ConfigError, UpstreamSettings
-from .base import ResendHook, UpstreamClient, UpstreamClientFactory, UpstreamRequest, UpstreamResponse
+from .base import (
+    Frame,
+    ResendHook,
+    UpstreamClient,
+    UpstreamClientFactory,
+    UpstreamRequest,
+    UpstreamResponse,
+    UpstreamWebSocket,
+    WebSocketRequest,
+)
 
 
 def _aiohttp(settings: UpstreamSettings, on_resend: ResendHook | None = None) -> UpstreamClient:
@@ -42,9 +51,12 @@ def create_upstream_client(settings: UpstreamSettings, on_resend: ResendHook | N
 
 __all__ = [
     "UPSTREAM_CLIENTS",
+    "Frame",
     "ResendHook",
     "UpstreamClient",
     "UpstreamRequest",
     "UpstreamResponse",
+    "UpstreamWebSocket",
+    "WebSocketRequest",
     "create_upstream_client",
 ]

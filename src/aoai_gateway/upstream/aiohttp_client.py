@@ -5,6 +5,8 @@ client = AiohttpUpstream(settings.upstream, on_resend)   # create inside the run
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -13,9 +15,9 @@ from aiohttp.http_writer import StreamWriter
 from aiohttp.payload import Payload
 
 from ..config import UpstreamSettings
-from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from ..errors import UpstreamError, UpstreamSessionRefused, UpstreamTimeout, UpstreamUnreachable
 from ..http.spool import Body
-from .base import ResendHook, UpstreamRequest, mapped_errors
+from .base import Frame, ResendHook, UpstreamRequest, WebSocketRequest, mapped_errors
 
 
 def _error_map() -> dict[type[BaseException], type[UpstreamError]]:
@@ -168,5 +170,76 @@ class AiohttpUpstream:
             timeout=self._stream_timeout if stream else self._timeout,
         )
 
+    async def connect_websocket(self, request: WebSocketRequest, timeout: float) -> _WebSocket:
+        # From the pooled session (its proxy, DNS cache and connection limit); the connection leaves the pool
+        # for the session's life. Pings are answered by aiohttp; the relay above bounds idle sessions.
+        try:
+            with mapped_errors(_ERRORS, "WebSocket handshake"):
+                async with asyncio.timeout(timeout):
+                    socket = await self._session.ws_connect(
+                        request.url,
+                        protocols=request.protocols,
+                        headers=request.headers,
+                        proxy=self._proxy,
+                        max_msg_size=request.max_frame_bytes,
+                        timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=_CLOSE_SECONDS),
+                        autoclose=True,
+                        autoping=True,
+                    )
+        except UpstreamError as exc:
+            refused = exc.__cause__
+            if isinstance(refused, aiohttp.WSServerHandshakeError) and refused.status >= 300:
+                retry_after = refused.headers.get("retry-after") if refused.headers else None
+                raise UpstreamSessionRefused(refused.status, retry_after) from None
+            raise
+        return _WebSocket(socket)
+
     async def aclose(self) -> None:
         await self._session.close()
+
+
+_CLOSE_SECONDS = 5.0  # the close handshake; a peer that does not answer is dropped after it
+_CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+
+
+class _WebSocket:
+    """aiohttp's client WebSocket as an `UpstreamWebSocket`: messages, then how it closed."""
+
+    __slots__ = ("_socket", "close_code", "close_reason", "protocol")
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self._socket = socket
+        self.protocol = socket.protocol
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    async def receive(self) -> Frame | None:
+        message = await self._socket.receive()
+        kind = message.type
+        while kind is aiohttp.WSMsgType.PING or kind is aiohttp.WSMsgType.PONG:  # answered by aiohttp itself
+            message = await self._socket.receive()
+            kind = message.type
+        if kind is aiohttp.WSMsgType.TEXT or kind is aiohttp.WSMsgType.BINARY:
+            data: Frame = message.data
+            return data
+        if kind in _CLOSED:
+            if kind is aiohttp.WSMsgType.ERROR:
+                # A frame over max_msg_size, a protocol violation, or the connection lost.
+                too_big = isinstance(message.data, aiohttp.WebSocketError) and message.data.code == 1009
+                self.close_code, self.close_reason = (1009, "message too big") if too_big else (1006, "")
+            else:
+                self.close_code = self._socket.close_code or 1005
+                self.close_reason = message.extra if isinstance(message.extra, str) else ""
+        await self._socket.close()
+        return None
+
+    async def send(self, frame: Frame) -> None:
+        with mapped_errors(_ERRORS, "WebSocket send"):
+            if isinstance(frame, str):
+                await self._socket.send_str(frame)
+            else:
+                await self._socket.send_bytes(frame)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        with contextlib.suppress(Exception):  # the peer may already be gone: closing is best effort
+            await self._socket.close(code=code, message=reason.encode()[:123])

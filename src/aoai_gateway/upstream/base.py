@@ -63,9 +63,44 @@ class UpstreamResponse(Protocol):
         """Give the connection back to the pool, or close it when the body was not read to the end."""
 
 
+@dataclass(slots=True)
+class WebSocketRequest:
+    """A WebSocket to open upstream (a realtime session): `protocols` are the subprotocols to offer."""
+
+    url: str  # http(s)://...; the client speaks ws(s) to it
+    headers: list[tuple[str, str]]
+    protocols: tuple[str, ...] = ()
+    max_frame_bytes: int = 16 * 1024 * 1024
+    deployment: str = ""
+
+
+Frame = str | bytes  # a text or binary WebSocket message
+
+
+class UpstreamWebSocket(Protocol):
+    """An open upstream WebSocket: messages in order, and once it is over, how it closed."""
+
+    protocol: str | None  # the subprotocol the upstream chose
+    close_code: int | None  # after `receive` returned None: the code the upstream closed with (1006: no close frame)
+    close_reason: str
+
+    async def receive(self) -> Frame | None:
+        """The next message; None once the upstream closed (or the connection broke)."""
+
+    async def send(self, frame: Frame) -> None:
+        """Send one message; `UpstreamUnreachable` when the connection is gone."""
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Close with `code` (the close handshake is bounded; the connection is dropped after it)."""
+
+
 class UpstreamClient(Protocol):
     async def send(self, request: UpstreamRequest, *, stream: bool) -> UpstreamResponse:
         """Send the request and return once the response headers arrived."""
+
+    async def connect_websocket(self, request: WebSocketRequest, timeout: float) -> UpstreamWebSocket:
+        """Open a WebSocket within `timeout` seconds; `UpstreamSessionRefused` when the upstream answers the
+        handshake with an HTTP status, `UpstreamUnreachable` / `UpstreamTimeout` as for `send`."""
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
@@ -90,11 +125,14 @@ class UpstreamClientFactory(Protocol):
 
 
 __all__ = [
+    "Frame",
     "ResendHook",
     "Timeouts",
     "UpstreamClient",
     "UpstreamClientFactory",
     "UpstreamRequest",
     "UpstreamResponse",
+    "UpstreamWebSocket",
+    "WebSocketRequest",
     "mapped_errors",
 ]

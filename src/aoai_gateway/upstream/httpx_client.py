@@ -14,7 +14,8 @@ import httpx
 
 from ..config import UpstreamSettings
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from .base import ResendHook, UpstreamRequest, mapped_errors
+from .base import ResendHook, UpstreamRequest, UpstreamWebSocket, WebSocketRequest, mapped_errors
+from .websockets_client import connect_websocket
 
 _ERRORS: dict[type[BaseException], type[UpstreamError]] = {
     TimeoutError: UpstreamTimeout,
@@ -89,6 +90,7 @@ class HttpxUpstream:
             trust_env=False,
         )
         self._on_resend = on_resend
+        self._proxy = settings.http_proxy or settings.socks_proxy
 
     async def send(self, request: UpstreamRequest, *, stream: bool) -> _Response:
         with mapped_errors(_ERRORS, "request"):
@@ -120,6 +122,10 @@ class HttpxUpstream:
             if not any(k.lower() == name for k, _ in request.headers):
                 built.headers.pop(name, None)
         return built
+
+    async def connect_websocket(self, request: WebSocketRequest, timeout: float) -> UpstreamWebSocket:
+        # httpx has no WebSockets: the `websockets` library (uvicorn's own) opens them, through the same proxy.
+        return await connect_websocket(request, timeout, self._proxy)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from .calls import CallsSettings
+from .entra import EntraSettings
 from .registries import registered, registry
 from .speech import SpeechSettings
 
@@ -203,6 +204,7 @@ class Deployment(_Section):
     endpoint: str
     model_path: str | None = None
     api_key: SecretStr | None = None
+    entra: EntraSettings | None = None  # Entra ID tokens instead of a key (config/entra.py)
     api_version: ApiVersion = DEFAULT_API_VERSION
     api_style: Literal["deployments", "v1"] = "deployments"
     weight: float = Field(1.0, gt=0)
@@ -242,6 +244,8 @@ class Deployment(_Section):
 
     @model_validator(mode="after")
     def _default_deployment(self) -> Deployment:
+        if self.entra is not None and self.api_key is not None:
+            raise ValueError("a deployment authenticates with either api_key or entra, not both")
         if not self.deployment:
             # Without a deployment name the model name is used, as Azure users usually name them alike.
             object.__setattr__(self, "deployment", self.model)
@@ -295,11 +299,15 @@ class Settings(_Section):
             object.__setattr__(self, "database_url", f"sqlite:///{Path(self.data_dir).resolve() / 'gateway.db'}")
         if self.auth == "keys":
             providers = registry("provider")
-            keyless = [d.model for d in self.deployments if d.key is None and providers[d.provider].requires_key]
+            keyless = [
+                d.model
+                for d in self.deployments
+                if d.key is None and d.entra is None and providers[d.provider].requires_key
+            ]
             if keyless:
                 raise ValueError(
-                    "auth: keys means the gateway holds the upstream keys, but these deployments have no api_key: "
-                    + ", ".join(sorted(set(keyless)))
+                    "auth: keys means the gateway holds the upstream credentials, but these deployments have no "
+                    "api_key or entra: " + ", ".join(sorted(set(keyless)))
                 )
         return self
 

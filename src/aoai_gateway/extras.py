@@ -92,6 +92,8 @@ def features(settings: Settings, *, calls: str | None = None) -> list[tuple[str,
         used.append(("provider: local", "speech"))
     if any(d.entra is not None for d in settings.deployments):
         used.append(("deployments' entra:", "entra"))
+    if settings.forward_proxy.enabled:
+        used.append(("forward_proxy.enabled", "forward-proxy"))
     if settings.server.engine == "granian":
         used.append(("server.engine: granian", "granian"))
     return used

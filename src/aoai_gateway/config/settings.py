@@ -29,6 +29,7 @@ from pydantic import (
 
 from .calls import CallsSettings
 from .entra import EntraSettings
+from .forward_proxy import ForwardProxySettings
 from .registries import registered, registry
 from .speech import SpeechSettings
 
@@ -277,6 +278,7 @@ class Settings(_Section):
     admin: AdminSettings = AdminSettings()
     speech: SpeechSettings = SpeechSettings()
     calls: CallsSettings = CallsSettings()
+    forward_proxy: ForwardProxySettings = ForwardProxySettings()
     deployments: tuple[Deployment, ...] = Field((), validation_alias=AliasChoices("deployments", "deployment_config"))
     sources: tuple[str, ...] = ()
 

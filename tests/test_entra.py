@@ -323,3 +323,26 @@ def test_entra_settings_are_checked_at_load(tmp_path: Path) -> None:
     assert entra.client_secret.get_secret_value() == SECRET and SECRET not in repr(loaded)
     with pytest.raises(ConfigError, match=r"entra\.client_secret_env names .MY_SECRET."):
         load_settings(config, {})
+
+
+@pytest.mark.parametrize(
+    ("config", "feature", "extra"),
+    [
+        (
+            'deployments:\n  - {model: gpt-4o, endpoint: "http://127.0.0.1:9", entra: {credential: azure_cli}}\n',
+            "deployments' entra:",
+            "entra",
+        ),
+        (
+            'forward_proxy: {enabled: true}\ndeployments:\n  - {model: gpt-4o, endpoint: "http://127.0.0.1:9"}\n',
+            "forward_proxy.enabled",
+            "forward-proxy",
+        ),
+    ],
+)
+def test_a_missing_extra_stops_start_up_in_one_line(tmp_path: Path, config: str, feature: str, extra: str) -> None:
+    from .test_extras import cli
+
+    result = cli(tmp_path, "serve", config=config)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"aoai-gateway: {feature} needs the {extra} extra: pip install 'aoai-gateway[{extra}]'\n"

@@ -30,14 +30,14 @@ from .servers import AsgiServer, child_environ, wait_until
 class ProxyGateway:
     """The gateway under uvicorn as `serve` runs it: the main port and the forward proxy's port."""
 
-    def __init__(self, upstream: str, data_dir: Path, **overrides: Any) -> None:
+    def __init__(self, upstream: str, data_dir: Path, loop: str = "asyncio", **overrides: Any) -> None:
         proxy = {"enabled": True, "handshake_timeout_seconds": 1.0, **overrides.pop("forward_proxy", {})}
         self.settings = gateway_settings(upstream, data_dir=str(data_dir), forward_proxy=proxy, **overrides)
         self.sock, self.proxy_sock = _bound(), _bound()
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.proxy = f"http://127.0.0.1:{self.proxy_sock.getsockname()[1]}"
         self.proxy_port = self.proxy_sock.getsockname()[1]
-        options = {**uvicorn_options(self.settings.server), "loop": "asyncio", "timeout_graceful_shutdown": 2}
+        options = {**uvicorn_options(self.settings.server), "loop": loop, "timeout_graceful_shutdown": 2}
         config = uvicorn.Config(create_app(self.settings), **options)
         self.server = DrainingServer(config, (self.settings, self.proxy_sock))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
@@ -241,3 +241,10 @@ def test_an_unchanged_program_with_https_proxy_and_ssl_cert_file(proxied: ProxyG
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "answered: True"
+
+
+def test_under_uvloop_as_served(emulator_server: AsgiServer, tmp_path: Path) -> None:
+    with ProxyGateway(emulator_server.url, tmp_path, loop="uvloop") as gateway, gateway.client() as http:
+        client = OpenAI(api_key=EMULATOR_KEY, http_client=http, max_retries=0)
+        assert client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}]).choices
+        assert raw(gateway.proxy_port, b"CONNECT 127.0.0.1:22 HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 403 ")

@@ -31,6 +31,7 @@ import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from ..config import Settings
 from ..errors import (
@@ -132,8 +133,7 @@ class ConnectProtocol(asyncio.Protocol):
         self.done = False  # answered (refused or handed over): nothing more is read here
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
         self.proxy.pending += 1
         self.counted = True
         if self.proxy.full():

@@ -25,7 +25,8 @@ GatewayError                      every error the gateway itself answers with
     ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
     ├── UpstreamTimeout     504   connect or read timeout, stream idle timeout
     ├── UpstreamCredentialsRefused 502  the upstream refused the gateway's own key (a 401/403 for its config)
-    └── UpstreamSessionRefused  4xx/5xx  the upstream answered a WebSocket handshake with that HTTP status
+    ├── UpstreamSessionRefused  4xx/5xx  the upstream answered a WebSocket handshake with that HTTP status
+    └── UpstreamTokenUnavailable 502    the gateway's Entra ID credential could not get a token
 
 Upstream *answers* (an Azure 429 or 400) are not errors here: they pass through with their status and body.
 """
@@ -61,6 +62,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamSessionRefused",
     "UpstreamTimeout",
+    "UpstreamTokenUnavailable",
     "UpstreamUnreachable",
 ]
 
@@ -294,3 +296,17 @@ class UpstreamSessionRefused(UpstreamError):
             headers={"retry-after": retry_after} if retry_after else None,
         )
         self.status = status
+
+
+class UpstreamTokenUnavailable(UpstreamError):
+    """The gateway's Entra ID credential got no token (token endpoint down, identity not set up): its config."""
+
+    status = 502
+    code = "upstream_token_unavailable"
+
+    def __init__(self, credential: str) -> None:
+        super().__init__(
+            f"The gateway could not get a Microsoft Entra ID token from its {credential} credential for this "
+            "model; the gateway's operator must fix its configuration. Your key is fine."
+        )
+        self.credential = credential

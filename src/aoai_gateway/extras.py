@@ -31,6 +31,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "otel": ("opentelemetry",),
     "granian": ("granian",),
     "httpx": ("httpx",),
+    "entra": ("azure.identity",),
+    "forward-proxy": ("cryptography",),
 }
 
 
@@ -88,6 +90,10 @@ def features(settings: Settings, *, calls: str | None = None) -> list[tuple[str,
         used.append(("upstream.client: httpx", "httpx"))
     if any(d.provider == "local" for d in settings.deployments):
         used.append(("provider: local", "speech"))
+    if any(d.entra is not None for d in settings.deployments):
+        used.append(("deployments' entra:", "entra"))
+    if settings.forward_proxy.enabled:
+        used.append(("forward_proxy.enabled", "forward-proxy"))
     if settings.server.engine == "granian":
         used.append(("server.engine: granian", "granian"))
     return used

@@ -4,11 +4,11 @@
         await gateway(scope, receive, send)
 
 The order: metrics and the routing table; the access mode (`auth:`, its database, limiter and ledger); the pooled
-upstream HTTP client and each provider's client (local models load here, once); the proxy service; the routes
-and the WebSocket routes (realtime sessions); the listeners that hear about every finished request (usage
-ledger, metrics, access log). Nothing is filled in later: what a part needs, it is given when it is made.
-Closing runs the same list backwards: the access log is flushed, the ledger written, local models and the
-upstream pool closed.
+upstream HTTP client and each provider's client (local models load here, once); the upstream credentials (keys,
+Entra ID); the proxy service; the routes and the WebSocket routes (realtime sessions); the listeners that hear
+about every finished request (usage ledger, metrics, access log). Nothing is filled in later: what a part needs,
+it is given when it is made. Closing runs the same list backwards: the access log is flushed, the ledger written,
+credentials, local models and the upstream pool closed.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .routes import build_router, build_socket_router
 from .store import connect_database, migrate
 from .store.placements import ResponsePlacements
 from .upstream import UpstreamClient, create_upstream_client
+from .upstream.auth import open_upstream_auth
 
 
 @asynccontextmanager
@@ -50,11 +51,14 @@ async def open_gateway(
         stack.push_async_callback(http.aclose)
         clients = await open_clients(settings, http, stack)
         affinity = await _open_affinity(settings, deployments, access, stack)
+        # The keys the gateway holds and its Entra ID credentials (each opened once, closed with the gateway).
+        upstream_auth = await open_upstream_auth(deployments.deployments(), stack)
         service = ProxyService(
             deployments,
             access,
             clients,
             RequestHeaderRules(settings.upstream.forward_headers),
+            upstream_auth=upstream_auth,
             metrics=metrics,
             upload_limits=upload_limits(settings),
             log_bodies=settings.logging.log_bodies,

@@ -103,9 +103,41 @@ def uvicorn_options(server: ServerSettings, realtime: RealtimeSettings | None = 
 
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn's server, saying at shutdown what it drained: requests in flight, finished, cut off, how long."""
+    """uvicorn's server, saying at shutdown what it drained: requests in flight, finished, cut off, how long;
+    with `forward_proxy` (settings and a bound socket) it also serves the CONNECT listener (forward_proxy/)."""
+
+    def __init__(self, config: uvicorn.Config, forward_proxy: tuple[Settings, socket.socket] | None = None) -> None:
+        super().__init__(config)
+        self._forward_proxy = forward_proxy
+        self._forward_listener: asyncio.Server | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # Listening before `started` is set; its connections wait for the app like the main port's do.
+        if self._forward_proxy is not None:
+            self._forward_listener = await self._open_forward_proxy(*self._forward_proxy)
+        await super().startup(sockets)
+
+    async def _open_forward_proxy(self, settings: Settings, sock: socket.socket) -> asyncio.Server:
+        with needs("forward-proxy", "forward_proxy.enabled"):
+            from .forward_proxy.listener import ForwardProxy, open_ca, under_api_base
+
+        config, state = self.config, self.server_state
+        app = under_api_base(config.loaded_app, settings.api_base)
+
+        def http() -> asyncio.Protocol:
+            # A connection of the main port's own protocol (limits included), as uvicorn's startup makes them.
+            protocol = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=state, app_state=self.lifespan.state
+            )
+            protocol.app = app  # type: ignore[attr-defined]
+            return protocol
+
+        proxy = ForwardProxy(settings, open_ca(settings), http, lambda: len(state.connections))
+        return await proxy.listen(sock)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._forward_listener is not None:
+            self._forward_listener.close()  # no new tunnels; open ones drain with the main port's connections
         in_flight = list(self.server_state.tasks)
         drain = self.config.timeout_graceful_shutdown or 0
         started = time.monotonic()
@@ -124,24 +156,49 @@ class DrainingServer(uvicorn.Server):
         )
 
 
-def serve_socket(settings: Settings, sock: socket.socket) -> None:
-    """One gateway process serving `sock` under uvicorn until SIGTERM; also each worker process's entry point."""
+def serve_socket(settings: Settings, sock: socket.socket, proxy_sock: socket.socket | None = None) -> None:
+    """One gateway process serving `sock` (and the forward proxy's `proxy_sock`) under uvicorn until SIGTERM; also
+    each worker process's entry point."""
     configure_logging(settings.logging)  # a spawned worker starts with nothing configured
     options = uvicorn_options(settings.server, settings.realtime)
-    server = DrainingServer(uvicorn.Config(create_app(settings), **options))
+    forward_proxy = (settings, proxy_sock) if proxy_sock is not None else None
+    server = DrainingServer(uvicorn.Config(create_app(settings), **options), forward_proxy)
     server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
 
 
 def _uvicorn(settings: Settings, config_path: str | None, sock: socket.socket) -> None:
-    if settings.server.workers > 1:
-        run_workers(settings.server.workers, serve_socket, (settings, sock))
-    else:
-        serve_socket(settings, sock)
+    with ExitStack() as stack:
+        proxy_sock = stack.enter_context(_forward_proxy_socket(settings)) if settings.forward_proxy.enabled else None
+        if settings.server.workers > 1:
+            run_workers(settings.server.workers, serve_socket, (settings, sock, proxy_sock))
+        else:
+            serve_socket(settings, sock, proxy_sock)
+
+
+def _forward_proxy_socket(settings: Settings) -> socket.socket:
+    """The forward proxy's bound socket; its CA is made here once (before any worker), and where it is said."""
+    with needs("forward-proxy", "forward_proxy.enabled"):
+        from .forward_proxy.listener import open_ca
+
+    proxy = settings.forward_proxy
+    sock = bind_listener(settings.server.host, proxy.port)
+    ca = open_ca(settings)
+    log.info(
+        "forward proxy listening on http://%s:%d for CONNECT %s:443; clients trust its CA with "
+        "SSL_CERT_FILE / REQUESTS_CA_BUNDLE / NODE_EXTRA_CA_CERTS=%s",
+        settings.server.host,
+        sock.getsockname()[1],
+        ", ".join(proxy.hosts),
+        ca.cert_path,
+    )
+    return sock
 
 
 def _granian(settings: Settings, config_path: str | None, sock: socket.socket) -> None:
+    if settings.forward_proxy.enabled:
+        raise ListenError("forward_proxy.enabled needs server.engine: uvicorn (granian has no CONNECT listener)")
     with needs("granian", "server.engine: granian"):
         from granian import Granian
         from granian.http import HTTP1Settings

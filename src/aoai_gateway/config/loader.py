@@ -128,6 +128,12 @@ def _file_deployments(data: dict[str, Any], source: str, env: Mapping[str, str])
         key_env = item.pop("api_key_env", None)
         if key_env:
             item["api_key"] = env.get(str(key_env)) or _missing_key_env(source, key, index, key_env)
+        entra = item.get("entra")
+        if isinstance(entra, dict) and entra.get("client_secret_env"):
+            entra = item["entra"] = dict(entra)
+            name = str(entra.pop("client_secret_env"))
+            field = "entra.client_secret_env"
+            entra["client_secret"] = env.get(name) or _missing_key_env(source, key, index, name, field)
         try:
             result.append(Deployment.model_validate(item))
         except ValidationError as exc:
@@ -135,8 +141,8 @@ def _file_deployments(data: dict[str, Any], source: str, env: Mapping[str, str])
     return result
 
 
-def _missing_key_env(source: str, key: str, index: int, name: str) -> str:
-    raise ConfigError(f"{source}: {key}[{index}].api_key_env names {name!r}, which is not set in the environment")
+def _missing_key_env(source: str, key: str, index: int, name: str, field: str = "api_key_env") -> str:
+    raise ConfigError(f"{source}: {key}[{index}].{field} names {name!r}, which is not set in the environment")
 
 
 def _env_deployments(env: Mapping[str, str]) -> list[Deployment]:

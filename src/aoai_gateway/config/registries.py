@@ -23,6 +23,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "routing strategy": ("aoai_gateway.balancing", "STRATEGIES"),
     "upstream client": ("aoai_gateway.upstream", "UPSTREAM_CLIENTS"),
     "server engine": ("aoai_gateway.server", "SERVER_ENGINES"),
+    "entra credential": ("aoai_gateway.entra.credentials", "CREDENTIALS"),
 }
 
 

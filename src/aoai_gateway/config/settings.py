@@ -28,7 +28,9 @@ from pydantic import (
 )
 
 from .calls import CallsSettings
+from .entra import EntraSettings
 from .files import FilesSettings
+from .forward_proxy import ForwardProxySettings
 from .registries import registered, registry
 from .speech import SpeechSettings
 
@@ -218,6 +220,7 @@ class Deployment(_Section):
     endpoint: str
     model_path: str | None = None
     api_key: SecretStr | None = None
+    entra: EntraSettings | None = None  # Entra ID tokens instead of a key (config/entra.py)
     api_version: ApiVersion = DEFAULT_API_VERSION
     api_style: Literal["deployments", "v1"] = "deployments"
     # Responses calls go to `{endpoint}/openai/v1/responses` (v1) or `/openai/responses?api-version=` (dated).
@@ -264,6 +267,8 @@ class Deployment(_Section):
 
     @model_validator(mode="after")
     def _default_deployment(self) -> Deployment:
+        if self.entra is not None and self.api_key is not None:
+            raise ValueError("a deployment authenticates with either api_key or entra, not both")
         if not self.deployment:
             # Without a deployment name the model name is used, as Azure users usually name them alike.
             object.__setattr__(self, "deployment", self.model)
@@ -275,6 +280,11 @@ class Deployment(_Section):
     @property
     def key(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key else None
+
+    @property
+    def holds_credential(self) -> bool:
+        """The gateway authenticates upstream itself (a key or Entra ID): an upstream 401/403 is its fault."""
+        return self.api_key is not None or self.entra is not None
 
 
 class Settings(_Section):
@@ -298,6 +308,7 @@ class Settings(_Section):
     calls: CallsSettings = CallsSettings()
     responses: ResponsesSettings = ResponsesSettings()
     files: FilesSettings = FilesSettings()
+    forward_proxy: ForwardProxySettings = ForwardProxySettings()
     deployments: tuple[Deployment, ...] = Field((), validation_alias=AliasChoices("deployments", "deployment_config"))
     sources: tuple[str, ...] = ()
 
@@ -320,11 +331,15 @@ class Settings(_Section):
             object.__setattr__(self, "database_url", f"sqlite:///{Path(self.data_dir).resolve() / 'gateway.db'}")
         if self.auth == "keys":
             providers = registry("provider")
-            keyless = [d.model for d in self.deployments if d.key is None and providers[d.provider].requires_key]
+            keyless = [
+                d.model
+                for d in self.deployments
+                if d.key is None and d.entra is None and providers[d.provider].requires_key
+            ]
             if keyless:
                 raise ValueError(
-                    "auth: keys means the gateway holds the upstream keys, but these deployments have no api_key: "
-                    + ", ".join(sorted(set(keyless)))
+                    "auth: keys means the gateway holds the upstream credentials, but these deployments have no "
+                    "api_key or entra: " + ", ".join(sorted(set(keyless)))
                 )
         return self
 

@@ -20,12 +20,20 @@ import orjson
 from ..access.base import Access
 from ..api_call import Call, parse_json
 from ..balancing import DeploymentHealth, DeploymentRouter, retry_after_seconds, retryable_status
-from ..errors import AuthenticationError, InvalidRequest, ModelNotFound, NoDeploymentAvailable, UpstreamError
+from ..errors import (
+    AuthenticationError,
+    InvalidRequest,
+    ModelNotFound,
+    NoDeploymentAvailable,
+    UpstreamError,
+    UpstreamTokenUnavailable,
+)
 from ..http.asgi import Send
 from ..http.request import Request
 from ..metrics import GatewayMetrics
 from ..providers import PROVIDERS
 from ..upstream import UpstreamClient, UpstreamRequest
+from ..upstream.auth import Credentials
 from .headers import RequestHeaderRules, response_headers
 
 OPERATION = "realtime/client_secrets"
@@ -38,6 +46,7 @@ class ClientSecrets:
         access: Access,
         clients: Mapping[str, UpstreamClient],
         headers: RequestHeaderRules,
+        credentials: Credentials,
         *,
         metrics: GatewayMetrics | None = None,
     ) -> None:
@@ -45,6 +54,7 @@ class ClientSecrets:
         self.access = access
         self.clients = clients
         self.headers = headers
+        self.credentials = credentials  # the upstream auth headers per deployment (ProxyService.upstream_credentials)
         self.metrics = metrics
 
     async def create(self, request: Request, send: Send, body: bytes) -> None:
@@ -95,14 +105,13 @@ class ClientSecrets:
             deployment = health.deployment
             provider = PROVIDERS[deployment.provider]
             url = provider.realtime_url(deployment, None)
-            key = deployment.key or caller_key
             if url is None:
                 failure = InvalidRequest(f"The model {deployment.model} serves no realtime sessions.", param="model")
                 continue
-            if key is None:
-                failure = AuthenticationError(
-                    "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or 'api-key: KEY'."
-                )
+            try:
+                credentials = await self.credentials(health, caller_key)
+            except (AuthenticationError, UpstreamTokenUnavailable) as exc:
+                failure = exc
                 continue
             exchange.deployment = deployment.deployment
             exchange.attempts = attempt + 1
@@ -110,7 +119,7 @@ class ClientSecrets:
             upstream = UpstreamRequest(
                 "POST",
                 client_secrets_url(url),
-                [*forwarded, *provider.auth_headers(key)],
+                [*forwarded, *credentials],
                 body,
                 deployment=deployment.deployment,
                 operation=OPERATION,

@@ -28,7 +28,6 @@ from ..api_call import parse_json
 from ..batch_input import BATCH_URLS, OPENAI_BATCH_URLS, BatchLineRules, rewrite_batch_lines
 from ..config import Deployment, Settings
 from ..errors import (
-    AuthenticationError,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -62,6 +61,8 @@ class FilesService:
         self.access: Access = service.access
         self.owners = owners if self.keys_mode and self.settings.key_access == "own" else None
         self.deployment = settings.files_deployment()
+        # Its health entry: the key for its upstream credentials (a key it holds, or Entra ID tokens).
+        self.health = next((h for h in service.router.deployments() if h.deployment is self.deployment), None)
         # Names a batch line may use -> (model, deployment on the files resource): its own deployments only.
         self.targets: dict[str, tuple[str, str]] = {}
         self.configured = frozenset(n for d in settings.deployments for n in (d.model, d.deployment))
@@ -102,11 +103,11 @@ class FilesService:
             body = await self._upload(request, key)
         elif operation.body is BodyKind.JSON:
             body = await self._batch(request, key)
-        upstream = self._upstream(request, deployment, operation, ids, body, client_api_version)
+        upstream = await self._upstream(request, deployment, operation, ids, body, client_api_version)
         client = self.service.clients[deployment.provider]
         streamed = operation.template.endswith("/content")
         response = await client.send(upstream, stream=streamed)
-        if response.status in (401, 403) and deployment.key is not None:
+        if response.status in (401, 403) and deployment.holds_credential:
             await response.release()
             raise UpstreamCredentialsRefused(deployment.deployment)
         owners = self.owners
@@ -115,7 +116,7 @@ class FilesService:
             return
         await self._owned_answer(request, send, response, operation, ids, kind, key, owners)
 
-    def _upstream(
+    async def _upstream(
         self,
         request: Request,
         deployment: Deployment,
@@ -125,18 +126,14 @@ class FilesService:
         client_api_version: str | None,
     ) -> UpstreamRequest:
         provider = PROVIDERS[deployment.provider]
-        secret = deployment.key or self.access.upstream_key(request)
-        if secret is None:
-            raise AuthenticationError(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or 'api-key: KEY', "
-                "or configure api_key for this deployment on the gateway."
-            )
+        assert self.health is not None  # set whenever a files deployment is
+        credentials = await self.service.upstream_credentials(self.health, self.access.upstream_key(request))
         query = [(k, v) for k, v in request.query if k in _QUERY] if operation.method == "GET" else []
         url = provider.resource_url(deployment, operation.path(ids), query, client_api_version)
         headers = self.service.headers.upstream(request.scope["headers"])
         if operation.body is BodyKind.NONE:
             headers = [(k, v) for k, v in headers if k != "content-type"]
-        headers += provider.auth_headers(secret)
+        headers += credentials
         return UpstreamRequest(operation.method, url, headers, body, deployment=deployment.deployment)
 
     async def _upload(self, request: Request, key: GatewayKey | None) -> Body:

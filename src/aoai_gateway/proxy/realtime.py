@@ -42,12 +42,14 @@ from ..errors import (
     UpstreamCredentialsRefused,
     UpstreamError,
     UpstreamSessionRefused,
+    UpstreamTokenUnavailable,
 )
 from ..exchange import Exchange
 from ..http.websocket import WebSocket, sendable_close_code
 from ..metrics import GatewayMetrics
 from ..providers import PROVIDERS
 from ..upstream import UpstreamClient, UpstreamWebSocket, WebSocketRequest
+from ..upstream.auth import Credentials
 from .headers import RequestHeaderRules
 
 log = logging.getLogger("aoai_gateway.realtime")
@@ -66,6 +68,7 @@ class RealtimeRelay:
         access: Access,
         clients: Mapping[str, UpstreamClient],
         headers: RequestHeaderRules,
+        credentials: Credentials,
         settings: RealtimeSettings,
         timeouts: Timeouts,
         *,
@@ -75,6 +78,7 @@ class RealtimeRelay:
         self.access = access
         self.clients = clients
         self.headers = headers
+        self.credentials = credentials  # the upstream auth headers per deployment (ProxyService.upstream_credentials)
         self.settings = settings
         self.connect_timeout = timeouts.connect
         self.metrics = metrics
@@ -154,20 +158,19 @@ class RealtimeRelay:
             deployment = health.deployment
             provider = PROVIDERS[deployment.provider]
             url = provider.realtime_url(deployment, client_api_version)
-            key = deployment.key or caller_key
             if url is None:
                 failure = InvalidRequest(f"The model {deployment.model} serves no realtime sessions.", param="model")
                 continue
-            if key is None:
-                failure = AuthenticationError(
-                    "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or 'api-key: KEY'."
-                )
+            try:
+                credentials = await self.credentials(health, caller_key)
+            except (AuthenticationError, UpstreamTokenUnavailable) as exc:
+                failure = exc
                 continue
             exchange.deployment = deployment.deployment
             exchange.attempts = attempt + 1
             upstream = WebSocketRequest(
                 url,
-                [*forwarded, *provider.auth_headers(key)],
+                [*forwarded, *credentials],
                 protocols,
                 self.settings.max_frame_bytes,
                 deployment.deployment,
@@ -179,7 +182,7 @@ class RealtimeRelay:
             except UpstreamSessionRefused as exc:
                 seconds = time.perf_counter() - started
                 self._count(health, f"http_{exc.status}", seconds, attempt > 0)
-                if exc.status in (401, 403) and deployment.key is not None:
+                if exc.status in (401, 403) and deployment.holds_credential:
                     health.breaker.record(success=False, now=clock())
                     log.warning(
                         "deployment %s refused the gateway's upstream key (HTTP %d)", deployment.deployment, exc.status

@@ -36,6 +36,7 @@ from ..errors import (
     UpstreamCredentialsRefused,
     UpstreamError,
     UpstreamTimeout,
+    UpstreamTokenUnavailable,
 )
 from ..exchange import Exchange, Usage
 from ..http.asgi import RawHeaders, Send
@@ -44,6 +45,7 @@ from ..http.spool import Body
 from ..metrics import GatewayMetrics
 from ..providers import PROVIDERS
 from ..upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
+from ..upstream.auth import Headers, UpstreamAuth
 from .bridge import BridgedResponse, chat_to_responses
 from .headers import RequestHeaderRules, response_headers
 from .usage import StreamTail, UsageChunkFilter, usage_of_body
@@ -72,6 +74,7 @@ class ProxyService:
         upload_limits: Mapping[str, int] | None = None,
         log_bodies: bool = False,
         affinity: ResponseAffinity | None = None,
+        upstream_auth: Mapping[DeploymentHealth, UpstreamAuth] | None = None,
     ) -> None:
         self.router = router
         self.access = access
@@ -83,7 +86,23 @@ class ProxyService:
         self.max_upload_bytes = max(self.upload_limits.values(), default=None)
         self.log_bodies = log_bodies
         self.affinity = affinity  # where stored responses live (Responses API); None: not remembered
+        # The gateway's own credential per deployment (a key, an Entra ID credential); absent: the caller's key.
+        self.upstream_auth = dict(upstream_auth or {})
         self.streams_in_flight = 0
+
+    async def upstream_credentials(self, health: DeploymentHealth, caller_key: str | None) -> Headers:
+        """The auth headers a request to `health`'s deployment carries: the gateway's own credential, else the
+        caller's key. For routes beyond `forward()` (WebSocket relays, uploads); raises AuthenticationError when
+        there is none and UpstreamTokenUnavailable when a token cannot be had."""
+        auth = self.upstream_auth.get(health)
+        if auth is not None:
+            return auth.static if auth.static is not None else await auth.headers()
+        provider = PROVIDERS[health.deployment.provider]
+        if caller_key is None:
+            if provider.requires_key:
+                raise _no_key()
+            return []
+        return provider.auth_headers(caller_key)
 
     async def forward(self, request: Request, send: Send, call: Call) -> None:
         exchange = request.exchange
@@ -125,13 +144,22 @@ class ProxyService:
             exchange.deployment = deployment.deployment
             exchange.attempts = attempt + 1
             provider = PROVIDERS[deployment.provider]
-            key = deployment.key or caller_key
-            if key is None and provider.requires_key:
-                failure = AuthenticationError(
-                    "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or 'api-key: KEY', "
-                    "or configure api_key for this deployment on the gateway."
-                )
-                continue
+            auth = self.upstream_auth.get(health)
+            if auth is None:  # the caller's key, as it came (passthrough)
+                if caller_key is None and provider.requires_key:
+                    failure = _no_key()
+                    continue
+                auth_headers = provider.auth_headers(caller_key) if caller_key else []
+            elif auth.static is not None:  # a key the gateway holds: nothing to await
+                auth_headers = auth.static
+            else:  # a token: awaited only for Entra ID deployments
+                try:
+                    auth_headers = await auth.headers()
+                except UpstreamTokenUnavailable as exc:
+                    health.breaker.record(success=False, now=self.router.clock())
+                    self._count(health, exc.code or "upstream_error", None, attempt > 0)
+                    failure = exc
+                    continue
             limit = self.upload_limits.get(deployment.provider)
             if call.form is not None and limit is not None and len(call.body) > limit:
                 failure = PayloadTooLarge(limit)
@@ -147,7 +175,7 @@ class ProxyService:
             upstream = UpstreamRequest(
                 call.method,
                 provider.url(deployment, operation, query, call.client_api_version),
-                [*forwarded, *(provider.auth_headers(key) if key else ())],
+                [*forwarded, *auth_headers],
                 body,
                 deployment=deployment.deployment,
                 operation=operation,
@@ -226,7 +254,7 @@ class ProxyService:
             health.observe_latency(seconds * 1000)
             status = response.status
             outcome = "ok" if status < 400 else f"http_{status}"
-            if status in (401, 403) and health.deployment.key is not None:
+            if status in (401, 403) and health in self.upstream_auth:
                 # The gateway's own upstream key was refused: not the caller's fault, and another deployment
                 # (another key) may serve. The caller learns that much, never the upstream's details.
                 await response.release()
@@ -387,6 +415,13 @@ class ProxyService:
         exchange.finished = True
         await send({"type": "http.response.body", "body": b""})
         return tail.usage() if event_stream else None
+
+
+def _no_key() -> AuthenticationError:
+    return AuthenticationError(
+        "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or 'api-key: KEY', "
+        "or configure api_key for this deployment on the gateway."
+    )
 
 
 class _FailedBeforeFirstByte(Exception):

@@ -48,11 +48,19 @@ def build_socket_router(
         service.access,
         service.clients,
         service.headers,
+        service.upstream_credentials,
         settings.realtime,
         settings.upstream.timeouts,
         metrics=metrics,
     )
-    secrets = ClientSecrets(service.router, service.access, service.clients, service.headers, metrics=metrics)
+    secrets = ClientSecrets(
+        service.router,
+        service.access,
+        service.clients,
+        service.headers,
+        service.upstream_credentials,
+        metrics=metrics,
+    )
     add_realtime_routes(router, sockets, settings.api_base, relay, secrets, settings.limits)
     return sockets
 

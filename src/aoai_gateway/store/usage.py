@@ -116,6 +116,8 @@ class UsageLedger:
             self._task.cancel()
             await asyncio.wait({self._task})  # a cancel of the caller itself still goes through
         await self.flush()
+        if self._pending:
+            log.error("usage ledger: the database is unavailable; %d rows could not be written", len(self._pending))
 
 
 async def usage_report(

@@ -292,3 +292,29 @@ async def test_admin_write_on_a_full_disk_is_507(
         assert error["code"] == "insufficient_storage" and "gateway.db" in error["message"]
         filler.unlink()
         assert (await client.post(f"{gateway.url}/admin/keys", json={"name": "b"}, headers=admin)).status_code == 201
+
+
+async def test_calls_process_during_a_database_outage_names_the_database(
+    postgres: PrivatePostgres, tmp_path: Path
+) -> None:
+    from aoai_gateway.calls.pipeline import Pipeline
+    from aoai_gateway.calls.sources import LocalSource
+    from aoai_gateway.calls.store import CallStore
+    from aoai_gateway.config.calls import CallsSettings
+
+    db, _ = await fresh_database(postgres)
+    recording = tmp_path / "rec-07.ogg"
+    recording.write_bytes(b"OggS" + bytes(1000))
+    source = LocalSource(str(tmp_path))
+    (item,) = await source.scan()
+    # The models are never reached: the claim is the first thing that needs the database.
+    pipeline = Pipeline(CallStore(db, "test", 60), models=None, extractor=None, settings=CallsSettings())  # type: ignore[arg-type]
+    postgres.stop()
+    try:
+        outcome = await pipeline.process(source, item)
+    finally:
+        postgres.start()
+        await db.close()
+    assert outcome.kind == "failed" and outcome.error is not None
+    assert "database failed, not rec-07.ogg" in outcome.error and "PostgreSQL 127.0.0.1" in outcome.error
+    assert "cannot read" not in outcome.error

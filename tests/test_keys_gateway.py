@@ -226,7 +226,8 @@ async def test_keys_mode_on_postgresql(
     gateway = start_gateway(
         auth="keys",
         database_url=postgres_url,
-        access={"usage_flush_seconds": 0.05},
+        # 0: read the key on every request, so another process's revocation counts at once (default: within 5 s).
+        access={"usage_flush_seconds": 0.05, "key_cache_seconds": 0},
         deployments=[{"model": "gpt-4o", "endpoint": emulator_server.url, "api_key": EMULATOR_KEY}],
     )
     assert [chat(gateway, secret).status_code for _ in range(3)] == [200, 200, 429]

@@ -21,6 +21,11 @@ GatewayError                      every error the gateway itself answers with
 ├── HeadersTooLarge         431   more header bytes or fields than `server.max_header_bytes` / `max_headers`
 ├── ModelUnavailable        503   a local model is shutting down
 ├── TooManyConnections      503   the process holds `server.max_connections` already (Retry-After)
+├── DependencyUnavailable   503   a backing service is down; names it (Retry-After)
+│   ├── LimitsUnavailable   503   Redis, which holds the rate-limit counters (`limits_unavailable`)
+│   └── DatabaseUnavailable 503   the database of keys, events and the ledger (`key_store_unavailable` for a key
+│                                 it could not check, `usage_ledger_full`, else `database_unavailable`)
+├── StorageFull             507   the database's disk is full (`insufficient_storage`)
 └── UpstreamError                 the upstream could not give an answer at all
     ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
     ├── UpstreamTimeout     504   connect or read timeout, stream idle timeout
@@ -41,9 +46,12 @@ import orjson
 __all__ = [
     "AuthenticationError",
     "Conflict",
+    "DatabaseUnavailable",
+    "DependencyUnavailable",
     "GatewayError",
     "HeadersTooLarge",
     "InvalidRequest",
+    "LimitsUnavailable",
     "MethodNotAllowed",
     "ModelBusy",
     "ModelNotFound",
@@ -56,6 +64,7 @@ __all__ = [
     "RateLimited",
     "RequestTimeout",
     "RouteNotFound",
+    "StorageFull",
     "TooManyConnections",
     "UnsupportedMediaType",
     "UpstreamCredentialsRefused",
@@ -250,6 +259,51 @@ class TooManyConnections(GatewayError):
             f"The gateway is serving its limit of {limit} connections; retry after {retry_after} seconds.",
             headers={"retry-after": str(retry_after)},
         )
+
+
+class DependencyUnavailable(GatewayError):
+    """A backing service the request needs is down: a 503 that names it, never a generic 500.
+
+    raise DatabaseUnavailable("connection refused")   # -> 503 database_unavailable, Retry-After: 2
+    """
+
+    status = 503
+    type = "server_error"
+    component = "a backing service"
+    code = "dependency_unavailable"
+
+    def __init__(
+        self, detail: str, *, code: str | None = None, retry_after: int = 2, message: str | None = None
+    ) -> None:
+        self.detail = detail
+        self.retry_after = retry_after
+        text = message or f"The gateway cannot reach {self.component} right now; retry after {retry_after} seconds."
+        super().__init__(text, code=code, headers={"retry-after": str(retry_after)})
+
+
+class LimitsUnavailable(DependencyUnavailable):
+    component = "Redis, which holds the rate-limit counters"
+    code = "limits_unavailable"
+
+
+class DatabaseUnavailable(DependencyUnavailable):
+    component = "its database (keys, events, usage)"
+    code = "database_unavailable"
+
+
+class StorageFull(GatewayError):
+    """The database could not write: its disk (or file system) is full. Nothing was changed."""
+
+    status = 507
+    type = "server_error"
+    code = "insufficient_storage"
+
+    def __init__(self, database: str) -> None:
+        super().__init__(
+            f"The gateway's database ({database}) is out of disk space; nothing was changed. The operator must "
+            "free space; reads and requests keep working."
+        )
+        self.database = database
 
 
 class UpstreamError(GatewayError):

@@ -55,4 +55,7 @@ class Access(Protocol):
     def finished(self, exchange: Exchange) -> None:
         """The request is over (listener): the keys mode writes its ledger row."""
 
+    async def readiness(self) -> dict[str, str]:
+        """The backing services this mode needs that do not answer now (`/readyz`): name -> what is wrong."""
+
     async def close(self) -> None: ...

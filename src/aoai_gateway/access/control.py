@@ -22,7 +22,14 @@ from zoneinfo import ZoneInfo
 
 from ..api_call import Call
 from ..config import AccessSettings
-from ..errors import AuthenticationError, InvalidRequest, PermissionDenied, QuotaExceeded, RateLimited
+from ..errors import (
+    AuthenticationError,
+    DatabaseUnavailable,
+    InvalidRequest,
+    PermissionDenied,
+    QuotaExceeded,
+    RateLimited,
+)
 from ..exchange import Exchange
 from ..http.credentials import client_key
 from ..http.request import Request
@@ -31,7 +38,7 @@ from ..store.events import EventStore
 from ..store.keys import GatewayKey, KeyStore
 from ..store.usage import key_totals
 from .base import Grant
-from .limiter import Limiter
+from .limiter import Limiter, Seeder
 from .quota import UTC, admission_checks, day_start, estimate_prompt_tokens, ratelimit_headers
 
 # The fields that bound what an endpoint generates, and the one inserted when a capped request names none.
@@ -43,19 +50,18 @@ _INSERTED_FIELD = {
 }
 _GENERATES = frozenset(_INSERTED_FIELD)
 _MAX_CHOICES = 128  # OpenAI's own bound on `n`
+_KEY_STORE_DOWN = (
+    "The gateway cannot check this API key now: its key store (the database) is unavailable. Your key is not at "
+    "fault; retry after a few seconds."
+)
 
 
 class AccessControl:
-    def __init__(
-        self, settings: AccessSettings, keys: KeyStore, events: EventStore, limiter: Limiter, *, seed: bool = False
-    ) -> None:
+    def __init__(self, settings: AccessSettings, keys: KeyStore, events: EventStore, limiter: Limiter) -> None:
         self.settings = settings
         self.keys = keys
         self.events = events
         self.limiter = limiter
-        # In-memory counters start empty in every process: seed a key's day and budget from the ledger once.
-        self._seed = seed
-        self._seeded: set[str] = set()
 
     async def authenticate(self, request: Request) -> GatewayKey:
         """The caller's gateway key from the headers alone; recorded on the exchange."""
@@ -67,7 +73,12 @@ class AccessControl:
             raise AuthenticationError(
                 "You didn't provide an API key. Send your gateway key as 'Authorization: Bearer sk-gw-...'."
             )
-        key = await self.keys.by_secret(secret)
+        try:
+            key = await self.keys.by_secret(secret)
+        except DatabaseUnavailable as exc:
+            # Keys seen lately were served from the cache; this one cannot be checked, which is not the caller's
+            # fault: a 503 to retry, never a 401 that makes a client drop a good key.
+            raise DatabaseUnavailable(exc.detail, code="key_store_unavailable", message=_KEY_STORE_DOWN) from exc
         if key is None:
             raise AuthenticationError(f"Incorrect API key provided: {_masked(secret)}.")
         now = time.time()
@@ -112,10 +123,10 @@ class AccessControl:
                 exchange.strip_usage = True
         now = time.time()
         tz = exchange.zone or UTC
-        if self._seed and key.id not in self._seeded:
-            await self._seed_from_ledger(key, now, tz)
         checks = admission_checks(key.id, key.limits, now, tz, reservation)
-        refusal = await self.limiter.admit([check for check, _ in checks])
+        seeded = key.limits.daily_requests is not None or key.limits.daily_tokens is not None
+        seed = self._ledger_seeds(key, now, tz) if seeded or key.limits.budget_tokens is not None else None
+        refusal = await self.limiter.admit([check for check, _ in checks], seed)
         if refusal is not None:
             window = next(w for c, w in checks if c is refusal.check)
             headers = {
@@ -162,20 +173,21 @@ class AccessControl:
             call.patch(_INSERTED_FIELD[call.operation], cap)
         return min(asked.values(), default=cap)
 
-    async def _seed_from_ledger(self, key: GatewayKey, now: float, tz: ZoneInfo) -> None:
-        self._seeded.add(key.id)
-        limits = key.limits
-        if limits.daily_requests is None and limits.daily_tokens is None and limits.budget_tokens is None:
-            return
-        day_requests, day_tokens, tokens = await key_totals(self.keys.db, key.id, day_start(now, tz))
-        changes = []
-        for check, window in admission_checks(key.id, limits, now, tz, 0):
-            used = {("requests", "day"): day_requests, ("tokens", "day"): day_tokens, ("tokens", "budget"): tokens}.get(
-                (window.kind, window.scope), 0
-            )
-            if used:
-                changes.append((check.counter, used, check.ttl))
-        await self.limiter.adjust(changes)
+    def _ledger_seeds(self, key: GatewayKey, now: float, tz: ZoneInfo) -> Seeder:
+        """What a key's day and budget counters hold by the usage ledger, for a limiter that finds them missing
+        (a new process, a new day, a Redis restarted empty). Rows still buffered (the last flush interval's) are
+        not counted; refused requests of the key are."""
+
+        async def seed() -> dict[str, int]:
+            day_requests, day_tokens, tokens = await key_totals(self.keys.db, key.id, day_start(now, tz))
+            used = {("requests", "day"): day_requests, ("tokens", "day"): day_tokens, ("tokens", "budget"): tokens}
+            return {
+                check.counter: used.get((window.kind, window.scope), 0)
+                for check, window in admission_checks(key.id, key.limits, now, tz, 0)
+                if check.seeded
+            }
+
+        return seed
 
     async def settle(self, grant: Grant, exchange: Exchange) -> None:
         """Replace the reservation with the tokens really used (none when the call failed)."""

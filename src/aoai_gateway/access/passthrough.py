@@ -36,6 +36,9 @@ class PassthroughAccess:
     def finished(self, exchange: Exchange) -> None:
         return None
 
+    async def readiness(self) -> dict[str, str]:
+        return {}  # nothing behind it but the upstreams, which routing handles
+
     async def close(self) -> None:
         return None
 

@@ -3,7 +3,8 @@
     checks = admission_checks("key_ab12", limits, now=time.time(), tz=UTC, reservation=1200)
 
 Windows are fixed and named after their start: per minute (UTC minutes), per day (midnight to midnight in the
-principal's time zone: UTC for keys, the event's zone for attendees), and the lifetime budget.
+principal's time zone: UTC for keys, the event's zone for attendees), and the lifetime budget. Day and budget
+counters are `seeded`: the limiter creates them from the usage ledger, never from zero.
 Token checks cost `min(reservation, cap)`, so a request whose reservation alone exceeds a cap can still run
 when nothing else was used in the window; it is settled to its real usage afterwards.
 """
@@ -63,7 +64,10 @@ def admission_checks(
         )
     if limits.daily_requests is not None:
         checks.append(
-            (Check(f"{subject}:rpd:{day}", limits.daily_requests, 1, _DAY_TTL), Window("requests", "day", day_reset))
+            (
+                Check(f"{subject}:rpd:{day}", limits.daily_requests, 1, _DAY_TTL, seeded=True),
+                Window("requests", "day", day_reset),
+            )
         )
     if limits.tpm is not None:
         checks.append(
@@ -75,12 +79,18 @@ def admission_checks(
     if limits.daily_tokens is not None:
         cost = min(reservation, limits.daily_tokens)
         checks.append(
-            (Check(f"{subject}:tpd:{day}", limits.daily_tokens, cost, _DAY_TTL), Window("tokens", "day", day_reset))
+            (
+                Check(f"{subject}:tpd:{day}", limits.daily_tokens, cost, _DAY_TTL, seeded=True),
+                Window("tokens", "day", day_reset),
+            )
         )
     if limits.budget_tokens is not None:
         cost = min(reservation, limits.budget_tokens)
         checks.append(
-            (Check(f"{subject}:budget", limits.budget_tokens, cost, _BUDGET_TTL), Window("tokens", "budget", None))
+            (
+                Check(f"{subject}:budget", limits.budget_tokens, cost, _BUDGET_TTL, seeded=True),
+                Window("tokens", "budget", None),
+            )
         )
     return checks
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..config.calls import CallsSettings
+from ..errors import DependencyUnavailable, StorageFull
 from .errors import CallError, ExtractionError, ModelCallError
 from .extract import Extraction, Extractor
 from .models import ModelClient
@@ -68,6 +69,9 @@ class Pipeline:
                 outcome = await self._claimed(path, call_id, item, force=force, wait=wait)
         except CallError as exc:  # the file could not be read: nothing claimed, the source will offer it again
             return Outcome("retry" if exc.retryable else "failed", item, error=exc.message)
+        except (DependencyUnavailable, StorageFull) as exc:
+            # The call store, not the recording: say so (asyncpg's refusals are OSErrors, read below as the file's).
+            return Outcome("failed", item, error=f"the call store's database failed, not {item.name}: {_detail(exc)}")
         except OSError as exc:  # unreadable where it lies (permissions, a vanished mount)
             return Outcome("failed", item, error=f"cannot read {item.name}: {exc.strerror or exc}")
         if outcome.call_id is not None:  # a watcher need not read this version of the file again
@@ -150,6 +154,10 @@ class Pipeline:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release(record.id))  # shutting down: hand it on at once
             raise
+        except (DependencyUnavailable, StorageFull):
+            # The store failed, not the call: nothing to record against it (the store is what failed); the lease
+            # runs out and the next run resumes from the checkpoint.
+            raise
         except Exception as exc:
             # A bug or an unexpected library error: recorded and retried like a transient failure, never lost.
             log.exception("call %s: unexpected error", record.id)
@@ -221,6 +229,10 @@ class Pipeline:
             "created_at": _iso(record.created_at),
             "processed_at": _iso(time.time()),
         }
+
+
+def _detail(exc: DependencyUnavailable | StorageFull) -> str:
+    return exc.detail if isinstance(exc, DependencyUnavailable) else exc.message
 
 
 def backoff(attempts: int, settings: CallsSettings) -> float:

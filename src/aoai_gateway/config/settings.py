@@ -196,6 +196,11 @@ class AccessSettings(_Section):
     registration_opens_days: float = Field(7.0, ge=0)
     registrations_per_address: int = Field(60, ge=1)
     code_failures_per_address: int = Field(10, ge=1)
+    # When a backing service fails (README: "When a backing service fails").
+    key_cache_seconds: float = Field(5.0, ge=0)
+    key_outage_seconds: float = Field(60.0, ge=0)
+    usage_buffer_rows: int = Field(100_000, ge=1)
+    on_limiter_failure: Literal["closed", "local"] = "closed"
 
 
 class ResponsesSettings(_Section):

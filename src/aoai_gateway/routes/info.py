@@ -1,6 +1,9 @@
 """Routes the gateway answers itself: the model list and health checks.
 
 GET /v1/models, /v1/models/{id}, /openai/v1/models, /healthz, /readyz
+
+/healthz is liveness (the process answers); /readyz is 200 only while the backing services the settings need
+answer (the database in `auth: keys`, Redis when `redis_url` is set), else 503 naming the ones that do not.
 """
 
 from __future__ import annotations
@@ -53,7 +56,12 @@ def add_info_routes(router: Router, settings: Settings, access: Access) -> None:
 
     async def readyz(request: Request, send: Send, params: dict[str, str]) -> None:
         # Routes exist only once the gateway is built (models loaded, stores open): before that the app
-        # answers 503 itself.
+        # answers 503 itself. After that, ready means the services the settings need answer (cached for 1 s).
+        down = await access.readiness()
+        if down:
+            body = {"status": "unavailable", "down": down, "models": len(objects)}
+            await send_json(send, 503, orjson.dumps(body), headers=[(b"retry-after", b"1")])
+            return
         await send_json(send, 200, orjson.dumps({"status": "ready", "models": len(objects)}))
 
     for base in {settings.api_base, "/openai/v1"}:

@@ -7,6 +7,10 @@ SQL is written once with `?` placeholders and portable types (TEXT, BIGINT, DOUB
 backend numbers the placeholders. SQLite runs in WAL mode: reads run on a small pool of reader threads (each with
 its own connection; WAL lets them read while the writer writes) and writes on one writer thread, so neither a
 long report nor a slow disk ever stalls the event loop.
+
+Both backends translate their drivers' failures here and nowhere else: a database that cannot be reached (or is
+locked past its timeout, or shutting down) raises `DatabaseUnavailable` (503), a full disk `StorageFull` (507),
+each naming the database; any other driver error (a bug, a constraint) passes through unchanged.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from ..errors import DatabaseUnavailable, GatewayError, StorageFull
 
 Row = dict[str, Any]
 Params = Sequence[Any]
@@ -30,6 +36,7 @@ Params = Sequence[Any]
 
 class Database(Protocol):
     dialect: str
+    name: str  # what messages call it: "SQLite /var/lib/.../gateway.db", "PostgreSQL db:5432/gateway"
 
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]: ...
 
@@ -50,6 +57,37 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
+# SQLite's primary result codes (`sqlite_errorcode & 0xff`) that say the database, not the statement, failed.
+_SQLITE_FULL = 13
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 8, 10, 14})  # BUSY, LOCKED, READONLY, IOERR, CANTOPEN
+
+
+def _sqlite_error(exc: sqlite3.Error, name: str) -> GatewayError | None:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == _SQLITE_FULL:
+        return StorageFull(name)
+    if code in _SQLITE_UNAVAILABLE:
+        return DatabaseUnavailable(f"{name}: {exc}")
+    return None
+
+
+def _postgres_error(exc: BaseException, name: str) -> GatewayError | None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    if isinstance(exc, asyncpg.DiskFullError):
+        return StorageFull(name)
+    unavailable = (
+        asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection lost mid-query
+        asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up
+        asyncpg.TooManyConnectionsError,
+        OSError,  # refused, unreachable
+        TimeoutError,
+    )
+    if isinstance(exc, unavailable):
+        return DatabaseUnavailable(f"{name}: {type(exc).__name__}: {exc}")
+    return None
+
+
 class SqliteDatabase:
     """SQLite in WAL mode: reads on a small pool of reader threads, writes on one writer thread.
 
@@ -67,6 +105,7 @@ class SqliteDatabase:
         if path != ":memory:":
             _private_file(Path(path))
         self._path = path
+        self.name = f"SQLite {path}"
         self._writer = self._open(path)
         self._probe = self._open(path)
         # A lock is never waited for on the event loop: `generation()` answers None ("cannot tell") instead.
@@ -109,7 +148,8 @@ class SqliteDatabase:
         def run() -> list[Row]:
             return [dict(row) for row in self._reader().execute(sql, tuple(params)).fetchall()]
 
-        rows: list[Row] = await asyncio.get_running_loop().run_in_executor(self._reads, run)
+        with self._translated():
+            rows: list[Row] = await asyncio.get_running_loop().run_in_executor(self._reads, run)
         return rows
 
     def generation(self) -> int | None:
@@ -148,7 +188,18 @@ class SqliteDatabase:
         return _Transaction(self._writer)
 
     async def _write(self, work: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._writes, work)
+        with self._translated():
+            return await asyncio.get_running_loop().run_in_executor(self._writes, work)
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            error = _sqlite_error(exc, self.name)
+            if error is None:
+                raise
+            raise error from exc
 
     async def close(self) -> None:
         self._writes.shutdown(wait=True)
@@ -192,26 +243,42 @@ def _numbered(sql: str) -> str:
 class PostgresDatabase:
     dialect = "postgresql"
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, name: str = "PostgreSQL") -> None:
         self._pool = pool
+        self.name = name
 
     @classmethod
     async def connect(cls, url: str) -> PostgresDatabase:
         from ..extras import needs
 
         with needs("postgres", "database_url postgresql://"):
-            import asyncpg  # type: ignore[import-untyped]
+            import asyncpg
 
-        return cls(await asyncpg.create_pool(url, min_size=1, max_size=10))
+        parts = urlsplit(url)
+        name = f"PostgreSQL {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"  # never the password
+        # A connection attempt to a host that does not answer fails after 5 s (asyncpg's default is 60).
+        return cls(await asyncpg.create_pool(url, min_size=1, max_size=10, timeout=5), name)
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            error = _postgres_error(exc, self.name)
+            if error is None:
+                raise
+            raise error from exc
 
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
-        return [dict(row) for row in await self._pool.fetch(_numbered(sql), *params)]
+        with self._translated():
+            return [dict(row) for row in await self._pool.fetch(_numbered(sql), *params)]
 
     def generation(self) -> int | None:
         return None
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        status: str = await self._pool.execute(_numbered(sql), *params)
+        with self._translated():
+            status: str = await self._pool.execute(_numbered(sql), *params)
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
@@ -219,14 +286,16 @@ class PostgresDatabase:
         await self.execute_batches([(sql, rows)])
 
     async def execute_batches(self, batches: Sequence[tuple[str, Sequence[Params]]]) -> None:
-        async with self._pool.acquire() as connection, connection.transaction():
-            for sql, rows in batches:
-                await connection.executemany(_numbered(sql), [tuple(row) for row in rows])
+        with self._translated():
+            async with self._pool.acquire() as connection, connection.transaction():
+                for sql, rows in batches:
+                    await connection.executemany(_numbered(sql), [tuple(row) for row in rows])
 
     async def script(self, statements: Sequence[str]) -> None:
-        async with self._pool.acquire() as connection, connection.transaction():
-            for statement in statements:
-                await connection.execute(statement)
+        with self._translated():
+            async with self._pool.acquire() as connection, connection.transaction():
+                for statement in statements:
+                    await connection.execute(statement)
 
     async def close(self) -> None:
         await self._pool.close()

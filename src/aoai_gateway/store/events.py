@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from ..moments import iso, wall, zone_or_utc
-from .cache import CommitCache
+from .cache import ReadCache
 from .database import Database, Row
 from .keys import Limits
 
@@ -109,10 +109,10 @@ def _event(row: Row) -> Event:
 
 
 class EventStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache_seconds: float = 5.0, outage_seconds: float = 60.0) -> None:
         self.db = db
-        # Every request of an attendee key reads its event: cached until the next commit, as keys are.
-        self._cache: CommitCache[Event | None] = CommitCache(db)
+        # Every request of an attendee key reads its event: cached as keys are (store/cache.py).
+        self._cache: ReadCache[Event | None] = ReadCache(db, cache_seconds, outage_seconds)
 
     async def create(self, spec: EventSpec) -> Event:
         ZoneInfo(spec.timezone)  # an unknown zone fails here, before anything is stored
@@ -177,3 +177,4 @@ class EventStore:
     async def store_code_hash(self, event_id: str, code_hash: str) -> None:
         """Replace a legacy SHA-256 code hash with its scrypt form (the plain code is only known at a match)."""
         await self.db.execute("UPDATE events SET shared_code_hash = ? WHERE id = ?", [code_hash, event_id])
+        self._cache.clear()

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from .cache import CommitCache
+from .cache import ReadCache
 from .database import Database, Row
 
 SECRET_PREFIX = "sk-gw-"
@@ -89,11 +89,12 @@ def _key(row: Row) -> GatewayKey:
 
 
 class KeyStore:
-    """Keys by secret are cached while the database reports no commit since (SQLite); PostgreSQL reads each time."""
+    """Keys by secret are cached (`ReadCache`): until the next commit on SQLite, `cache_seconds` on PostgreSQL,
+    and served as last read for `outage_seconds` while the database cannot be reached."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache_seconds: float = 5.0, outage_seconds: float = 60.0) -> None:
         self.db = db
-        self._cache: CommitCache[GatewayKey | None] = CommitCache(db)
+        self._cache: ReadCache[GatewayKey | None] = ReadCache(db, cache_seconds, outage_seconds)
 
     async def create(self, spec: KeySpec) -> tuple[GatewayKey, str]:
         """A new key and its secret; the secret exists only in this return value."""

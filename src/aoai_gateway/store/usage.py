@@ -8,6 +8,10 @@
 A slow database never slows a request: rows wait in memory and go out every `flush_seconds` in one
 transaction, together with their sums per hour and per day (store/rollups.py), which reports read. A crash loses
 at most the rows of the last `flush_seconds` (1 s by default).
+
+While the database cannot be written, rows stay in memory and the write is retried, backing off to once every
+`_MAX_RETRY_SECONDS`; nothing is dropped here. `full` says the buffer holds `max_rows` or more: the access mode
+then refuses new calls (see access/runtime.py), so the buffer stops growing with usage.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ import asyncio
 import datetime as dt
 import logging
 import operator
+import time
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..errors import DependencyUnavailable, StorageFull
 from .database import Database
 from .rollups import report_parts, rollup_batches
 
 log = logging.getLogger("aoai_gateway.usage")
+_MAX_RETRY_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +60,22 @@ def _batches(rows: list[UsageRow]) -> list[tuple[str, list[Any]]]:
 
 
 class UsageLedger:
-    def __init__(self, db: Database, flush_seconds: float = 1.0) -> None:
+    def __init__(self, db: Database, flush_seconds: float = 1.0, max_rows: int = 100_000) -> None:
         self.db = db
         self.flush_seconds = flush_seconds
+        self.max_rows = max_rows
         self._pending: list[UsageRow] = []
         self._task: asyncio.Task[None] | None = None
+        self._failures = 0  # consecutive failed writes
+        self._retry_at = 0.0
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    @property
+    def full(self) -> bool:
+        return len(self._pending) >= self.max_rows
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -68,7 +86,8 @@ class UsageLedger:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.flush_seconds)
-            await self.flush()
+            if time.monotonic() >= self._retry_at:
+                await self.flush()
 
     async def flush(self) -> None:
         if not self._pending:
@@ -76,16 +95,29 @@ class UsageLedger:
         batch, self._pending = self._pending, []
         try:
             await self.db.execute_batches(await asyncio.to_thread(_batches, batch))
-        except Exception:
-            # Keep the rows for the next flush rather than lose them to a database hiccup.
-            log.exception("usage ledger: writing %d rows failed; will retry", len(batch))
+        except Exception as exc:
+            # Keep the rows for the next flush rather than lose them to a database outage.
             self._pending[:0] = batch
+            self._failures += 1
+            delay = min(self.flush_seconds * 2 ** (self._failures - 1), _MAX_RETRY_SECONDS)
+            self._retry_at = time.monotonic() + delay
+            if not isinstance(exc, DependencyUnavailable | StorageFull):
+                log.exception("usage ledger: writing %d rows failed; will retry", len(batch))
+            elif self._failures == 1:
+                log.warning("usage ledger: %s; %d rows kept, retrying", exc.message, len(self._pending))
+            return
+        if self._failures:
+            log.warning("usage ledger: written again after %d failed attempts", self._failures)
+        self._failures = 0
+        self._retry_at = 0.0
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait({self._task})  # a cancel of the caller itself still goes through
         await self.flush()
+        if self._pending:
+            log.error("usage ledger: the database is unavailable; %d rows could not be written", len(self._pending))
 
 
 async def usage_report(

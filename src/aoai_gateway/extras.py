@@ -28,7 +28,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "calls": ("openai", "jsonschema", "azure.storage.blob", "dramatiq", "av", "numpy"),
     "postgres": ("asyncpg",),
     "redis": ("redis",),
-    "otel": ("opentelemetry",),
+    "otel": ("opentelemetry.sdk", "opentelemetry.exporter.otlp"),
     "granian": ("granian",),
     "httpx": ("httpx",),
 }
@@ -88,6 +88,8 @@ def features(settings: Settings, *, calls: str | None = None) -> list[tuple[str,
         used.append(("upstream.client: httpx", "httpx"))
     if any(d.provider == "local" for d in settings.deployments):
         used.append(("provider: local", "speech"))
+    if settings.tracing.enabled:
+        used.append(("tracing.enabled", "otel"))
     if settings.server.engine == "granian":
         used.append(("server.engine: granian", "granian"))
     return used

@@ -16,6 +16,7 @@ from .settings import (
     Timeouts,
     UpstreamSettings,
 )
+from .tracing import TracingSettings
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -32,6 +33,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "Timeouts",
+    "TracingSettings",
     "UpstreamSettings",
     "load_settings",
     "parse_model_mapper",

@@ -30,6 +30,7 @@ from pydantic import (
 from .calls import CallsSettings
 from .registries import registered, registry
 from .speech import SpeechSettings
+from .tracing import TracingSettings
 
 DEFAULT_API_VERSION = "2024-10-21"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 5.1)
@@ -273,6 +274,7 @@ class Settings(_Section):
     admin: AdminSettings = AdminSettings()
     speech: SpeechSettings = SpeechSettings()
     calls: CallsSettings = CallsSettings()
+    tracing: TracingSettings = TracingSettings()
     deployments: tuple[Deployment, ...] = Field((), validation_alias=AliasChoices("deployments", "deployment_config"))
     sources: tuple[str, ...] = ()
 

@@ -3,7 +3,8 @@
     async with open_gateway(settings) as gateway:      # an ASGI handler, every part ready
         await gateway(scope, receive, send)
 
-The order: metrics and the routing table; the access mode (`auth:`, its database, limiter and ledger); the pooled
+The order: the tracer (only with `tracing.enabled`: shut down last, so every span is exported); metrics and the
+routing table; the access mode (`auth:`, its database, limiter and ledger); the pooled
 upstream HTTP client and each provider's client (local models load here, once); the proxy service; the routes;
 the listeners that hear about every finished request (usage ledger, metrics, access log). Nothing is filled in
 later: what a part needs, it is given when it is made. Closing runs the same list backwards: the access log is
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from .access import ACCESS_MODES
 from .app import Gateway
 from .balancing import DeploymentRouter
 from .config import Settings
 from .exchange import ExchangeListener
+from .extras import needs
 from .logs import AccessLog, default_access_log
 from .metrics import GatewayMetrics
 from .providers import open_clients, upload_limits
@@ -27,13 +30,28 @@ from .proxy import ProxyService, RequestHeaderRules
 from .routes import build_router
 from .upstream import UpstreamClient, create_upstream_client
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from .tracing import GatewayTracer
+
 
 @asynccontextmanager
 async def open_gateway(
-    settings: Settings, *, upstream: UpstreamClient | None = None, access_log: AccessLog | None = None
+    settings: Settings,
+    *,
+    upstream: UpstreamClient | None = None,
+    access_log: AccessLog | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> AsyncIterator[Gateway]:
-    """The built gateway; `upstream` replaces the pooled HTTP client (tests), `access_log` the stderr one."""
+    """The built gateway; `upstream` replaces the pooled HTTP client (tests), `access_log` the stderr one,
+    `span_exporter` the OTLP one (with `tracing.enabled`)."""
     async with AsyncExitStack() as stack:
+        tracer: GatewayTracer | None = None
+        if settings.tracing.enabled:  # off: nothing of OpenTelemetry is imported, no request does tracing work
+            with needs("otel", "tracing.enabled"):
+                from .tracing import open_tracer
+            tracer = open_tracer(settings.tracing, stack, span_exporter)
         metrics = GatewayMetrics() if settings.admin.metrics else None
         deployments = DeploymentRouter(settings.deployments, settings.routing)
         if metrics is not None:
@@ -45,6 +63,8 @@ async def open_gateway(
         http = upstream if upstream is not None else create_upstream_client(settings.upstream, on_resend)
         stack.push_async_callback(http.aclose)
         clients = await open_clients(settings, http, stack)
+        if tracer is not None:
+            clients = tracer.wrap(clients)  # each upstream attempt is a span, its context sent as traceparent
         service = ProxyService(
             deployments,
             access,
@@ -61,11 +81,14 @@ async def open_gateway(
         if lines is not None:
             stack.callback(lines.flush)
             listeners.append(lines)
+        if tracer is not None:
+            listeners.append(tracer)  # closes the request's span
         yield Gateway(
             build_router(settings, service, access, metrics),
             service,
             listeners,
             deployment_header=settings.admin.deployment_header,
+            tracer=tracer,
         )
 
 

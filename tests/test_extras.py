@@ -79,6 +79,7 @@ def test_the_readme_config_needs_no_extra(tmp_path: Path) -> None:
         ("redis_url: redis://127.0.0.1:6379/0\ndeployments:\n" + AZURE, "redis_url", "redis"),
         ("server: {engine: granian}\ndeployments:\n" + AZURE, "server.engine: granian", "granian"),
         ("upstream: {client: httpx}\ndeployments:\n" + AZURE, "upstream.client: httpx", "httpx"),
+        ("tracing: {enabled: true}\ndeployments:\n" + AZURE, "tracing.enabled", "otel"),
     ],
 )
 def test_serve_names_the_missing_extra_in_one_line(tmp_path: Path, config: str, feature: str, extra: str) -> None:

@@ -134,6 +134,27 @@ for attempt in (lambda: asyncio.run(connect_database("postgresql://x@127.0.0.1/x
     ]
 
 
+def test_open_gateway_with_tracing_names_the_otel_extra(tmp_path: Path) -> None:
+    code = """
+import asyncio
+from aoai_gateway.config import Settings
+from aoai_gateway.extras import MissingExtra
+from aoai_gateway.factory import open_gateway
+
+async def main():
+    async with open_gateway(Settings.model_validate({"tracing": {"enabled": True}})):
+        pass
+
+try:
+    asyncio.run(main())
+except MissingExtra as exc:
+    print(exc)
+"""
+    result = core_only(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "tracing.enabled needs the otel extra: pip install 'aoai-gateway[otel]'\n"
+
+
 def test_needs_lets_other_import_errors_through() -> None:
     with pytest.raises(MissingExtra, match=r"aoai-gateway\[redis\]"), needs("redis", "redis_url"):
         raise ModuleNotFoundError("No module named 'redis'", name="redis")

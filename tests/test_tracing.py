@@ -241,6 +241,29 @@ def test_without_a_client_trace_the_gateway_starts_one(traced: Traced, recorder:
     assert "tracestate" not in seen.requests[-1].headers
 
 
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "garbage",
+        f"00-{'0' * 32}-{CLIENT_SPAN}-01",  # an all-zero trace id is invalid
+        f"ff-{CLIENT_TRACE}-{CLIENT_SPAN}-01",  # version ff is forbidden
+        f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01\t, 00-{CLIENT_TRACE}-{'1' * 16}-01",
+    ],
+)
+def test_a_malformed_client_traceparent_is_replaced_by_a_new_trace(
+    traced: Traced, recorder: tuple[Recorder, AsgiServer], traceparent: str
+) -> None:
+    seen, upstream = recorder
+    gateway, exporter = traced(deployments=[{"model": "gpt-4o", "deployment": "rec", "endpoint": upstream.url}])
+    headers = {**AUTH, "traceparent": traceparent, "tracestate": "=bad,,x=" + "y" * 300}
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    request, (attempt,) = split(finished(exporter, 2))
+    assert request.parent is None
+    assert [v for k, v in seen.requests[-1].raw_headers if k == b"traceparent"] == [traceparent_of(attempt).encode()]
+    assert "tracestate" not in seen.requests[-1].headers
+
+
 def test_a_client_trace_sampled_out_exports_nothing_but_still_propagates(
     traced: Traced, recorder: tuple[Recorder, AsgiServer]
 ) -> None:

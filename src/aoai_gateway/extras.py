@@ -28,7 +28,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "calls": ("openai", "jsonschema", "azure.storage.blob", "dramatiq", "av", "numpy"),
     "postgres": ("asyncpg",),
     "redis": ("redis",),
-    "otel": ("opentelemetry.sdk", "opentelemetry.exporter.otlp"),
+    "otel": ("opentelemetry", "opentelemetry.sdk", "opentelemetry.exporter.otlp"),
     "granian": ("granian",),
     "httpx": ("httpx",),
 }

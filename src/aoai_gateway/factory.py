@@ -51,7 +51,8 @@ async def open_gateway(
         if settings.tracing.enabled:  # off: nothing of OpenTelemetry is imported, no request does tracing work
             with needs("otel", "tracing.enabled"):
                 from .tracing import open_tracer
-            tracer = open_tracer(settings.tracing, stack, span_exporter)
+
+                tracer = open_tracer(settings.tracing, stack, span_exporter)
         metrics = GatewayMetrics() if settings.admin.metrics else None
         deployments = DeploymentRouter(settings.deployments, settings.routing)
         if metrics is not None:

@@ -4,6 +4,7 @@ continued, nothing secret in any attribute; and a real `aoai-gateway serve` expo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -305,8 +306,6 @@ def test_no_prompt_completion_or_key_in_any_span(traced: Traced) -> None:
 
 
 def test_an_in_process_call_is_traced_too(emulator_server: AsgiServer) -> None:
-    import asyncio
-
     exporter = InMemorySpanExporter()
     settings = gateway_settings(emulator_server.url, tracing={"enabled": True})
 
@@ -320,6 +319,16 @@ def test_an_in_process_call_is_traced_too(emulator_server: AsgiServer) -> None:
     assert attrs(request)["http.route"] == "/v1/chat/completions"
     assert attempt.parent is not None and request.context is not None
     assert attempt.parent.span_id == request.context.span_id
+
+
+def test_off_nothing_is_built(emulator_server: AsgiServer) -> None:
+    async def built() -> tuple[object, set[str]]:
+        async with open_gateway(gateway_settings(emulator_server.url)) as gateway:
+            return gateway.tracer, {type(client).__name__ for client in gateway.service.clients.values()}
+
+    tracer, clients = asyncio.run(built())
+    assert tracer is None
+    assert clients == {"AiohttpUpstream"}  # the pooled client itself, not wrapped
 
 
 def test_tracing_settings() -> None:

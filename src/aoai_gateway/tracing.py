@@ -162,15 +162,16 @@ class GatewayTracer:
         parent = Context() if open_request is None else set_span_in_context(open_request.span)
         operation = GENAI_OPERATIONS.get(request.operation, request.operation)
         model = open_request.exchange.model if open_request is not None else None
-        url = urlsplit(request.url)
         attributes: dict[str, str | int] = {
             "gen_ai.operation.name": operation,
             "gen_ai.provider.name": provider,
             "http.request.method": request.method,
-            "server.address": url.hostname or "",
-            "server.port": url.port or (443 if url.scheme == "https" else 80),
             "aoai_gateway.deployment": request.deployment,
         }
+        url = urlsplit(request.url)
+        if url.scheme in ("http", "https") and url.hostname:  # not an in-process model (local://)
+            attributes["server.address"] = url.hostname
+            attributes["server.port"] = url.port or (443 if url.scheme == "https" else 80)
         if model is not None:
             attributes["gen_ai.request.model"] = model
         if open_request is not None:

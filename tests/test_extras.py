@@ -79,6 +79,7 @@ def test_the_readme_config_needs_no_extra(tmp_path: Path) -> None:
         ("redis_url: redis://127.0.0.1:6379/0\ndeployments:\n" + AZURE, "redis_url", "redis"),
         ("server: {engine: granian}\ndeployments:\n" + AZURE, "server.engine: granian", "granian"),
         ("upstream: {client: httpx}\ndeployments:\n" + AZURE, "upstream.client: httpx", "httpx"),
+        ("tracing: {enabled: true}\ndeployments:\n" + AZURE, "tracing.enabled", "otel"),
     ],
 )
 def test_serve_names_the_missing_extra_in_one_line(tmp_path: Path, config: str, feature: str, extra: str) -> None:
@@ -131,6 +132,27 @@ for attempt in (lambda: asyncio.run(connect_database("postgresql://x@127.0.0.1/x
         "database_url postgresql:// needs the postgres extra: pip install 'aoai-gateway[postgres]'",
         "redis_url needs the redis extra: pip install 'aoai-gateway[redis]'",
     ]
+
+
+def test_open_gateway_with_tracing_names_the_otel_extra(tmp_path: Path) -> None:
+    code = """
+import asyncio
+from aoai_gateway.config import Settings
+from aoai_gateway.extras import MissingExtra
+from aoai_gateway.factory import open_gateway
+
+async def main():
+    async with open_gateway(Settings.model_validate({"tracing": {"enabled": True}})):
+        pass
+
+try:
+    asyncio.run(main())
+except MissingExtra as exc:
+    print(exc)
+"""
+    result = core_only(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "tracing.enabled needs the otel extra: pip install 'aoai-gateway[otel]'\n"
 
 
 def test_needs_lets_other_import_errors_through() -> None:

@@ -20,11 +20,12 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 from .api_call import Call
 from .config import Settings
 from .errors import GatewayError, UpstreamError
-from .exchange import Exchange, ExchangeListener
+from .exchange import Exchange, ExchangeListener, ExchangeTracer
 from .http.asgi import ASGIApp, Message, Receive, Scope, Send
 from .http.cors import CorsMiddleware
 from .http.paths import Router, SocketRouter
@@ -34,6 +35,9 @@ from .http.websocket import WebSocket
 from .logs import AccessLog
 from .proxy import AbortResponse, ProxyService
 from .upstream import UpstreamClient
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter  # the [otel] extra, only with tracing.enabled
 
 log = logging.getLogger("aoai_gateway")
 
@@ -52,12 +56,14 @@ class Gateway:
         *,
         deployment_header: bool,
         sockets: SocketRouter | None = None,
+        tracer: ExchangeTracer | None = None,
     ) -> None:
         self.router = router
         self.service = service
         self.listeners = tuple(listeners)
         self.deployment_header = deployment_header
         self.sockets = sockets if sockets is not None else SocketRouter()
+        self.tracer = tracer  # only with tracing.enabled; it is one of the listeners too
 
     async def call(self, call: Call, *, key: str | None = None) -> Answer:
         """One API call made in-process (call analytics): the access mode, routing, failover, local models and
@@ -70,6 +76,8 @@ class Gateway:
         scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b""}
         exchange = Exchange(os.urandom(8).hex(), "POST", path, time.perf_counter(), route=path)
         exchange.bytes_in = len(call.body)
+        if self.tracer is not None:
+            self.tracer.started(exchange, headers)
         request = Request(scope, _held_open, exchange)
         answer = Answer(exchange)
         try:
@@ -86,6 +94,8 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(os.urandom(8).hex(), scope["method"], scope["path"], time.perf_counter())
+        if self.tracer is not None:  # the request's span opens here; its attempts' spans are its children
+            self.tracer.started(exchange, scope["headers"])
         request = Request(scope, receive, exchange)
 
         async def send_counted(message: Message) -> None:
@@ -183,11 +193,16 @@ class GatewayApp:
     """The ASGI entry point: the lifespan opens the gateway (factory.py) and closes it in reverse."""
 
     def __init__(
-        self, settings: Settings, upstream: UpstreamClient | None = None, access_log: AccessLog | None = None
+        self,
+        settings: Settings,
+        upstream: UpstreamClient | None = None,
+        access_log: AccessLog | None = None,
+        span_exporter: SpanExporter | None = None,
     ) -> None:
         self.settings = settings
         self._upstream = upstream
         self._access_log = access_log
+        self._span_exporter = span_exporter
         self._gateway: Gateway | None = None
         self._stack = AsyncExitStack()
         self._opening = asyncio.Lock()
@@ -209,7 +224,12 @@ class GatewayApp:
                 from .factory import open_gateway
 
                 self._gateway = await self._stack.enter_async_context(
-                    open_gateway(self.settings, upstream=self._upstream, access_log=self._access_log)
+                    open_gateway(
+                        self.settings,
+                        upstream=self._upstream,
+                        access_log=self._access_log,
+                        span_exporter=self._span_exporter,
+                    )
                 )
             return self._gateway
 
@@ -235,10 +255,13 @@ class GatewayApp:
 
 
 def create_app(
-    settings: Settings, upstream: UpstreamClient | None = None, access_log: AccessLog | None = None
+    settings: Settings,
+    upstream: UpstreamClient | None = None,
+    access_log: AccessLog | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> ASGIApp:
-    """The gateway app, wrapped in CORS when `cors.enabled`."""
-    app = GatewayApp(settings, upstream, access_log)
+    """The gateway app, wrapped in CORS when `cors.enabled`; `span_exporter` replaces OTLP (tests, tracing on)."""
+    app = GatewayApp(settings, upstream, access_log, span_exporter)
     return CorsMiddleware(app, settings.cors) if settings.cors.enabled else app
 
 

@@ -12,6 +12,7 @@ I/O: it is only the record, so every layer can import it without a cycle.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
@@ -63,4 +64,10 @@ class ExchangeListener(Protocol):
     def finished(self, exchange: Exchange) -> None: ...
 
 
-__all__ = ["Exchange", "ExchangeListener", "Usage"]
+class ExchangeTracer(Protocol):
+    """Told when a request arrives, before it is routed, with its raw headers: tracing opens its span here."""
+
+    def started(self, exchange: Exchange, headers: Iterable[tuple[bytes, bytes]]) -> None: ...
+
+
+__all__ = ["Exchange", "ExchangeListener", "ExchangeTracer", "Usage"]

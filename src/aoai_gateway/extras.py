@@ -28,7 +28,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "calls": ("openai", "jsonschema", "azure.storage.blob", "dramatiq", "av", "numpy"),
     "postgres": ("asyncpg",),
     "redis": ("redis",),
-    "otel": ("opentelemetry",),
+    "otel": ("opentelemetry", "opentelemetry.sdk", "opentelemetry.exporter.otlp"),
     "granian": ("granian",),
     "httpx": ("httpx",),
     "entra": ("azure.identity",),
@@ -94,6 +94,8 @@ def features(settings: Settings, *, calls: str | None = None) -> list[tuple[str,
         used.append(("deployments' entra:", "entra"))
     if settings.forward_proxy.enabled:
         used.append(("forward_proxy.enabled", "forward-proxy"))
+    if settings.tracing.enabled:
+        used.append(("tracing.enabled", "otel"))
     if settings.server.engine == "granian":
         used.append(("server.engine: granian", "granian"))
     return used

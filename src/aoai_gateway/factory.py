@@ -3,18 +3,20 @@
     async with open_gateway(settings) as gateway:      # an ASGI handler, every part ready
         await gateway(scope, receive, send)
 
-The order: metrics and the routing table; the access mode (`auth:`, its database, limiter and ledger); the pooled
-upstream HTTP client and each provider's client (local models load here, once); the upstream credentials (keys,
-Entra ID); the proxy service; the routes and the WebSocket routes (realtime sessions); the listeners that hear
-about every finished request (usage ledger, metrics, access log). Nothing is filled in later: what a part needs,
-it is given when it is made. Closing runs the same list backwards: the access log is flushed, the ledger written,
-credentials, local models and the upstream pool closed.
+The order: the tracer (only with `tracing.enabled`: shut down last, so every span is exported); metrics and the
+routing table; the access mode (`auth:`, its database, limiter and ledger); the pooled upstream HTTP client and
+each provider's client (local models load here, once); the upstream credentials (keys, Entra ID); the proxy
+service; the routes and the WebSocket routes (realtime sessions); the listeners that hear about every finished
+request (usage ledger, metrics, access log, traces). Nothing is filled in later: what a part needs, it is given
+when it is made. Closing runs the same list backwards: the access log is flushed, the ledger written,
+credentials, local models and the upstream pool closed, the last spans exported.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from .access import ACCESS_MODES, ManagedAccess
 from .app import Gateway
@@ -22,6 +24,7 @@ from .balancing import DeploymentRouter
 from .balancing.affinity import ResponseAffinity, needs_placements
 from .config import Settings
 from .exchange import ExchangeListener
+from .extras import needs
 from .logs import AccessLog, default_access_log
 from .metrics import GatewayMetrics
 from .providers import open_clients, upload_limits
@@ -32,13 +35,29 @@ from .store.placements import ResponsePlacements
 from .upstream import UpstreamClient, create_upstream_client
 from .upstream.auth import open_upstream_auth
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from .tracing import GatewayTracer
+
 
 @asynccontextmanager
 async def open_gateway(
-    settings: Settings, *, upstream: UpstreamClient | None = None, access_log: AccessLog | None = None
+    settings: Settings,
+    *,
+    upstream: UpstreamClient | None = None,
+    access_log: AccessLog | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> AsyncIterator[Gateway]:
-    """The built gateway; `upstream` replaces the pooled HTTP client (tests), `access_log` the stderr one."""
+    """The built gateway; `upstream` replaces the pooled HTTP client (tests), `access_log` the stderr one,
+    `span_exporter` the OTLP one (with `tracing.enabled`)."""
     async with AsyncExitStack() as stack:
+        tracer: GatewayTracer | None = None
+        if settings.tracing.enabled:  # off: nothing of OpenTelemetry is imported, no request does tracing work
+            with needs("otel", "tracing.enabled"):
+                from .tracing import open_tracer
+
+                tracer = open_tracer(settings.tracing, stack, span_exporter)
         metrics = GatewayMetrics() if settings.admin.metrics else None
         deployments = DeploymentRouter(settings.deployments, settings.routing)
         if metrics is not None:
@@ -53,6 +72,8 @@ async def open_gateway(
         affinity = await _open_affinity(settings, deployments, access, stack)
         # The keys the gateway holds and its Entra ID credentials (each opened once, closed with the gateway).
         upstream_auth = await open_upstream_auth(deployments.deployments(), stack)
+        if tracer is not None:
+            clients = tracer.wrap(clients)  # each upstream attempt is a span, its context sent as traceparent
         service = ProxyService(
             deployments,
             access,
@@ -72,12 +93,15 @@ async def open_gateway(
             stack.callback(lines.flush)
             listeners.append(lines)
         router = build_router(settings, service, access, metrics)
+        if tracer is not None:
+            listeners.append(tracer)  # closes the request's span
         yield Gateway(
             router,
             service,
             listeners,
             deployment_header=settings.admin.deployment_header,
             sockets=build_socket_router(settings, service, metrics, router),
+            tracer=tracer,
         )
 
 

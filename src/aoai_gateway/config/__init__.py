@@ -17,6 +17,7 @@ from .settings import (
     Timeouts,
     UpstreamSettings,
 )
+from .tracing import TracingSettings
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -34,6 +35,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "Timeouts",
+    "TracingSettings",
     "UpstreamSettings",
     "load_settings",
     "parse_model_mapper",

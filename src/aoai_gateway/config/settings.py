@@ -33,6 +33,7 @@ from .files import FilesSettings
 from .forward_proxy import ForwardProxySettings
 from .registries import registered, registry
 from .speech import SpeechSettings
+from .tracing import TracingSettings
 
 DEFAULT_API_VERSION = "2024-10-21"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 5.1)
@@ -314,6 +315,7 @@ class Settings(_Section):
     responses: ResponsesSettings = ResponsesSettings()
     files: FilesSettings = FilesSettings()
     forward_proxy: ForwardProxySettings = ForwardProxySettings()
+    tracing: TracingSettings = TracingSettings()
     deployments: tuple[Deployment, ...] = Field((), validation_alias=AliasChoices("deployments", "deployment_config"))
     sources: tuple[str, ...] = ()
 

@@ -16,8 +16,8 @@ from aoai_gateway.store import Database, UsageLedger, UsageRow, connect_database
 from aoai_gateway.store.usage import _INSERT, GROUPS, _values, key_totals
 
 from .keyed import MASTER, chat
+from .services import drop_gateway_tables
 
-_TABLES = ("usage", "usage_hourly", "usage_daily", "keys", "events", "calls", "call_files", "schema_migrations")
 DAY = 86400 * 20000  # 2024-10-04 00:00 UTC
 
 
@@ -27,8 +27,7 @@ async def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     sqlite = f"sqlite:///{tmp_path}/gateway.db"
     url = sqlite if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     database = await connect_database(url)
-    for table in _TABLES:
-        await database.script([f"DROP TABLE IF EXISTS {table}"])
+    await drop_gateway_tables(database)
     yield database
     await database.close()
 

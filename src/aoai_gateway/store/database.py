@@ -82,6 +82,10 @@ def _postgres_error(exc: BaseException, name: str) -> GatewayError | None:
         asyncpg.TooManyConnectionsError,
         OSError,  # refused, unreachable
         TimeoutError,
+        # The client's side of a connection broken by an outage: asyncpg's pool, restoring its minimum of
+        # connections while the server is down, can hand out one it is still reconnecting ("another operation is
+        # in progress"). The database is what failed, not the statement.
+        asyncpg.exceptions.InternalClientError,
     )
     if isinstance(exc, unavailable):
         return DatabaseUnavailable(f"{name}: {type(exc).__name__}: {exc}")

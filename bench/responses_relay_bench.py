@@ -9,7 +9,8 @@ One paced upstream (`_sse_probe.py`, its own process) answers a chat-completions
 when there are two) has the model on that upstream. Each run measures, interleaved, `--streams` concurrent
 streams of each kind directly from the upstream (the floor) and through the gateway (`/v1/chat/completions`,
 `/v1/responses`). Per kind: p50 and p99 of every event's delay (all runs pooled), the gateway's addition over
-the floor, and the ratio of the Responses addition to the chat addition (the target: not above 1).
+the floor, its CPU time per relayed event (the whole stream's, request and usage parsing included, divided by its
+events), and the ratio of the Responses addition to the chat addition (the target: not above 1).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from _procs import LOOPBACK, ProcessGroup, free_port, wait_for_port
+from _procs import LOOPBACK, ProcessGroup, cpu_ns, free_port, wait_for_port
 from _sse_probe import probe
 
 BENCH = Path(__file__).resolve().parent
@@ -63,18 +64,22 @@ async def streams(port: int, kind: str, direct: bool, count: int) -> list[float]
     return [delay for stream in delays for delay in stream]
 
 
-async def measure(args: argparse.Namespace, upstream: int, gateway: int) -> None:
+async def measure(args: argparse.Namespace, upstream: int, gateway: int, gateway_pid: int) -> None:
     cells = [(kind, direct) for kind in PATHS for direct in (True, False)]
     for kind, direct in cells:  # warm both paths (connections, first-call costs)
         await streams(upstream if direct else gateway, kind, direct, 1)
     pooled: dict[tuple[str, bool], list[float]] = {cell: [] for cell in cells}
     per_run: dict[str, list[tuple[float, float]]] = {kind: [] for kind in PATHS}
+    cpu: dict[str, int] = dict.fromkeys(PATHS, 0)  # the gateway's CPU time (ns) while relaying each kind
     for run in range(args.runs):
         # Alternate the order, so neither kind is always measured first.
         order = cells if run % 2 == 0 else cells[2:] + cells[:2]
         seen: dict[tuple[str, bool], list[float]] = {}
         for kind, direct in order:
+            before = cpu_ns(gateway_pid)
             seen[(kind, direct)] = await streams(upstream if direct else gateway, kind, direct, args.streams)
+            if not direct:
+                cpu[kind] += cpu_ns(gateway_pid) - before
             pooled[(kind, direct)] += seen[(kind, direct)]
         for kind in PATHS:
             floor, through = seen[(kind, True)], seen[(kind, False)]
@@ -87,8 +92,11 @@ async def measure(args: argparse.Namespace, upstream: int, gateway: int) -> None
         print(f"run {run + 1}: {line}", flush=True)
 
     print(f"\n{args.streams} stream(s) at once, {args.chunks} events each, {args.runs} runs, one event per 10 ms\n")
-    print("| stream | events | direct p50 / p99 ms | through the gateway p50 / p99 ms | added p50 / p99 ms |")
-    print("| --- | --: | --: | --: | --: |")
+    print(
+        "| stream | events | direct p50 / p99 ms | through the gateway p50 / p99 ms | added p50 / p99 ms "
+        "| gateway CPU µs/event |"
+    )
+    print("| --- | --: | --: | --: | --: | --: |")
     added: dict[str, tuple[float, float]] = {}
     for kind in PATHS:
         floor, through = pooled[(kind, True)], pooled[(kind, False)]
@@ -96,7 +104,7 @@ async def measure(args: argparse.Namespace, upstream: int, gateway: int) -> None
         added[kind] = (t50 - f50, t99 - f99)
         print(
             f"| {kind} | {len(through)} | {f50:.3f} / {f99:.3f} | {t50:.3f} / {t99:.3f} | "
-            f"{added[kind][0]:+.3f} / {added[kind][1]:+.3f} |"
+            f"{added[kind][0]:+.3f} / {added[kind][1]:+.3f} | {cpu[kind] / 1000 / len(through):.0f} |"
         )
     for index, name in enumerate(("p50", "p99")):
         chat, responses = added["chat"][index], added["responses"][index]
@@ -163,7 +171,7 @@ def main() -> None:
         wait_for_port(gateway_port, gateway)
         where = f"gateway on core {gateway_core}, upstream and clients on core {load_core}" if two_cores else "1 CPU"
         print(f"{os.cpu_count()} CPUs; {where}", flush=True)
-        asyncio.run(measure(args, upstream_port, gateway_port))
+        asyncio.run(measure(args, upstream_port, gateway_port, gateway.pid))
         log.close()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -25,10 +25,14 @@ def require(name: str, host: str, port: int) -> None:
         with socket.create_connection((host, port), timeout=1):
             return
     except OSError as exc:
-        message = f"{name} is not reachable at {host}:{port} ({exc})"
-        if os.environ.get(REQUIRE_SERVICES):
-            pytest.fail(f"{message}; {REQUIRE_SERVICES} is set, so this is a failure")
-        pytest.skip(message)
+        unavailable(f"{name} is not reachable at {host}:{port} ({exc})")
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip the test, saying why; or fail it when AOAI_GATEWAY_REQUIRE_SERVICES is set."""
+    if os.environ.get(REQUIRE_SERVICES):
+        pytest.fail(f"{message}; {REQUIRE_SERVICES} is set, so this is a failure")
+    pytest.skip(message)
 
 
 # Every table the gateway's migrations create (read from them, so a new migration needs no edit here): a test on

@@ -1,12 +1,15 @@
 """The Responses API through the gateway, with the official SDK against the emulator on real sockets.
 
-Also: sticky routing of stored responses across two emulator instances and two gateways sharing one store,
+Also: sticky routing of stored responses across two emulator instances and two gateways sharing one store (in
+this process, and an `aoai-gateway serve` process),
 keys-mode usage and ownership of response ids, and `api-version=preview` on a deployments-style upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import yaml
 from openai import AzureOpenAI, OpenAI
 
 from aoai_gateway.app import create_app
@@ -25,7 +29,7 @@ from aoai_gateway.store import usage_report
 
 from .conftest import EMULATOR_KEY, GatewayFactory
 from .recorder import Recorder
-from .servers import AsgiServer
+from .servers import AsgiServer, child_environ, free_port, wait_for_http
 
 _OPEN: list[OpenAI] = []
 
@@ -132,17 +136,19 @@ def two_resources() -> Iterator[tuple[AsgiServer, AsgiServer]]:
         yield east, west
 
 
+def _two_resource_config(east: AsgiServer, west: AsgiServer, tmp_path: Path) -> dict[str, Any]:
+    return {
+        "data_dir": str(tmp_path),
+        "routing": {"strategy": "weighted_round_robin"},
+        "deployments": [
+            {"model": "gpt-4o", "deployment": "east-4o", "endpoint": east.url},
+            {"model": "gpt-4o", "deployment": "west-4o", "endpoint": west.url},
+        ],
+    }
+
+
 def _two_resource_settings(east: AsgiServer, west: AsgiServer, tmp_path: Path) -> Settings:
-    return Settings.model_validate(
-        {
-            "data_dir": str(tmp_path),
-            "routing": {"strategy": "weighted_round_robin"},
-            "deployments": [
-                {"model": "gpt-4o", "deployment": "east-4o", "endpoint": east.url},
-                {"model": "gpt-4o", "deployment": "west-4o", "endpoint": west.url},
-            ],
-        }
-    )
+    return Settings.model_validate(_two_resource_config(east, west, tmp_path))
 
 
 def test_follow_ups_reach_the_resource_that_stored_the_response(
@@ -165,6 +171,53 @@ def test_follow_ups_reach_the_resource_that_stored_the_response(
             other.responses.delete(third.id)
     # The store is the gateway's database: one row per created response.
     assert (tmp_path / "gateway.db").exists()
+
+
+@pytest.fixture
+def gateway_process(two_resources: tuple[AsgiServer, AsgiServer], tmp_path: Path) -> Iterator[str]:
+    """`aoai-gateway serve` in a process of its own, with the same configuration and data dir as the in-process
+    gateways of these tests: only the store's rows can tell it where a response lives."""
+    east, west = two_resources
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(_two_resource_config(east, west, tmp_path)))
+    port = free_port()
+    log = tmp_path / "process.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aoai_gateway", "serve", "--config", str(config), "--port", str(port)],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=out,
+            env=child_environ(),
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/readyz", process, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_follow_ups_through_another_gateway_process(
+    two_resources: tuple[AsgiServer, AsgiServer], gateway_process: str, tmp_path: Path
+) -> None:
+    east, west = two_resources
+    process = OpenAI(base_url=f"{gateway_process}/v1", api_key=EMULATOR_KEY, max_retries=0)
+    _OPEN.append(process)
+    with AsgiServer(create_app(_two_resource_settings(east, west, tmp_path))) as here:
+        local = client(here)
+        served_by: set[str] = set()
+        for first, then in ((local, process), (process, local), (local, process), (process, local)):
+            # Each gateway's round robin alternates between the resources: without the shared store's placement
+            # half of these follow-ups would reach the resource that never saw the first turn, and 404.
+            turn = first.responses.create(model="gpt-4o", input="first turn")
+            follow = then.responses.create(model="gpt-4o", input="second turn", previous_response_id=turn.id)
+            assert follow.output_text == "You said: second turn"
+            assert follow.model == turn.model  # the deployment's name: the same resource answered
+            served_by.add(turn.model)
+            assert then.responses.retrieve(turn.id).model == turn.model
+            then.responses.delete(follow.id)
+        assert served_by == {"east-4o", "west-4o"}  # both resources stored first turns
 
 
 def test_an_unknown_id_goes_through_normal_routing(

@@ -25,6 +25,7 @@ from aoai_gateway.logs import AccessLog
 from aoai_gateway.store import KeyStore, connect_database, migrate
 
 from .keyed import MASTER, Keys
+from .recorder import Recorder
 from .servers import AsgiServer
 from .services import POSTGRES, REDIS, REQUIRE_SERVICES, require
 
@@ -79,6 +80,14 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> Settings:
 
 
 GatewayFactory = Callable[..., AsgiServer]
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[Recorder, AsgiServer]]:
+    """A real upstream that records every request reaching it (tests/recorder.py), on a loopback socket."""
+    rec = Recorder()
+    with AsgiServer(rec) as server:
+        yield rec, server
 
 
 @pytest.fixture

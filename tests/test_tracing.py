@@ -60,13 +60,6 @@ def traced(emulator_server: AsgiServer) -> Iterator[Traced]:
         server.__exit__(None, None, None)
 
 
-@pytest.fixture
-def recorder() -> Iterator[tuple[Recorder, AsgiServer]]:
-    upstream = Recorder()
-    with AsgiServer(upstream) as server:
-        yield upstream, server
-
-
 def finished(exporter: InMemorySpanExporter, count: int) -> list[ReadableSpan]:
     """The spans once `count` have ended (the request's ends just after its response went out)."""
     wait_until(lambda: len(exporter.get_finished_spans()) >= count, f"{count} spans", timeout=30)

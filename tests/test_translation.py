@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from .conftest import EMULATOR_KEY, GatewayFactory
 from .recorder import Recorder
 from .servers import AsgiServer
-
-
-@pytest.fixture
-def recorder() -> Iterator[tuple[Recorder, AsgiServer]]:
-    rec = Recorder()
-    with AsgiServer(rec) as server:
-        yield rec, server
 
 
 def post(gateway: AsgiServer, path: str, body: bytes, **headers: str) -> httpx.Response:

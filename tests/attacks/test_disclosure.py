@@ -4,12 +4,10 @@ metrics without the master key, an upstream refusal blamed on the caller, anonym
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from aoai_gateway.store import KeySpec, KeyStore, connect_database, migrate
 
@@ -20,13 +18,6 @@ from ..servers import AsgiServer
 from .raw import raw_request
 
 CHAT = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
-
-
-@pytest.fixture
-def recorder() -> Iterator[tuple[Recorder, AsgiServer]]:
-    rec = Recorder()
-    with AsgiServer(rec) as server:
-        yield rec, server
 
 
 def keys_gateway(start: GatewayFactory, tmp_path: Path, upstream: str, key: str = EMULATOR_KEY) -> AsgiServer:

@@ -8,7 +8,6 @@ deployment actually called.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +39,6 @@ TRAVERSALS = [
     "/v1/chat/../completions",
     "/v1/./chat/completions",
 ]
-
-
-@pytest.fixture
-def recorder() -> Iterator[tuple[Recorder, AsgiServer]]:
-    rec = Recorder()
-    with AsgiServer(rec) as server:
-        yield rec, server
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ bound no larger than the cap, in every token field the request names.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,6 @@ from ..recorder import Recorder
 from ..servers import AsgiServer
 
 CAP = 50
-
-
-@pytest.fixture
-def recorder() -> Iterator[tuple[Recorder, AsgiServer]]:
-    rec = Recorder()
-    with AsgiServer(rec) as server:
-        yield rec, server
 
 
 async def capped_key(tmp_path: Path, **limits: Any) -> str:

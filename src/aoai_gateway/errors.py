@@ -21,6 +21,7 @@ GatewayError                      every error the gateway itself answers with
 ├── HeadersTooLarge         431   more header bytes or fields than `server.max_header_bytes` / `max_headers`
 ├── ModelUnavailable        503   a local model is shutting down
 ├── TooManyConnections      503   the process holds `server.max_connections` already (Retry-After)
+├── UpstreamPoolFull        503   no upstream connection freed up within `upstream.pool_wait_seconds` (Retry-After)
 ├── DependencyUnavailable   503   a backing service is down; names it (Retry-After)
 │   ├── LimitsUnavailable   503   Redis, which holds the rate-limit counters (`limits_unavailable`)
 │   └── DatabaseUnavailable 503   the database of keys, events and the ledger (`key_store_unavailable` for a key
@@ -69,6 +70,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UpstreamCredentialsRefused",
     "UpstreamError",
+    "UpstreamPoolFull",
     "UpstreamSessionRefused",
     "UpstreamTimeout",
     "UpstreamTokenUnavailable",
@@ -257,6 +259,21 @@ class TooManyConnections(GatewayError):
     def __init__(self, limit: int, retry_after: int = 1) -> None:
         super().__init__(
             f"The gateway is serving its limit of {limit} connections; retry after {retry_after} seconds.",
+            headers={"retry-after": str(retry_after)},
+        )
+
+
+class UpstreamPoolFull(GatewayError):
+    """Every one of `upstream.max_connections` was busy for `upstream.pool_wait_seconds`: nothing was sent."""
+
+    status = 503
+    type = "server_error"
+    code = "upstream_pool_full"
+
+    def __init__(self, limit: int, waited: float, retry_after: int = 1) -> None:
+        super().__init__(
+            f"The gateway's {limit} upstream connections were all busy for {waited:g} seconds; "
+            f"retry after {retry_after} seconds.",
             headers={"retry-after": str(retry_after)},
         )
 

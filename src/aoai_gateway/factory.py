@@ -66,7 +66,8 @@ async def open_gateway(
         stack.push_async_callback(access.close)
         # A request resent on a fresh connection (only when none of it was written) is counted, never hidden.
         on_resend = (lambda sent: metrics.resend(sent.deployment)) if metrics is not None else None
-        http = upstream if upstream is not None else create_upstream_client(settings.upstream, on_resend)
+        on_waiting = metrics.pool_waiting.set if metrics is not None else None
+        http = upstream if upstream is not None else create_upstream_client(settings.upstream, on_resend, on_waiting)
         stack.push_async_callback(http.aclose)
         clients = await open_clients(settings, http, stack)
         affinity = await _open_affinity(settings, deployments, access, stack)
@@ -87,6 +88,7 @@ async def open_gateway(
         )
         listeners: list[ExchangeListener] = [access]
         if metrics is not None:
+            metrics.streams_in_flight.set_function(lambda: service.streams_in_flight)
             listeners.append(metrics)
         lines = access_log if access_log is not None else default_access_log(settings.logging)
         if lines is not None:

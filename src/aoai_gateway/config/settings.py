@@ -71,11 +71,13 @@ class UpstreamSettings(_Section):
     """How the gateway talks to upstreams: client implementation, timeouts, egress proxy, pool size, and the
     client headers forwarded beyond the built-in allowlist (`forward_headers`)."""
 
-    client: Annotated[str, registered("upstream client")] = "aiohttp"
+    client: Annotated[str, registered("upstream client")] = "httptools"
     timeouts: Timeouts = Timeouts()
     http_proxy: str | None = None
     socks_proxy: str | None = None
-    max_connections: int = Field(512, ge=1)
+    # Sized for streams (each holds one for its whole length); past it a request waits, then gets a 503.
+    max_connections: int = Field(10_000, ge=1)
+    pool_wait_seconds: float = Field(5.0, ge=0)
     keepalive_seconds: float = Field(60.0, gt=0)
     forward_headers: tuple[str, ...] = ()
 
@@ -147,7 +149,10 @@ class ServerSettings(_Section):
     header_timeout_seconds: float = Field(30.0, gt=0)
     body_idle_timeout_seconds: float = Field(30.0, gt=0)
     keepalive_timeout_seconds: float = Field(5.0, gt=0)
-    max_connections: int = Field(1000, ge=1)
+    max_connections: int = Field(10_000, ge=1)
+    # The cycle collector's policy (heap.py): 0 leaves CPython's defaults.
+    gc_freeze_seconds: float = Field(1.0, ge=0)
+    gc_full_pass_minutes: float = Field(10.0, ge=0)
 
 
 class RealtimeSettings(_Section):

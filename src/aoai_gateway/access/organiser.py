@@ -23,7 +23,7 @@ from ..errors import InvalidRequest, NotFound
 from ..labels import UNSAFE
 from ..moments import check_moment, iso, parse_duration
 from ..store.events import Event, EventStore
-from ..store.keys import GatewayKey, KeyStore, Limits
+from ..store.keys import GatewayKey, KeyStore
 from ..store.usage import recent_activity, usage_by_key
 from .codes import GENERATE, generate_code, hash_code
 from .quota import day_start
@@ -32,6 +32,7 @@ from .specs import EventRequest, EventUpdate, event_moment
 MAX_SEARCH = 200
 LIVE_MINUTES = (1, 180)  # the live view's window: a few hours of raw ledger rows at most
 LIVE_TOP = (1, 100)
+_CAP_FIELDS = ("daily_requests", "daily_tokens", "max_tokens")
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,46 @@ class EventOrganiser:
         return event
 
     async def update(self, event_id: str, update: EventUpdate) -> Made:
-        """Apply `update` to the event; 400 naming the field when the result would be invalid."""
+        """Apply `update` to the event; 400 naming the field when the result would be invalid.
+
+        `extend` counts from the end, or from now when the event has ended (it opens again for that long).
+        """
         event = await self.show(event_id)
         fields = update.fields()
-        now = self._clock()
-        changed: set[str] = set()
         zone = fields.get("timezone", event.timezone)
+        starts, ends = self._window(event, fields, zone)
+        limits = replace(event.limits, **{cap: fields[cap] for cap in _CAP_FIELDS if cap in fields})
+        models = event.models
+        if "models" in fields:
+            models = tuple(fields["models"]) if fields["models"] is not None else None
+        code_hash, code = event.code_hash, None
+        if "shared_code" in fields:
+            given = fields["shared_code"]
+            code = generate_code() if given == GENERATE else given
+            code_hash = await hash_code(code) if code else None
+        updated = replace(
+            event,
+            name=fields.get("name", event.name),
+            timezone=zone,
+            starts_at=starts,
+            ends_at=ends,
+            models=models,
+            limits=limits,
+            code_hash=code_hash,
+            max_attendees=fields.get("max_attendees", event.max_attendees),
+        )
+        changed = {name for name in ("name", "timezone", "models", "max_attendees", *_CAP_FIELDS) if name in fields}
+        changed |= {"starts_at"} if starts != event.starts_at else set()
+        changed |= {"ends_at"} if ends != event.ends_at else set()
+        if "shared_code" in fields:
+            changed.add("shared_code_hash")
+        if not await self.events.save(updated, changed):
+            raise NotFound(f"No event {event_id!r}.", param="event_id")
+        self.keys.forget()  # attendee keys changed under the key store's cache
+        return Made(updated, code if fields.get("shared_code") == GENERATE else None)
+
+    def _window(self, event: Event, fields: dict[str, Any], zone: str) -> tuple[float, float]:
+        """The start and end after `fields` (times, `extend`, `close`); 400 naming the field at fault."""
         starts, ends = event.starts_at, event.ends_at
         for name in ("starts_at", "ends_at"):
             if name in fields:
@@ -105,6 +140,7 @@ class EventOrganiser:
                 except ValueError as exc:
                     raise InvalidRequest(f"{name}: {exc}", param=name) from None
                 starts, ends = (moment, ends) if name == "starts_at" else (starts, moment)
+        now = self._clock()
         if "extend" in fields:
             if "ends_at" in fields:
                 raise InvalidRequest("Give either ends_at or extend, not both.", param="extend")
@@ -112,55 +148,16 @@ class EventOrganiser:
             try:
                 check_moment(ends)
             except ValueError as exc:
-                raise InvalidRequest(f"extend: {exc}", param="extend") from None
+                raise InvalidRequest(f"extend: the new end {exc}", param="extend") from None
         if fields.get("close"):
             if "ends_at" in fields or "extend" in fields:
                 raise InvalidRequest("close ends the event now: leave out ends_at and extend.", param="close")
             ends = min(ends, now)
             starts = min(starts, ends - 1)  # an event that has not started yet closes too
         if not ends > starts:
-            raise InvalidRequest(
-                "ends_at must be after starts_at.", param="ends_at" if "ends_at" in fields else "starts_at"
-            )
-        if (starts, ends) != (event.starts_at, event.ends_at):
-            changed |= {
-                n
-                for n, old, new in (("starts_at", event.starts_at, starts), ("ends_at", event.ends_at, ends))
-                if old != new
-            }
-        code_hash, code = event.code_hash, None
-        if "shared_code" in fields:
-            given = fields["shared_code"]
-            code = generate_code() if given == GENERATE else given
-            code_hash = await hash_code(code) if code else None
-            changed.add("shared_code_hash")
-        limits = event.limits
-        for cap in ("daily_requests", "daily_tokens", "max_tokens"):
-            if cap in fields:
-                limits = replace(limits, **{cap: fields[cap]})
-                changed.add(cap)
-        models = event.models
-        if "models" in fields:
-            models = tuple(fields["models"]) if fields["models"] is not None else None
-            changed.add("models")
-        changed |= {name for name in ("name", "timezone", "max_attendees") if name in fields}
-        updated = replace(
-            event,
-            name=fields.get("name", event.name),
-            timezone=zone,
-            starts_at=starts,
-            ends_at=ends,
-            models=models,
-            limits=Limits(
-                daily_requests=limits.daily_requests, daily_tokens=limits.daily_tokens, max_tokens=limits.max_tokens
-            ),
-            code_hash=code_hash,
-            max_attendees=fields.get("max_attendees", event.max_attendees),
-        )
-        if not await self.events.save(updated, changed):
-            raise NotFound(f"No event {event_id!r}.", param="event_id")
-        self.keys.forget()
-        return Made(updated, code if fields.get("shared_code") == GENERATE else None)
+            param = "ends_at" if "ends_at" in fields else "starts_at"
+            raise InvalidRequest("ends_at must be after starts_at.", param=param)
+        return starts, ends
 
     async def close(self, event_id: str) -> Event:
         return (await self.update(event_id, EventUpdate(close=True))).event

@@ -201,6 +201,8 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             # The pages of the admin API and the CLI: events by start, an event's attendees by registration.
             "CREATE INDEX events_starts ON events (starts_at, id)",
             "CREATE INDEX keys_event_created ON keys (event_id, created_at, id)",
+            # A page of attendees' usage today reads the hourly rollup of those keys only, not every key's hours.
+            "CREATE INDEX usage_hourly_key ON usage_hourly (key_id, bucket)",
         ],
     ),
 ]

@@ -61,11 +61,11 @@ def add_event_commands(commands: Any) -> None:
     add_config(listing)
 
     show = actions.add_parser("show", help="one event")
-    show.add_argument("id")
+    show.add_argument("id", help="the event's id (evt_...)")
     add_config(show)
 
     update = actions.add_parser("update", help="change an event; its attendees' keys follow")
-    update.add_argument("id")
+    update.add_argument("id", help="the event's id (evt_...)")
     update.add_argument("--name", help="a new name (default: unchanged)")
     update.add_argument("--starts", metavar="ISO8601", help="a new start (default: unchanged)")
     update.add_argument("--ends", metavar="ISO8601", help="a new end (default: unchanged)")
@@ -82,16 +82,16 @@ def add_event_commands(commands: Any) -> None:
     add_config(update)
 
     close = actions.add_parser("close", help="end an event now (its attendees' keys stop working)")
-    close.add_argument("id")
+    close.add_argument("id", help="the event's id (evt_...)")
     add_config(close)
 
     delete = actions.add_parser("delete", help="delete an event and revoke every attendee key")
-    delete.add_argument("id")
+    delete.add_argument("id", help="the event's id (evt_...)")
     delete.add_argument("--yes", action="store_true", help="confirm: attendee keys are revoked (default: off)")
     add_config(delete)
 
     attendees = actions.add_parser("attendees", help="an event's attendees with their usage")
-    attendees.add_argument("id")
+    attendees.add_argument("id", help="the event's id (evt_...)")
     attendees.add_argument("--search", metavar="TEXT", help="part of a name or e-mail (default: everyone)")
     attendees.add_argument("--limit", type=count(1, 1000), default=100, metavar="N", help="at most N (default: 100)")
     attendees.add_argument("--offset", type=count(0), default=0, metavar="N", help="skip the first N (default: 0)")
@@ -99,8 +99,8 @@ def add_event_commands(commands: Any) -> None:
     add_config(attendees)
 
     revoke = actions.add_parser("revoke", help="revoke one attendee's key")
-    revoke.add_argument("id")
-    revoke.add_argument("key_id", metavar="KEY_ID")
+    revoke.add_argument("id", help="the event's id (evt_...)")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the attendee's key id (key_...)")
     add_config(revoke)
 
 

@@ -295,3 +295,25 @@ def test_help_and_listings_of_commands(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     for action in ("create", "list", "show", "update", "close", "delete", "attendees", "revoke"):
         assert action in out
+
+
+def test_events_list_escapes_hostile_stored_names(gateway_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A name stored before names were checked (or straight into the database) cannot steer the terminal."""
+
+    async def store() -> None:
+        db = await connect_database(f"sqlite:///{gateway_env / 'gateway.db'}")
+        await migrate(db)
+        now = dt.datetime.now(dt.UTC).timestamp()
+        await db.execute(
+            "INSERT INTO events (id, name, starts_at, ends_at, timezone, models, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ["evt_hostile", HOSTILE_NAME, now, now + 3600, "UTC", '["\\u001b[31m"]', now],
+        )
+        await db.close()
+
+    asyncio.run(store())
+    status, out, _ = run(capsys, "events", "list")
+    assert status == 0 and "evt_hostile" in out and "\\x1b[2J\\x1b]0;pwned\\x07\\u202etxt.exe\\x9b" in out
+    assert "\\x1b[31m" in out and not any(ch in out for ch in "\x1b\x07\u202e\x9b")
+    status, out, _ = run(capsys, "events", "show", "evt_hostile")
+    assert status == 0 and "\x1b" not in out and json.loads(out)["name"] == HOSTILE_NAME

@@ -58,6 +58,7 @@ class Stack:
 def _client_missing(client: str) -> str | None:
     """Why `upstream.client: client` cannot run here (its extra is missing), or None when it can."""
     from aoai_gateway.config import UpstreamSettings
+    from aoai_gateway.extras import EXTRAS, MissingExtra
     from aoai_gateway.upstream import create_upstream_client
 
     async def build() -> None:
@@ -65,8 +66,11 @@ def _client_missing(client: str) -> str | None:
 
     try:
         asyncio.run(build())
-    except Exception as exc:  # MissingExtra names the pip command; anything else is as much a reason to skip
+    except MissingExtra as exc:  # its message names the pip command
         return str(exc)
+    except Exception as exc:  # anything else is as much a reason to skip: say what broke, and the likely extra
+        hint = f" (pip install 'aoai-gateway[{client}]')" if client in EXTRAS else ""
+        return f"{type(exc).__name__}: {exc}{hint}"
     return None
 
 

@@ -345,8 +345,8 @@ def streams_mode(
         assert isinstance(late, dict) and isinstance(head, dict)
         _say(
             f"  {target.name}: {result['completed']:,} of {plan.streams:,} completed, errors {result['errors']}, "
-            f"headers max {head['max']:.1f} ms, lateness p99 {late['p99']:.1f} ms max {late['max']:.1f} ms, "
-            f"peak RSS {float(result.get('rss_peak_mb', math.nan)):.0f} MB"  # type: ignore[arg-type]
+            f"headers max {head['max']:.1f} ms, lateness p99 {late['p99']:.1f} ms max {late['max']:.1f} ms"
+            + (f", peak RSS {result['rss_peak_mb']:.0f} MB" if "rss_peak_mb" in result else "")
         )
         results.append(result)
 

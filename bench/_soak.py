@@ -19,7 +19,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from _gateway import Gateway
@@ -74,60 +74,100 @@ def _pause_ms(entry: dict[str, object]) -> float | None:
     return None
 
 
-def run_soak(gateway: Gateway, nginx: NginxUpstream, script: Path, plan: SoakPlan, core: int) -> dict[str, object]:
+@dataclass(frozen=True)
+class Segment:
+    """One wrk run of the soak, and the requests nginx had answered when it ended."""
+
+    served: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    failed: int
+
+
+@dataclass
+class SoakResult:
+    target: str
+    requests: int
+    wall_s: float
+    segments: list[Segment]
+    rss_samples: list[tuple[float, int, int]]  # seconds, RSS bytes, requests served
+    gc_lines: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.wall_s if self.wall_s else math.nan
+
+    @property
+    def failed(self) -> int:
+        return sum(segment.failed for segment in self.segments)
+
+    def _points(self, second_half: bool) -> list[tuple[float, float]]:
+        points = [(float(served), float(rss)) for _, rss, served in self.rss_samples]
+        return [(x, y) for x, y in points if x >= self.requests / 2] if second_half else points
+
+    @property
+    def slope_second_half(self) -> float:
+        return slope(self._points(second_half=True))
+
+    @property
+    def slope_whole(self) -> float:
+        return slope(self._points(second_half=False))
+
+    def rss_mb(self, at: str) -> float:
+        """RSS at `start`, `half` (the first sample of the second half), `end` or `peak`, in MiB."""
+        points = self._points(second_half=at == "half")
+        if not points:
+            return math.nan
+        picked = {"start": points[0][1], "half": points[0][1], "end": points[-1][1], "peak": max(y for _, y in points)}
+        return picked[at] / 2**20
+
+    @property
+    def gc_pauses_ms(self) -> list[float]:
+        return [pause for pause in map(_pause_ms, self.gc_lines) if pause is not None]
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self) | {
+            "rps": self.rps,
+            "failed": self.failed,
+            "slope_second_half": self.slope_second_half,
+            "slope_whole": self.slope_whole,
+            "gc_pauses_ms": self.gc_pauses_ms,
+        }
+
+
+def run_soak(gateway: Gateway, nginx: NginxUpstream, script: Path, plan: SoakPlan, core: int) -> SoakResult:
     log_offset = gateway.log.stat().st_size
     first = nginx.requests()
-    segments: list[dict[str, float]] = []
+    segments: list[Segment] = []
     started = time.monotonic()
     with RssSampler(gateway.pid, interval=plan.sample_s, reading=lambda: float(nginx.requests() - first)) as rss:
         served = 0
         while served < plan.requests:
             result = run_wrk(gateway.port, script, connections=plan.connections, duration=plan.segment_s, core=core)
             served = nginx.requests() - first
-            segments.append(
-                {
-                    "served": served,
-                    "rps": result.rps,
-                    "p50_ms": result.p50_ms,
-                    "p99_ms": result.p99_ms,
-                    "max_ms": result.max_ms,
-                    "failed": result.failed,
-                }
-            )
-    wall = time.monotonic() - started
-    points = [(served_then, float(rss_then)) for _, rss_then, served_then in rss.samples]
-    second_half = [(x, y) for x, y in points if x >= points[-1][0] / 2]
-    gc = _gc_lines(gateway.log, log_offset)
-    pauses = [p for p in (_pause_ms(entry) for entry in gc) if p is not None]
-    return {
-        "target": gateway.stack.name,
-        "requests": points[-1][0] if points else 0,
-        "wall_s": wall,
-        "rps": (points[-1][0] / wall) if points and wall else math.nan,
-        "failed": sum(s["failed"] for s in segments),
-        "rss_start_mb": points[0][1] / 2**20,
-        "rss_half_mb": second_half[0][1] / 2**20 if second_half else math.nan,
-        "rss_end_mb": points[-1][1] / 2**20,
-        "rss_peak_mb": rss.peak_bytes / 2**20,
-        "slope_second_half": slope(second_half),
-        "slope_whole": slope(points),
-        "segment_p99_ms": [s["p99_ms"] for s in segments],
-        "segment_max_ms": [s["max_ms"] for s in segments],
-        "segments": segments,
-        "gc_log_lines": len(gc),
-        "gc_pauses_ms": pauses,
-        "gc_examples": gc[:3],
-        "rss_samples": [(round(t, 1), r, s) for t, r, s in rss.samples],
-    }
+            segments.append(Segment(served, result.rps, result.p50_ms, result.p99_ms, result.max_ms, result.failed))
+    return SoakResult(
+        target=gateway.name,
+        requests=served,
+        wall_s=time.monotonic() - started,
+        segments=segments,
+        rss_samples=[(round(t, 1), size, int(count)) for t, size, count in rss.samples],
+        gc_lines=_gc_lines(gateway.log, log_offset),
+    )
 
 
-def _num(value: object, digits: int = 1) -> str:
-    if not isinstance(value, (int, float)) or math.isnan(value):
-        return "-"
-    return f"{value:,.{digits}f}"
+def _num(value: float, digits: int = 1) -> str:
+    return "-" if math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def render_soak(results: list[dict[str, object]], plan: SoakPlan) -> list[str]:
+def _median_worst(values: list[float], digits: int) -> str:
+    ordered = sorted(values)
+    return f"{_num(ordered[len(ordered) // 2], digits)} / {_num(ordered[-1], digits)}" if ordered else "-"
+
+
+def render_soak(results: list[SoakResult], plan: SoakPlan) -> list[str]:
     head = [
         "target",
         "requests",
@@ -142,26 +182,22 @@ def render_soak(results: list[dict[str, object]], plan: SoakPlan) -> list[str]:
     ]
     rows = []
     for r in results:
-        p99s = sorted(r["segment_p99_ms"])  # type: ignore[type-var]
-        maxes = sorted(r["segment_max_ms"])  # type: ignore[type-var]
-        pauses = r["gc_pauses_ms"]
-        assert isinstance(pauses, list)
-        gc = (
-            f"{len(pauses)}, max {max(pauses):.0f} ms"
-            if pauses
-            else (f"{r['gc_log_lines']} line(s), no duration" if r["gc_log_lines"] else "none logged")
-        )
+        pauses = r.gc_pauses_ms
+        if pauses:
+            gc = f"{len(pauses)}, max {max(pauses):.0f} ms"
+        else:
+            gc = f"{len(r.gc_lines)} line(s), no duration" if r.gc_lines else "none logged"
         rows.append(
             [
-                f"`{r['target']}`",
-                _num(r["requests"], 0),
-                _num(r["rps"], 0),
-                str(r["failed"]),
-                " / ".join(_num(r[k], 0) for k in ("rss_start_mb", "rss_half_mb", "rss_end_mb", "rss_peak_mb")),
-                _num(r["slope_second_half"], 3),
-                _num(r["slope_whole"], 3),
-                f"{_num(p99s[len(p99s) // 2], 2)} / {_num(p99s[-1], 2)}" if p99s else "-",
-                f"{_num(maxes[len(maxes) // 2], 1)} / {_num(maxes[-1], 1)}" if maxes else "-",
+                f"`{r.target}`",
+                f"{r.requests:,}",
+                _num(r.rps, 0),
+                str(r.failed),
+                " / ".join(_num(r.rss_mb(at), 0) for at in ("start", "half", "end", "peak")),
+                _num(r.slope_second_half, 3),
+                _num(r.slope_whole, 3),
+                _median_worst([s.p99_ms for s in r.segments], 2),
+                _median_worst([s.max_ms for s in r.segments], 1),
                 gc,
             ]
         )
@@ -179,8 +215,8 @@ def render_soak(results: list[dict[str, object]], plan: SoakPlan) -> list[str]:
         "does not instrument the gateway); a spike in a wrk run's max latency is the other sign of one.",
     ]
     for r in results:
-        verdict = "met" if _num(r["slope_second_half"]) != "-" and abs(r["slope_second_half"]) < 1 else "missed"  # type: ignore[arg-type]
-        if r["requests"] < 2_000_000:  # type: ignore[operator]
-            verdict += f", but over {_num(r['requests'], 0)} requests, not 2 million"
-        lines += ["", f"Issue #18's memory target, `{r['target']}`: slope under 1 byte per request: **{verdict}**."]
+        verdict = "met" if abs(r.slope_second_half) < 1 else "missed"  # NaN (too few samples): missed
+        if r.requests < 2_000_000:
+            verdict += f", but over {r.requests:,} requests, not 2 million"
+        lines += ["", f"Issue #18's memory target, `{r.target}`: slope under 1 byte per request: **{verdict}**."]
     return lines

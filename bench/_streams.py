@@ -31,9 +31,9 @@ import sys
 import time
 from array import array
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 _HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nTransfer-Encoding: chunked\r\n"
@@ -335,6 +335,63 @@ class StreamsTarget:
     pid: int | None  # the process measured (RSS, CPU); None for the upstream alone
 
 
+@dataclass(frozen=True)
+class Spread:
+    """Milliseconds: how many, p50, p99, max, and how many past 20 and 100 ms (the client's `_summary`)."""
+
+    count: int
+    p50: float
+    p99: float
+    max: float
+    over_20ms: int = 0
+    over_100ms: int = 0
+
+    def triple(self) -> str:
+        return f"{_num(self.p50)} / {_num(self.p99)} / {_num(self.max)}"
+
+
+@dataclass
+class StreamsResult:
+    """What one target did with the plan's streams: the client's report, then the target's RSS and CPU."""
+
+    target: str
+    streams: int
+    ramp_s: float
+    completed: int
+    errors: dict[str, int]
+    first_error: str
+    headers_ms: Spread
+    lateness_ms: Spread
+    relay_ms: Spread  # arrival - write
+    worst_lateness_ms_per_second: list[float]
+    rss_start_mb: float = math.nan
+    rss_peak_mb: float = math.nan
+    rss_end_mb: float = math.nan
+    cpu_us_per_chunk_whole: float = math.nan
+    cpu_us_per_chunk_steady: float = math.nan
+    core_busy_steady: float = math.nan
+    rss_samples: list[tuple[float, int]] = field(default_factory=list)
+
+    @classmethod
+    def from_client(cls, target: str, report: dict[str, Any]) -> StreamsResult:
+        return cls(
+            target=target,
+            streams=report["streams"],
+            ramp_s=report["ramp_s"],
+            completed=report["completed"],
+            errors=report["errors"],
+            first_error=report["first_error"],
+            headers_ms=Spread(**report["headers_ms"]),
+            lateness_ms=Spread(**report["lateness_ms"]),
+            relay_ms=Spread(**report["relay_ms"]),
+            worst_lateness_ms_per_second=report["worst_lateness_ms_per_second"],
+        )
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values())
+
+
 def upstream_argv(port: int, plan: StreamsPlan) -> list[str]:
     return [
         sys.executable,
@@ -349,11 +406,8 @@ def upstream_argv(port: int, plan: StreamsPlan) -> list[str]:
     ]
 
 
-def run_streams(target: StreamsTarget, body: str, plan: StreamsPlan, core: int) -> dict[str, object]:
-    """Run the client against `target` (in the foreground, pinned to `core`); sample the target's RSS and CPU."""
-    from _procs import RssSampler, cpu_ns
-
-    argv = [
+def _client_argv(target: StreamsTarget, body: str, plan: StreamsPlan, core: int) -> list[str]:
+    return [
         "taskset",
         "-c",
         str(core),
@@ -375,52 +429,51 @@ def run_streams(target: StreamsTarget, body: str, plan: StreamsPlan, core: int) 
         "--chunks",
         str(plan.chunks),
     ]
-    pid = target.pid
-    cpu_before = cpu_ns(pid) if pid else 0
-    reading = (lambda: float(cpu_ns(pid))) if pid else None
-    sampler = RssSampler(pid, interval=0.5, reading=reading) if pid else None
-    if sampler is not None:
-        sampler.__enter__()
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=plan.seconds * 3 + 600)
-    finally:
-        if sampler is not None:
-            sampler.__exit__(None, None, None)
+
+
+def _client(argv: list[str], plan: StreamsPlan) -> dict[str, Any]:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=plan.seconds * 3 + 600)
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(f"the streams client failed ({done.returncode}): {done.stderr[-2000:]}")
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["target"] = target.name
-    if pid and sampler is not None:
-        cpu = cpu_ns(pid) - cpu_before
-        samples = sampler.samples
-        result["rss_start_mb"] = samples[0][1] / 2**20
-        result["rss_peak_mb"] = sampler.peak_bytes / 2**20
-        result["rss_end_mb"] = samples[-1][1] / 2**20
-        chunks = result["lateness_ms"]["count"]  # type: ignore[index]
-        result["cpu_us_per_chunk_whole"] = cpu / 1000 / chunks if chunks else math.nan
-        start, end = plan.steady
-        window = [(t, c) for t, _, c in samples if start <= t <= end]
-        if len(window) >= 2 and window[-1][0] - window[0][0] >= 1.0:
-            span = window[-1][0] - window[0][0]
-            relayed = plan.streams * span / plan.interval
-            result["cpu_us_per_chunk_steady"] = (window[-1][1] - window[0][1]) / 1000 / relayed
-            result["core_busy_steady"] = (window[-1][1] - window[0][1]) / 1e9 / span
-        result["rss_samples"] = [(round(t, 2), rss) for t, rss, _ in samples]
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def run_streams(target: StreamsTarget, body: str, plan: StreamsPlan, core: int) -> StreamsResult:
+    """Run the client against `target` (in the foreground, pinned to `core`); sample the target's RSS and CPU."""
+    from _procs import RssSampler, cpu_ns
+
+    argv = _client_argv(target, body, plan, core)
+    pid = target.pid
+    if pid is None:
+        return StreamsResult.from_client(target.name, _client(argv, plan))
+    cpu_before = cpu_ns(pid)
+    with RssSampler(pid, interval=0.5, reading=lambda: float(cpu_ns(pid))) as sampler:
+        report = _client(argv, plan)
+    result = StreamsResult.from_client(target.name, report)
+    cpu = cpu_ns(pid) - cpu_before
+    samples = sampler.samples
+    result.rss_start_mb = samples[0][1] / 2**20
+    result.rss_peak_mb = sampler.peak_bytes / 2**20
+    result.rss_end_mb = samples[-1][1] / 2**20
+    chunks = result.lateness_ms.count
+    result.cpu_us_per_chunk_whole = cpu / 1000 / chunks if chunks else math.nan
+    start, end = plan.steady
+    window = [(t, used) for t, _, used in samples if start <= t <= end]
+    if len(window) >= 2 and window[-1][0] - window[0][0] >= 1.0:
+        span = window[-1][0] - window[0][0]
+        used = window[-1][1] - window[0][1]
+        result.cpu_us_per_chunk_steady = used / 1000 / (plan.streams * span / plan.interval)
+        result.core_busy_steady = used / 1e9 / span
+    result.rss_samples = [(round(t, 2), rss) for t, rss, _ in samples]
     return result
 
 
-def _num(value: object, digits: int = 1) -> str:
-    if not isinstance(value, (int, float)) or math.isnan(value):
-        return "-"
-    return f"{value:,.{digits}f}"
+def _num(value: float, digits: int = 1) -> str:
+    return "-" if math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def _triple(summary: object) -> str:
-    assert isinstance(summary, dict)
-    return f"{_num(summary['p50'])} / {_num(summary['p99'])} / {_num(summary['max'])}"
-
-
-def render_streams(results: list[dict[str, object]], plan: StreamsPlan) -> list[str]:
+def render_streams(results: list[StreamsResult], plan: StreamsPlan) -> list[str]:
     head = [
         "target",
         "streams",
@@ -435,31 +488,25 @@ def render_streams(results: list[dict[str, object]], plan: StreamsPlan) -> list[
         "CPU µs/chunk whole run",
         "core busy steady",
     ]
-    rows = []
-    for r in results:
-        late = r["lateness_ms"]
-        assert isinstance(late, dict)
-        errors = r["errors"]
-        assert isinstance(errors, dict)
-        busy = r.get("core_busy_steady")
-        rows.append(
-            [
-                f"`{r['target']}`",
-                f"{r['streams']:,}",
-                f"{r['completed']:,}",
-                ", ".join(f"{k} {v}" for k, v in errors.items()) or "0",
-                _triple(r["headers_ms"]),
-                _triple(late),
-                _triple(r["relay_ms"]),
-                f"{late.get('over_20ms', 0):,} / {late.get('over_100ms', 0):,} of {late['count']:,}",
-                f"{_num(r.get('rss_start_mb'), 0)} / {_num(r.get('rss_peak_mb'), 0)}",
-                _num(r.get("cpu_us_per_chunk_steady"), 0),
-                _num(r.get("cpu_us_per_chunk_whole"), 0),
-                f"{100 * busy:.0f}%" if isinstance(busy, float) else "-",
-            ]
-        )
+    rows = [
+        [
+            f"`{r.target}`",
+            f"{r.streams:,}",
+            f"{r.completed:,}",
+            ", ".join(f"{kind} {count}" for kind, count in r.errors.items()) or "0",
+            r.headers_ms.triple(),
+            r.lateness_ms.triple(),
+            r.relay_ms.triple(),
+            f"{r.lateness_ms.over_20ms:,} / {r.lateness_ms.over_100ms:,} of {r.lateness_ms.count:,}",
+            f"{_num(r.rss_start_mb, 0)} / {_num(r.rss_peak_mb, 0)}",
+            _num(r.cpu_us_per_chunk_steady, 0),
+            _num(r.cpu_us_per_chunk_whole, 0),
+            _num(100 * r.core_busy_steady, 0) + ("%" if not math.isnan(r.core_busy_steady) else ""),
+        ]
+        for r in results
+    ]
     rule = ["---"] + ["--:"] * (len(head) - 1)
-    ramps = ", ".join(f"{r['target']} {float(r['ramp_s']):.1f} s" for r in results)  # type: ignore[arg-type]
+    ramps = ", ".join(f"{r.target} {r.ramp_s:.1f} s" for r in results)
     lines = [
         f"## {plan.streams:,} concurrent paced streams ({plan.chunks} chunks each, one per {plan.interval:g} s; "
         f"opened at {plan.ramp:,.0f} per second: ramp took {ramps})",
@@ -475,31 +522,30 @@ def render_streams(results: list[dict[str, object]], plan: StreamsPlan) -> list[
         "received. RSS sampled from /proc every 0.5 s.",
     ]
     for r in results:
-        worst = r.get("worst_lateness_ms_per_second")
-        if isinstance(worst, list) and worst:
-            top = sorted(range(len(worst)), key=lambda i: worst[i], reverse=True)[:3]
-            seconds = ", ".join(f"{i}-{i + 1} s: {worst[i]:,.1f} ms" for i in sorted(top))
+        worst = r.worst_lateness_ms_per_second
+        if worst:
+            top = sorted(sorted(range(len(worst)), key=lambda i: worst[i], reverse=True)[:3])
+            seconds = ", ".join(f"{i}-{i + 1} s: {worst[i]:,.1f} ms" for i in top)
             lines += [
                 "",
-                f"`{r['target']}`: the latest chunks arrived in these seconds after the first connect: {seconds}.",
+                f"`{r.target}`: the latest chunks arrived in these seconds after the first connect: {seconds}.",
             ]
+        if r.first_error:
+            lines += ["", f"`{r.target}`: first error: {r.first_error}"]
     for r in results:
-        if r["target"] in ("direct", "bare proxy"):
+        if r.target in ("direct", "bare proxy"):
             continue
-        late, head_ms = r["lateness_ms"], r["headers_ms"]
-        assert isinstance(late, dict) and isinstance(head_ms, dict)
-        peak = r.get("rss_peak_mb", math.nan)
-        assert isinstance(peak, float)
+        late, headers = r.lateness_ms, r.headers_ms
         checks = [
-            (f"every stream's headers within 2 s (max {_num(head_ms['max'] / 1000, 2)} s)", head_ms["max"] <= 2000),
-            (f"chunk lateness p99 under 20 ms ({_num(late['p99'])} ms)", late["p99"] < 20),
-            (f"max under 100 ms ({_num(late['max'])} ms)", late["max"] < 100),
-            (f"RSS under 400 MB ({_num(peak, 0)} MB)", peak < 400),
-            (f"no error ({sum(r['errors'].values())})", not r["errors"] and r["completed"] == r["streams"]),  # type: ignore[attr-defined]
+            (f"every stream's headers within 2 s (max {_num(headers.max / 1000, 2)} s)", headers.max <= 2000),
+            (f"chunk lateness p99 under 20 ms ({_num(late.p99)} ms)", late.p99 < 20),
+            (f"max under 100 ms ({_num(late.max)} ms)", late.max < 100),
+            (f"RSS under 400 MB ({_num(r.rss_peak_mb, 0)} MB)", r.rss_peak_mb < 400),
+            (f"no error ({r.failed})", not r.failed and r.completed == r.streams),
         ]
         verdicts = "; ".join(f"{text}: **{'met' if ok else 'missed'}**" for text, ok in checks)
         scale = "" if plan.streams >= 9000 else " (the issue sets them for 9,000 streams of 30 s)"
-        lines += ["", f"Issue #18's stream targets{scale}, `{r['target']}` at {plan.streams:,} streams: {verdicts}."]
+        lines += ["", f"Issue #18's stream targets{scale}, `{r.target}` at {plan.streams:,} streams: {verdicts}."]
     return lines
 
 

@@ -48,9 +48,9 @@ from _nginx import INSTALL_HINT, NginxUpstream, require
 from _procs import LOOPBACK, ProcessGroup, free_port, raise_open_files, wait_for_port
 from _report import Plan, header, machine_info, render
 from _results import BARE_PROXY, BARE_RELAY, DIRECT, Probe, Results, Sample
-from _soak import SoakPlan, render_soak, run_soak
+from _soak import SoakPlan, SoakResult, render_soak, run_soak
 from _sse_probe import probe
-from _streams import StreamsPlan, StreamsTarget, render_streams, run_streams, upstream_argv
+from _streams import StreamsPlan, StreamsResult, StreamsTarget, render_streams, run_streams, upstream_argv
 from _wrk import WrkResult, WrkRun, run_wrk, write_script
 
 BENCH = Path(__file__).resolve().parent
@@ -336,17 +336,15 @@ def streams_mode(
     upstreams = Upstreams(f"{base}/prefix", f"{base}/stream", paced)
     room = plan.streams + 100  # server.max_connections and upstream.max_connections
     body = chat_body(PACED_MODEL, stream=True)
-    results: list[dict[str, object]] = []
+    results: list[StreamsResult] = []
 
     def measure(target: StreamsTarget) -> None:
         _say(f"streams through {target.name}")
         result = run_streams(target, body, plan, core=cores.load)
-        late, head = result["lateness_ms"], result["headers_ms"]
-        assert isinstance(late, dict) and isinstance(head, dict)
         _say(
-            f"  {target.name}: {result['completed']:,} of {plan.streams:,} completed, errors {result['errors']}, "
-            f"headers max {head['max']:.1f} ms, lateness p99 {late['p99']:.1f} ms max {late['max']:.1f} ms"
-            + (f", peak RSS {result['rss_peak_mb']:.0f} MB" if "rss_peak_mb" in result else "")
+            f"  {target.name}: {result.completed:,} of {plan.streams:,} completed, errors {result.errors}, "
+            f"headers max {result.headers_ms.max:.1f} ms, lateness p99 {result.lateness_ms.p99:.1f} ms "
+            f"max {result.lateness_ms.max:.1f} ms, peak RSS {result.rss_peak_mb:.0f} MB"
         )
         results.append(result)
 
@@ -359,7 +357,7 @@ def streams_mode(
         gateway = Gateway.start(procs, workdir, stack, upstreams, core=cores.gateway, max_connections=room)
         measure(StreamsTarget(stack.name, gateway.port, GATEWAY_PATH, gateway.pid))
         procs.stop_pid(gateway.pid)
-    return render_streams(results, plan), {"plan": asdict(plan), "results": results}
+    return render_streams(results, plan), {"plan": asdict(plan), "results": [asdict(r) for r in results]}
 
 
 def soak_mode(
@@ -373,19 +371,19 @@ def soak_mode(
     base = f"http://{LOOPBACK}:{nginx.port}"
     upstreams = Upstreams(f"{base}/prefix", f"{base}/stream", f"{base}/prefix")
     script = write_script(workdir / "gateway-json.lua", GATEWAY_PATH, chat_body(MODEL, stream=False))
-    results = []
+    results: list[SoakResult] = []
     for stack in (default, *(stack for stack in candidates if stack.src)):
         gateway = Gateway.start(procs, workdir, stack, upstreams, core=cores.gateway)
         _say(f"soak: {plan.requests:,} requests through {stack.name}")
         result = run_soak(gateway, nginx, script, plan, core=cores.load)
         _say(
-            f"  {stack.name}: {result['requests']:,.0f} requests, {result['rps']:,.0f} req/s, RSS "
-            f"{result['rss_start_mb']:.0f} -> {result['rss_end_mb']:.0f} MB, slope (2nd half) "
-            f"{result['slope_second_half']:.3f} B/req"
+            f"  {stack.name}: {result.requests:,} requests, {result.rps:,.0f} req/s, RSS "
+            f"{result.rss_mb('start'):.0f} -> {result.rss_mb('end'):.0f} MB, slope (2nd half) "
+            f"{result.slope_second_half:.3f} B/req"
         )
         results.append(result)
         procs.stop_pid(gateway.pid)
-    return render_soak(results, plan), {"plan": asdict(plan), "results": results}
+    return render_soak(results, plan), {"plan": asdict(plan), "results": [r.as_json() for r in results]}
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

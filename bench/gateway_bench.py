@@ -24,6 +24,7 @@ import asyncio
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -328,6 +329,9 @@ def streams_mode(
     cores = _cores()
     os.sched_setaffinity(0, {cores.load})
     plan = StreamsPlan(args.streams, args.ramp, args.chunk_interval, args.stream_seconds)
+    _, open_files = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if 2 * plan.streams + 100 > open_files:  # a stream holds two sockets in the gateway
+        _say(f"warning: {open_files:,} open files per process hold about {(open_files - 100) // 2:,} streams")
     _say(f"{plan.streams:,} streams of {plan.chunks} chunks, one per {plan.interval:g} s, {plan.ramp:,.0f} new per s")
     nginx = _start_nginx(procs, workdir, cores.load)
     upstream_port = free_port()

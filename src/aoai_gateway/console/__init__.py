@@ -1,0 +1,58 @@
+"""The browser console, served by the gateway itself under `console.prefix` (default `/console`).
+
+    add_console_routes(router, settings, managed)       # in routes/__init.py's build_router, when enabled
+
+Server-rendered Jinja2 pages with autoescape and a few small ES modules of our own; every file ships in the
+package (console/templates, console/static), nothing comes from a CDN. One module per concept:
+`security.py` (headers, CSP, CSRF), `sessions.py` (admin sessions, sign-in throttle), `pages.py` (rendering and
+the per-request `Visit`), `assets.py` (static files), `snippets.py` (quick starts), and the pages themselves:
+`attendee.py`, `playground.py`, `admin.py`.
+"""
+
+from __future__ import annotations
+
+from ..access.runtime import ManagedAccess
+from ..config import Settings
+from ..http.asgi import Send
+from ..http.paths import Router
+from ..http.request import Request
+from ..http.responses import send_bytes
+from . import admin, attendee, playground
+from .assets import Assets
+from .pages import Html, Pages, Visit
+from .security import CsrfGuard, page_headers
+
+__all__ = ["add_console_routes"]
+
+
+def add_console_routes(router: Router, settings: Settings, managed: ManagedAccess | None) -> None:
+    prefix = settings.console.prefix
+    assets = Assets.load()
+    master_key = settings.admin.master_key.get_secret_value() if settings.admin.master_key else None
+    models = list(settings.models())
+    pages = Pages(prefix, assets, CsrfGuard.for_master_key(master_key), api_base=settings.api_base)
+    attendee.register_routes(
+        router,
+        pages,
+        attendee.AttendeePages(pages, managed, models, settings.api_base, settings.access.registration_opens_days),
+    )
+    admin_pages = admin.AdminPages(pages, settings, managed)
+    admin.register_routes(router, pages, admin_pages)
+    playground.register_routes(router, pages)
+
+    async def home(visit: Visit, params: dict[str, str]) -> Html:
+        return visit.html("home.html", title="Console", keys_mode=managed is not None)
+
+    router.add(prefix, ["GET"], pages.handler(home))
+    router.add(f"{prefix}/", ["GET"], pages.handler(home))
+
+    async def static(request: Request, send: Send, params: dict[str, str]) -> None:
+        asset = assets.get(params["name"])
+        if asset is None:
+            await send_bytes(send, 404, b"not found", [(b"content-type", b"text/plain"), *page_headers()])
+            return
+        cache = b"public, max-age=86400" if dict(request.query).get("v") == asset.version else b"no-cache"
+        headers = [(b"content-type", asset.content_type), (b"cache-control", cache), *page_headers()]
+        await send_bytes(send, 200, asset.body, headers)
+
+    router.add(f"{prefix}/static/{{name}}", ["GET"], static)

@@ -223,6 +223,15 @@ def test_an_admin_signs_in_and_out(phone: tuple[Page, Any], shots: Path) -> None
     assert "Workshop" in page.inner_text("table")
     check_accessibility(page)
     page.screenshot(path=str(shots / "admin.png"), full_page=True)
+    # The admin session's own key in the playground: every model, in the ledger like any key.
+    page.get_by_role("link", name="Playground").click()
+    page.get_by_role("button", name="Use a key for my admin session").click()
+    page.wait_for_selector("#playground[data-ready=true]")
+    page.get_by_label("Message").fill("hello from the admin")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_selector(".message.assistant[data-streaming=false]")
+    assert page.inner_text(".message.assistant .content") == "You said: hello from the admin"
+    page.goto(f"{gateway.url}/console/admin")
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/console/sign-in")
     page.goto(f"{gateway.url}/console/admin")

@@ -93,8 +93,9 @@ def test_a_hostile_name_stays_text(console_gateway: Any) -> None:
         assert hostile not in landing.text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img" in landing.text
         done = register(client, event["id"], name=hostile)
         assert done.status_code == 200 and hostile not in done.text and "<img" not in done.text
-        missing = client.get("/console/events/<script>x")
-        assert missing.status_code == 404 and "<script>x" not in missing.text
+        for bad in ("<script>x", "%00", "x" * 5000):
+            missing = client.get(f"/console/events/{bad}")
+            assert missing.status_code == 404 and "<script>x" not in missing.text
 
 
 def test_a_post_without_its_csrf_token_is_refused(console_gateway: Any) -> None:
@@ -158,6 +159,12 @@ def test_sign_in_sign_out_and_throttle(console_gateway: Any) -> None:
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=28800" in cookie
         home = client.get("/console/admin")
         assert home.status_code == 200 and "Sign out" in home.text
+        playground = client.post("/console/playground/key", data={"csrf": csrf_of(home)})
+        assert playground.status_code == 200 and playground.headers["cache-control"] == "no-store"
+        session_key = playground.text.split('data-gateway-key="', 1)[1].split('"', 1)[0]
+        listing = httpx.get(f"{gateway.url}/admin/keys", headers={"authorization": f"Bearer {MASTER}"}).json()
+        assert [k["name"] for k in listing["data"]] == ["console playground (admin session)"]
+        assert listing["data"][0]["expires_at"] is not None and session_key.startswith("sk-gw-")
         out = client.post("/console/sign-out", data={"csrf": csrf_of(home)})
         assert out.status_code == 303
         assert client.get("/console/admin").status_code == 303
@@ -166,6 +173,8 @@ def test_sign_in_sign_out_and_throttle(console_gateway: Any) -> None:
     with browser(gateway) as thief:
         thief.cookies.set("aoai_console_session", session, path="/console")
         assert thief.get("/console/admin").status_code == 303
+        token = csrf_of(thief.get("/console/usage"))
+        assert thief.post("/console/playground/key", data={"csrf": token}).status_code == 401
     with browser(gateway) as attacker:
         token = csrf_of(attacker.get("/console/sign-in"))
         answers = [

@@ -38,7 +38,7 @@ def add_console_routes(router: Router, settings: Settings, managed: ManagedAcces
     )
     admin_pages = admin.AdminPages(pages, settings, managed)
     admin.register_routes(router, pages, admin_pages)
-    playground.register_routes(router, pages)
+    playground.register_routes(router, pages, playground.PlaygroundPages(pages, admin_pages))
 
     async def home(visit: Visit, params: dict[str, str]) -> Html:
         return visit.html("home.html", title="Console", keys_mode=managed is not None)

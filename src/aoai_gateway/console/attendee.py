@@ -13,6 +13,7 @@ A refusal shows the form again with the reason and the API's status code.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from ..store.keys import GatewayKey
 from ..store.usage import key_totals
 from .pages import Html, Pages, Visit
 from .snippets import quick_starts
+
+_EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,10 @@ class AttendeePages:
         return self.managed
 
     async def _event(self, event_id: str) -> Event:
-        event = await self._access().events.get(event_id)
+        store = self._access()
+        # Ids are the store's own (`evt_` and hex): anything else is no event, and never reaches the database
+        # (PostgreSQL cannot even compare text holding NUL).
+        event = await store.events.get(event_id) if _EVENT_ID.fullmatch(event_id) else None
         if event is None:
             raise NotFound(f"No event {event_id!r}: check the link the organiser gave you.")
         return event

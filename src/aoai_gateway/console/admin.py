@@ -15,7 +15,7 @@ import hmac
 
 from ..access.runtime import ManagedAccess
 from ..config import Settings
-from ..errors import AuthenticationError, GatewayError
+from ..errors import AuthenticationError, GatewayError, NotFound
 from ..http.paths import Router
 from .pages import Html, Pages, Visit
 from .sessions import AdminSessions, SignInThrottle
@@ -34,6 +34,16 @@ class AdminPages:
 
     def signed_in(self, visit: Visit) -> bool:
         return self.sessions.valid(visit.cookies.get(SESSION_COOKIE))
+
+    def require(self, visit: Visit) -> None:
+        """For posts: 401 unless signed in (pages redirect to the sign-in form instead)."""
+        if not self.signed_in(visit):
+            raise AuthenticationError("Sign in with the master key first; your session may have expired.")
+
+    def store(self) -> ManagedAccess:
+        if self.managed is None:
+            raise NotFound("Keys, events and usage need `auth: keys` in the gateway's configuration.")
+        return self.managed
 
     async def sign_in_form(self, visit: Visit, params: dict[str, str]) -> Html:
         if self.signed_in(visit):

@@ -36,10 +36,13 @@ _COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 
 @dataclass
 class Html:
+    """A console answer: a page, or (with `content_type`) a download such as a CSV export."""
+
     status: int
     body: bytes
     headers: RawHeaders = field(default_factory=list)
     no_store: bool = False
+    content_type: bytes = b"text/html; charset=utf-8"
 
 
 class Visit:
@@ -88,7 +91,7 @@ class Visit:
 
     async def form(self) -> dict[str, str]:
         """The posted form (urlencoded, first value of each field), after its CSRF token was checked."""
-        if self.request.content_type != "application/x-www-form-urlencoded":
+        if self.request.content_type not in ("application/x-www-form-urlencoded", ""):  # none: an empty form
             raise UnsupportedMediaType(self.request.content_type or "none", "application/x-www-form-urlencoded")
         raw = await self.request.body(_FORM_LIMIT)
         try:
@@ -142,5 +145,5 @@ _TITLES = {400: "Bad request", 401: "Not signed in", 403: "Refused", 404: "Not f
 
 
 async def send_html(send: Send, html: Html) -> None:
-    headers = [(b"content-type", b"text/html; charset=utf-8"), *page_headers(no_store=html.no_store), *html.headers]
+    headers = [(b"content-type", html.content_type), *page_headers(no_store=html.no_store), *html.headers]
     await send_bytes(send, html.status, html.body, headers)

@@ -1,0 +1,111 @@
+"""The admin's keys and usage pages over HTTP: signed in only, CSRF on every post, the API's validation."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from ..keyed import MASTER
+from .conftest import csrf_of
+
+
+@contextmanager
+def signed_in(gateway: Any) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        token = csrf_of(client.get("/console/sign-in"))
+        assert client.post("/console/sign-in", data={"csrf": token, "master_key": MASTER}).status_code == 303
+        yield client
+
+
+def chat(gateway: Any, secret: str, model: str = "gpt-4o") -> None:
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {secret}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_keys_need_a_session(console_gateway: Any) -> None:
+    gateway = console_gateway()
+    with httpx.Client(base_url=gateway.url, timeout=30) as stranger:
+        assert stranger.get("/console/admin/keys").headers["location"] == "/console/sign-in"
+        assert stranger.get("/console/admin/usage").headers["location"] == "/console/sign-in"
+        assert stranger.get("/console/admin/usage.csv").status_code == 401
+        token = csrf_of(stranger.get("/console/sign-in"))
+        refused = stranger.post("/console/admin/keys", data={"csrf": token, "name": "sneaky"})
+        assert refused.status_code == 401
+    assert httpx.get(f"{gateway.url}/admin/keys", headers={"authorization": f"Bearer {MASTER}"}).json()["data"] == []
+
+
+def test_create_list_and_revoke_a_key(console_gateway: Any) -> None:
+    gateway = console_gateway()
+    with signed_in(gateway) as client:
+        page = client.get("/console/admin/keys")
+        token = csrf_of(page)
+        assert client.post("/console/admin/keys", data={"name": "no token"}).status_code == 403
+        unknown = client.post("/console/admin/keys", data={"csrf": token, "name": "ci", "models": "gpt-4o, gpt-9"})
+        assert unknown.status_code == 400 and "serves no gpt-9" in unknown.text
+        bad_cap = client.post("/console/admin/keys", data={"csrf": token, "name": "ci", "rpm": "-5"})
+        assert bad_cap.status_code == 400 and "rpm" in bad_cap.text
+        no_zone = client.post(
+            "/console/admin/keys", data={"csrf": token, "name": "ci", "expires_at": "2030-01-01T00:00"}
+        )
+        assert no_zone.status_code == 400 and "time zone" in no_zone.text
+        hostile = "<b>ci</b>"
+        made = client.post(
+            "/console/admin/keys", data={"csrf": token, "name": hostile, "models": "gpt-4o", "rpm": "60"}
+        )
+        assert made.status_code == 201 and made.headers["cache-control"] == "no-store"
+        assert hostile not in made.text and "&lt;b&gt;ci&lt;/b&gt;" in made.text
+        secret = made.text.split('id="secret" readonly value="', 1)[1].split('"', 1)[0]
+        chat(gateway, secret)
+        listing = client.get("/console/admin/keys")
+        assert "rpm 60" in listing.text and secret not in listing.text
+        keys = httpx.get(f"{gateway.url}/admin/keys", headers={"authorization": f"Bearer {MASTER}"}).json()
+        key_id = keys["data"][0]["id"]
+        assert client.post(f"/console/admin/keys/{key_id}/revoke", data={}).status_code == 403
+        revoked = client.post(f"/console/admin/keys/{key_id}/revoke", data={"csrf": token})
+        assert revoked.status_code == 303
+        assert "revoked" in client.get("/console/admin/keys").text
+        assert client.post("/console/admin/keys/key_nope/revoke", data={"csrf": token}).status_code == 404
+        assert client.get("/console/admin/keys?offset=-1").status_code == 400
+        answer = httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {secret}"},
+        )
+        assert answer.status_code == 401
+
+
+def test_usage_report_chart_and_csv(console_gateway: Any) -> None:
+    gateway = console_gateway()
+    admin = {"authorization": f"Bearer {MASTER}"}
+    secret = httpx.post(f"{gateway.url}/admin/keys", json={"name": "=cmd|' /C calc'!A0"}, headers=admin).json()
+    for _ in range(3):
+        chat(gateway, secret["secret"])
+    with signed_in(gateway) as client:
+        deadline = time.monotonic() + 60
+        while True:  # the ledger is written off the request path; the page flushes it, so this is one round
+            page = client.get("/console/admin/usage?by=key&since=1h")
+            if secret["id"] in page.text or time.monotonic() > deadline:
+                break
+        assert page.status_code == 200 and "<svg" in page.text and secret["id"] in page.text
+        assert '<rect class="bar"' in page.text
+        by_model = client.get("/console/admin/usage?by=model")
+        assert ">gpt-4o<" in by_model.text
+        exported = client.get("/console/admin/usage.csv?by=key")
+        assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(exported.text)))
+        assert rows[0][:2] == ["key", "requests"] and rows[1][:2] == [secret["id"], "3"]
+        for query in ("by=nope", "since=yesterday", "event=<script>", "since=99999999d"):
+            refused = client.get(f"/console/admin/usage?{query}")
+            assert refused.status_code == 400, query
+            assert "<script>" not in refused.text

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WIDTH = 640
-LABEL_WIDTH = 200
-VALUE_WIDTH = 80
+# Small enough that on a phone's 360-pixel column the 12-unit text stays about 11 pixels high.
+WIDTH = 400
+LABEL_WIDTH = 150
+VALUE_WIDTH = 60
+LABEL_CHARACTERS = 21
 ROW = 26
 BAR = 18
 
@@ -37,11 +39,15 @@ class BarChart:
 
 
 def bar_chart(rows: list[tuple[str, float]]) -> BarChart:
-    """Horizontal bars scaled to the largest value; labels cut to 28 characters (the table has them whole)."""
+    """Horizontal bars scaled to the largest value; labels cut to fit (the table beside has them whole)."""
     span = WIDTH - LABEL_WIDTH - VALUE_WIDTH
     top = max((value for _, value in rows), default=0) or 1
     bars = [
-        Bar(label if len(label) <= 28 else label[:27] + "…", value, i * ROW, max(1.0, span * value / top))
+        Bar(_cut(label), value, i * ROW, max(1.0, span * value / top))
         for i, (label, value) in enumerate(rows)
     ]
     return BarChart(bars, WIDTH, max(ROW, ROW * len(bars)), LABEL_WIDTH, BAR, LABEL_WIDTH + span + 6)
+
+
+def _cut(label: str) -> str:
+    return label if len(label) <= LABEL_CHARACTERS else label[: LABEL_CHARACTERS - 1] + "…"

@@ -42,10 +42,7 @@ def bar_chart(rows: list[tuple[str, float]]) -> BarChart:
     """Horizontal bars scaled to the largest value; labels cut to fit (the table beside has them whole)."""
     span = WIDTH - LABEL_WIDTH - VALUE_WIDTH
     top = max((value for _, value in rows), default=0) or 1
-    bars = [
-        Bar(_cut(label), value, i * ROW, max(1.0, span * value / top))
-        for i, (label, value) in enumerate(rows)
-    ]
+    bars = [Bar(_cut(label), value, i * ROW, max(1.0, span * value / top)) for i, (label, value) in enumerate(rows)]
     return BarChart(bars, WIDTH, max(ROW, ROW * len(bars)), LABEL_WIDTH, BAR, LABEL_WIDTH + span + 6)
 
 

@@ -39,7 +39,9 @@ def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        # A fake microphone (a tone) that needs no prompt: the playground's recording can be tested.
+        fake_media = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=fake_media)
         yield launched
         launched.close()
 
@@ -47,7 +49,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def phone(browser: Browser, console_gateway: Any) -> Iterator[tuple[Page, Any]]:
     gateway = console_gateway()
-    context = browser.new_context(**PHONE, permissions=["clipboard-read", "clipboard-write"])
+    context = browser.new_context(**PHONE, permissions=["clipboard-read", "clipboard-write", "microphone"])
     page = context.new_page()
     page.set_default_timeout(60_000)  # a bound on a hang on a busy machine, not an expectation
     dialogs: list[str] = []
@@ -142,6 +144,14 @@ def test_an_attendee_registers_copies_the_key_and_uses_the_playground(phone: tup
     page.set_input_files("#pg-audio", files=[{"name": "hello.wav", "mimeType": "audio/wav", "buffer": wav()}])
     page.get_by_role("button", name="Transcribe").click()
     page.wait_for_selector("#pg-transcript:has-text('hello.wav')")
+    # Recorded from the (fake) microphone instead: start, stop, transcribe.
+    page.get_by_role("button", name="Record").click()
+    page.wait_for_selector("#pg-recorded:has-text('Recording')")
+    page.wait_for_timeout(300)  # some audio: the length does not matter, only that a stop follows a start
+    page.get_by_role("button", name="Stop").click()
+    page.wait_for_selector("#pg-recorded:has-text('Recorded')")
+    page.get_by_role("button", name="Transcribe").click()
+    page.wait_for_selector("#pg-transcript:has-text('recording.')")
     page.get_by_role("button", name="Speak").click()
     page.wait_for_selector("#playground[data-spoken=true]")
     assert page.evaluate("document.getElementById('pg-audio-out').src").startswith("blob:")

@@ -5,8 +5,8 @@
 
 The page is static: its script (static/playground.js) calls the gateway's own OpenAI routes with the key (kept
 in the tab's sessionStorage, never sent to the console itself): GET /v1/models for the models the key may use,
-POST /v1/chat/completions with `stream: true` read as it arrives, /v1/audio/transcriptions with an uploaded file,
-/v1/audio/speech played back. Refusals show the gateway's message and the Retry-After.
+POST /v1/chat/completions with `stream: true` read as it arrives, /v1/audio/transcriptions with an uploaded file
+or a microphone recording, /v1/audio/speech played back. Refusals show the gateway's message and the Retry-After.
 
 An admin holds the master key, which is no gateway key in `auth: keys` mode: the session's key is an ordinary
 one, named for it, that expires when the session does, so everything it does is in the ledger like any key's.

@@ -148,11 +148,50 @@ async function send(event) {
   }
 }
 
+// A recording from the microphone, when there is one; a file chosen afterwards replaces it.
+let recording = null;
+let recorder = null;
+
+async function toggleRecording() {
+  const button = $("pg-record");
+  const note = $("pg-recorded");
+  if (recorder) {
+    recorder.stop();
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (error) {
+    note.textContent = `No microphone: ${error.message}`;
+    return;
+  }
+  const parts = [];
+  const started = Date.now();
+  recorder = new MediaRecorder(stream);
+  recorder.addEventListener("dataavailable", (event) => parts.push(event.data));
+  recorder.addEventListener("stop", () => {
+    stream.getTracks().forEach((track) => track.stop());
+    const type = recorder.mimeType || "audio/webm";
+    const extension = type.includes("ogg") ? "ogg" : type.includes("mp4") ? "mp4" : "webm";
+    recording = new File(parts, `recording.${extension}`, { type });
+    recorder = null;
+    button.textContent = "Record";
+    button.setAttribute("aria-pressed", "false");
+    note.textContent = `Recorded ${((Date.now() - started) / 1000).toFixed(1)} seconds.`;
+    $("pg-audio").value = "";
+  });
+  recorder.start();
+  button.textContent = "Stop";
+  button.setAttribute("aria-pressed", "true");
+  note.textContent = "Recording…";
+}
+
 async function transcribe() {
-  const file = $("pg-audio").files[0];
+  const file = $("pg-audio").files[0] || recording;
   const out = $("pg-transcript");
   if (!file) {
-    out.textContent = "Choose an audio file first.";
+    out.textContent = "Choose an audio file or record one first.";
     return;
   }
   showStatus("");
@@ -195,6 +234,11 @@ $("pg-clear").addEventListener("click", () => {
   $("pg-messages").replaceChildren();
 });
 $("pg-transcribe").addEventListener("click", transcribe);
+$("pg-record").addEventListener("click", toggleRecording);
+$("pg-audio").addEventListener("change", () => {
+  recording = null;
+  $("pg-recorded").textContent = "";
+});
 $("pg-speak").addEventListener("click", speak);
 const saved = sessionStorage.getItem(KEY);
 if (saved) {

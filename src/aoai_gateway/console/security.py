@@ -61,6 +61,7 @@ def read_cookies(header: str) -> dict[str, str]:
     cookies: dict[str, str] = {}
     for pair in header.split(";"):
         name, sep, value = pair.strip().partition("=")
+        name = name.strip()
         if sep and name and name not in cookies:
             cookies[name] = value.strip()
     return cookies

@@ -109,3 +109,60 @@ def test_usage_report_chart_and_csv(console_gateway: Any) -> None:
             refused = client.get(f"/console/admin/usage?{query}")
             assert refused.status_code == 400, query
             assert "<script>" not in refused.text
+
+
+def test_an_organiser_creates_an_event_and_revokes_an_attendee(console_gateway: Any) -> None:
+    gateway = console_gateway()
+    with signed_in(gateway) as client:
+        token = csrf_of(client.get("/console/admin"))
+        form = {
+            "csrf": token,
+            "name": "Hack <Night>",
+            "timezone": "Asia/Tokyo",
+            "starts_at": "2020-01-01T09:00",
+            "ends_at": "2199-01-01T18:00",
+            "models": "gpt-4o",
+            "daily_requests": "20",
+            "generate_code": "on",
+        }
+        for change, message in (
+            ({"timezone": "Mars/Olympus"}, "unknown time zone"),
+            ({"ends_at": "2019-01-01T09:00"}, "ends_at must be after starts_at"),
+            ({"models": "gpt-9"}, "serves no gpt-9"),
+            ({"generate_code": "", "shared_code": "short"}, "at least 8 characters"),
+            ({"max_attendees": "0"}, "max_attendees"),
+        ):
+            refused = client.post("/console/admin/events", data={**form, **change})
+            assert refused.status_code == 400 and message in refused.text, (change, refused.text[-800:])
+        assert (
+            client.post("/console/admin/events", data={k: v for k, v in form.items() if k != "csrf"}).status_code == 403
+        )
+        made = client.post("/console/admin/events", data=form)
+        assert made.status_code == 201 and made.headers["cache-control"] == "no-store"
+        assert "Hack &lt;Night&gt;" in made.text and "(Asia/Tokyo)" in made.text
+        code = made.text.split('id="secret" readonly value="', 1)[1].split('"', 1)[0]
+        event_id = made.text.split("/console/events/", 1)[1].split('"', 1)[0]
+        link = httpx.get(f"{gateway.url}/console/events/{event_id}")
+        assert "Hack &lt;Night&gt;" in link.text
+        for name in ("Ann", "Bo"):
+            registered = httpx.post(f"{gateway.url}/events/{event_id}/register", json={"name": name, "code": code})
+            assert registered.status_code == 201, registered.text
+        secret = registered.json()["key"]
+        chat(gateway, secret)
+        page = client.get(f"/console/admin/events/{event_id}")
+        assert page.status_code == 200 and "Ann" in page.text and "Bo" in page.text and code not in page.text
+        found = client.get(f"/console/admin/events/{event_id}?q=bo")
+        assert "Bo" in found.text and ">Ann<" not in found.text
+        bo = registered.json()["key_id"]
+        assert client.post(f"/console/admin/events/{event_id}/attendees/{bo}/revoke", data={}).status_code == 403
+        gone = client.post(f"/console/admin/events/{event_id}/attendees/{bo}/revoke", data={"csrf": token})
+        assert gone.status_code == 303
+        assert "revoked" in client.get(f"/console/admin/events/{event_id}?q=bo").text
+        other = client.post(f"/console/admin/events/evt_nope/attendees/{bo}/revoke", data={"csrf": token})
+        assert other.status_code == 404
+        answer = httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {secret}"},
+        )
+        assert answer.status_code == 401

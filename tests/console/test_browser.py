@@ -233,6 +233,20 @@ def test_an_admin_signs_in_and_out(phone: tuple[Page, Any], shots: Path) -> None
     assert "Workshop" in page.inner_text("table")
     check_accessibility(page)
     page.screenshot(path=str(shots / "admin.png"), full_page=True)
+    # An organiser creates an event with a generated code, then sees its page.
+    page.get_by_text("Create an event").click()
+    page.get_by_label("Name", exact=True).fill("Evening hackathon")
+    page.get_by_label("Time zone (IANA, e.g. Europe/Berlin)").fill("Europe/Berlin")
+    page.get_by_label("Starts (in that zone)").fill("2026-01-01T18:00")
+    page.get_by_label("Ends (in that zone)").fill("2199-01-01T23:00")
+    page.get_by_label("Requests per attendee per day (empty: no cap)").fill("100")
+    page.get_by_label("Have the gateway make a code (shown once)").check()
+    page.get_by_role("button", name="Create event").click()
+    page.wait_for_selector("#secret")
+    assert len(page.input_value("#secret")) == 14  # XXXX-XXXX-XXXX
+    assert "2026-01-01 18:00 (Europe/Berlin)" in page.inner_text(".facts")
+    check_accessibility(page)
+    page.screenshot(path=str(shots / "event-admin.png"), full_page=True)
     # The admin session's own key in the playground: every model, in the ledger like any key.
     page.get_by_role("link", name="Playground").click()
     page.get_by_role("button", name="Use a key for my admin session").click()

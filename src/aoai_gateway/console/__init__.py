@@ -5,9 +5,9 @@
 Server-rendered Jinja2 pages with autoescape and a few small ES modules of our own; every file ships in the
 package (console/templates, console/static), nothing comes from a CDN. One module per concept:
 `security.py` (headers, CSP, CSRF), `sessions.py` (admin sessions, sign-in throttle), `pages.py` (rendering and
-the per-request `Visit`), `assets.py` (static files), `snippets.py` (quick starts), and the pages themselves:
-`attendee.py`, `playground.py`, `admin.py` (sign-in, events), `keys.py`, `reports.py` (usage, with
-`charts.py`'s server-drawn SVG bars).
+the per-request `Visit`), `assets.py` (static files), `snippets.py` (quick starts), `charts.py` (SVG bars), and
+the pages themselves: `attendee.py`, `playground.py`, `admin.py` (sign-in, the events list), `events.py` (an
+event's page), `keys.py`, `reports.py` (usage).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..http.asgi import Send
 from ..http.paths import Router
 from ..http.request import Request
 from ..http.responses import send_bytes
-from . import admin, attendee, keys, playground, reports
+from . import admin, attendee, events, keys, playground, reports
 from .assets import Assets
 from .pages import Html, Pages, Visit
 from .security import CsrfGuard, page_headers
@@ -41,6 +41,7 @@ def add_console_routes(router: Router, settings: Settings, managed: ManagedAcces
     admin.register_routes(router, pages, admin_pages)
     playground.register_routes(router, pages, playground.PlaygroundPages(pages, admin_pages))
     keys.register_routes(router, pages, keys.KeyPages(pages, admin_pages, models))
+    events.register_routes(router, pages, events.EventPages(pages, admin_pages, models))
     reports.register_routes(router, pages, reports.ReportPages(pages, admin_pages))
 
     async def home(visit: Visit, params: dict[str, str]) -> Html:

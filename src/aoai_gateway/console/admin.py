@@ -1,7 +1,8 @@
 """Admin sign-in with the master key, the signed-in home page, and sign-out.
 
     GET  {prefix}/sign-in     the form             POST {prefix}/sign-in    the master key -> a session cookie
-    GET  {prefix}/admin       events and their registration links (signed in; else a redirect to sign-in)
+    GET  {prefix}/admin       events, their registration links, the form for a new one (signed in; else a
+                              redirect to sign-in; the event pages are in console/events.py)
     POST {prefix}/sign-out    ends the session
 
 The master key is checked once, in constant time, and never stored in the browser: the session cookie names a
@@ -26,6 +27,7 @@ SESSION_COOKIE = "aoai_console_session"
 class AdminPages:
     def __init__(self, pages: Pages, settings: Settings, managed: ManagedAccess | None) -> None:
         self.pages = pages
+        self.models = list(settings.models())
         self.master_key = settings.admin.master_key.get_secret_value() if settings.admin.master_key else None
         self.ttl = int(settings.console.session_minutes * 60)
         self.sessions = AdminSessions(self.ttl)
@@ -77,8 +79,23 @@ class AdminPages:
     async def home(self, visit: Visit, params: dict[str, str]) -> Html:
         if not self.signed_in(visit):
             return visit.redirect(f"{self.pages.prefix}/sign-in")
+        return await self.home_page(visit)
+
+    async def home_page(
+        self, visit: Visit, status: int = 200, error: GatewayError | None = None, form: dict[str, str] | None = None
+    ) -> Html:
+        """The events and the form that creates one (shown again with `error` when creating failed)."""
         events = await self.managed.events.list() if self.managed is not None else None
-        return visit.html("admin.html", title="Admin", events=events, origin=visit.origin)
+        return visit.html(
+            "admin.html",
+            status,
+            title="Admin",
+            events=events,
+            origin=visit.origin,
+            error=error,
+            form=form or {},
+            models=self.models,
+        )
 
 
 def register_routes(router: Router, pages: Pages, admin: AdminPages) -> None:

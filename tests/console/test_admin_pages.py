@@ -166,3 +166,16 @@ def test_an_organiser_creates_an_event_and_revokes_an_attendee(console_gateway: 
             headers={"authorization": f"Bearer {secret}"},
         )
         assert answer.status_code == 401
+
+
+def test_deployments_show_their_live_state(console_gateway: Any) -> None:
+    gateway = console_gateway()
+    secret = httpx.post(f"{gateway.url}/admin/keys", json={"name": "d"}, headers={"authorization": f"Bearer {MASTER}"})
+    chat(gateway, secret.json()["secret"])
+    assert httpx.get(f"{gateway.url}/console/admin/deployments").headers["location"] == "/console/sign-in"
+    with signed_in(gateway) as client:
+        page = client.get("/console/admin/deployments")
+        assert page.status_code == 200
+        row = page.text.split(">gpt-4o<", 1)[1].split("</tr>", 1)[0]
+        assert "slow-stream" in row and "healthy" in row and "ok 1" in row
+        assert "whisper-1" in page.text and "tts-1" in page.text

@@ -37,7 +37,7 @@ def build_router(settings: Settings, service: ProxyService, access: Access, metr
     add_responses_routes(router, settings.api_base, service, settings.limits)
     add_azure_routes(router, service, settings.limits)
     if settings.console_enabled:
-        add_console_routes(router, settings, managed)
+        add_console_routes(router, settings, managed, service.router)
     return router
 
 

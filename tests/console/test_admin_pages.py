@@ -179,3 +179,22 @@ def test_deployments_show_their_live_state(console_gateway: Any) -> None:
         row = page.text.split(">gpt-4o<", 1)[1].split("</tr>", 1)[0]
         assert "slow-stream" in row and "healthy" in row and "ok 1" in row
         assert "whisper-1" in page.text and "tts-1" in page.text
+
+
+def test_without_keys_mode_the_pages_say_what_is_missing(console_gateway: Any) -> None:
+    gateway = console_gateway(auth="passthrough")
+    with signed_in(gateway) as client:
+        home = client.get("/console/admin")
+        assert home.status_code == 200 and "need <code>auth: keys</code>" in home.text
+        for path in ("/console/admin/keys", "/console/admin/usage", "/console/usage", "/console/events/evt_1"):
+            page = client.get(path)
+            assert page.status_code == 404 and "auth: keys" in page.text, path
+        playground = client.get("/console/playground")
+        assert playground.status_code == 200 and "Use a key for my admin session" not in playground.text
+        assert client.get("/console/admin/deployments").status_code == 200
+        assert "No usage" not in client.get("/console").text
+    keyed = console_gateway()
+    with signed_in(keyed) as client:
+        empty = client.get("/console/admin/usage?since=1h&event=evt_none")
+        assert empty.status_code == 200 and "No usage matches these filters" in empty.text
+        assert "No events yet" in client.get("/console/admin").text

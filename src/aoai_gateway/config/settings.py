@@ -193,6 +193,28 @@ class AdminSettings(_Section):
     deployment_header: bool = True
 
 
+class ConsoleSettings(_Section):
+    """The browser console under `prefix` (console/): attendee pages, the playground, the admin sign-in.
+
+    `enabled: null` (the default) means on exactly when a master key is set. Sign-in attempts count per client
+    address: `sign_in_attempts` per 15 minutes, then 429 until the quarter-hour ends.
+    """
+
+    enabled: bool | None = None
+    prefix: str = "/console"
+    session_minutes: float = Field(480.0, gt=0, le=60 * 24 * 30)
+    sign_in_attempts: int = Field(10, ge=1)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = "/" + value.strip().strip("/")
+        segments = value.split("/")[1:]
+        if not all(re.fullmatch(r"[A-Za-z0-9._~-]+", part) and part.strip(".") for part in segments):
+            raise ValueError("must be a path such as /console (letters, digits, '.', '_', '~', '-')")
+        return value
+
+
 class AccessSettings(_Section):
     """Managed access: who may call, how many tokens a request reserves, how usage is written."""
 
@@ -315,6 +337,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     routing: RoutingSettings = RoutingSettings()
     admin: AdminSettings = AdminSettings()
+    console: ConsoleSettings = ConsoleSettings()
     speech: SpeechSettings = SpeechSettings()
     calls: CallsSettings = CallsSettings()
     responses: ResponsesSettings = ResponsesSettings()
@@ -374,6 +397,22 @@ class Settings(_Section):
             if found is None or not registry("provider")[found.provider].needs_endpoint:
                 raise ValueError(f"files.deployment: {name!r} is not a configured azure or openai deployment")
         return self
+
+    @model_validator(mode="after")
+    def _console_prefix(self) -> Settings:
+        prefix = self.console.prefix
+        taken = {"/openai", "/admin", "/events", "/metrics", "/healthz", "/readyz"} | {self.api_base} - {""}
+        clash = next((p for p in taken if prefix == p or prefix.startswith(p.rstrip("/") + "/")), None)
+        if clash is not None:
+            raise ValueError(f"console.prefix {prefix!r} overlaps the gateway's own paths under {clash!r}")
+        return self
+
+    @property
+    def console_enabled(self) -> bool:
+        """`console.enabled`, where null means: on when a master key is set."""
+        if self.console.enabled is None:
+            return self.admin.master_key is not None
+        return self.console.enabled
 
     def files_deployment(self) -> Deployment | None:
         """The deployment whose endpoint holds files and batches: `files.deployment`, else the first azure one."""

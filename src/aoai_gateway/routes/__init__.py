@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..access import Access, ManagedAccess
 from ..config import Settings
+from ..console import add_console_routes
 from ..http.paths import Router, SocketRouter
 from ..metrics import GatewayMetrics
 from ..proxy import ProxyService
@@ -35,6 +36,8 @@ def build_router(settings: Settings, service: ProxyService, access: Access, metr
     # After the generic create route (it adds api-version handling), before Azure's catch-all v1 pattern.
     add_responses_routes(router, settings.api_base, service, settings.limits)
     add_azure_routes(router, service, settings.limits)
+    if settings.console_enabled:
+        add_console_routes(router, settings, managed, service.router)
     return router
 
 

@@ -30,7 +30,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "redis": ("redis",),
     "otel": ("opentelemetry", "opentelemetry.sdk", "opentelemetry.exporter.otlp"),
     "granian": ("granian",),
-    "httpx": ("httpx",),
+    "httpx": ("httpx", "httpcore"),
     "entra": ("azure.identity",),
     "forward-proxy": ("cryptography",),
 }

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from .assistant import AssistantSettings
 from .calls import CallsSettings
 from .entra import EntraSettings
 from .files import FilesSettings
@@ -312,6 +313,7 @@ class Settings(_Section):
     admin: AdminSettings = AdminSettings()
     speech: SpeechSettings = SpeechSettings()
     calls: CallsSettings = CallsSettings()
+    assistant: AssistantSettings = AssistantSettings()
     responses: ResponsesSettings = ResponsesSettings()
     files: FilesSettings = FilesSettings()
     forward_proxy: ForwardProxySettings = ForwardProxySettings()

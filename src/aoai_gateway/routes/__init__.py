@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..access import Access, ManagedAccess
+from ..assistant.service import AssistantService
 from ..config import Settings
 from ..http.paths import Router, SocketRouter
 from ..metrics import GatewayMetrics
@@ -12,6 +13,7 @@ from ..proxy.files import FilesService
 from ..proxy.realtime import RealtimeRelay
 from ..store.owners import ObjectOwners
 from .admin import add_admin_routes
+from .assistant_api import add_assistant_routes
 from .azure_api import add_azure_routes
 from .events import add_event_routes
 from .files_api import add_files_routes
@@ -22,7 +24,13 @@ from .realtime import add_realtime_routes
 from .responses_api import add_responses_routes
 
 
-def build_router(settings: Settings, service: ProxyService, access: Access, metrics: GatewayMetrics | None) -> Router:
+def build_router(
+    settings: Settings,
+    service: ProxyService,
+    access: Access,
+    metrics: GatewayMetrics | None,
+    assistant: AssistantService | None = None,
+) -> Router:
     managed = access if isinstance(access, ManagedAccess) else None  # the stores behind keys and events
     router = Router()
     add_info_routes(router, settings, access)
@@ -31,6 +39,8 @@ def build_router(settings: Settings, service: ProxyService, access: Access, metr
     add_event_routes(router, settings.admin, managed)
     owners = ObjectOwners(managed.db) if managed is not None else None
     add_files_routes(router, settings.api_base, FilesService(settings, service, owners))
+    if assistant is not None:
+        add_assistant_routes(router, settings.api_base, access, assistant)
     add_openai_routes(router, settings.api_base, service, settings.limits)
     # After the generic create route (it adds api-version handling), before Azure's catch-all v1 pattern.
     add_responses_routes(router, settings.api_base, service, settings.limits)

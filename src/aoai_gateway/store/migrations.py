@@ -192,6 +192,21 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX owned_objects_key ON owned_objects (key_id, kind)",
         ],
     ),
+    (
+        "0007_assistant_sessions",
+        [
+            # The voice assistant's conversations (assistant/sessions.py): messages and a pending confirmation.
+            """CREATE TABLE assistant_sessions (
+                id TEXT PRIMARY KEY,
+                key_id TEXT,
+                state {json} NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX assistant_sessions_expiry ON assistant_sessions (expires_at)",
+        ],
+    ),
 ]
 
 _JSON_TYPE = {"postgresql": "JSONB", "sqlite": "TEXT"}

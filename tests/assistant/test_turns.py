@@ -1,0 +1,99 @@
+"""Typed turns end to end: the gateway's assistant, in-process model calls to the emulator's scripted answers,
+the simulated home's state, parallel calls, rounds, streaming events, sessions."""
+
+from __future__ import annotations
+
+import base64
+import json
+from .conftest import AssistantClient, ClientFactory, Script, light_call
+
+
+def test_a_command_changes_the_home_and_the_reply_comes_back(assistant: AssistantClient, script: Script) -> None:
+    assistant.reset_home()
+    script({"tool_calls": [light_call("kitchen", on=True)]}, {"content": "The kitchen light is on."})
+    session = assistant.session()
+
+    turn = assistant.turn(session, text="turn on the kitchen lights")
+
+    assert turn["transcript"] == "turn on the kitchen lights"
+    assert turn["reply"] == "The kitchen light is on."
+    assert turn["rounds"] == 2
+    [call] = turn["tool_calls"]
+    assert call["name"] == "set_light" and call["ok"] is True
+    assert call["result"] == {"kitchen": {"on": True, "brightness": 100, "color": "warm white"}}
+    home = assistant.home()
+    assert home["lights"]["kitchen"]["on"] is True
+    assert home["lights"]["bedroom"]["on"] is False
+    assert turn["usage"]["prompt_tokens"] > 0 and turn["audio"] is None
+
+    # The conversation is kept: the user's words, the call, its result, the answer.
+    kept = assistant.http.get(f"/sessions/{session}").json()["messages"]
+    assert [m["role"] for m in kept] == ["user", "assistant", "tool", "assistant"]
+    assert json.loads(kept[2]["content"])["result"]["kitchen"]["on"] is True
+
+
+def test_parallel_calls_and_several_rounds(assistant: AssistantClient, script: Script) -> None:
+    assistant.reset_home()
+    script(
+        {"tool_calls": [light_call("kitchen", on=True, color="blue"), light_call("office", brightness=30)]},
+        {"tool_calls": [{"name": "set_washing_machine", "arguments": {"action": "start", "program": "wool"}}]},
+        {"content": "Done."},
+    )
+    turn = assistant.turn(assistant.session(), text="blue kitchen, dim office, and start a wool wash")
+    assert turn["rounds"] == 3 and turn["reply"] == "Done."
+    assert [c["name"] for c in turn["tool_calls"]] == ["set_light", "set_light", "set_washing_machine"]
+    home = assistant.home()
+    assert home["lights"]["kitchen"] == {"on": True, "brightness": 100, "color": "blue"}
+    assert home["lights"]["office"] == {"on": True, "brightness": 30, "color": "warm white"}
+    assert home["washing_machine"]["running"] is True and home["washing_machine"]["program"] == "wool"
+    assert assistant.reset_home()["washing_machine"]["running"] is False
+
+
+def test_the_stream_tells_each_stage_in_order(assistant: AssistantClient, script: Script) -> None:
+    script(
+        {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Paris"}}, {"name": "get_time"}]},
+        {"content": "It is partly cloudy and 14 degrees in Paris."},
+    )
+    events = assistant.stream(assistant.session(), text="what's the weather in Paris", speech=True)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "transcript"
+    assert kinds[1:3] == ["tool_call", "tool_call"]
+    assert kinds[3:5] == ["tool_result", "tool_result"]
+    assert "reply_delta" in kinds
+    assert kinds[-3:] == ["reply", "audio", "done"]
+    data = dict(events)
+    assert data["tool_result"]["ok"] is True
+    weather = next(d for k, d in events if k == "tool_result" and d["name"] == "get_weather")
+    assert weather["result"]["summary"] == "partly cloudy" and weather["result"]["temperature"] == 14
+    deltas = "".join(d["text"] for k, d in events if k == "reply_delta")
+    assert deltas == data["reply"]["text"] == "It is partly cloudy and 14 degrees in Paris."
+    audio = base64.b64decode(data["audio"]["data"])
+    assert audio[:4] == b"RIFF" and data["audio"]["format"] == "wav"
+    assert data["done"]["reply"] == deltas and data["done"]["audio"] is None
+
+
+def test_the_round_limit_ends_a_turn_that_keeps_calling_tools(assistant_with: ClientFactory, script: Script) -> None:
+    client = assistant_with(max_rounds=2)
+    script({"tool_calls": [{"name": "get_time"}]}, {"tool_calls": [{"name": "get_time"}]})
+    session = client.session()
+    turn = client.turn(session, text="what time is it")
+    assert turn["rounds"] == 2
+    assert turn["reply"] == "Sorry, I could not finish that."
+    assert turn["tool_calls"][0]["ok"] is True
+    assert "limit of 2 model calls" in turn["tool_calls"][1]["error"]
+    # The conversation stays well formed: every call has its result, so the next turn can go on.
+    script({"content": "Hello again."})
+    assert client.turn(session, text="hello")["reply"] == "Hello again."
+
+
+def test_sessions_are_bounded_and_can_be_deleted(assistant_with: ClientFactory, script: Script) -> None:
+    client = assistant_with(max_messages=4)
+    session = client.session()
+    for number in range(4):
+        script({"tool_calls": [{"name": "get_time"}]}, {"content": f"answer {number}"})
+        client.turn(session, text=f"question {number}")
+    kept = client.http.get(f"/sessions/{session}").json()["messages"]
+    assert len(kept) <= 4 and kept[0]["role"] == "user" and kept[0]["content"] == "question 3"
+    assert client.http.delete(f"/sessions/{session}").status_code == 200
+    gone = client.http.get(f"/sessions/{session}")
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"

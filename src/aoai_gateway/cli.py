@@ -4,6 +4,7 @@ aoai-gateway serve [--config PATH] [--host HOST] [--port PORT] [--with-emulator 
 aoai-gateway config check [--config PATH]
 aoai-gateway emulator [--host HOST] [--port PORT] [--config PATH]
 aoai-gateway calls process|watch|worker|retry|list|show|export|eval ...
+aoai-gateway assistant --text "..." | --file command.wav [--speak reply.wav]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .access.cli import add_access_commands
+from .assistant.cli import add_assistant_command
 from .calls.cli import add_calls_commands
 from .config import ENV_VARS, ConfigError, Settings, load_settings
 from .extras import MissingExtra, check_extras
@@ -60,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_access_commands(commands)
     add_calls_commands(commands)
+    add_assistant_command(commands)
 
     emulator = commands.add_parser("emulator", help="run the Azure OpenAI emulator (offline development, tests)")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -106,6 +109,14 @@ def _command(argv: Sequence[str] | None) -> int:
             from .calls.cli import run_calls_command
 
             return run_calls_command(args, os.environ)
+        elif args.command == "assistant":
+            from .assistant.cli import run_assistant_command
+
+            settings = _load(args.config)
+            check_extras(
+                settings.model_copy(update={"assistant": settings.assistant.model_copy(update={"enabled": True})})
+            )
+            return run_assistant_command(args, settings)
         elif args.command == "deployments":
             return show_deployments(args.url, args.format, os.environ.get("AOAI_GATEWAY_MASTER_KEY", ""))
         elif args.command == "emulator":

@@ -33,6 +33,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "httpx": ("httpx",),
     "entra": ("azure.identity",),
     "forward-proxy": ("cryptography",),
+    "assistant": ("jsonschema",),
+    "mcp": ("mcp",),
 }
 
 
@@ -98,6 +100,10 @@ def features(settings: Settings, *, calls: str | None = None) -> list[tuple[str,
         used.append(("tracing.enabled", "otel"))
     if settings.server.engine == "granian":
         used.append(("server.engine: granian", "granian"))
+    if settings.assistant.enabled:
+        used.append(("assistant.enabled", "assistant"))
+        if settings.assistant.mcp_servers:
+            used.append(("assistant.mcp_servers", "mcp"))
     return used
 
 

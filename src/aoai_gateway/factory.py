@@ -121,7 +121,8 @@ async def _open_assistant(
     config = settings.assistant
     if not config.enabled:
         return None
-    from .assistant.service import open_assistant
+    with needs("assistant", "assistant.enabled"):
+        from .assistant.service import open_assistant
 
     db: Database | None = None
     if config.persist_sessions is not False and isinstance(access, ManagedAccess):

@@ -67,8 +67,13 @@ class AssistantClient:
 
 
 def assistant_settings(**overrides: Any) -> dict[str, Any]:
-    return {"enabled": True, "chat_model": "gpt-4o", "speech_model": "tts-1", "transcription_model": "whisper-1",
-            **overrides}
+    return {
+        "enabled": True,
+        "chat_model": "gpt-4o",
+        "speech_model": "tts-1",
+        "transcription_model": "whisper-1",
+        **overrides,
+    }
 
 
 @pytest.fixture

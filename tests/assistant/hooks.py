@@ -1,7 +1,7 @@
 """A recording HTTP server for webhook tools: it keeps every request and answers by path.
 
-    /lights  -> 200 {"done": true, "got": <the JSON body>}     /search -> 200 text, the query echoed
-    /broken  -> 500 {"error": "boom"}                            /hang   -> never answers (a timeout)
+/lights  -> 200 {"done": true, "got": <the JSON body>}     /search -> 200 text, the query echoed
+/broken  -> 500 {"error": "boom"}                            /hang   -> never answers (a timeout)
 """
 
 from __future__ import annotations

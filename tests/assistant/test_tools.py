@@ -168,7 +168,11 @@ async def test_a_key_uses_only_the_tools_its_allowlist_names(keyed: Any, script:
     try:
         assert no_tools.http.get("/tools").json()["data"] == []
         assert {t["name"] for t in readers.http.get("/tools").json()["data"]} == {
-            "get_lights", "get_washing_machine", "get_doors", "get_weather", "get_time"
+            "get_lights",
+            "get_washing_machine",
+            "get_doors",
+            "get_weather",
+            "get_time",
         }
         refused = no_tools.http.get("/home")
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "tool_not_allowed"

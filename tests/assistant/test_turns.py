@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+
 from .conftest import AssistantClient, ClientFactory, Script, light_call
 
 

@@ -57,7 +57,7 @@ async def open_mcp_tools(
 ) -> list[Tool]:
     tools: list[Tool] = []
     for server in servers:
-        client = await stack.enter_async_context(Client(_target(server, env)))
+        client = await stack.enter_async_context(Client(_target(server, env, stack)))
         listing = await client.list_tools()
         for remote in listing.tools:
             name = (server.name + _SEPARATOR + _UNSAFE.sub("_", remote.name))[:64]
@@ -74,7 +74,7 @@ async def open_mcp_tools(
     return tools
 
 
-def _target(server: McpServerSettings, env: Mapping[str, str]) -> Any:
+def _target(server: McpServerSettings, env: Mapping[str, str], stack: AsyncExitStack) -> Any:
     def resolved(mapping: dict[str, str], what: str) -> dict[str, str]:
         values = {}
         for name, variable in mapping.items():
@@ -85,6 +85,7 @@ def _target(server: McpServerSettings, env: Mapping[str, str]) -> Any:
 
     if server.url is not None:
         http = create_mcp_http_client(headers=resolved(server.headers_from_env, "header"))
+        stack.push_async_callback(http.aclose)  # the SDK closes only the HTTP clients it made itself
         return streamable_http_client(server.url, http_client=http)
     command, *args = server.command
     return StdioServerParameters(command=command, args=args, env=resolved(server.env_from_env, "variable"))

@@ -182,7 +182,7 @@ class TurnRunner:
     async def _ask(self, turn: _Turn, caller: Caller, last: bool) -> ChatReply:
         request: dict[str, Any] = {
             "model": self.settings.chat_model,
-            "messages": [{"role": "system", "content": self.settings.system_prompt}, *turn.history],
+            "messages": [{"role": "system", "content": self.settings.instructions}, *turn.history],
         }
         if turn.offered:
             request["tools"] = [spec.definition() for spec in turn.offered]

@@ -102,7 +102,12 @@ class AssistantSettings(BaseModel):
     voice: str = "alloy"
     speech_format: Literal["mp3", "wav", "opus", "aac", "flac", "pcm"] = "wav"
     language: str | None = None  # the speakers' language (ISO 639-1) when known; none = detected
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    system_prompt: str | None = None  # none = DEFAULT_SYSTEM_PROMPT
+
+    @property
+    def instructions(self) -> str:
+        return self.system_prompt if self.system_prompt is not None else DEFAULT_SYSTEM_PROMPT
+
     max_rounds: int = Field(6, ge=1, le=50)  # model calls per turn: tool rounds, then the answer
     max_tool_calls: int = Field(16, ge=1, le=128)  # tool calls the model may ask for in one round
     max_messages: int = Field(40, ge=4, le=2000)  # conversation kept per session (oldest turns dropped)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..access import Access, ManagedAccess
-from ..assistant.service import AssistantService
 from ..config import Settings
 from ..http.paths import Router, SocketRouter
 from ..metrics import GatewayMetrics
@@ -13,7 +14,6 @@ from ..proxy.files import FilesService
 from ..proxy.realtime import RealtimeRelay
 from ..store.owners import ObjectOwners
 from .admin import add_admin_routes
-from .assistant_api import add_assistant_routes
 from .azure_api import add_azure_routes
 from .events import add_event_routes
 from .files_api import add_files_routes
@@ -22,6 +22,9 @@ from .keys_admin import add_key_routes
 from .openai_api import add_openai_routes
 from .realtime import add_realtime_routes
 from .responses_api import add_responses_routes
+
+if TYPE_CHECKING:
+    from ..assistant.service import AssistantService  # the assistant extra, only with assistant.enabled
 
 
 def build_router(
@@ -40,6 +43,8 @@ def build_router(
     owners = ObjectOwners(managed.db) if managed is not None else None
     add_files_routes(router, settings.api_base, FilesService(settings, service, owners))
     if assistant is not None:
+        from .assistant_api import add_assistant_routes
+
         add_assistant_routes(router, settings.api_base, access, assistant)
     add_openai_routes(router, settings.api_base, service, settings.limits)
     # After the generic create route (it adds api-version handling), before Azure's catch-all v1 pattern.

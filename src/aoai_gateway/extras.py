@@ -33,6 +33,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "httpx": ("httpx",),
     "entra": ("azure.identity",),
     "forward-proxy": ("cryptography",),
+    "voice": ("espeakng_loader",),
     "assistant": ("jsonschema",),
     "mcp": ("mcp",),
 }
@@ -92,6 +93,8 @@ def features(settings: Settings, *, calls: str | None = None) -> list[tuple[str,
         used.append(("upstream.client: httpx", "httpx"))
     if any(d.provider == "local" for d in settings.deployments):
         used.append(("provider: local", "speech"))
+    if any(d.engine == "espeak-ng" for d in settings.deployments):
+        used.append(("engine: espeak-ng", "voice"))
     if any(d.entra is not None for d in settings.deployments):
         used.append(("deployments' entra:", "entra"))
     if settings.forward_proxy.enabled:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -89,17 +90,17 @@ def add_assistant_routes(router: Router, api_base: str, access: Access, assistan
     async def turn(request: Request, send: Send, params: dict[str, str]) -> None:
         who = await caller(request)
         parsed = await _turn_request(request, settings.max_audio_bytes, settings.max_text_chars)
-        if parsed.speech and settings.speech_model is None:
+        if parsed.request.speech and settings.speech_model is None:
             raise InvalidRequest("Spoken replies need `assistant.speech_model` in the configuration.", param="speech")
         await assistant.session(params["session_id"], who)  # an unknown session is a 404, before any byte
         given = TurnInput(
             text=parsed.text,
             audio=parsed.audio_bytes,
             filename=_audio_name(parsed.audio_bytes),
-            speech=parsed.speech,
-            confirm=parsed.confirm,
+            speech=parsed.request.speech,
+            confirm=parsed.request.confirm,
         )
-        if not parsed.stream:
+        if not parsed.request.stream:
 
             async def ignore(event: TurnEvent) -> None:
                 return None
@@ -148,8 +149,14 @@ def add_assistant_routes(router: Router, api_base: str, access: Access, assistan
     router.add(f"{base}/home/reset", ["POST"], home)
 
 
-class _Parsed(TurnRequest):
+@dataclass(slots=True)
+class _Parsed:
+    request: TurnRequest
     audio_bytes: bytes | None = None
+
+    @property
+    def text(self) -> str | None:
+        return self.request.text
 
 
 async def _turn_request(request: Request, max_audio: int, max_text: int) -> _Parsed:
@@ -168,9 +175,9 @@ async def _turn_request(request: Request, max_audio: int, max_text: int) -> _Par
             parsed.audio_bytes = bytes(audio)
     elif kind in ("application/json", ""):
         parsed = _validated(parse_json(await request.body(max_audio * 4 // 3 + _SMALL_BODY)))
-        if parsed.audio is not None:
+        if parsed.request.audio is not None:
             try:
-                parsed.audio_bytes = base64.b64decode(parsed.audio, validate=True)
+                parsed.audio_bytes = base64.b64decode(parsed.request.audio, validate=True)
             except (binascii.Error, ValueError):
                 raise InvalidRequest("`audio` must be base64.", param="audio") from None
     else:
@@ -193,7 +200,7 @@ async def _turn_request(request: Request, max_audio: int, max_text: int) -> _Par
 
 def _validated(fields: Any) -> _Parsed:
     try:
-        return _Parsed.model_validate({**fields, "audio_bytes": None} if isinstance(fields, dict) else fields)
+        return _Parsed(TurnRequest.model_validate(fields))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

@@ -36,13 +36,13 @@ def add_assistant_command(commands: Any) -> None:
     parser.add_argument("--config", metavar="PATH", help="YAML config file (default: ./config.yaml if present)")
 
 
-def run_assistant_command(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:
+def run_assistant_command(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
     if args.speak and settings.assistant.speech_model is None:
         print("aoai-gateway: --speak needs assistant.speech_model in the configuration", file=sys.stderr)
         return 1
     audio = Path(args.file).read_bytes() if args.file else None
     try:
-        return asyncio.run(_turn(args, settings, audio, out))
+        return asyncio.run(_turn(args, settings, audio, out or sys.stdout))
     except GatewayError as exc:
         print(f"aoai-gateway: {exc.message}", file=sys.stderr)
         return 1

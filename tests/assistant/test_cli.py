@@ -1,0 +1,70 @@
+"""`aoai-gateway assistant`: one turn from the command line, in-process through the configured gateway."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aoai_gateway.cli import main
+
+from ..conftest import EMULATOR_KEY
+from ..servers import AsgiServer
+from .conftest import Script, light_call
+from .test_spoken import AUDIO, words
+
+
+def config(tmp_path: Path, emulator_server: AsgiServer) -> str:
+    settings = {
+        "data_dir": str(tmp_path),
+        "deployments": [
+            {"model": "gpt-4o", "deployment": "chat-4o", "endpoint": emulator_server.url},
+            {"model": "whisper-local", "provider": "local"},
+            {"model": "tts-local", "provider": "local", "engine": "espeak-ng"},
+        ],
+        # Not enabled in the file: the command needs only the section's models.
+        "assistant": {"chat_model": "gpt-4o", "transcription_model": "whisper-local", "speech_model": "tts-local"},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return str(path)
+
+
+def test_a_typed_turn_prints_each_stage(
+    tmp_path: Path, emulator_server: AsgiServer, script: Script, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script({"tool_calls": [light_call("kitchen", on=True)]}, {"content": "The kitchen light is on."})
+    code = main(["assistant", "--text", "kitchen lights on", "--config", config(tmp_path, emulator_server),
+                 "--api-key", EMULATOR_KEY])  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0] == "heard: kitchen lights on"
+    assert out[1] == 'tool:  set_light {"room":"kitchen","on":true}'
+    assert out[2].startswith('       -> {"kitchen":{"on":true')
+    assert out[-1] == "reply: The kitchen light is on."
+
+
+def test_a_recorded_turn_with_a_spoken_reply(
+    tmp_path: Path, emulator_server: AsgiServer, script: Script, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script({"content": "The front door is unlocked."})
+    reply = tmp_path / "reply.wav"
+    code = main(["assistant", "--file", str(AUDIO / "kitchen_lights_on.wav"), "--speak", str(reply), "--json",
+                 "--config", config(tmp_path, emulator_server), "--api-key", EMULATOR_KEY])  # fmt: skip
+    assert code == 0
+    turn = json.loads(capsys.readouterr().out)
+    assert words(turn["transcript"]) == ["turn", "on", "the", "kitchen", "lights"]
+    assert turn["reply"] == "The front door is unlocked." and turn["audio"] == {"written_to": str(reply)}
+    assert reply.read_bytes()[:4] == b"RIFF"
+
+
+def test_the_command_refuses_what_it_cannot_do(
+    tmp_path: Path, emulator_server: AsgiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config(tmp_path, emulator_server)
+    with pytest.raises(SystemExit):
+        main(["assistant", "--config", path])  # neither --text nor --file
+    assert main(["assistant", "--text", "hi", "--config", path, "--api-key", "wrong-key"]) == 1
+    assert "answered 401" in capsys.readouterr().err

@@ -4,7 +4,7 @@ aoai-gateway serve [--config PATH] [--host HOST] [--port PORT] [--with-emulator 
 aoai-gateway config check [--config PATH]
 aoai-gateway emulator [--host HOST] [--port PORT] [--config PATH]
 aoai-gateway calls process|watch|worker|retry|list|show|export|eval ...
-aoai-gateway assistant --text "..." | --file command.wav [--speak reply.wav]
+aoai-gateway assistant --text "..." | --file command.wav [--speak reply.wav]; aoai-gateway assistant eval
 """
 
 from __future__ import annotations

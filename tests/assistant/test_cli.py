@@ -64,7 +64,51 @@ def test_the_command_refuses_what_it_cannot_do(
     tmp_path: Path, emulator_server: AsgiServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = config(tmp_path, emulator_server)
-    with pytest.raises(SystemExit):
-        main(["assistant", "--config", path])  # neither --text nor --file
+    assert main(["assistant", "--config", path]) == 2  # neither --text nor --file
+    assert "--text TEXT or --file RECORDING" in capsys.readouterr().err
     assert main(["assistant", "--text", "hi", "--config", path, "--api-key", "wrong-key"]) == 1
     assert "answered 401" in capsys.readouterr().err
+
+
+def test_eval_scores_tool_choice_and_arguments(
+    tmp_path: Path, emulator_server: AsgiServer, script: Script, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands = [
+        {"text": "kitchen lights on", "calls": [light_call("kitchen", on=True)]},
+        {"text": "weather in Paris", "calls": [{"name": "get_weather", "arguments": {"location": "Paris"}}]},
+        {"text": "lock the back door", "calls": [{"name": "lock_door", "arguments": {"door": "back door"}}]},
+        {"text": "what time is it", "calls": [{"name": "get_time", "arguments": {}}]},
+    ]
+    command_set = tmp_path / "set.json"
+    command_set.write_text(json.dumps(commands))
+    script(
+        {"tool_calls": [light_call("kitchen", on=True, brightness=100)]},  # an extra argument is fine
+        {"content": "ok"},
+        {"tool_calls": [{"name": "get_weather", "arguments": {"location": "paris "}}]},  # case and spaces too
+        {"content": "ok"},
+        {"tool_calls": [{"name": "lock_door", "arguments": {"door": "front door"}}]},  # right tool, wrong door
+        {"content": "ok"},
+        {"content": "It is noon."},  # no tool at all
+    )
+    path = config(tmp_path, emulator_server)
+    code = main(["assistant", "eval", "--set", str(command_set), "--json", "--config", path, "--api-key", EMULATOR_KEY])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["commands"] == 4
+    assert report["tool_accuracy"] == 0.75 and report["argument_accuracy"] == 0.5
+    assert [f["text"] for f in report["failures"]] == ["lock the back door", "what time is it"]
+
+
+def test_the_bundled_command_set_is_well_formed() -> None:
+    from aoai_gateway.assistant.evaluate import load_commands
+    from aoai_gateway.assistant.home import SimulatedHome
+    from aoai_gateway.assistant.tools import ToolRegistry
+
+    commands = load_commands()
+    assert len(commands) == 50 and len({c.text for c in commands}) == 50
+    registry = ToolRegistry(SimulatedHome().tools())
+    offered = registry.specs()
+    for command in commands:
+        for name, arguments in command.calls:
+            checked = registry.check(name, json.dumps(arguments), offered)
+            assert checked == arguments, (command.text, checked)

@@ -2,6 +2,7 @@
 
     aoai-gateway assistant --text "turn on the kitchen lights" --config config.yaml
     aoai-gateway assistant --file command.wav --speak reply.wav --api-key sk-gw-...
+    aoai-gateway assistant eval [--set commands.json] [--json]     # tool-choice and argument accuracy
 
 Each stage is printed as it happens (heard, tool calls and results, the reply); `--json` prints the turn as the
 HTTP API returns it instead. The models are those of the config's `assistant:` section, called through the
@@ -14,29 +15,51 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
 from ..config import Settings
 from ..errors import GatewayError
 
+if TYPE_CHECKING:
+    from .service import AssistantService
+
 __all__ = ["add_assistant_command", "run_assistant_command"]
 
 
 def add_assistant_command(commands: Any) -> None:
     parser = commands.add_parser("assistant", help="one voice-assistant turn: text or a recording in, a reply out")
-    said = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["turn", "eval"],
+        default="turn",
+        help="turn (default): one turn; eval: score the chat model's tool choice and arguments on a command set",
+    )
+    said = parser.add_mutually_exclusive_group()
     said.add_argument("--text", help="what the user says")
     said.add_argument("--file", metavar="PATH", help="a recording of it (any format the audio API takes)")
     parser.add_argument("--speak", metavar="PATH", help="write the spoken reply there (assistant.speech_model)")
     parser.add_argument("--api-key", help="the caller's key for the model calls (a gateway key with auth: keys)")
-    parser.add_argument("--json", action="store_true", help="print the turn as JSON")
+    parser.add_argument("--json", action="store_true", help="print the turn (or the eval report) as JSON")
+    parser.add_argument("--set", metavar="PATH", help="eval: the command set (default: the bundled 50 commands)")
     parser.add_argument("--config", metavar="PATH", help="YAML config file (default: ./config.yaml if present)")
 
 
 def run_assistant_command(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
+    if args.action == "turn" and not (args.text or args.file):
+        print("aoai-gateway: say something: --text TEXT or --file RECORDING (or: assistant eval)", file=sys.stderr)
+        return 2
+    if args.action == "eval":
+        try:
+            return asyncio.run(_eval(args, settings, out or sys.stdout))
+        except GatewayError as exc:
+            print(f"aoai-gateway: {exc.message}", file=sys.stderr)
+            return 1
     if args.speak and settings.assistant.speech_model is None:
         print("aoai-gateway: --speak needs assistant.speech_model in the configuration", file=sys.stderr)
         return 1
@@ -48,13 +71,14 @@ def run_assistant_command(args: argparse.Namespace, settings: Settings, out: Tex
         return 1
 
 
-async def _turn(args: argparse.Namespace, settings: Settings, audio: bytes | None, out: TextIO) -> int:
+@asynccontextmanager
+async def _assistant(settings: Settings) -> AsyncIterator[AssistantService]:
+    """The configured gateway and an assistant over it, built here rather than as a route; per-call access-log
+    lines would only be noise on a terminal."""
     from ..app import InProcessCaller
     from ..factory import open_gateway
     from .service import open_assistant
-    from .turn import Caller, TurnEvent, TurnInput
 
-    # The assistant is built here, not as a route; per-call access-log lines would only be noise on a terminal.
     quiet = settings.model_copy(
         update={
             "assistant": settings.assistant.model_copy(update={"enabled": False}),
@@ -64,18 +88,45 @@ async def _turn(args: argparse.Namespace, settings: Settings, audio: bytes | Non
     async with open_gateway(quiet) as gateway:
         caller = InProcessCaller(gateway.service, gateway.listeners, gateway.tracer)
         async with open_assistant(settings, caller, db=None) as assistant:
-            who = Caller(args.api_key, None, None)
-            session = await assistant.create_session(who)
+            yield assistant
 
-            async def show(event: TurnEvent) -> None:
-                if not args.json:
-                    line = _line(event)
-                    if line is not None:
-                        print(line, file=out, flush=True)
 
-            name = Path(args.file).name if args.file else "audio"
-            given = TurnInput(text=args.text, audio=audio, filename=name, speech=bool(args.speak))
-            result = await assistant.turn(session.id, given, who, show)
+async def _eval(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from .evaluate import evaluate, load_commands
+    from .turn import Caller
+
+    commands = load_commands(Path(args.set) if args.set else None)
+    async with _assistant(settings) as assistant:
+        report = await evaluate(assistant, Caller(args.api_key, None, None), commands)
+    if args.json:
+        print(orjson.dumps(report.public(), option=orjson.OPT_INDENT_2).decode(), file=out)
+        return 0
+    print(f"model: {settings.assistant.chat_model}", file=out)
+    print(f"tool choice: {report.tools_right}/{report.commands} ({report.tool_accuracy:.1%})", file=out)
+    print(f"arguments:   {report.arguments_right}/{report.expected_calls} ({report.argument_accuracy:.1%})", file=out)
+    for failure in report.failures:
+        called = ", ".join(f"{c['name']}{orjson.dumps(c['arguments']).decode()}" for c in failure["called"])
+        error = f" - {failure['error']}" if "error" in failure else ""
+        print(f"  {failure['text']!r}: called {called or 'nothing'}{error}", file=out)
+    return 0
+
+
+async def _turn(args: argparse.Namespace, settings: Settings, audio: bytes | None, out: TextIO) -> int:
+    from .turn import Caller, TurnEvent, TurnInput
+
+    async with _assistant(settings) as assistant:
+        who = Caller(args.api_key, None, None)
+        session = await assistant.create_session(who)
+
+        async def show(event: TurnEvent) -> None:
+            if not args.json:
+                line = _line(event)
+                if line is not None:
+                    print(line, file=out, flush=True)
+
+        name = Path(args.file).name if args.file else "audio"
+        given = TurnInput(text=args.text, audio=audio, filename=name, speech=bool(args.speak))
+        result = await assistant.turn(session.id, given, who, show)
     if args.speak and result.audio is not None:
         Path(args.speak).write_bytes(result.audio)
     if args.json:

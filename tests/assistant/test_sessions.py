@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from aoai_gateway.assistant.sessions import DatabaseSessions, MemorySessions, PendingCall, Session
 from aoai_gateway.assistant.turn import is_confirmation
 from aoai_gateway.store import connect_database, migrate
@@ -24,6 +26,10 @@ def test_trim_keeps_the_newest_messages_from_a_user_message_on() -> None:
     assert session.messages == [{"role": "user", "content": "2"}, {"role": "assistant", "content": "two"}]
     session.trim(10)
     assert len(session.messages) == 2
+    # One turn longer than the bound is kept whole rather than emptied or cut inside.
+    session.messages = [{"role": "user", "content": "3"}, *[{"role": "tool", "content": str(n)} for n in range(6)]]
+    session.trim(4)
+    assert len(session.messages) == 7 and session.messages[0]["content"] == "3"
 
 
 async def test_memory_sessions_expire_evict_and_belong_to_a_key() -> None:
@@ -42,8 +48,16 @@ async def test_memory_sessions_expire_evict_and_belong_to_a_key() -> None:
     assert await brief.get(session.id, None) is None
 
 
-async def test_database_sessions_round_trip_and_expire(tmp_path: Path) -> None:
-    db = await connect_database(f"sqlite:///{tmp_path / 'gateway.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gateway.db'}"
+    url: str = request.getfixturevalue("postgres_url")  # skipped when PostgreSQL is not reachable
+    return url
+
+
+async def test_database_sessions_round_trip_and_expire(database_url: str) -> None:
+    db = await connect_database(database_url)
     try:
         await migrate(db)
         store = DatabaseSessions(db, ttl_s=3600)

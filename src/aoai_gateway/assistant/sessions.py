@@ -58,10 +58,11 @@ class Session:
         """Drop the oldest messages beyond `max_messages`, from a user message on."""
         if len(self.messages) <= max_messages:
             return
+        users = [index for index, message in enumerate(self.messages) if message.get("role") == "user"]
         start = len(self.messages) - max_messages
-        while start < len(self.messages) and self.messages[start].get("role") != "user":
-            start += 1
-        del self.messages[:start]
+        later = [index for index in users if index >= start]
+        # A single turn longer than the bound keeps its own start: its tool results keep their calls.
+        del self.messages[: later[0] if later else (users[-1] if users else 0)]
 
     def public(self, ttl_s: float) -> dict[str, Any]:
         return {

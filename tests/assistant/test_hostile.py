@@ -116,3 +116,15 @@ def test_too_many_parallel_calls_are_answered_not_run(assistant_with: ClientFact
     assert turn["tool_calls"][3]["error"] == "Not run: at most 2 tool calls per answer."
     lights = client.home()["lights"]
     assert [lights[r]["on"] for r in rooms] == [True, True, False, False]
+
+
+def test_a_voice_that_fails_ends_the_stream_with_an_error(assistant_with: ClientFactory, script: Script) -> None:
+    client = assistant_with(speech_model="tts-missing")
+    session = client.session()
+    script({"content": "First sentence. Second sentence."})
+    events = client.stream(session, text="hi", speech=True)
+    assert events[-1][0] == "error" and events[-1][1]["error"]["code"] == "model_not_found"
+    assert "audio" not in [kind for kind, _ in events]
+    script({"content": "Whole."})
+    refused(client.http.post(f"/sessions/{session}/turns", json={"text": "hi", "speech": True}), 404)
+    assert client.http.get(f"/sessions/{session}").json()["messages"] == []

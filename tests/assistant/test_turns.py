@@ -98,3 +98,21 @@ def test_sessions_are_bounded_and_can_be_deleted(assistant_with: ClientFactory, 
     assert client.http.delete(f"/sessions/{session}").status_code == 200
     gone = client.http.get(f"/sessions/{session}")
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+
+
+def test_a_streamed_reply_is_spoken_sentence_by_sentence(assistant: AssistantClient, script: Script) -> None:
+    script({"content": "The kitchen light is on. The door is locked!\nIt is 3.5 degrees outside"})
+    events = assistant.stream(assistant.session(), text="status", speech=True)
+    audio = [data for kind, data in events if kind == "audio"]
+    assert [(a["index"], a["text"]) for a in audio] == [
+        (0, "The kitchen light is on."),
+        (1, "The door is locked!"),
+        (2, "It is 3.5 degrees outside"),
+    ]
+    assert all(base64.b64decode(a["data"])[:4] == b"RIFF" for a in audio)
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "done" and kinds.index("reply") < len(kinds) - 2  # the last sentence after the reply
+    # Without a stream the reply is spoken whole, once.
+    script({"content": "One. Two."})
+    whole = assistant.turn(assistant.session(), text="count", speech=True)
+    assert base64.b64decode(whole["audio"]["data"])[:4] == b"RIFF"

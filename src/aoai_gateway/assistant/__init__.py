@@ -5,6 +5,7 @@
 
 Modules: service.py (what routes and the CLI call), turn.py (the loop of one turn), models.py (the model calls,
 in-process), sessions.py (conversations in memory or the database), tools.py (one registry, validation,
-allowlists), home.py (the simulated home), webhooks.py (HTTP tools), mcp_tools.py (MCP servers), cli.py,
+allowlists), home.py (the simulated home), webhooks.py (HTTP tools), mcp_tools.py (MCP servers), events.py, speaker.py (speech
+sentence by sentence), cli.py,
 evaluate.py (tool-choice accuracy on commands.json).
 """

@@ -8,7 +8,8 @@ The stages, each told to `emit` as it happens (the HTTP API sends them as server
   tool_call, tool_result each call the model asked for and what it gave; parallel calls run together
   confirmation_required  a `confirm: true` tool that runs only if the user says yes in the next turn
   reply_delta, reply     the answer's words as the model streams them, then the whole text
-  audio                  the spoken reply, when asked for and `assistant.speech_model` is set
+  audio                  the spoken reply, when asked for and `assistant.speech_model` is set: whole, or with
+                         `speak_sentences` one event per sentence as soon as it is written (speaker.py)
 
 Bounds: `max_rounds` model calls per turn (the last one is told to answer, not to call tools; calls it makes all
 the same are answered "not run"), `max_tool_calls` per round. The session changes only when the turn completes:
@@ -20,15 +21,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from ..config.assistant import AssistantSettings
+from .events import Emit, TurnEvent
 from .models import AssistantModels, ChatReply, ToolCallRequest
 from .sessions import PendingCall, Session
+from .speaker import SentenceSpeaker
 from .tools import ToolOutcome, ToolRegistry, ToolSpec
 
 __all__ = ["Caller", "Emit", "TurnEvent", "TurnInput", "TurnResult", "TurnRunner", "is_confirmation"]
@@ -51,21 +54,13 @@ def is_confirmation(text: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class TurnEvent:
-    kind: str
-    data: dict[str, Any]
-
-
-Emit = Callable[[TurnEvent], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
 class TurnInput:
     text: str | None = None
     audio: bytes | None = None
     filename: str = "audio"
     speech: bool = False
     confirm: bool | None = None  # an explicit answer to a pending confirmation; None: read it from the words
+    speak_sentences: bool = False  # speech as `audio` events, sentence by sentence, while the reply streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,30 +111,46 @@ class TurnRunner:
         offered = self.registry.allowed(caller.rules)
         history = [*session.messages, {"role": "user", "content": text}]
         result = TurnResult(text, "")
-        if session.pending is not None:
-            await self._settle_pending(session.pending, given, text, offered, history, result, emit)
-        turn = _Turn(result, history, offered, emit)
+        speaker = None
+        if given.speech and given.speak_sentences and self.settings.speech_model is not None:
+            speaker = SentenceSpeaker(self.models.speak, caller.key, emit, self.settings.speech_format)
+        turn = _Turn(result, history, offered, emit, speaker)
+        try:
+            if session.pending is not None:
+                await self._settle_pending(session.pending, given, text, turn)
+            await self._rounds(turn, caller)
+            await emit(TurnEvent("reply", {"text": result.reply}))
+            if speaker is not None:
+                await speaker.finish()  # the last sentences; the first ones went out while the model wrote
+            else:
+                await self._spoken(result, given, caller, emit)
+        except BaseException:
+            if speaker is not None:
+                speaker.cancel()
+            raise
+        session.messages = history
+        session.pending = result.pending
+        session.trim(self.settings.max_messages)
+        return result
+
+    async def _rounds(self, turn: _Turn, caller: Caller) -> None:
+        """Model calls until one answers without tools, or the last allowed one."""
+        result = turn.result
         for number in range(1, self.settings.max_rounds + 1):
             last = number == self.settings.max_rounds
             reply = await self._ask(turn, caller, last)
             result.rounds = number
-            history.append(reply.message())
+            turn.history.append(reply.message())
             if not reply.tool_calls:
                 result.reply = reply.content
-                break
+                return
             if last:  # told to answer, it called tools all the same: answer them, never run them
                 for call in reply.tool_calls:
                     limit = f"Not run: this turn reached its limit of {number} model calls."
                     await self._record(turn, call, ToolOutcome(call.name, error=limit))
                 result.reply = reply.content or OUT_OF_ROUNDS
-                break
+                return
             await self._run_calls(turn, reply.tool_calls)
-        await emit(TurnEvent("reply", {"text": result.reply}))
-        await self._spoken(result, given, caller, emit)
-        session.messages = history
-        session.pending = result.pending
-        session.trim(self.settings.max_messages)
-        return result
 
     async def _hear(self, given: TurnInput, caller: Caller, emit: Emit) -> str:
         if given.audio is not None:
@@ -156,28 +167,19 @@ class TurnRunner:
         await emit(TurnEvent("transcript", {"text": text, "language": None, "duration": None, "source": "text"}))
         return text
 
-    async def _settle_pending(
-        self,
-        pending: PendingCall,
-        given: TurnInput,
-        text: str,
-        offered: Sequence[ToolSpec],
-        history: list[dict[str, Any]],
-        result: TurnResult,
-        emit: Emit,
-    ) -> None:
+    async def _settle_pending(self, pending: PendingCall, given: TurnInput, text: str, turn: _Turn) -> None:
         """The previous turn asked to confirm a call: run it on a yes, record the refusal otherwise."""
         confirmed = given.confirm if given.confirm is not None else is_confirmation(text)
         call = ToolCallRequest(f"{pending.call_id}_confirmed", pending.name, orjson.dumps(pending.arguments).decode())
-        history.append({"role": "assistant", "content": None, "tool_calls": [call.message_part()]})
-        await emit(TurnEvent("tool_call", {**_call_event(call), "confirmed": confirmed}))
+        turn.history.append({"role": "assistant", "content": None, "tool_calls": [call.message_part()]})
+        await turn.emit(TurnEvent("tool_call", {**_call_event(call), "confirmed": confirmed}))
         if not confirmed:
             outcome = ToolOutcome(pending.name, error="The user did not confirm, so it was not done.")
-        elif all(spec.name != pending.name for spec in offered):
+        elif all(spec.name != pending.name for spec in turn.offered):
             outcome = ToolOutcome(pending.name, error="This caller may no longer use this tool.")
         else:
             outcome = await self.registry.run_checked(pending.name, pending.arguments)
-        await self._record(_Turn(result, history, offered, emit), call, outcome)
+        await self._record(turn, call, outcome)
 
     async def _ask(self, turn: _Turn, caller: Caller, last: bool) -> ChatReply:
         request: dict[str, Any] = {
@@ -190,6 +192,8 @@ class TurnRunner:
 
         async def delta(text: str) -> None:
             await turn.emit(TurnEvent("reply_delta", {"text": text}))
+            if turn.speaker is not None:
+                await turn.speaker.feed(text)
 
         reply = await self.models.chat(caller.key, request, delta)
         turn.result.prompt_tokens += reply.prompt_tokens
@@ -246,6 +250,7 @@ class _Turn:
     history: list[dict[str, Any]]
     offered: Sequence[ToolSpec]
     emit: Emit
+    speaker: SentenceSpeaker | None = None
 
 
 def _call_event(call: ToolCallRequest) -> dict[str, Any]:

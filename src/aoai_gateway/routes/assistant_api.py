@@ -99,6 +99,7 @@ def add_assistant_routes(router: Router, api_base: str, access: Access, assistan
             filename=_audio_name(parsed.audio_bytes),
             speech=parsed.request.speech,
             confirm=parsed.request.confirm,
+            speak_sentences=parsed.request.stream,  # a stream carries the reply's audio sentence by sentence
         )
         if not parsed.request.stream:
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -26,6 +27,11 @@ def build_server() -> MCPServer[Any]:
     @server.tool(description="Read the thermostat.")
     def get_temperature() -> dict[str, int]:
         return dict(state)
+
+    @server.tool(description="Never answers (the client's timeout must end the call).")
+    async def hang() -> str:
+        await anyio.sleep_forever()
+        return "unreachable"
 
     @server.tool(description="Repeat a text.")
     def echo(text: str) -> str:

@@ -5,7 +5,9 @@ eSpeak NG voice -> that audio transcribed back to the reply's words."""
 from __future__ import annotations
 
 import base64
+import io
 import re
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +141,23 @@ def test_the_local_voice_speaks_every_format_and_refuses_bad_input(spoken: tuple
         assert set(refused.json()["error"]) == {"message", "type", "param", "code"}
     nul = speak(input="the door\x00\x07 is open", response_format="wav")
     assert nul.status_code == 200
+
+
+def test_audio_that_is_not_audio_or_is_silence(spoken: tuple[AssistantClient, AsgiServer], script: Script) -> None:
+    client, _ = spoken
+    session = client.session()
+    garbage = client.http.post(f"/sessions/{session}/turns", files={"file": ("a.wav", b"RIFF" + b"\x00\xff" * 500)})
+    assert garbage.status_code == 400
+    error = garbage.json()["error"]
+    assert (error["code"], error["param"]) == ("invalid_value", "file")  # local Whisper's own refusal, passed on
+    # Two seconds of silence: nothing heard, nothing asked of the chat model, the session unchanged.
+    silence = io.BytesIO()
+    with wave.open(silence, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(16000)
+        writer.writeframes(b"\x00\x00" * 32000)
+    turn = client.http.post(f"/sessions/{session}/turns", files={"file": ("s.wav", silence.getvalue())}).json()
+    assert turn["transcript"] == "" and turn["reply"].startswith("Sorry, I did not hear anything")
+    assert turn["rounds"] == 0
+    assert client.http.get(f"/sessions/{session}").json()["messages"] == []

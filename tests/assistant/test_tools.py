@@ -3,6 +3,7 @@ the confirmation flow, and keys whose allowlist does or does not name tools."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -221,3 +222,50 @@ async def test_sessions_belong_to_their_key_and_survive_a_restart(keyed: Any, sc
     assert [m["content"] for m in kept["messages"]] == ["remember the milk", "Noted."]
     for client in (owner, other, again):
         client.http.close()
+
+
+async def test_model_calls_are_booked_to_the_callers_key(keyed: Any, script: Script) -> None:
+    from .conftest import assistant_settings
+
+    start, keys, db, _ = keyed
+    gateway = start(assistant=assistant_settings(speech_model=None))
+    secret = await keys.make()
+    key = await keys.store.by_secret(secret)
+    client = AssistantClient(gateway, secret)
+    script({"tool_calls": [{"name": "get_time"}]}, {"content": "It is noon."})
+    client.turn(client.session(), text="what time is it")
+    client.http.close()
+
+    async def booked() -> list[Any]:
+        query = "SELECT route, model, status, prompt_tokens FROM usage WHERE key_id = ? AND route = ?"
+        return await db.fetch(query, [key.id, "/v1/chat/completions"])
+
+    for _ in range(600):  # the ledger is written in the background (access.usage_flush_seconds)
+        rows = await booked()
+        if len(rows) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert [(r["model"], r["status"]) for r in rows] == [("gpt-4o", 200), ("gpt-4o", 200)]
+    assert all(r["prompt_tokens"] > 0 for r in rows)
+
+
+def test_the_models_fail_over_like_any_request(
+    start_gateway: Any, emulator_server: AsgiServer, script: Script, assistant_with: ClientFactory
+) -> None:
+    from .conftest import assistant_settings
+
+    deployments = [
+        {"model": "gpt-4o", "deployment": "chat-broken", "endpoint": emulator_server.url, "priority": 0},
+        {"model": "gpt-4o", "deployment": "chat-4o", "endpoint": emulator_server.url, "priority": 1},
+    ]
+    control = httpx.Client(base_url=f"{emulator_server.url}/_emulator", timeout=10)
+    control.post("/faults", json={"deployment": "chat-broken", "faults": [{"kind": "503"}]}).raise_for_status()
+    try:
+        gateway = start_gateway(deployments=deployments, assistant=assistant_settings(speech_model=None))
+        client = assistant_with(gateway=gateway)
+        script({"content": "Served by the backup."})
+        assert client.turn(client.session(), text="hello")["reply"] == "Served by the backup."
+        assert control.get("/stats").json()["deployments"]["chat-broken"]["statuses"].get("503", 0) >= 1
+    finally:
+        control.delete("/faults")
+        control.close()

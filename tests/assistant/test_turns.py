@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 from .conftest import AssistantClient, ClientFactory, Script, light_call
 
@@ -116,3 +117,76 @@ def test_a_streamed_reply_is_spoken_sentence_by_sentence(assistant: AssistantCli
     script({"content": "One. Two."})
     whole = assistant.turn(assistant.session(), text="count", speech=True)
     assert base64.b64decode(whole["audio"]["data"])[:4] == b"RIFF"
+
+
+class WholeAnswers:
+    """An OpenAI-compatible server that ignores `stream` and answers whole JSON: a tool call, then text."""
+
+    def __init__(self) -> None:
+        self.bodies: list[Any] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.bodies.append(json.loads(body))
+        if len(self.bodies) % 2:
+            call = {"id": "c1", "type": "function", "function": {"name": "get_doors", "arguments": "{}"}}
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            finish = "tool_calls"
+        else:
+            message, finish = {"role": "assistant", "content": "All doors are locked."}, "stop"
+        answer = {
+            "id": "x",
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+
+
+def test_a_server_that_does_not_stream_still_works(start_gateway: Any, assistant_with: ClientFactory) -> None:
+    from ..servers import AsgiServer
+    from .conftest import assistant_settings
+
+    upstream = WholeAnswers()
+    with AsgiServer(upstream) as server:
+        deployments = [{"model": "local-llm", "provider": "openai", "endpoint": server.url, "api_key": "k"}]
+        gateway = start_gateway(
+            deployments=deployments, assistant=assistant_settings(chat_model="local-llm", speech_model=None)
+        )
+        client = assistant_with(gateway=gateway)
+        turn = client.turn(client.session(), text="are the doors locked?")
+    assert turn["reply"] == "All doors are locked." and turn["tool_calls"][0]["name"] == "get_doors"
+    assert turn["usage"] == {"prompt_tokens": 20, "completion_tokens": 10}
+    assert upstream.bodies[0]["stream"] is True and upstream.bodies[1]["messages"][-1]["role"] == "tool"
+
+
+def test_tool_names_and_schemas_are_checked_at_start() -> None:
+    import pytest
+
+    from aoai_gateway.assistant.home import SimulatedHome
+    from aoai_gateway.assistant.tools import ToolRegistry, ToolSpec
+    from aoai_gateway.config import ConfigError
+
+    home = SimulatedHome().tools()
+    with pytest.raises(ConfigError, match="two assistant tools are named 'set_light'"):
+        ToolRegistry([*home, home[0]])
+
+    class Broken:
+        spec = ToolSpec("broken", "", {"type": "object", "properties": {"x": {"type": "nonsense"}}}, source="mcp:x")
+
+        async def run(self, arguments: dict[str, Any]) -> Any:
+            return None
+
+    with pytest.raises(ConfigError, match="'broken' \\(mcp:x\\): its parameters are not a valid JSON Schema"):
+        ToolRegistry([Broken()])

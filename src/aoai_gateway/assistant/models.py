@@ -134,9 +134,32 @@ class _StreamReader:
             raise ModelAnswerError(
                 self.model, answer.status, _error_text(self._error), answer.headers.get("retry-after")
             )
+        if self.reply.finish_reason is None and self._buffer.lstrip().startswith(b"{"):
+            self._whole(self._buffer)  # a server that ignored `stream` and answered one JSON body
         for number, call in enumerate(self.reply.tool_calls):
             call.id = call.id or f"call_{number}"
         return self.reply
+
+    def _whole(self, body: bytes) -> None:
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise ModelAnswerError(self.model, 502, "the answer is neither events nor JSON") from None
+        choices = document.get("choices") if isinstance(document, dict) else None
+        first: dict[str, Any] = (
+            choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        )
+        message: dict[str, Any] = first["message"] if isinstance(first.get("message"), dict) else {}
+        content = message.get("content")
+        self.reply.content = content if isinstance(content, str) else ""
+        self.reply.finish_reason = str(first.get("finish_reason") or "stop")
+        for index, part in enumerate(message.get("tool_calls") or ()):
+            if isinstance(part, dict):
+                self._tool_call({**part, "index": index})
+        usage = document.get("usage") if isinstance(document, dict) else None
+        if isinstance(usage, dict):
+            self.reply.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            self.reply.completion_tokens = int(usage.get("completion_tokens") or 0)
 
 
 class AssistantModels:

@@ -24,8 +24,10 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 import orjson
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.validators import validator_for
+
+from ..config import ConfigError
 
 __all__ = ["TOOL_RULE_PREFIX", "Tool", "ToolFailure", "ToolOutcome", "ToolRegistry", "ToolSpec"]
 
@@ -94,13 +96,19 @@ class ToolRegistry:
         for tool in tools:
             name = tool.spec.name
             if name in self._entries:
-                raise ValueError(
+                raise ConfigError(
                     f"two assistant tools are named {name!r} ({tool.spec.source} and "
                     f"{self._entries[name].tool.spec.source}); rename one"
                 )
             schema = tool.spec.parameters
             cls = validator_for(schema)
-            cls.check_schema(schema)
+            try:
+                cls.check_schema(schema)
+            except SchemaError as exc:
+                raise ConfigError(
+                    f"assistant tool {name!r} ({tool.spec.source}): its parameters are not a valid JSON Schema: "
+                    f"{exc.message}"
+                ) from None
             self._entries[name] = _Entry(tool, cls(schema))
         self.max_result_chars = max_result_chars
 

@@ -112,3 +112,25 @@ def test_the_bundled_command_set_is_well_formed() -> None:
         for name, arguments in command.calls:
             checked = registry.check(name, json.dumps(arguments), offered)
             assert checked == arguments, (command.text, checked)
+
+
+def test_spoken_eval_says_each_command_and_hears_it_back(
+    tmp_path: Path, emulator_server: AsgiServer, script: Script, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands = [
+        {"text": "unlock the front door", "calls": [{"name": "unlock_door", "arguments": {"door": "front door"}}]}
+    ]
+    command_set = tmp_path / "set.json"
+    command_set.write_text(json.dumps(commands))
+    script(
+        {"tool_calls": [{"name": "get_doors"}]}, {"content": "ok"}
+    )  # the wrong tool: the failure says what was heard
+    path = config(tmp_path, emulator_server)
+    code = main(
+        ["assistant", "eval", "--spoken", "--set", str(command_set), "--config", path, "--api-key", EMULATOR_KEY]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "tool choice: 0/1 (0.0%)" in out
+    # What tiny.en makes of the voice is not always the text ("and lock my front door"): it is shown as heard.
+    assert "'unlock the front door' (heard '" in out and "front door.'): called get_doors{}" in out

@@ -2,7 +2,7 @@
 
     aoai-gateway assistant --text "turn on the kitchen lights" --config config.yaml
     aoai-gateway assistant --file command.wav --speak reply.wav --api-key sk-gw-...
-    aoai-gateway assistant eval [--set commands.json] [--json]     # tool-choice and argument accuracy
+    aoai-gateway assistant eval [--set commands.json] [--spoken] [--json]   # tool-choice and argument accuracy
 
 Each stage is printed as it happens (heard, tool calls and results, the reply); `--json` prints the turn as the
 HTTP API returns it instead. The models are those of the config's `assistant:` section, called through the
@@ -47,6 +47,9 @@ def add_assistant_command(commands: Any) -> None:
     parser.add_argument("--api-key", help="the caller's key for the model calls (a gateway key with auth: keys)")
     parser.add_argument("--json", action="store_true", help="print the turn (or the eval report) as JSON")
     parser.add_argument("--set", metavar="PATH", help="eval: the command set (default: the bundled 50 commands)")
+    parser.add_argument(
+        "--spoken", action="store_true", help="eval: say each command with the speech model and transcribe it first"
+    )
     parser.add_argument("--config", metavar="PATH", help="YAML config file (default: ./config.yaml if present)")
 
 
@@ -55,6 +58,9 @@ def run_assistant_command(args: argparse.Namespace, settings: Settings, out: Tex
         print("aoai-gateway: say something: --text TEXT or --file RECORDING (or: assistant eval)", file=sys.stderr)
         return 2
     if args.action == "eval":
+        if args.spoken and settings.assistant.speech_model is None:
+            print("aoai-gateway: --spoken needs assistant.speech_model in the configuration", file=sys.stderr)
+            return 1
         try:
             return asyncio.run(_eval(args, settings, out or sys.stdout))
         except GatewayError as exc:
@@ -97,7 +103,7 @@ async def _eval(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
 
     commands = load_commands(Path(args.set) if args.set else None)
     async with _assistant(settings) as assistant:
-        report = await evaluate(assistant, Caller(args.api_key, None, None), commands)
+        report = await evaluate(assistant, Caller(args.api_key, None, None), commands, spoken=args.spoken)
     if args.json:
         print(orjson.dumps(report.public(), option=orjson.OPT_INDENT_2).decode(), file=out)
         return 0
@@ -107,7 +113,8 @@ async def _eval(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     for failure in report.failures:
         called = ", ".join(f"{c['name']}{orjson.dumps(c['arguments']).decode()}" for c in failure["called"])
         error = f" - {failure['error']}" if "error" in failure else ""
-        print(f"  {failure['text']!r}: called {called or 'nothing'}{error}", file=out)
+        heard = f" (heard {failure['heard']!r})" if "heard" in failure else ""
+        print(f"  {failure['text']!r}{heard}: called {called or 'nothing'}{error}", file=out)
     return 0
 
 

@@ -2,12 +2,15 @@
 
     report = await evaluate(assistant, caller, load_commands())      # the bundled 50 commands (commands.json)
     report.tool_accuracy, report.argument_accuracy                   # 0..1
+    await evaluate(assistant, caller, commands, spoken=True)         # each spoken by the speech model first
 
 Each command runs as one turn in a fresh session, on a home reset before it; the calls the model asked for are
 compared with the expected ones. A command's tools are right when the model called exactly the expected tool names
 (as a multiset, in any order); an expected call's arguments are right when the model's call of that tool has every
 expected argument with the same value (strings compared without case; extra arguments are allowed, since a model
-may add defaults). Confirmation-bound calls count as called: they are what the model asked for.
+may add defaults). Confirmation-bound calls count as called: they are what the model asked for. With `spoken`, each
+command is first said by `assistant.speech_model` and the turn takes that audio, so transcription is scored too
+(what was heard is in each failure).
 """
 
 from __future__ import annotations
@@ -66,21 +69,34 @@ def load_commands(path: Path | None = None) -> list[Command]:
     ]
 
 
-async def evaluate(assistant: AssistantService, caller: Caller, commands: list[Command]) -> EvalReport:
+async def evaluate(
+    assistant: AssistantService, caller: Caller, commands: list[Command], *, spoken: bool = False
+) -> EvalReport:
     report = EvalReport()
+    models = assistant.runner.models
     for command in commands:
         if assistant.home is not None:
             assistant.home.reset()
         called: list[tuple[str, dict[str, Any]]] = []
+        heard: list[str] = []
 
-        async def collect(event: TurnEvent, into: list[tuple[str, dict[str, Any]]] = called) -> None:
+        async def collect(
+            event: TurnEvent, into: list[tuple[str, dict[str, Any]]] = called, texts: list[str] = heard
+        ) -> None:
             if event.kind == "tool_call" and "confirmed" not in event.data:
                 into.append((event.data["name"], _arguments(event.data["arguments"])))
+            elif event.kind == "transcript":
+                texts.append(event.data["text"])
 
         session = await assistant.create_session(caller)
         error = None
         try:
-            await assistant.turn(session.id, TurnInput(text=command.text), caller, collect)
+            if spoken:
+                audio = await models.speak(caller.key, command.text)
+                given = TurnInput(audio=audio, filename=f"command.{models.settings.speech_format}")
+            else:
+                given = TurnInput(text=command.text)
+            await assistant.turn(session.id, given, caller, collect)
         except GatewayError as exc:
             error = exc.message
         finally:
@@ -101,6 +117,7 @@ async def evaluate(assistant: AssistantService, caller: Caller, commands: list[C
                     "text": command.text,
                     "expected": [{"name": n, "arguments": a} for n, a in command.calls],
                     "called": [{"name": n, "arguments": a} for n, a in called],
+                    **({"heard": heard[0]} if spoken and heard else {}),
                     **({"error": error} if error else {}),
                 }
             )

@@ -190,3 +190,24 @@ def test_tool_names_and_schemas_are_checked_at_start() -> None:
 
     with pytest.raises(ConfigError, match="'broken' \\(mcp:x\\): its parameters are not a valid JSON Schema"):
         ToolRegistry([Broken()])
+
+
+def test_persist_sessions_keeps_them_in_the_database_without_keys(
+    tmp_path: Any, start_gateway: Any, assistant_with: ClientFactory, script: Script
+) -> None:
+    from .conftest import assistant_settings
+
+    def gateway() -> Any:
+        return start_gateway(data_dir=str(tmp_path), assistant=assistant_settings(persist_sessions=True))
+
+    first = assistant_with(gateway=gateway())
+    session = first.session()
+    script({"content": "Noted."})
+    first.turn(session, text="remember the milk")
+    assert (tmp_path / "gateway.db").exists()
+    restarted = gateway()  # another gateway on the same database
+    again = assistant_with(gateway=restarted)
+    kept = again.http.get(f"/sessions/{session}").json()["messages"]
+    assert [m["content"] for m in kept] == ["remember the milk", "Noted."]
+    stranger = assistant_with(gateway=restarted, key="another-upstream-key")  # passthrough: owned by the key
+    assert stranger.http.get(f"/sessions/{session}").status_code == 404

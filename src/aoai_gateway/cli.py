@@ -5,6 +5,7 @@ aoai-gateway config check [--config PATH]
 aoai-gateway emulator [--host HOST] [--port PORT] [--config PATH]
 aoai-gateway keys|usage|events ... [--config PATH]
 aoai-gateway calls process|watch|worker|retry|list|show|export|eval ...
+aoai-gateway assistant --text "..." | --file command.wav [--speak reply.wav]; aoai-gateway assistant eval
 
 `--config` goes after the command (`aoai-gateway events list --config PATH`), the same for every command; every
 option's help names its default.
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from . import __version__
 from .access.cli import add_access_commands
 from .access.events_cli import add_event_commands
+from .assistant.cli import add_assistant_command
 from .calls.cli import add_calls_commands
 from .cli_options import CommandError, add_config
 from .config import ENV_VARS, ConfigError, Settings, load_settings
@@ -67,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     add_access_commands(commands)
     add_event_commands(commands)
     add_calls_commands(commands)
+    add_assistant_command(commands)
 
     emulator = commands.add_parser("emulator", help="run the Azure OpenAI emulator (offline development, tests)")
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -117,6 +120,14 @@ def _command(argv: Sequence[str] | None) -> int:
             from .calls.cli import run_calls_command
 
             return run_calls_command(args, os.environ)
+        elif args.command == "assistant":
+            from .assistant.cli import run_assistant_command
+
+            settings = _load(args.config)
+            check_extras(
+                settings.model_copy(update={"assistant": settings.assistant.model_copy(update={"enabled": True})})
+            )
+            return run_assistant_command(args, settings)
         elif args.command == "deployments":
             return show_deployments(args.url, args.format, os.environ.get("AOAI_GATEWAY_MASTER_KEY", ""))
         elif args.command == "emulator":

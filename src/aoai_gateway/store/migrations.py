@@ -205,6 +205,21 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX usage_hourly_key ON usage_hourly (key_id, bucket)",
         ],
     ),
+    (
+        "0008_assistant_sessions",
+        [
+            # The voice assistant's conversations (assistant/sessions.py): messages and a pending confirmation.
+            """CREATE TABLE assistant_sessions (
+                id TEXT PRIMARY KEY,
+                key_id TEXT,
+                state {json} NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX assistant_sessions_expiry ON assistant_sessions (expires_at)",
+        ],
+    ),
 ]
 
 _JSON_TYPE = {"postgresql": "JSONB", "sqlite": "TEXT"}

@@ -13,17 +13,21 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]
 
 
-DISCONNECT_EXTENSION = "aoai.disconnect"
+SERVER_HOOKS = "aoai.server"
 
 
-class DisconnectSignal:
-    """Calls `callback` (when set) if the connection is lost before the response completed.
+class ServerHooks:
+    """What the gateway's own server protocol (http/protocol.py) offers a request beyond ASGI, as
+    `scope["extensions"][SERVER_HOOKS]`; absent under other servers and for in-process calls.
 
-    signal = scope.get("extensions", {}).get(DISCONNECT_EXTENSION)   # None under other servers
-    signal.callback = task.cancel
+    hooks.on_disconnect = task.cancel   # called if the connection is lost before the response completed
+    if not hooks.push(chunk): ...       # a piece of body written now, no await (after the head went out with
+                                        # `send`); False: the client's buffer is full until `on_writable` is called
     """
 
-    __slots__ = ("callback",)
+    __slots__ = ("on_disconnect", "on_writable", "push")
 
-    def __init__(self) -> None:
-        self.callback: Callable[[], object] | None = None
+    def __init__(self, push: Callable[[bytes], bool]) -> None:
+        self.push = push
+        self.on_disconnect: Callable[[], object] | None = None
+        self.on_writable: Callable[[], object] | None = None

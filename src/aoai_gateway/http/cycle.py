@@ -10,6 +10,9 @@ writes the head as soon as it is sent, the body in a second write. Here:
   two for a whole answer). An app that awaits something between the two (a stream waiting for its first
   chunk) still gets its head out then: the gateway's own handlers send the head with the first piece of body.
 
+`push()` writes a piece of a streamed body synchronously, for a relay that hands chunks over from the
+upstream connection's read callback (`ServerHooks.push`).
+
 Everything else (flow control, chunked encoding when no length is given, HEAD, keep-alive, Content-Length
 checks, the response-complete callback) is uvicorn's behaviour, unchanged.
 """
@@ -42,6 +45,14 @@ class ResponseCycle(RequestResponseCycle):
             self._body(message.get("body", b""), message.get("more_body", False))
         else:
             raise RuntimeError(f"Unexpected ASGI message '{kind}' sent, after response already completed.")
+
+    def push(self, body: bytes) -> bool:
+        """A piece of a streamed body written at once, from a callback (no task, no await); False when the
+        client's buffer is full: the caller stops until the protocol's `resume_writing`."""
+        if self.disconnected or self.response_complete:
+            return True  # the request's task is being cancelled (or is done): drop it
+        self._body(body, True)
+        return not self.flow.write_paused
 
     def _start(self, message: Any) -> None:
         self.response_started = True

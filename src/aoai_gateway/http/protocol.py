@@ -18,9 +18,10 @@ keep-alive bound (uvicorn arms a keep-alive timer per response), the body timer 
 a body incomplete, and each is re-armed from a timestamp when it fires instead of being reset per request or
 per chunk.
 
-A client that goes away mid-answer is reported through the scope's `aoai.disconnect` extension (a
-`DisconnectSignal` per request): the app sets its callback and is called from `connection_lost`, so nothing per
-request waits on `receive()` for it (a task per request cost more than the rest of the bookkeeping together).
+Each request gets `ServerHooks` in the scope's extensions (http/asgi.py): a client that goes away mid-answer is
+reported through its `on_disconnect`, called from `connection_lost`, so nothing per request waits on `receive()`
+for it (a task per request cost more than the rest of the bookkeeping together); `push` writes a piece of a
+streamed body without a task switch, and `on_writable` says when a full client buffer drained.
 
 A WebSocket upgrade (the Realtime API) hands the connection to uvicorn's WebSocket protocol, with this protocol's
 timers cancelled; frame sizes are bounded there (`realtime.max_frame_bytes`) and idle sessions by the relay.
@@ -40,7 +41,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from ..config import ServerSettings
 from ..errors import GatewayError, HeadersTooLarge, InvalidRequest, RequestTimeout, TooManyConnections
-from .asgi import DISCONNECT_EXTENSION, DisconnectSignal
+from .asgi import SERVER_HOOKS, ServerHooks
 from .cycle import ResponseCycle
 
 _LINGER_SECONDS = 2.0
@@ -90,7 +91,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._refusal: GatewayError | None = None
         self._refused = False  # answered and lingering: input is dropped
         self._answered = False  # a response completed on this connection: idle now means keep-alive
-        self._signal: DisconnectSignal | None = None  # the request in progress's (the latest, when pipelined)
+        self._hooks: ServerHooks | None = None  # the request in progress's (the latest, when pipelined)
 
     # Connection
 
@@ -110,9 +111,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._cancel_timers()
         cycle = self.cycle
         super().connection_lost(exc)
-        signal, self._signal = self._signal, None
-        if signal is not None and signal.callback is not None and cycle is not None and cycle.disconnected:
-            signal.callback()
+        hooks, self._hooks = self._hooks, None
+        if hooks is not None and hooks.on_disconnect is not None and cycle is not None and cycle.disconnected:
+            hooks.on_disconnect()
 
     def shutdown(self) -> None:
         if self._refused:  # still counted while it lingers, so uvicorn's shutdown closes it
@@ -126,6 +127,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_head = self._in_body = False
         self._cancel_timers()
         super().handle_websocket_upgrade()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        hooks = self._hooks
+        if hooks is not None and hooks.on_writable is not None:
+            hooks.on_writable()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -171,8 +178,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refusal = HeadersTooLarge(limits.max_header_bytes, limits.max_headers)
             raise _Refused
         self._in_body = True
-        self._signal = DisconnectSignal()
-        self.scope["extensions"] = {DISCONNECT_EXTENSION: self._signal}  # type: ignore[dict-item]
         self._start_request()
 
     def _start_request(self) -> None:
@@ -194,7 +199,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         scope["raw_path"] = self.root_path.encode("ascii") + raw_path
         scope["query_string"] = url.query or b""
         previous = self.cycle
-        self.cycle = ResponseCycle(
+        self.cycle = cycle = ResponseCycle(
             scope=scope,
             transport=self.transport,
             flow=self.flow,
@@ -207,6 +212,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             keep_alive=http_version != "1.0" and parser.should_keep_alive(),
             on_response=self.on_response_complete,
         )
+        self._hooks = ServerHooks(cycle.push)
+        scope["extensions"] = {SERVER_HOOKS: self._hooks}  # type: ignore[dict-item]
         if previous is None or previous.response_complete:
             self._start_asgi_task(self.cycle, self.app)
         else:  # pipelined: queued until the one before it answered

@@ -40,13 +40,14 @@ from ..errors import (
     UpstreamTokenUnavailable,
 )
 from ..exchange import Exchange, Usage
-from ..http.asgi import DISCONNECT_EXTENSION, DisconnectSignal, RawHeaders, Send
+from ..http.asgi import SERVER_HOOKS, RawHeaders, Send, ServerHooks
 from ..http.request import Request
 from ..http.spool import Body
 from ..metrics import GatewayMetrics
 from ..providers import PROVIDERS
 from ..upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
 from ..upstream.auth import Headers, UpstreamAuth
+from ..upstream.base import PushingResponse
 from .bridge import BridgedResponse, chat_to_responses
 from .headers import RequestHeaderRules, response_headers
 from .usage import StreamTail, UsageChunkFilter, usage_of_body
@@ -403,6 +404,8 @@ class ProxyService:
         exchange = request.exchange
         hidden = UsageChunkFilter() if event_stream and exchange.strip_usage else None
         self.streams_in_flight += 1  # the metrics' gauge reads it when scraped
+        pushing = response if hidden is None and isinstance(response, PushingResponse) else None
+        hooks = _server_hooks(request) if pushing is not None else None
         try:
             chunk = first
             while chunk:
@@ -414,6 +417,9 @@ class ProxyService:
                     capture = None
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if pushing is not None and hooks is not None and capture is None:
+                    await _push(pushing, hooks, exchange, tail if event_stream else None)
+                    break
                 chunk = await anext(chunks, b"")
             if hidden is not None and (rest := hidden.rest()):
                 await send({"type": "http.response.body", "body": rest, "more_body": True})
@@ -431,6 +437,24 @@ class ProxyService:
         exchange.finished = True
         await send({"type": "http.response.body", "body": b""})
         return tail.usage() if event_stream else None
+
+
+async def _push(response: PushingResponse, hooks: ServerHooks, exchange: Exchange, tail: StreamTail | None) -> None:
+    """The rest of a stream, each chunk written to the client from the upstream connection's read callback: no
+    task switch per chunk. Back-pressure both ways: a full client buffer stops reading upstream until it drains."""
+    push = hooks.push
+
+    def sink(chunk: bytes) -> bool:
+        if tail is not None:
+            tail.feed(chunk)
+        exchange.bytes_out += len(chunk)
+        return push(chunk)
+
+    hooks.on_writable = response.resume
+    try:
+        await response.push_to(sink)
+    finally:
+        hooks.on_writable = None
 
 
 def _no_key() -> AuthenticationError:
@@ -451,8 +475,8 @@ class _FailedBeforeFirstByte(Exception):
 async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None]) -> None:
     """Run `work` in this task; cancel it if the client disconnects before it finished.
 
-    Under the gateway's own server protocol the connection's loss calls back (http/protocol.py); elsewhere (another
-    ASGI server, an in-process call) a watcher task waits on `receive()` for the disconnect."""
+    Under the gateway's own server protocol the connection's loss calls back (`ServerHooks`, http/protocol.py);
+    elsewhere (another ASGI server, an in-process call) a watcher task waits on `receive()` for the disconnect."""
     task = asyncio.current_task()
     assert task is not None
     exchange: Exchange = request.exchange
@@ -472,13 +496,11 @@ async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None
                 lost()
                 return
 
-    extensions = request.scope.get("extensions")
-    signal = extensions.get(DISCONNECT_EXTENSION) if extensions else None
+    hooks = _server_hooks(request)
     watcher = None
-    if isinstance(signal, DisconnectSignal):
-        signal.callback = lost
+    if hooks is not None:
+        hooks.on_disconnect = lost
     else:
-        signal = None
         watcher = asyncio.get_running_loop().create_task(watch())
     try:
         await work
@@ -489,10 +511,16 @@ async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None
             raise
         exchange.client_disconnected = True
     finally:
-        if signal is not None:
-            signal.callback = None
+        if hooks is not None:
+            hooks.on_disconnect = None
         if watcher is not None:
             watcher.cancel()
+
+
+def _server_hooks(request: Request) -> ServerHooks | None:
+    extensions = request.scope.get("extensions")
+    hooks = extensions.get(SERVER_HOOKS) if extensions else None
+    return hooks if isinstance(hooks, ServerHooks) else None
 
 
 def _log_body(what: str, body: Body) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..config import Timeouts, UpstreamSettings
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
@@ -47,6 +47,23 @@ ResendHook = Callable[[UpstreamRequest], None]
 
 WaitingHook = Callable[[int], None]
 """Told how many requests wait for a pooled connection, each time that changes: `on_waiting=gauge.set`."""
+
+
+BodySink = Callable[[bytes], bool]
+"""Takes one piece of a body as it arrives; False: the receiver is full, stop reading until `resume()`."""
+
+
+@runtime_checkable
+class PushingResponse(Protocol):
+    """A response that can hand its body to a sink straight from the connection's read callback (no task switch
+    per chunk): the stream relay's fast path. The default client's responses are; the others' are not."""
+
+    async def push_to(self, sink: BodySink) -> None:
+        """Give every piece of the rest of the body to `sink`; returns when the body ended, raises like
+        `iter_chunks` when it broke or went idle."""
+
+    def resume(self) -> None:
+        """Read again after `sink` returned False."""
 
 
 class UpstreamResponse(Protocol):
@@ -130,7 +147,9 @@ class UpstreamClientFactory(Protocol):
 
 
 __all__ = [
+    "BodySink",
     "Frame",
+    "PushingResponse",
     "ResendHook",
     "Timeouts",
     "UpstreamClient",

@@ -31,7 +31,15 @@ import httptools
 from ..config import UpstreamSettings
 from ..errors import UpstreamPoolFull, UpstreamTimeout, UpstreamUnreachable
 from ..http.spool import Body
-from .base import ResendHook, UpstreamClient, UpstreamRequest, UpstreamWebSocket, WaitingHook, WebSocketRequest
+from .base import (
+    BodySink,
+    ResendHook,
+    UpstreamClient,
+    UpstreamRequest,
+    UpstreamWebSocket,
+    WaitingHook,
+    WebSocketRequest,
+)
 
 log = logging.getLogger("aoai_gateway.upstream")
 
@@ -61,6 +69,7 @@ class _Connection(asyncio.Protocol):
         "_parser",
         "_pool",
         "_reading_paused",
+        "_sink",
         "_span",
         "_timer",
         "_waiter",
@@ -82,6 +91,7 @@ class _Connection(asyncio.Protocol):
         self._closed = False
         self._counted = True  # in the pool's count of open connections
         self._reading_paused = False
+        self._sink: BodySink | None = None  # while pushing a body (`push_to`)
         self._writing_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -156,6 +166,17 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        sink = self._sink
+        if sink is not None:
+            try:
+                more = sink(body)
+            except Exception as exc:  # the receiving side broke: this answer is over
+                self._fail(exc)
+                self._close()
+                return
+            if not more:
+                self._pause_reading()
+            return
         self._chunks.append(body)
         self._body_bytes += len(body)
         if self._body_bytes > _READ_AHEAD and not self._reading_paused and self.transport is not None:
@@ -220,6 +241,31 @@ class _Connection(asyncio.Protocol):
             self._reading_paused = False
             self.transport.resume_reading()
         return chunk
+
+    async def push_to(self, sink: BodySink) -> None:
+        """Hand the rest of the body to `sink` as it arrives, from `data_received`; return when it ended."""
+        while self._chunks:
+            if not sink(self._chunks.popleft()):
+                self._pause_reading()
+        self._body_bytes = 0
+        if self._done:
+            return
+        self._sink = sink
+        try:
+            while not self._done:
+                await self._wait()
+        finally:
+            self._sink = None
+
+    def resume(self) -> None:
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
 
     def _drain(self) -> list[bytes]:
         chunks = list(self._chunks)
@@ -449,6 +495,14 @@ class _Response:
     def iter_chunks(self) -> _Chunks:
         assert self._connection is not None, "read after release"
         return _Chunks(self._connection)
+
+    async def push_to(self, sink: BodySink) -> None:
+        assert self._connection is not None, "read after release"
+        await self._connection.push_to(sink)
+
+    def resume(self) -> None:
+        if self._connection is not None:
+            self._connection.resume()
 
     async def release(self) -> None:
         connection, self._connection = self._connection, None

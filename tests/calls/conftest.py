@@ -39,6 +39,23 @@ ACME = {
     "next_steps": "roof survey on Thursday",
     "summary": "Wants panels and a battery.",
 }
+# The emulator's transcripts all say "This is an emulated transcription of NAME.": a quote that grounds anything.
+QUOTE = "an emulated transcription"
+
+
+def grounded(fields: dict[str, Any], quote: str = QUOTE) -> dict[str, Any]:
+    """`fields` as a grounded answer: each value with `quote` (each item of a list too); `summary` as it is."""
+
+    def pair(value: Any) -> dict[str, Any]:
+        return {"value": value, "quote": None if value is None else quote}
+
+    return {
+        name: value if name == "summary" else [pair(v) for v in value] if isinstance(value, list) else pair(value)
+        for name, value in fields.items()
+    }
+
+
+ACME_ANSWER = grounded(ACME)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +73,7 @@ def calls_emulator() -> Iterator[AsgiServer]:
             "deployments": [
                 {"name": "gpt-4o"},
                 {"name": "whisper"},
-                {"name": "extract-acme", "model": "gpt-4o", "responses": [json.dumps(ACME)]},
+                {"name": "extract-acme", "model": "gpt-4o", "responses": [json.dumps(ACME_ANSWER)]},
                 {"name": "extract-garbage", "model": "gpt-4o", "responses": ["Sure! Here are the fields: none"]},
                 # cut short, then valid JSON that breaks the schema, then a valid answer
                 {
@@ -64,8 +81,8 @@ def calls_emulator() -> Iterator[AsgiServer]:
                     "model": "gpt-4o",
                     "responses": [
                         '{"customer_name": "Dana',
-                        json.dumps({**ACME, "sentiment": "keen"}),
-                        json.dumps(ACME),
+                        json.dumps({**ACME_ANSWER, "sentiment": {"value": "keen", "quote": QUOTE}}),
+                        json.dumps(ACME_ANSWER),
                     ],
                 },
                 {"name": "extract-slow", "model": "gpt-4o", "latency_ms": 300},

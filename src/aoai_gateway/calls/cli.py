@@ -34,6 +34,7 @@ from .store import STATUSES, CallRecord, CallStore, check_filter
 if TYPE_CHECKING:  # the OpenAI client and the pipeline load only for the commands that call models
     from .pipeline import Pipeline
     from .runner import Summary, Work
+    from .transcribers import Transcriber
 
 _OVERRIDES = {  # flag dest -> calls setting
     "database_url": "database_url",
@@ -120,6 +121,12 @@ def add_calls_commands(commands: Any) -> None:
     evaluate.add_argument("set", metavar="DIR", help="a calls-dev style folder: calls/*.json, score.py")
     evaluate.add_argument("--audio", metavar="DIR", help="its recordings (default DIR/audio; made with espeak-ng)")
     evaluate.add_argument("--out", metavar="DIR", default="calls-eval", help="predictions and scores go here")
+    evaluate.add_argument(
+        "--transcripts",
+        choices=["audio", "gold", "both"],
+        default="audio",
+        help="what extraction reads: speech from the recordings, the scripts' turns (no speech), or both apart",
+    )
     pipeline_options(evaluate)
 
 
@@ -166,15 +173,22 @@ async def open_store(settings: Settings, owner: str = "") -> CallStore:
 
 
 @contextlib.asynccontextmanager
-async def open_pipeline(settings: Settings, key: str | None) -> AsyncIterator[Pipeline]:
-    """The store, the model client (in-process gateway or remote) and the extractor, closed together."""
+async def open_pipeline(
+    settings: Settings, key: str | None, transcriber: Transcriber | None = None
+) -> AsyncIterator[Pipeline]:
+    """The store, the model client (in-process gateway or remote) and the extractor, closed together.
+
+    `transcriber`: where transcripts come from; by default speech, primed with `calls.vocabulary_path`."""
     from .extract import Extractor
     from .models import ModelClient
     from .pipeline import Pipeline
     from .schema import ExtractionSchema
+    from .transcribers import SpeechTranscriber
+    from .vocabulary import Vocabulary
 
     calls = settings.calls
     schema = ExtractionSchema.load(calls.schema_path)  # a bad schema fails before anything is opened
+    vocabulary = await asyncio.to_thread(Vocabulary.load, calls.vocabulary_path)  # so does a missing list
     if not calls.api_base and not settings.deployments:
         raise ConfigError(
             "no models configured for the pipeline: list deployments in the config file (transcription "
@@ -183,7 +197,8 @@ async def open_pipeline(settings: Settings, key: str | None) -> AsyncIterator[Pi
     store = await open_store(settings)
     models = ModelClient.remote(calls.api_base, key) if calls.api_base else await ModelClient.in_process(settings, key)
     try:
-        yield Pipeline(store, models, Extractor.configured(models, schema, calls), calls)
+        extractor = Extractor.configured(models, schema, calls)
+        yield Pipeline(store, models, extractor, calls, transcriber or SpeechTranscriber(models, calls, vocabulary))
     finally:
         await models.aclose()
         await store.db.close()

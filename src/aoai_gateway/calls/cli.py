@@ -396,14 +396,42 @@ def _show(record: CallRecord, output: str) -> str:
     lines.append(f"source {record.source_uri} ({record.size} bytes)")
     if record.error:
         lines.append(f"error {record.error}")
+    evidence = (record.document or {}).get("evidence") or {}
     for name, value in (record.fields or {}).items():
-        shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else str(value))
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else ("-" if value is None else str(value))
         lines.append(f"  {name}: {shown}")
+        notes = evidence.get(name)
+        lines += [_evidence_line(note) for note in (notes if isinstance(notes, list) else [notes]) if note]
     lines = [printable(line) for line in lines]  # one line each: a field cannot forge the next
     transcript = (record.transcription or {}).get("text")
     if transcript:
         lines += ["", "transcript:", printable(str(transcript), keep="\n")]
     return "\n".join(lines)
+
+
+def _evidence_line(note: Any) -> str:
+    """`      "we're in Leeds" at 0:12.4-0:17.9`, or `      dropped "Acme": why` for a value without its quote."""
+    if not isinstance(note, dict):
+        return "      (unreadable evidence)"
+    quote = _clip(str(note.get("passage") or note.get("quote") or ""))
+    if note.get("found"):
+        start, end = note.get("start"), note.get("end")
+        where = (
+            f" at {_clock(start)}-{_clock(end)}"
+            if isinstance(start, int | float) and isinstance(end, int | float)
+            else ""
+        )
+        return f'      "{quote}"{where}'
+    reason = _clip(str(note.get("reason") or "unsupported"))
+    return f"      {reason}; the value {json_text(note.get('value'))}, quoted {json_text(quote)}"
+
+
+def _clip(text: str, width: int = 160) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
 def _summary_of(record: CallRecord) -> dict[str, Any]:

@@ -77,7 +77,7 @@ async def test_a_folder_becomes_one_document_per_distinct_recording(
     assert document["source"]["recorded_at"].endswith("Z")
     assert document["audio"]["language"] == "english" and document["audio"]["duration_seconds"] > 0
     assert document["transcript"] == "This is an emulated transcription of weather.mp3."
-    assert document["models"]["transcription"] == {"model": "whisper-1", "deployment": "whisper"}
+    assert document["models"]["transcription"] == {"model": "whisper-1", "deployment": "whisper", "prompt": None}
     assert document["models"]["extraction"]["deployment"] == "gpt-4o"
     assert document["models"]["extraction"]["requests"] == 1
     usage = document["usage"]
@@ -242,7 +242,11 @@ async def test_local_whisper_transcribes_a_real_call(
     # tiny.en on espeak-ng voices: names are the hard part (bench/README.md measures ~0.3 on the dev set).
     assert word_error_rate(spoken, record.document["transcript"]) < 0.35
     assert 18 < record.document["audio"]["duration_seconds"] < 21
-    assert record.document["models"]["transcription"] == {"model": "whisper-local", "deployment": "whisper-local"}
+    assert record.document["models"]["transcription"] == {
+        "model": "whisper-local",
+        "deployment": "whisper-local",
+        "prompt": None,
+    }
     assert record.document["usage"]["audio_seconds"] == record.document["audio"]["duration_seconds"]
 
 

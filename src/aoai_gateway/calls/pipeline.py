@@ -241,7 +241,11 @@ class Pipeline:
             # What the model read when it differs: spelled-out names written as words (spelling.py).
             "resolved_transcript": resolved,
             "models": {
-                "transcription": {"model": transcription["model"], "deployment": transcription["deployment"]},
+                "transcription": {
+                    "model": transcription["model"],
+                    "deployment": transcription["deployment"],
+                    "prompt": transcription.get("prompt"),  # the vocabulary it was primed with
+                },
                 "extraction": {
                     "model": extraction.model,
                     "deployment": extraction.deployment,

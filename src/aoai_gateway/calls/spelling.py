@@ -20,7 +20,7 @@ import re
 __all__ = ["resolve_spelling"]
 
 _UNIT = r"(?:double[ \t]+[A-Za-z]|[A-Za-z0-9])(?![A-Za-z0-9'\u2019])"
-_START = r"(?<![A-Za-z0-9'\u2019\-])"
+_START = r"(?<![A-Za-z0-9'\u2019])"
 # Three or more units apart from spaces, commas or full stops ("A, D, E", "s m i t h", "K. 7. 4."), or two or more
 # joined by hyphens ("S-M-I-T-H", "A-B").
 _RUN = re.compile(

@@ -7,6 +7,7 @@ socket, SQLite (and PostgreSQL where named), the recordings decoded by PyAV.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -384,6 +385,17 @@ async def test_a_recording_too_large_for_one_request_is_transcribed_in_pieces(
     )
     assert document["audio"]["duration_seconds"] == pytest.approx(5.43, abs=0.05)
     assert requests_to(reset_emulator, "whisper") == 3  # the gateway refused the whole file itself (413)
+    # Each piece's segment times count from the recording's start, so evidence points into the whole call.
+    segments = (await documents(settings))["report.wav"].transcription["segments"]
+    assert [s["text"] for s in segments] == [
+        f"This is an emulated transcription of report-part{n}.wav." for n in (1, 2, 3)
+    ]
+    assert segments[0]["start"] == 0.0 and segments[-1]["end"] == pytest.approx(5.43, abs=0.05)
+    assert all(a["end"] == pytest.approx(b["start"], abs=0.01) for a, b in itertools.pairwise(segments))
+    # The emulator quoted the second piece for some field: its times are the second piece's in the call.
+    assert any(
+        note["found"] and note["start"] > 1.0 for note in document["evidence"].values() if isinstance(note, dict)
+    )
 
 
 def test_pieces_are_cut_at_the_quietest_moment(tmp_path: Path) -> None:

@@ -136,8 +136,7 @@ class Pipeline:
                 model_seconds += heard.seconds
                 transcription = heard.as_dict()
                 await self.store.checkpoint(record.id, transcription)
-            heard_text = Transcript.from_transcription(transcription)
-            transcript = heard_text.resolved()
+            heard_text, transcript = await asyncio.to_thread(_read_transcript, transcription)
             text = transcript.text
             if not text.strip():
                 raise ExtractionError("the recording has no speech that could be transcribed")
@@ -266,6 +265,12 @@ class Pipeline:
             "created_at": _iso(record.created_at),
             "processed_at": _iso(time.time()),
         }
+
+
+def _read_transcript(transcription: dict[str, Any]) -> tuple[Transcript, Transcript]:
+    """The transcript as heard, and as the model reads it (spelled-out names written as words)."""
+    heard = Transcript.from_transcription(transcription)
+    return heard, heard.resolved()
 
 
 def _detail(exc: DependencyUnavailable | StorageFull) -> str:

@@ -526,6 +526,8 @@ def test_eval_from_audio_and_from_gold_transcripts_reports_both_apart(
     assert "=== calls eval: transcripts from the audio" in audio_part
     assert float(audio_part.split("transcript_wer=")[1].split()[0]) > 0
     assert "transcript_wer=0.0000" in gold_part  # the scripts are what was said
+    assert "names_heard=customer_name 1/1, company 1/1, location 1/1" in gold_part
+    assert "names_heard=customer_name " in audio_part
     assert "overall_f1_audio=0.00 overall_f1_gold=0.00" in printed
     table = printed.split("field F1, from the audio and from the gold transcripts ===")[1]
     assert table.split("\n")[1].split() == ["field", "audio", "gold"]

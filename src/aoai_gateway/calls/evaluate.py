@@ -12,8 +12,10 @@ mode runs in a database of its own (OUT/eval.db, or OUT/audio/eval.db and OUT/go
 each time: a measurement must not be answered from an earlier run's documents) and its folder receives
 predictions.jsonl, transcripts.jsonl, evidence.jsonl and scores.json. Printed per mode, under a heading naming
 it: the scorer's per-field precision, recall and F1 (its last line `overall_f1=`), the transcripts' word error
-rate against the spoken text and the values dropped for want of a quote; with `both`, then, the per-field F1 of
-the two side by side and `overall_f1_audio=... overall_f1_gold=...`.
+rate against the spoken text, how many of the gold names (customer, company, the location's city) the transcript
+the model read holds word for word (`names_heard=`: what speech recognition left to extract), and the values
+dropped for want of a quote; with `both`, then, the per-field F1 of the two side by side and
+`overall_f1_audio=... overall_f1_gold=...`.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from typing import Any
 from ..config import Settings
 from ..speech.wer import normalise, word_error_rate
 from .errors import CallError
+from .grounding import find_quote
 from .sources import LocalSource, Source, is_audio
 
 MODES = ("audio", "gold")
+NAMES = ("customer_name", "company", "location")  # the fields speech recognition loses (gold values, in calls-dev)
 HEADINGS = {
     "audio": "transcripts from the audio (speech recognition, then extraction)",
     "gold": "gold transcripts (the scripts' turns, no speech: extraction alone)",
@@ -93,12 +97,21 @@ async def _run_mode(
 
     predictions, transcripts, evidence, rates = [], [], [], []
     dropped = 0
+    heard_names = {name: [0, 0] for name in NAMES}  # found, asked
     for call_id, script in scripts.items():
         record = records.get(call_id)
         document = (record.document if record else None) or {}
         predictions.append({"id": call_id, "fields": (record.fields if record else None) or {}})
         heard = str(((record.transcription if record else None) or {}).get("text") or "")
-        spoken = " ".join(turn["text"] for turn in json.loads(script.read_text(encoding="utf-8"))["turns"])
+        content = json.loads(script.read_text(encoding="utf-8"))
+        spoken = " ".join(turn["text"] for turn in content["turns"])
+        read = str(document.get("resolved_transcript") or heard)
+        for name, tally in heard_names.items():
+            value = (content.get("gold") or {}).get(name)
+            if isinstance(value, str) and value.strip():
+                match = find_quote(value.split(",")[0], read)  # a location's city: the part before the comma
+                tally[0] += bool(match and match.score == 1.0)
+                tally[1] += 1
         rate = word_error_rate(spoken, heard)
         rates.append((rate, len(normalise(spoken))))
         transcripts.append(
@@ -134,6 +147,8 @@ async def _run_mode(
     words = sum(n for _, n in rates)
     pooled = sum(rate * n for rate, n in rates) / max(words, 1)
     print(f"transcript_wer={pooled:.4f} (over {words} words, {len(rates)} calls; per call in transcripts.jsonl)")
+    names = ", ".join(f"{name} {found}/{asked}" for name, (found, asked) in heard_names.items())
+    print(f"names_heard={names} (gold names word for word in the transcript the model read)")
     print(f"values_dropped_without_quote={dropped} (per field in evidence.jsonl)")
     return ModeResult(mode, status or (1 if summary.failed else 0), scores)
 

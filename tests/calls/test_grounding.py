@@ -207,3 +207,16 @@ async def _clear(config: Path) -> None:
         await store.db.execute("DELETE FROM call_files")
     finally:
         await store.db.close()
+
+
+def test_with_grounding_off_the_model_answers_the_fields_themselves(
+    calls_config: CallsConfigFactory, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path / "config.yaml", calls_config("gpt-4o", grounding=False))
+    folder = one_recording(tmp_path / "calls", "call.wav", SPEECH_AUDIO / "report.wav")
+    assert main(["calls", "process", str(folder), "--config", str(config)]) == 0
+    capfd.readouterr()
+    assert main(["calls", "show", _only_id(config, capfd), "--config", str(config), "--format", "json"]) == 0
+    document = json.loads(capfd.readouterr().out)
+    assert SCHEMA.problem(document["fields"]) is None  # the bundled schema's own shape, no quotes
+    assert document["evidence"] == {} and document["models"]["extraction"]["grounded"] is False

@@ -97,7 +97,7 @@ class Pipeline:
         while True:
             claim = await self._claim(call_id, item, force)
             if claim.won:
-                return await self._work(path, claim.record)
+                return await self._work(path, claim.record, item)
             record = claim.record
             if record.status == DONE:
                 return Outcome("duplicate", item, call_id)
@@ -125,14 +125,14 @@ class Pipeline:
                     await self.store.release(call_id)
             raise
 
-    async def _work(self, path: Path, record: CallRecord) -> Outcome:
+    async def _work(self, path: Path, record: CallRecord, given: SourceItem) -> Outcome:
         item = SourceItem(record.source_uri, record.name, record.size, "", record.recorded_at or 0.0)
         heartbeat = asyncio.create_task(self._heartbeat(record.id))
         model_seconds = 0.0
         try:
             transcription = record.transcription
             if transcription is None:
-                heard = await self.transcriber.transcribe(path, item)
+                heard = await self.transcriber.transcribe(path, given)  # as the source gave it: hints and all
                 model_seconds += heard.seconds
                 transcription = heard.as_dict()
                 await self.store.checkpoint(record.id, transcription)

@@ -37,6 +37,8 @@ class SourceItem:
     size: int
     version: str  # "mtime_ns:size" for files, the ETag for blobs
     modified: float  # epoch seconds: the recording's timestamp as the source knows it
+    # Names the source keeps with the recording (an Azure blob's `vocabulary` metadata): Whisper's prompt for it.
+    hints: tuple[str, ...] = ()
 
 
 class Source(Protocol):

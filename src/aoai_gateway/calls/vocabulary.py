@@ -6,22 +6,24 @@
 Whisper takes its prompt as text said just before the recording, so names in it come out spelled that way. Three
 lists are joined, broadest first: `calls.vocabulary_path` (a CRM export of company, product and contact names),
 `vocabulary.txt` in the recording's folder (that team's or campaign's), and `NAME.vocabulary.txt` beside the
-recording (this call's customer). Whisper keeps only the prompt's last 224 tokens, so the most specific names go
-last and the list is cut from the front, at a name, to `MAX_PROMPT_CHARS`. One name a line; blank lines and lines
-starting with `#` are skipped. Only folders have sidecar files: for `azure://` recordings the config's list is it.
+recording (this call's customer), or for a blob its `vocabulary` metadata (`item.hints`, azure_blob.py).
+Whisper keeps only the prompt's last 224 tokens, so the most specific names go last and the list is cut from the
+front, at a name, to `MAX_PROMPT_CHARS`. One name a line; blank lines and lines starting with `#` are skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from .errors import SourceError
 from .sources import SourceItem
 
-__all__ = ["MAX_PROMPT_CHARS", "Vocabulary", "read_names"]
+__all__ = ["MAX_PROMPT_CHARS", "VOCABULARY_METADATA", "Vocabulary", "metadata_names", "read_names"]
 
 log = logging.getLogger("aoai_gateway.calls")
 
@@ -30,6 +32,7 @@ MAX_FILE_BYTES = 1 << 20
 MAX_NAME_CHARS = 100
 FOLDER_FILE = "vocabulary.txt"
 CALL_SUFFIX = ".vocabulary.txt"
+VOCABULARY_METADATA = "vocabulary"
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Vocabulary:
             recording = Path(item.uri)
             for sidecar in (recording.parent / FOLDER_FILE, recording.parent / (recording.name + CALL_SUFFIX)):
                 local += await asyncio.to_thread(_read_if_there, sidecar)
-        return prompt_text([*self.names, *local])
+        return prompt_text([*self.names, *local, *item.hints])
 
 
 def prompt_text(names: list[str]) -> str | None:
@@ -77,12 +80,20 @@ def read_names(path: Path) -> list[str]:
     """One name a line; blank and `#` lines skipped; control characters dropped; names over 100 characters cut."""
     with path.open("rb") as file:
         data = file.read(MAX_FILE_BYTES)
-    names = []
-    for line in data.decode("utf-8", "replace").splitlines():
+    return [name for name in _cleaned(data.decode("utf-8", "replace").splitlines()) if not name.startswith("#")]
+
+
+def metadata_names(value: str | None) -> list[str]:
+    """The names of a blob's `vocabulary` metadata: `;`-separated, each percent-decoded (UTF-8), cleaned."""
+    return list(_cleaned(unquote(part) for part in (value or "").split(";")))
+
+
+def _cleaned(lines: Iterator[str] | list[str]) -> Iterator[str]:
+    """Each non-empty line with control and invisible characters dropped, spaces collapsed, cut to 100."""
+    for line in lines:
         name = " ".join("".join(c for c in line if c.isprintable()).split())[:MAX_NAME_CHARS]
-        if name and not name.startswith("#"):
-            names.append(name)
-    return names
+        if name:
+            yield name
 
 
 def _read_if_there(path: Path) -> list[str]:

@@ -13,9 +13,9 @@ each time: a measurement must not be answered from an earlier run's documents) a
 predictions.jsonl, transcripts.jsonl, evidence.jsonl and scores.json. Printed per mode, under a heading naming
 it: the scorer's per-field precision, recall and F1 (its last line `overall_f1=`), the transcripts' word error
 rate against the spoken text, how many of the gold names (customer, company, the location's city) the transcript
-the model read holds word for word (`names_heard=`: what speech recognition left to extract), and the values
-dropped for want of a quote; with `both`, then, the per-field F1 of the two side by side and
-`overall_f1_audio=... overall_f1_gold=...`.
+the model read holds word for word (`names_heard=`: what speech recognition left to extract), the values
+dropped for want of a quote, and the median seconds per call of each model step (`seconds_per_call=`); with
+`both`, then, the per-field F1 of the two side by side and `overall_f1_audio=... overall_f1_gold=...`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ async def _run_mode(
 
     predictions, transcripts, evidence, rates = [], [], [], []
     dropped = 0
+    seconds: dict[str, list[float]] = {"transcription": [], "extraction": []}
     heard_names = {name: [0, 0] for name in NAMES}  # found, asked
     for call_id, script in scripts.items():
         record = records.get(call_id)
@@ -118,7 +120,12 @@ async def _run_mode(
             {"id": call_id, "wer": round(rate, 4), "transcript": heard, "resolved": document.get("resolved_transcript")}
         )
         evidence.append({"id": call_id, "evidence": document.get("evidence") or {}})
-        dropped += int(((document.get("models") or {}).get("extraction") or {}).get("dropped") or 0)
+        used = document.get("models") or {}
+        dropped += int((used.get("extraction") or {}).get("dropped") or 0)
+        for step, spent in seconds.items():
+            took = (used.get(step) or {}).get("seconds")
+            if isinstance(took, int | float):
+                spent.append(float(took))
     _write_jsonl(out / "predictions.jsonl", predictions)
     _write_jsonl(out / "transcripts.jsonl", transcripts)
     _write_jsonl(out / "evidence.jsonl", evidence)
@@ -150,6 +157,12 @@ async def _run_mode(
     names = ", ".join(f"{name} {found}/{asked}" for name, (found, asked) in heard_names.items())
     print(f"names_heard={names} (gold names word for word in the transcript the model read)")
     print(f"values_dropped_without_quote={dropped} (per field in evidence.jsonl)")
+    timing = ", ".join(
+        f"{step} median {statistics.median(spent):.1f} s (max {max(spent):.1f})"
+        for step, spent in seconds.items()
+        if spent
+    )
+    print(f"seconds_per_call={timing or '-'} (wall time, --concurrency calls at once)")
     return ModeResult(mode, status or (1 if summary.failed else 0), scores)
 
 

@@ -74,6 +74,7 @@ class Transcription:
             "deployment": self.deployment,
             "segments": list(self.segments),
             "prompt": self.prompt,
+            "seconds": round(self.seconds, 3),
         }
 
 

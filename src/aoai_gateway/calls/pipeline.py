@@ -244,6 +244,7 @@ class Pipeline:
                     "model": transcription["model"],
                     "deployment": transcription["deployment"],
                     "prompt": transcription.get("prompt"),  # the vocabulary it was primed with
+                    "seconds": transcription.get("seconds"),  # wall time, when this run transcribed it
                 },
                 "extraction": {
                     "model": extraction.model,
@@ -252,6 +253,7 @@ class Pipeline:
                     "requests": extraction.attempts,
                     "grounded": self.extractor.grounded,
                     "dropped": grounded.dropped,
+                    "seconds": round(extraction.seconds, 3),  # wall time of its requests, re-asks included
                 },
             },
             "schema": {"name": self.extractor.schema.name, "sha256": self.extractor.schema.digest},

@@ -31,13 +31,14 @@ class _Discard:
         return None
 
 
-async def _run(port: int, requests: int, warm: int, stream: bool) -> float:
+async def _run(port: int, requests: int, warm: int, stream: bool, client: str | None) -> float:
     path = "stream" if stream else "prefix"
     settings = Settings.model_validate(
         {
             "deployments": [
                 {"model": "gpt-4o", "deployment": "dep1", "endpoint": f"http://127.0.0.1:{port}/{path}", "api_key": "k"}
-            ]
+            ],
+            "upstream": {"client": client} if client else {},
         }
     )
     app = create_app(settings, access_log=AccessLog(_Discard()))  # the access log stays on, as deployed
@@ -117,10 +118,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warm", type=int, default=20, help="requests per worker before measuring")
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--client", help="upstream.client (default: the checkout's own default)")
     args = parser.parse_args()
     import uvloop
 
-    seconds = uvloop.run(_run(args.port, args.requests, args.warm, args.stream))
+    seconds = uvloop.run(_run(args.port, args.requests, args.warm, args.stream, args.client))
     print(f"{seconds * 1e6:.1f} us CPU per request")
 
 

@@ -2,7 +2,7 @@
 
     upstream = NginxUpstream.write(workdir, port)
     proc = procs.start(upstream.argv(), core=0)
-    before = upstream.accepted()         # connections nginx accepted so far
+    before = upstream.accepted()         # connections nginx accepted so far (requests(): requests answered)
     ...
     new_connections = upstream.accepted() - before - 1   # minus the stub_status query itself
 
@@ -119,10 +119,17 @@ http {{
     def argv(self) -> list[str]:
         return [require("nginx"), "-p", str(self.prefix), "-c", str(self.config)]
 
-    def accepted(self) -> int:
-        """Connections nginx has accepted since it started (stub_status), this query's own included."""
+    def _counters(self) -> list[int]:
         url = f"http://{LOOPBACK}:{self.port}/nginx_status"
         with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
             lines = response.read().decode().splitlines()
         # "Active connections: N" / "server accepts handled requests" / " A H R" / "Reading: ..."
-        return int(lines[2].split()[0])
+        return [int(field) for field in lines[2].split()]
+
+    def accepted(self) -> int:
+        """Connections nginx has accepted since it started (stub_status), this query's own included."""
+        return self._counters()[0]
+
+    def requests(self) -> int:
+        """Requests nginx has answered since it started (stub_status), this query included."""
+        return self._counters()[2]

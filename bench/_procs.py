@@ -4,6 +4,9 @@
         proc = procs.start(["nginx", "-c", conf], core=0, stderr=log_file)
         wait_for_port(port)
         before = cpu_ns(proc.pid)
+        with RssSampler(proc.pid, interval=0.5) as rss:
+            ...
+        rss.peak_bytes
 
 Every process started here lives in a new session, so stopping it kills its whole group (granian's workers
 included); `ProcessGroup.__exit__` stops them all, even when the benchmark fails half-way.
@@ -13,10 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -83,6 +89,66 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident memory (bytes) of `pid` and its descendants, from /proc/PID/status (VmRSS); 0 once all are gone."""
+    total = 0
+    for process in process_tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
+
+
+def raise_open_files() -> int:
+    """Raise this process's RLIMIT_NOFILE soft limit to its hard limit (inherited by the children it starts)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+class RssSampler:
+    """Samples a process tree's RSS every `interval` seconds in a thread, each beside an optional reading.
+
+    with RssSampler(pid, interval=2.0, reading=nginx.requests) as rss:
+        ...
+    rss.peak_bytes, rss.samples   # [(seconds since start, rss bytes, reading)]
+    """
+
+    def __init__(self, pid: int, interval: float, reading: Callable[[], float] | None = None) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.reading = reading
+        self.samples: list[tuple[float, int, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _sample(self, started: float) -> None:
+        reading = self.reading() if self.reading is not None else 0.0
+        self.samples.append((time.monotonic() - started, rss_bytes(self.pid), reading))
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while True:
+            self._sample(started)
+            if self._stop.wait(self.interval):
+                self._sample(started)
+                return
+
+    @property
+    def peak_bytes(self) -> int:
+        return max((rss for _, rss, _ in self.samples), default=0)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class ProcessGroup:
     """Starts commands in new sessions pinned with `taskset`; stops every one of them on exit."""
 
@@ -120,6 +186,12 @@ class ProcessGroup:
             proc.wait(timeout)
         if proc in self._procs:
             self._procs.remove(proc)
+
+    def stop_pid(self, pid: int) -> None:
+        """`stop` the process this group started as `pid`."""
+        for proc in list(self._procs):
+            if proc.pid == pid:
+                self.stop(proc)
 
     def stop_all(self) -> None:
         for proc in reversed(list(self._procs)):

@@ -1,6 +1,9 @@
 """The benchmark's markdown report: machine, versions, headline table, candidate stacks, chunk relay, targets.
 
 text = render(results, plan, machine_info(), started="2026-01-01 12:00:00")
+
+Every ratio in it is between two targets measured in the same run (nginx direct, the bare proxy, the stacks);
+no reference figure from another run or another machine is printed.
 """
 
 from __future__ import annotations
@@ -14,17 +17,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from _results import BARE_RELAY, DIRECT, Results, percentile
+from _results import BARE_PROXY, BARE_RELAY, DIRECT, Results, percentile
 
-# The issue's reference figures, one core of these machines.
-GO_RPS = {1: 2300.0, 16: 4600.0}
-GO_ADDED_P50_MS = 0.38
-LITELLM_RPS = 70.0
-LITELLM_ADDED_P50_MS = 13.0
-TARGET_RPS_16 = 2300.0
-TARGET_ADDED_P50_MS = 0.5
 TARGET_RELAY_MS = 1.0
 TARGET_NEW_PER_1K = 5.0  # in the steady half; the pool may still be re-growing to peak concurrency there
+TARGET_CPU_RATIO_16 = 0.5  # issue #18: CPU per request at 16 connections, after / before
 
 _PACKAGES = (
     "aoai-gateway",
@@ -44,6 +41,8 @@ class Plan:
     """What was run: the headline stack, the candidates, concurrencies, durations."""
 
     default: str
+    bare: str  # what the bare proxy runs: "uvicorn+<the default client>"
+    baseline: str | None  # the --baseline-src stack's name, if any
     candidates: tuple[str, ...]
     connections: tuple[int, ...]
     candidate_cells: tuple[tuple[str, int], ...]
@@ -108,15 +107,18 @@ def _headline(results: Results, plan: Plan) -> list[str]:
         "mode",
         "conns",
         "direct req/s",
+        "bare proxy req/s",
         "gateway req/s",
         "best run",
         "gw/direct",
-        "gw/Go proxy",
+        "x bare proxy",
         "gw p50 ms",
         "gw p99 ms",
         "added p50 ms",
         "added p99 ms",
         "CPU µs/req",
+        "bare proxy CPU µs/req",
+        "own CPU µs/req",
         "req/s per CPU-s",
         "core busy",
         "new upstream conns: run",
@@ -127,22 +129,25 @@ def _headline(results: Results, plan: Plan) -> list[str]:
     rows = []
     for mode in ("json", "stream"):
         for c in plan.connections:
-            rps = results.median(stack, mode, c, "rps")
-            go = GO_RPS.get(c) if mode == "json" else None
+            cpu = results.median(stack, mode, c, "cpu_us")
+            bare_cpu = results.median(BARE_PROXY, mode, c, "cpu_us")
             rows.append(
                 [
                     mode,
                     str(c),
                     _num(results.median(DIRECT, mode, c, "rps")),
-                    _num(rps),
+                    _num(results.median(BARE_PROXY, mode, c, "rps")),
+                    _num(results.median(stack, mode, c, "rps")),
                     _num(results.highest(stack, mode, c, "rps")),
                     _num(results.ratio_to(stack, DIRECT, mode, c), 3, "x"),
-                    _num(rps / go, 2, "x") if go else "-",
+                    _num(results.ratio_to(stack, BARE_PROXY, mode, c), 2, "x"),
                     _num(results.median(stack, mode, c, "p50_ms"), 3),
                     _num(results.median(stack, mode, c, "p99_ms"), 3),
                     _signed(results.added_latency(stack, mode, c)),
                     _signed(results.added_latency(stack, mode, c, "p99_ms")),
-                    _num(results.median(stack, mode, c, "cpu_us")),
+                    _num(cpu),
+                    _num(bare_cpu),
+                    _num(cpu - bare_cpu),
                     _num(results.median(stack, mode, c, "per_cpu_second")),
                     _num(100 * results.median(stack, mode, c, "core_share"), 0, "%"),
                     _num(results.highest(stack, mode, c, "new_whole_run")),
@@ -151,7 +156,16 @@ def _headline(results: Results, plan: Plan) -> list[str]:
                     str(results.failed(stack, mode, c)),
                 ]
             )
-    return [f"## Headline: `{stack}`, access log on, gateway pinned to one core", "", *_table(head, rows)]
+    return [
+        f"## Headline: `{stack}`, access log on, gateway pinned to one core; beside it the bare proxy "
+        f"(`{plan.bare}` and nothing else) on the same core",
+        "",
+        *_table(head, rows),
+        "",
+        "`x bare proxy`: the gateway's req/s over the bare proxy's, paired run by run; `own CPU µs/req`: the "
+        "gateway's CPU per request minus the bare proxy's, what the gateway's own code costs on top of its "
+        "server and client.",
+    ]
 
 
 def _candidates(results: Results, plan: Plan) -> list[str]:
@@ -162,8 +176,8 @@ def _candidates(results: Results, plan: Plan) -> list[str]:
             head.append("added p50 ms")
     head += ["chunk relay p50 / p99 ms", "failed"]
     rows = []
-    for stack in (plan.default, *plan.candidates):
-        row = [f"`{stack}`"]
+    for stack in (BARE_PROXY, plan.default, *plan.candidates):
+        row = [f"`{stack}` (`{plan.bare}`)" if stack == BARE_PROXY else f"`{stack}`"]
         for mode, c in plan.candidate_cells:
             row += [
                 _num(results.median(stack, mode, c, "rps")),
@@ -205,7 +219,11 @@ def _relay(results: Results, plan: Plan) -> list[str]:
         delays = probe.delays_ms
         p50, p99 = percentile(delays, 50), percentile(delays, 99)
         is_direct = name == DIRECT
-        label = {DIRECT: "direct to the upstream", BARE_RELAY: "through a bare TCP relay on the gateway core"}
+        label = {
+            DIRECT: "direct to the upstream",
+            BARE_RELAY: "through a bare TCP relay on the gateway core",
+            BARE_PROXY: f"through the bare proxy (`{plan.bare}`)",
+        }
         rows.append(
             [
                 label.get(name, f"through `{name}`"),
@@ -231,9 +249,6 @@ def _relay(results: Results, plan: Plan) -> list[str]:
 
 def _targets(results: Results, plan: Plan) -> list[str]:
     stack = plan.default
-    rps16 = results.median(stack, "json", 16, "rps")
-    per_cpu16 = results.median(stack, "json", 16, "per_cpu_second")
-    added = results.added_latency(stack, "json", 1)
     cells = [(m, c) for m in ("json", "stream") for c in plan.connections]
     new = max(results.highest(stack, m, c, "new_upstream") for m, c in cells)
     per_1k = max(results.highest(stack, m, c, "new_per_1k") for m, c in cells)
@@ -248,14 +263,9 @@ def _targets(results: Results, plan: Plan) -> list[str]:
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**missed**"
 
-    return [
-        "## Targets (headline stack)",
+    lines = [
+        "## Targets (headline stack; each against something measured in this run)",
         "",
-        f"- at least {TARGET_RPS_16:,.0f} req/s at 16 connections on one core (aim {GO_RPS[16]:,.0f}): "
-        f"{_num(rps16)} req/s measured ({_num(rps16 / GO_RPS[16], 2, 'x')} the Go proxy), "
-        f"{_num(per_cpu16)} per CPU-second — {verdict(rps16 >= TARGET_RPS_16)}",
-        f"- added p50 under {TARGET_ADDED_P50_MS} ms at 1 connection (Go proxy {GO_ADDED_P50_MS} ms): "
-        f"{_signed(added)} ms — {verdict(added < TARGET_ADDED_P50_MS)}",
         f"- upstream connections reused (close to zero new ones in a steady run): at most {_num(new)} new "
         f"connection(s) in the steady half of any run ({_num(per_1k, 2)} per 1,000 requests); at most "
         f"{_num(worst_run)} in a whole run, never more than its client connections "
@@ -263,24 +273,53 @@ def _targets(results: Results, plan: Plan) -> list[str]:
         f"- streaming chunks relayed within {TARGET_RELAY_MS:g} ms (idle gateway): "
         f"p50 {_num(relay50, 3)} ms, p99 {_num(relay99, 3)} ms end to end — "
         f"{verdict(relay99 < TARGET_RELAY_MS)} at p99, {verdict(relay50 < TARGET_RELAY_MS)} at p50",
-        f"- for scale: LiteLLM (one worker) about {LITELLM_RPS:.0f} req/s adding about {LITELLM_ADDED_P50_MS:.0f} ms",
     ]
+    before = plan.baseline
+    if before is None:
+        lines.append(
+            "- before/after (issue #18: CPU per request at 16 connections at most 0.5x, added p50 at 1 connection "
+            "no worse): not measured in this run; give `--baseline-src` the older checkout's src/"
+        )
+        return lines
+    cpu_ratio = results.ratio_to(stack, before, "json", 16, "cpu_us")
+    cpu_now = results.median(stack, "json", 16, "cpu_us")
+    cpu_before = results.median(before, "json", 16, "cpu_us")
+    added_now = results.added_latency(stack, "json", 1)
+    added_before = results.added_latency(before, "json", 1)
+    lines += [
+        f"- CPU per request at 16 connections (json) at most {TARGET_CPU_RATIO_16:g}x `{before}`'s: "
+        f"{_num(cpu_now)} µs against {_num(cpu_before)} µs, {_num(cpu_ratio, 2, 'x')} paired run by run "
+        f"— {verdict(cpu_ratio <= TARGET_CPU_RATIO_16)}",
+        f"- added p50 at 1 connection (json) no worse than `{before}`'s: {_signed(added_now)} ms against "
+        f"{_signed(added_before)} ms — {verdict(added_now <= added_before)}",
+    ]
+    return lines
 
 
-def render(results: Results, plan: Plan, machine: dict[str, str], started: str) -> str:
-    lines = [
-        f"# aoai-gateway benchmark, {started}",
+def header(machine: dict[str, str], started: str, title: str) -> list[str]:
+    """The report's title and the machine it ran on, for every mode."""
+    return [
+        f"# {title}, {started}",
         "",
         f"- machine: {machine['cpus']}; {machine['kernel']}; load average at start {machine['load']}. Shared "
         "and noisy: compare ratios from one run, not absolute figures across runs",
         f"- gateway at commit {machine['commit']}; python {machine['python']}; {machine['packages']}",
         f"- {machine['nginx']}; {machine['wrk']}",
+    ]
+
+
+def render(results: Results, plan: Plan, machine: dict[str, str], started: str) -> str:
+    lines = [
+        *header(machine, started, "aoai-gateway benchmark"),
         f"- {plan.runs} run(s) of {plan.duration:g} s per cell, each gateway run after a 1 s warm-up at the "
         "same concurrency; medians (and the best run's req/s: noise only ever slows a run down); gateway "
-        "on core 1 (`taskset -c 1`), wrk (`-t1`) and nginx (`worker_processes 1`) on core 0",
+        "and bare proxy on core 1 (`taskset -c 1`), wrk (`-t1`) and nginx (`worker_processes 1`) on core 0",
         "- `json`: non-streaming chat completion (nginx answers a fixed 1.2 kB Azure body); `stream`: "
         '`"stream": true`, nginx answers a fixed 14-event SSE body (3.3 kB with Content-Length, so it '
         "mostly arrives in one read)",
+        f"- bare proxy: bench/_bare_proxy.py, a raw ASGI app under uvicorn (httptools, uvloop) that sends the "
+        f"body with the gateway's default upstream client and relays the answer (`{plan.bare}`): the floor of "
+        "the stack",
         "- `req/s per CPU-s` = 1e6 / CPU µs per request: the throughput one core would give if the gateway "
         "had it to itself; `core busy` = the gateway's CPU time / wall time (below 100% at saturation means "
         "other work took the core); `new upstream conns` = connections nginx accepted from the gateway: over "

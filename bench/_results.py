@@ -16,6 +16,7 @@ from _wrk import WrkResult
 
 DIRECT = "direct"
 BARE_RELAY = "bare relay"  # the chunk-relay probe through a plain TCP forwarder on the gateway's core
+BARE_PROXY = "bare proxy"  # bench/_bare_proxy.py: the gateway's server and upstream client, nothing else
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class WrkResult:
     p90_ms: float
     p99_ms: float
     mean_ms: float
+    max_ms: float
 
     @property
     def rps(self) -> float:
@@ -137,6 +138,7 @@ class WrkRun:
                     p90_ms=data["p90_us"] / 1000,
                     p99_ms=data["p99_us"] / 1000,
                     mean_ms=data["mean_us"] / 1000,
+                    max_ms=data["max_us"] / 1000,
                 )
         status = self._proc.returncode
         raise RuntimeError(f"wrk gave no result (status {status}): {stdout[-500:]}{stderr[-500:]}")

@@ -122,7 +122,7 @@ def test_endpoint_path_prefix_is_kept() -> None:
         ("deployments: [{endpoint: 'https://x'}]", r"deployments\[0\]: model: Field required"),
         ("deploymnets: []", "deploymnets: unknown setting"),
         ("upstream: {timeouts: {connect: 0}}", "upstream.timeouts.connect: Input should be greater than 0"),
-        ("upstream: {client: curl}", "upstream.client: Input should be 'aiohttp' or 'httpx'"),
+        ("upstream: {client: curl}", "upstream.client: Input should be 'httptools', 'aiohttp' or 'httpx'"),
         ("deployments: {a: 1}", "must be a list"),
         ("- a\n- b", "mapping at the top level"),
         ("a: [", "not valid YAML"),

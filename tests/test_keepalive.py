@@ -138,7 +138,7 @@ def deployment(name: str, upstream: ScriptedUpstream, priority: int = 0) -> dict
     return {"model": "gpt-4o", "deployment": name, "endpoint": upstream.url, "api_key": "k", "priority": priority}
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["httptools", "aiohttp", "httpx"])
 def test_an_idle_connection_the_upstream_closed_is_not_written_to(
     client: str, upstreams: list[ScriptedUpstream], start_gateway: GatewayFactory
 ) -> None:
@@ -154,7 +154,7 @@ def test_an_idle_connection_the_upstream_closed_is_not_written_to(
     assert 'aoai_gateway_upstream_attempts_total{deployment="chat",model="gpt-4o",outcome="ok"} 3.0' in metrics
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["httptools", "aiohttp", "httpx"])
 @pytest.mark.parametrize("breaks", [RESET, CLOSE])
 def test_a_pooled_connection_broken_after_the_request_is_not_sent_again(
     client: str, breaks: str, upstreams: list[ScriptedUpstream], start_gateway: GatewayFactory
@@ -178,7 +178,7 @@ def test_a_pooled_connection_broken_after_the_request_is_not_sent_again(
     )
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["httptools", "aiohttp", "httpx"])
 @pytest.mark.parametrize("breaks", [RESET, CLOSE])
 def test_a_request_read_then_unanswered_fails_over_to_the_next_deployment(
     client: str, breaks: str, upstreams: list[ScriptedUpstream], start_gateway: GatewayFactory

@@ -155,6 +155,8 @@ def test_keys_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatc
     from aoai_gateway.cli import main
 
     monkeypatch.setenv("AOAI_GATEWAY_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://example.openai.azure.com")
+    monkeypatch.setenv("AZURE_OPENAI_MODEL_MAPPER", "gpt-4o=prod-4o,embed=prod-embed")
     monkeypatch.chdir(tmp_path)
     assert (
         main(
@@ -186,6 +188,13 @@ def test_keys_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatc
     assert main(["keys", "revoke", "key_missing"]) == 1
     assert main(["keys", "create", "--name", "x", "--expires", "tomorrow"]) == 1
     assert main(["usage", "--by", "day", "--format", "csv"]) == 0
+    capsys.readouterr()
+    # A model the configuration does not serve is refused in one line, for create and update alike.
+    assert main(["keys", "create", "--name", "typo", "--models", "gpt-4o,gtp-4o"]) == 1
+    err = capsys.readouterr().err
+    assert err == "aoai-gateway: --models: unknown model 'gtp-4o'; the configuration serves: embed, gpt-4o\n"
+    assert main(["keys", "update", created["id"], "--models", "nope"]) == 1
+    assert "unknown model 'nope'" in capsys.readouterr().err
 
 
 async def test_tokens_per_minute_cap(keyed: Any) -> None:

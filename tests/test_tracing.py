@@ -321,7 +321,7 @@ def test_off_nothing_is_built(emulator_server: AsgiServer) -> None:
 
     tracer, clients = asyncio.run(built())
     assert tracer is None
-    assert clients == {"AiohttpUpstream"}  # the pooled client itself, not wrapped
+    assert clients == {"HttptoolsUpstream"}  # the pooled client itself, not wrapped
 
 
 def test_tracing_settings() -> None:

@@ -15,10 +15,11 @@ listeners told when the session closed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
@@ -64,36 +65,15 @@ class Gateway:
         self.deployment_header = deployment_header
         self.sockets = sockets if sockets is not None else SocketRouter()
         self.tracer = tracer  # only with tracing.enabled; it is one of the listeners too
+        self._ids = RequestIds()
+        self.caller = InProcessCaller(service, self.listeners, tracer)
 
-    async def call(self, call: Call, *, key: str | None = None) -> Answer:
-        """One API call made in-process (call analytics): the access mode, routing, failover, local models and
-        listeners of a served request, without HTTP. `key` is the caller's key, as a client would send it.
-        Gateway errors are raised as such; an upstream's error answer comes back as the answer."""
-        path = f"/v1/{call.operation}"
-        headers = [(b"content-type", call.content_type)]
-        if key:
-            headers.append((b"authorization", f"Bearer {key}".encode()))
-        scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b""}
-        exchange = Exchange(os.urandom(8).hex(), "POST", path, time.perf_counter(), route=path)
-        exchange.bytes_in = len(call.body)
-        if self.tracer is not None:
-            self.tracer.started(exchange, headers)
-        request = Request(scope, _held_open, exchange)
-        answer = Answer(exchange)
-        try:
-            await self.service.access.authenticate(request)
-            await self.service.forward(request, answer.send, call)
-        except GatewayError as exc:
-            exchange.status = exc.status
-            raise
-        finally:
-            exchange.duration = time.perf_counter() - exchange.started
-            for listener in self.listeners:
-                listener.finished(exchange)
-        return answer
+    async def call(self, call: Call, *, key: str | None = None, on_body: OnBody | None = None) -> Answer:
+        """One API call made in-process (call analytics, the assistant): see `InProcessCaller.call`."""
+        return await self.caller.call(call, key=key, on_body=on_body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exchange = Exchange(os.urandom(8).hex(), scope["method"], scope["path"], time.perf_counter())
+        exchange = Exchange(self._ids.next(), scope["method"], scope["path"], time.perf_counter())
         if self.tracer is not None:  # the request's span opens here; its attempts' spans are its children
             self.tracer.started(exchange, scope["headers"])
         request = Request(scope, receive, exchange)
@@ -139,7 +119,7 @@ class Gateway:
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One WebSocket session, handshake to close; the listeners hear of it once it is over."""
         path = scope["path"]
-        exchange = Exchange(os.urandom(8).hex(), "GET", path, time.perf_counter())
+        exchange = Exchange(self._ids.next(), "GET", path, time.perf_counter())
         socket = WebSocket(scope, receive, send, exchange)
         try:
             handler = self.sockets.match(path)
@@ -163,24 +143,88 @@ class Gateway:
                 listener.finished(exchange)
 
 
+class RequestIds:
+    """Request ids: 16 hex digits, a random half per process and a counter (no system call per request).
+
+    ids = RequestIds(); ids.next()   # "9f3a61c2" + "0000002a"
+    """
+
+    __slots__ = ("_count", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(4).hex()
+        self._count = itertools.count(int.from_bytes(os.urandom(3)))
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
+
+
+class InProcessCaller:
+    """API calls made in-process: the access mode, routing, failover, local models and listeners of a served
+    request, without HTTP. Built once with the gateway; the assistant gets its own before the routes exist."""
+
+    def __init__(
+        self, service: ProxyService, listeners: Sequence[ExchangeListener], tracer: ExchangeTracer | None
+    ) -> None:
+        self.service = service
+        self.listeners = listeners
+        self.tracer = tracer
+
+    async def call(self, call: Call, *, key: str | None = None, on_body: OnBody | None = None) -> Answer:
+        """`key` is the caller's key, as a client would send it. Gateway errors are raised as such; an
+        upstream's error answer comes back as the answer. With `on_body`, each piece of the body goes there as it
+        comes (a stream, read while it is relayed) instead of into `Answer.body`."""
+        path = f"/v1/{call.operation}"
+        headers = [(b"content-type", call.content_type)]
+        if key:
+            headers.append((b"authorization", f"Bearer {key}".encode()))
+        scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b""}
+        exchange = Exchange(os.urandom(8).hex(), "POST", path, time.perf_counter(), route=path)
+        exchange.bytes_in = len(call.body)
+        if self.tracer is not None:
+            self.tracer.started(exchange, headers)
+        request = Request(scope, _held_open, exchange)
+        answer = Answer(exchange, on_body)
+        try:
+            await self.service.access.authenticate(request)
+            await self.service.forward(request, answer.send, call)
+        except GatewayError as exc:
+            exchange.status = exc.status
+            raise
+        finally:
+            exchange.duration = time.perf_counter() - exchange.started
+            for listener in self.listeners:
+                listener.finished(exchange)
+        return answer
+
+
+# (status, a piece of the body): an in-process caller reading a stream as it comes
+OnBody = Callable[[int, bytes], Awaitable[None]]
+
+
 class Answer:
-    """What an in-process call got back: status, headers and the whole body, and its exchange."""
+    """What an in-process call got back: status, headers and the whole body (unless it went to `on_body`)."""
 
-    __slots__ = ("body", "exchange", "headers", "status")
+    __slots__ = ("body", "exchange", "headers", "on_body", "status")
 
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, on_body: OnBody | None = None) -> None:
         self.exchange = exchange
         self.status = 0
         self.headers: dict[str, str] = {}
         self.body = b""
+        self.on_body = on_body
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = self.exchange.status = message["status"]
             self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in message["headers"]}
         else:
-            self.body += message.get("body", b"")
-            self.exchange.bytes_out += len(message.get("body", b""))
+            piece = message.get("body", b"")
+            self.exchange.bytes_out += len(piece)
+            if self.on_body is None:
+                self.body += piece
+            elif piece:
+                await self.on_body(self.status, piece)
 
 
 async def _held_open() -> Message:
@@ -265,4 +309,4 @@ def create_app(
     return CorsMiddleware(app, settings.cors) if settings.cors.enabled else app
 
 
-__all__ = ["Answer", "Gateway", "GatewayApp", "create_app"]
+__all__ = ["Answer", "Gateway", "GatewayApp", "InProcessCaller", "OnBody", "create_app"]

@@ -3,7 +3,12 @@
 aoai-gateway serve [--config PATH] [--host HOST] [--port PORT] [--with-emulator [PORT]]
 aoai-gateway config check [--config PATH]
 aoai-gateway emulator [--host HOST] [--port PORT] [--config PATH]
+aoai-gateway keys|usage|events ... [--config PATH]
 aoai-gateway calls process|watch|worker|retry|list|show|export|eval ...
+aoai-gateway assistant --text "..." | --file command.wav [--speak reply.wav]; aoai-gateway assistant eval
+
+`--config` goes after the command (`aoai-gateway events list --config PATH`), the same for every command; every
+option's help names its default.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from collections.abc import Sequence
 
 from . import __version__
 from .access.cli import add_access_commands
+from .access.events_cli import add_event_commands
+from .assistant.cli import add_assistant_command
 from .calls.cli import add_calls_commands
+from .cli_options import CommandError, add_config
 from .config import ENV_VARS, ConfigError, Settings, load_settings
 from .extras import MissingExtra, check_extras
 from .providers import PROVIDERS
@@ -34,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", metavar="PATH", help="YAML config file (default: ./config.yaml if present)")
+    add_config(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, or LISTEN=host:port)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument(
@@ -50,21 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="inspect the configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     check = config_commands.add_parser("check", help="validate and print the resolved routing table")
-    check.add_argument("--config", metavar="PATH", help="YAML config file (default: ./config.yaml if present)")
+    add_config(check)
 
     deployments = commands.add_parser(
         "deployments", help="show each deployment's state in a running gateway (needs AOAI_GATEWAY_MASTER_KEY)"
     )
     deployments.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway (default %(default)s)")
-    deployments.add_argument("--format", choices=["table", "json"], default="table")
+    deployments.add_argument("--format", choices=["table", "json"], default="table", help="output (default: table)")
 
     add_access_commands(commands)
+    add_event_commands(commands)
     add_calls_commands(commands)
+    add_assistant_command(commands)
 
     emulator = commands.add_parser("emulator", help="run the Azure OpenAI emulator (offline development, tests)")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8081)
-    emulator.add_argument("--config", metavar="PATH", help="emulator YAML (deployments, keys, faults)")
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    emulator.add_argument("--port", type=int, default=8081, help="port to listen on (default: 8081)")
+    add_config(emulator, "emulator YAML: deployments, keys, faults (default: the built-in deployments)")
     return parser
 
 
@@ -102,10 +112,22 @@ def _command(argv: Sequence[str] | None) -> int:
             from .access.cli import run_access_command
 
             return run_access_command(args, load_settings(args.config, os.environ))
+        elif args.command == "events":
+            from .access.events_cli import run_event_command
+
+            return run_event_command(args, load_settings(args.config, os.environ))
         elif args.command == "calls":
             from .calls.cli import run_calls_command
 
             return run_calls_command(args, os.environ)
+        elif args.command == "assistant":
+            from .assistant.cli import run_assistant_command
+
+            settings = _load(args.config)
+            check_extras(
+                settings.model_copy(update={"assistant": settings.assistant.model_copy(update={"enabled": True})})
+            )
+            return run_assistant_command(args, settings)
         elif args.command == "deployments":
             return show_deployments(args.url, args.format, os.environ.get("AOAI_GATEWAY_MASTER_KEY", ""))
         elif args.command == "emulator":
@@ -113,7 +135,7 @@ def _command(argv: Sequence[str] | None) -> int:
             from .emulator import serve as serve_emulator
 
             serve_emulator(EmulatorSettings.load(args.config), args.host, args.port)
-    except MissingExtra as exc:
+    except (MissingExtra, CommandError) as exc:
         print(f"aoai-gateway: {exc}", file=sys.stderr)
         return 1
     except ConfigError as exc:

@@ -21,11 +21,14 @@ GatewayError                      every error the gateway itself answers with
 ├── HeadersTooLarge         431   more header bytes or fields than `server.max_header_bytes` / `max_headers`
 ├── ModelUnavailable        503   a local model is shutting down
 ├── TooManyConnections      503   the process holds `server.max_connections` already (Retry-After)
+├── UpstreamPoolFull        503   no upstream connection freed up within `upstream.pool_wait_seconds` (Retry-After)
 ├── DependencyUnavailable   503   a backing service is down; names it (Retry-After)
 │   ├── LimitsUnavailable   503   Redis, which holds the rate-limit counters (`limits_unavailable`)
 │   └── DatabaseUnavailable 503   the database of keys, events and the ledger (`key_store_unavailable` for a key
 │                                 it could not check, `usage_ledger_full`, else `database_unavailable`)
 ├── StorageFull             507   the database's disk is full (`insufficient_storage`)
+├── ModelAnswerError      4xx/5xx  a model the assistant called in-process answered with an error: its status
+│                                 and message pass on (`assistant_model_error`)
 └── UpstreamError                 the upstream could not give an answer at all
     ├── UpstreamUnreachable 502   connect refused, reset, DNS, TLS, proxy failures
     ├── UpstreamTimeout     504   connect or read timeout, stream idle timeout
@@ -53,6 +56,7 @@ __all__ = [
     "InvalidRequest",
     "LimitsUnavailable",
     "MethodNotAllowed",
+    "ModelAnswerError",
     "ModelBusy",
     "ModelNotFound",
     "ModelUnavailable",
@@ -69,6 +73,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UpstreamCredentialsRefused",
     "UpstreamError",
+    "UpstreamPoolFull",
     "UpstreamSessionRefused",
     "UpstreamTimeout",
     "UpstreamTokenUnavailable",
@@ -261,6 +266,21 @@ class TooManyConnections(GatewayError):
         )
 
 
+class UpstreamPoolFull(GatewayError):
+    """Every one of `upstream.max_connections` was busy for `upstream.pool_wait_seconds`: nothing was sent."""
+
+    status = 503
+    type = "server_error"
+    code = "upstream_pool_full"
+
+    def __init__(self, limit: int, waited: float, retry_after: int = 1) -> None:
+        super().__init__(
+            f"The gateway's {limit} upstream connections were all busy for {waited:g} seconds; "
+            f"retry after {retry_after} seconds.",
+            headers={"retry-after": str(retry_after)},
+        )
+
+
 class DependencyUnavailable(GatewayError):
     """A backing service the request needs is down: a 503 that names it, never a generic 500.
 
@@ -304,6 +324,20 @@ class StorageFull(GatewayError):
             "free space; reads and requests keep working."
         )
         self.database = database
+
+
+class ModelAnswerError(GatewayError):
+    type = "server_error"
+    code = "assistant_model_error"
+
+    def __init__(self, model: str, status: int, message: str, retry_after: str | None = None) -> None:
+        super().__init__(
+            f"The model {model!r} answered {status}: {message}",
+            param="model",
+            headers={"retry-after": retry_after} if retry_after else None,
+        )
+        self.status = status if 400 <= status <= 599 else 502
+        self.type = "invalid_request_error" if 400 <= status < 500 else "server_error"
 
 
 class UpstreamError(GatewayError):

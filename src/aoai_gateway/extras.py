@@ -30,9 +30,12 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "redis": ("redis",),
     "otel": ("opentelemetry", "opentelemetry.sdk", "opentelemetry.exporter.otlp"),
     "granian": ("granian",),
-    "httpx": ("httpx",),
+    "httpx": ("httpx", "httpcore"),
     "entra": ("azure.identity",),
     "forward-proxy": ("cryptography",),
+    "voice": ("espeakng_loader",),
+    "assistant": ("jsonschema",),
+    "mcp": ("mcp",),
 }
 
 
@@ -90,6 +93,8 @@ def features(settings: Settings, *, calls: str | None = None) -> list[tuple[str,
         used.append(("upstream.client: httpx", "httpx"))
     if any(d.provider == "local" for d in settings.deployments):
         used.append(("provider: local", "speech"))
+    if any(d.engine == "espeak-ng" for d in settings.deployments):
+        used.append(("engine: espeak-ng", "voice"))
     if any(d.entra is not None for d in settings.deployments):
         used.append(("deployments' entra:", "entra"))
     if settings.forward_proxy.enabled:
@@ -98,6 +103,10 @@ def features(settings: Settings, *, calls: str | None = None) -> list[tuple[str,
         used.append(("tracing.enabled", "otel"))
     if settings.server.engine == "granian":
         used.append(("server.engine: granian", "granian"))
+    if settings.assistant.enabled:
+        used.append(("assistant.enabled", "assistant"))
+        if settings.assistant.mcp_servers:
+            used.append(("assistant.mcp_servers", "mcp"))
     return used
 
 

@@ -6,7 +6,8 @@
 The order: the tracer (only with `tracing.enabled`: shut down last, so every span is exported); metrics and the
 routing table; the access mode (`auth:`, its database, limiter and ledger); the pooled upstream HTTP client and
 each provider's client (local models load here, once); the upstream credentials (keys, Entra ID); the proxy
-service; the routes and the WebSocket routes (realtime sessions); the listeners that hear about every finished
+service; with `assistant.enabled`, the assistant (its tools, MCP servers and sessions), calling that service
+in-process; the routes and the WebSocket routes (realtime sessions); the listeners that hear about every finished
 request (usage ledger, metrics, access log, traces). Nothing is filled in later: what a part needs, it is given
 when it is made. Closing runs the same list backwards: the access log is flushed, the ledger written,
 credentials, local models and the upstream pool closed, the last spans exported.
@@ -19,7 +20,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
 from .access import ACCESS_MODES, ManagedAccess
-from .app import Gateway
+from .app import Gateway, InProcessCaller
 from .balancing import DeploymentRouter
 from .balancing.affinity import ResponseAffinity, needs_placements
 from .config import Settings
@@ -30,7 +31,7 @@ from .metrics import GatewayMetrics
 from .providers import open_clients, upload_limits
 from .proxy import ProxyService, RequestHeaderRules
 from .routes import build_router, build_socket_router
-from .store import connect_database, migrate
+from .store import Database, connect_database, migrate
 from .store.placements import ResponsePlacements
 from .upstream import UpstreamClient, create_upstream_client
 from .upstream.auth import open_upstream_auth
@@ -38,6 +39,7 @@ from .upstream.auth import open_upstream_auth
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from .assistant.service import AssistantService
     from .tracing import GatewayTracer
 
 
@@ -66,7 +68,8 @@ async def open_gateway(
         stack.push_async_callback(access.close)
         # A request resent on a fresh connection (only when none of it was written) is counted, never hidden.
         on_resend = (lambda sent: metrics.resend(sent.deployment)) if metrics is not None else None
-        http = upstream if upstream is not None else create_upstream_client(settings.upstream, on_resend)
+        on_waiting = metrics.pool_waiting.set if metrics is not None else None
+        http = upstream if upstream is not None else create_upstream_client(settings.upstream, on_resend, on_waiting)
         stack.push_async_callback(http.aclose)
         clients = await open_clients(settings, http, stack)
         affinity = await _open_affinity(settings, deployments, access, stack)
@@ -87,14 +90,16 @@ async def open_gateway(
         )
         listeners: list[ExchangeListener] = [access]
         if metrics is not None:
+            metrics.streams_in_flight.set_function(lambda: service.streams_in_flight)
             listeners.append(metrics)
         lines = access_log if access_log is not None else default_access_log(settings.logging)
         if lines is not None:
             stack.callback(lines.flush)
             listeners.append(lines)
-        router = build_router(settings, service, access, metrics)
         if tracer is not None:
-            listeners.append(tracer)  # closes the request's span
+            listeners.append(tracer)  # closes the request's span (the last listener: nothing is added after it)
+        assistant = await _open_assistant(settings, service, listeners, tracer, access, stack)
+        router = build_router(settings, service, access, metrics, assistant)
         yield Gateway(
             router,
             service,
@@ -103,6 +108,33 @@ async def open_gateway(
             sockets=build_socket_router(settings, service, metrics, router),
             tracer=tracer,
         )
+
+
+async def _open_assistant(
+    settings: Settings,
+    service: ProxyService,
+    listeners: list[ExchangeListener],
+    tracer: GatewayTracer | None,
+    access: object,
+    stack: AsyncExitStack,
+) -> AssistantService | None:
+    """With `assistant.enabled`: the assistant, calling the gateway's own service in-process. Its sessions persist
+    in the keys mode's database, or (`assistant.persist_sessions: true`) in the configured one."""
+    config = settings.assistant
+    if not config.enabled:
+        return None
+    with needs("assistant", "assistant.enabled"):
+        from .assistant.service import open_assistant
+
+    db: Database | None = None
+    if config.persist_sessions is not False and isinstance(access, ManagedAccess):
+        db = access.db
+    elif config.persist_sessions:
+        db = await connect_database(settings.database_url)
+        stack.push_async_callback(db.close)
+        await migrate(db)
+    caller = InProcessCaller(service, listeners, tracer)
+    return await stack.enter_async_context(open_assistant(settings, caller, db))
 
 
 async def _open_affinity(

@@ -61,11 +61,21 @@ class AccessLog:
         self._pending: list[bytes] = []
         self._scheduled = False
         self._pid = os.getpid()  # which worker process served (server.workers)
+        self._second = -1
+        self._prefix = ""
 
     def write(self, fields: dict[str, Any]) -> None:
+        self._append({"ts": self._stamp(), "level": "info", "logger": "aoai_gateway.access", **fields})
+
+    def _stamp(self) -> str:
         now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-        entry = {"ts": stamp, "level": "info", "logger": "aoai_gateway.access", **fields}
+        second = int(now)
+        if second != self._second:  # formatting the date costs more than the rest of a line: once a second
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int(now % 1 * 1000):03d}Z"
+
+    def _append(self, entry: dict[str, Any]) -> None:
         self._pending.append(orjson.dumps(entry, default=str) + b"\n")
         if not self._scheduled:
             self._scheduled = True
@@ -73,8 +83,11 @@ class AccessLog:
 
     def finished(self, exchange: Exchange) -> None:
         """Exchange listener: named fields only, never a key, a prompt or a completion."""
-        self.write(
+        self._append(
             {
+                "ts": self._stamp(),
+                "level": "info",
+                "logger": "aoai_gateway.access",
                 "request_id": exchange.request_id,
                 "method": exchange.method,
                 "route": exchange.route,

@@ -8,11 +8,11 @@ body = metrics.render()          # text exposition for GET /metrics
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .balancing import DeploymentHealth
@@ -22,30 +22,41 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 class GatewayMetrics:
+    """The request path's counters and histograms are plain numbers (one event loop writes them, nothing to lock)
+    turned into Prometheus families when scraped; the rare ones are prometheus_client's own."""
+
     def __init__(self) -> None:
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "aoai_gateway_requests", "Client requests answered", ["route", "model", "status"], registry=self.registry
-        )
-        self.duration = Histogram(
+        self._requests = _Family("aoai_gateway_requests", "Client requests answered", ("route", "model", "status"))
+        self._duration = _Family(
             "aoai_gateway_request_duration_seconds",
             "Client request duration, first byte in to last byte out",
-            ["route", "model"],
+            ("route", "model"),
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
         )
-        self.attempts = Counter(
+        self._attempts = _Family(
             "aoai_gateway_upstream_attempts",
             "Upstream attempts by deployment and outcome",
-            ["model", "deployment", "outcome"],
-            registry=self.registry,
+            ("model", "deployment", "outcome"),
         )
-        self.retries = Counter(
+        self._retries = _Family(
             "aoai_gateway_upstream_retries",
             "Attempts after the first, by the deployment that took them",
-            ["model", "deployment"],
-            registry=self.registry,
+            ("model", "deployment"),
+        )
+        self._upstream_latency = _Family(
+            "aoai_gateway_upstream_latency_seconds",
+            "Time to upstream response headers",
+            ("deployment",),
+            buckets=_LATENCY_BUCKETS,
+        )
+        self._tokens = _Family(
+            "aoai_gateway_tokens", "Tokens reported by upstream usage", ("model", "deployment", "kind")
+        )
+        self.registry.register(
+            _FamiliesCollector(
+                (self._requests, self._duration, self._attempts, self._retries, self._upstream_latency, self._tokens)
+            )
         )
         self.resends = Counter(
             "aoai_gateway_upstream_resends",
@@ -54,21 +65,13 @@ class GatewayMetrics:
             ["deployment"],
             registry=self.registry,
         )
-        self.upstream_latency = Histogram(
-            "aoai_gateway_upstream_latency_seconds",
-            "Time to upstream response headers",
-            ["deployment"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.tokens = Counter(
-            "aoai_gateway_tokens",
-            "Tokens reported by upstream usage",
-            ["model", "deployment", "kind"],
-            registry=self.registry,
-        )
         self.streams_in_flight = Gauge(
             "aoai_gateway_streams_in_flight", "Streamed responses being relayed now", registry=self.registry
+        )
+        self.pool_waiting = Gauge(
+            "aoai_gateway_upstream_pool_waiting",
+            "Requests waiting for an upstream connection: all of upstream.max_connections are busy",
+            registry=self.registry,
         )
         self.realtime_sessions = Gauge(
             "aoai_gateway_realtime_sessions", "Realtime sessions (WebSockets) being relayed now", registry=self.registry
@@ -78,37 +81,91 @@ class GatewayMetrics:
         """Per-deployment gauges read at scrape time: nothing is spent on them per request."""
         self.registry.register(_DeploymentCollector(list(deployments)))
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        # prometheus_client's labels() takes a lock and builds tuples on every call: keep the children.
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
     def attempt(self, model: str, deployment: str, outcome: str, seconds: float | None, retry: bool) -> None:
-        self._child(self.attempts, model, deployment, outcome).inc()
+        self._attempts.child((model, deployment, outcome)).count += 1
         if retry:
-            self._child(self.retries, model, deployment).inc()
+            self._retries.child((model, deployment)).count += 1
         if seconds is not None:
-            self._child(self.upstream_latency, deployment).observe(seconds)
+            self._upstream_latency.child((deployment,)).observe(seconds)
 
     def resend(self, deployment: str) -> None:
         """The upstream client's `on_resend` hook: `on_resend=lambda r: metrics.resend(r.deployment)`."""
-        self._child(self.resends, deployment).inc()
+        self.resends.labels(deployment).inc()
 
     def usage(self, model: str, deployment: str, prompt: int, completion: int) -> None:
-        self._child(self.tokens, model, deployment, "prompt").inc(prompt)
-        self._child(self.tokens, model, deployment, "completion").inc(completion)
+        self._tokens.child((model, deployment, "prompt")).count += prompt
+        self._tokens.child((model, deployment, "completion")).count += completion
 
     def finished(self, exchange: Exchange) -> None:
         """Exchange listener: the request counter and duration histogram, by route, model and status."""
         model = exchange.model or ""
-        self._child(self.requests, exchange.route, model, str(exchange.status)).inc()
-        self._child(self.duration, exchange.route, model).observe(exchange.duration)
+        self._requests.child((exchange.route, model, str(exchange.status))).count += 1
+        self._duration.child((exchange.route, model)).observe(exchange.duration)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Series:
+    """One label set's count (a counter), or its count, sum and bucket counts (a histogram)."""
+
+    __slots__ = ("bounds", "buckets", "count", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.buckets = [0] * len(bounds)  # not cumulative: the collector sums them
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        index = bisect_left(self.bounds, value)
+        if index < len(self.bounds):
+            self.buckets[index] += 1
+
+
+class _Family:
+    """A counter (no `buckets`) or a histogram, by label values."""
+
+    def __init__(self, name: str, help: str, labels: tuple[str, ...], buckets: tuple[float, ...] = ()) -> None:
+        self.name = name
+        self.help = help
+        self.labels = labels
+        self.bounds = buckets
+        self.series: dict[tuple[str, ...], _Series] = {}
+
+    def child(self, values: tuple[str, ...]) -> _Series:
+        series = self.series.get(values)
+        if series is None:
+            series = self.series[values] = _Series(self.bounds)
+        return series
+
+    def collect(self) -> Metric:
+        labels = list(self.labels)
+        if not self.bounds:
+            counter = CounterMetricFamily(self.name, self.help, labels=labels)
+            for values, series in list(self.series.items()):
+                counter.add_metric(list(values), series.count)
+            return counter
+        histogram = HistogramMetricFamily(self.name, self.help, labels=labels)
+        for values, series in list(self.series.items()):
+            cumulative, running = [], 0
+            for bound, count in zip(self.bounds, series.buckets, strict=True):
+                running += count
+                cumulative.append((repr(float(bound)), running))
+            cumulative.append(("+Inf", series.count))
+            histogram.add_metric(list(values), cumulative, series.total)
+        return histogram
+
+
+class _FamiliesCollector(Collector):
+    def __init__(self, families: tuple[_Family, ...]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._families:
+            yield family.collect()
 
 
 class _DeploymentCollector(Collector):

@@ -23,9 +23,11 @@ Connection limits (`server.max_header_bytes` ... `server.max_connections`) are w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
+import resource
 import socket
 import threading
 import time
@@ -38,6 +40,7 @@ import uvicorn
 from .app import create_app
 from .config import RealtimeSettings, ServerSettings, Settings, load_settings
 from .extras import needs
+from .heap import HeapPolicy
 from .http.asgi import ASGIApp
 from .http.protocol import guarded_protocol
 from .logs import configure_logging
@@ -46,6 +49,7 @@ from .workers import STARTUP_FAILURE, run_workers
 __all__ = ["SERVER_ENGINES", "ListenError", "bind_listener", "serve", "serve_socket", "uvicorn_options"]
 
 _CONFIG_ENV = "AOAI_GATEWAY__CONFIG_PATH"
+_SPARE_FILES = 64  # the database, logs, model files, the listening sockets
 EMULATOR_HOST = "127.0.0.1"
 
 log = logging.getLogger("aoai_gateway")
@@ -62,7 +66,9 @@ def bind_listener(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT after a restart is no conflict
         sock.bind((host, port))
-        sock.listen(2048)
+        # Bursts of new connections (thousands of streams opening) wait here, not refused; the kernel caps the
+        # backlog at net.core.somaxconn.
+        sock.listen(65535)
     except OSError as exc:
         sock.close()
         where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
@@ -93,6 +99,7 @@ def uvicorn_options(server: ServerSettings, realtime: RealtimeSettings | None = 
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
         "lifespan": "on",
+        "backlog": 65535,  # as bind_listener's: uvicorn listens on the socket again with its own
         "access_log": False,
         "log_config": None,
         "server_header": False,
@@ -106,16 +113,24 @@ class DrainingServer(uvicorn.Server):
     """uvicorn's server, saying at shutdown what it drained: requests in flight, finished, cut off, how long;
     with `forward_proxy` (settings and a bound socket) it also serves the CONNECT listener (forward_proxy/)."""
 
-    def __init__(self, config: uvicorn.Config, forward_proxy: tuple[Settings, socket.socket] | None = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        forward_proxy: tuple[Settings, socket.socket] | None = None,
+        heap: HeapPolicy | None = None,
+    ) -> None:
         super().__init__(config)
         self._forward_proxy = forward_proxy
         self._forward_listener: asyncio.Server | None = None
+        self._heap = heap
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # Listening before `started` is set; its connections wait for the app like the main port's do.
         if self._forward_proxy is not None:
             self._forward_listener = await self._open_forward_proxy(*self._forward_proxy)
         await super().startup(sockets)
+        if self._heap is not None and not self.should_exit:  # start-up's objects are frozen from here on
+            self._heap.start(asyncio.get_running_loop())
 
     async def _open_forward_proxy(self, settings: Settings, sock: socket.socket) -> asyncio.Server:
         with needs("forward-proxy", "forward_proxy.enabled"):
@@ -136,6 +151,8 @@ class DrainingServer(uvicorn.Server):
         return await proxy.listen(sock)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._heap is not None:
+            self._heap.stop()
         if self._forward_listener is not None:
             self._forward_listener.close()  # no new tunnels; open ones drain with the main port's connections
         in_flight = list(self.server_state.tasks)
@@ -156,13 +173,48 @@ class DrainingServer(uvicorn.Server):
         )
 
 
+def fit_open_files(settings: Settings) -> Settings:
+    """Raise this process's open-file limit to its hard limit, and fit the connection caps into it: a stream holds
+    two sockets (client and upstream). Caps left at their defaults shrink to half the limit each (said at info
+    level); caps set in the config that do not fit are kept, with a warning."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    server, upstream = settings.server, settings.upstream
+    if server.max_connections + upstream.max_connections + _SPARE_FILES <= soft:
+        return settings
+    explicit = "max_connections" in server.model_fields_set or "max_connections" in upstream.model_fields_set
+    if explicit:
+        log.warning(
+            "server.max_connections (%d) + upstream.max_connections (%d) need more open files than the %d this "
+            "process may open: past that, new connections fail. Lower them, or raise the limit (ulimit -n, "
+            "LimitNOFILE)",
+            server.max_connections,
+            upstream.max_connections,
+            soft,
+        )
+        return settings
+    half = max(1, (soft - _SPARE_FILES) // 2)
+    log.info("this process may open %d files: server.max_connections and upstream.max_connections are %d", soft, half)
+    return settings.model_copy(
+        update={
+            "server": server.model_copy(update={"max_connections": half}),
+            "upstream": upstream.model_copy(update={"max_connections": half}),
+        }
+    )
+
+
 def serve_socket(settings: Settings, sock: socket.socket, proxy_sock: socket.socket | None = None) -> None:
     """One gateway process serving `sock` (and the forward proxy's `proxy_sock`) under uvicorn until SIGTERM; also
     each worker process's entry point."""
     configure_logging(settings.logging)  # a spawned worker starts with nothing configured
+    settings = fit_open_files(settings)
     options = uvicorn_options(settings.server, settings.realtime)
     forward_proxy = (settings, proxy_sock) if proxy_sock is not None else None
-    server = DrainingServer(uvicorn.Config(create_app(settings), **options), forward_proxy)
+    server = DrainingServer(uvicorn.Config(create_app(settings), **options), forward_proxy, HeapPolicy(settings.server))
     server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)

@@ -104,9 +104,9 @@ async def test_csv_export_neutralises_every_formula_and_keeps_numbers(
 
 
 def test_usage_csv_goes_through_the_same_guard() -> None:
-    from aoai_gateway.access.cli import _render
+    from aoai_gateway.access.cli import render
 
-    rendered = _render([{"key": "=cmd|' /C calc'!A0", "requests": 3, "cost": -1.5}], "csv")
+    rendered = render([{"key": "=cmd|' /C calc'!A0", "requests": 3, "cost": -1.5}], "csv")
     assert list(csv.reader(io.StringIO(rendered))) == [
         ["key", "requests", "cost"],
         ["'=cmd|' /C calc'!A0", "3", "-1.5"],

@@ -26,9 +26,11 @@ import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import AccessSettings
 from ..errors import Conflict, InvalidRequest, NotFound, PermissionDenied, RateLimited
+from ..moments import iso
 from ..store.events import Event, EventStore
 from ..store.keys import GatewayKey, KeySpec, KeyStore
 from .codes import code_matches, hash_code, is_legacy
@@ -101,6 +103,47 @@ class Registrar:
             await self.events.release_seat(event.id)
             raise _already(form)
         return Registered(event, *made)
+
+    def describe(self, event: Event) -> dict[str, Any]:
+        """What a client needs to register for `event` (`GET /events/{id}/register`): nothing an attendee could not
+        learn by trying, no code and no attendee."""
+        now = self._clock()
+        opens = event.starts_at - self.settings.registration_opens_days * 86400
+        if not now < event.ends_at:
+            state = "closed"
+        elif not now >= opens:
+            state = "not_open"
+        elif event.max_attendees is not None and event.attendees >= event.max_attendees:
+            state = "full"
+        else:
+            state = "open"
+        public = event.public()
+        return {
+            "object": "event.registration",
+            "event": {
+                name: public[name]
+                for name in (
+                    "id",
+                    "name",
+                    "starts_at",
+                    "ends_at",
+                    "timezone",
+                    "models",
+                    "daily_requests",
+                    "daily_tokens",
+                    "max_tokens",
+                )
+            },
+            "registration": state,
+            "opens_at": iso(opens, event.zone),
+            "needs_code": event.code_hash is not None,
+            "method": "POST",
+            "fields": {
+                "name": "your display name (or give email)",
+                "email": "your e-mail address (or give name); one key per attendee",
+                **({"code": "the event's shared code, from the organiser"} if event.code_hash is not None else {}),
+            },
+        }
 
     def _check_open(self, event: Event, now: float) -> None:
         if not now < event.ends_at:

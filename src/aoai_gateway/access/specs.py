@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..labels import clean_label, normalised_name
-from ..moments import UTC, check_moment
+from ..moments import UTC, check_moment, parse_duration
 from ..store.events import EventSpec
 from ..store.keys import KeySpec, Limits
 from .codes import GENERATE, MIN_LENGTH
@@ -109,32 +109,18 @@ class EventRequest(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin") from None
-        return value
+        return _known_zone(value)
 
     @field_validator("starts_at", "ends_at")
     @classmethod
     def _moment(cls, value: str, info: ValidationInfo) -> str:
-        zone = info.data.get("timezone", "UTC")
-        epoch = check_moment(_epoch(value, zone))
-        try:  # representable in the event's own zone too, where every message and listing shows it
-            dt.datetime.fromtimestamp(epoch, ZoneInfo(zone))
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(f"{value!r} cannot be shown in {zone}") from None
+        event_moment(value, info.data.get("timezone", "UTC"))
         return value
 
     @field_validator("shared_code")
     @classmethod
     def _strong(cls, value: str | None) -> str | None:
-        if value is None or value == GENERATE:
-            return value
-        clean_label(value)
-        if len(value) < MIN_LENGTH:
-            raise ValueError(f'needs at least {MIN_LENGTH} characters, or "{GENERATE}" to have the gateway make one')
-        return value
+        return _strong_code(value)
 
     def to_spec(self, code_hash: str | None = None) -> EventSpec:
         starts, ends = _epoch(self.starts_at, self.timezone), _epoch(self.ends_at, self.timezone)
@@ -143,6 +129,97 @@ class EventRequest(BaseModel):
         limits = Limits(daily_requests=self.daily_requests, daily_tokens=self.daily_tokens, max_tokens=self.max_tokens)
         models = tuple(self.models) if self.models is not None else None
         return EventSpec(self.name, starts, ends, self.timezone, models, limits, code_hash, self.max_attendees)
+
+
+class EventUpdate(BaseModel):
+    """`PATCH /admin/events/{id}`: only the fields present change; `null` removes a cap, the model allowlist or
+    the shared code. Times without an offset are read in `timezone` if given, else in the event's own zone.
+
+    `extend` moves the end later by a duration (`"2h"`, `"1d"`); `close: true` ends the event now. Changes of the
+    end, the models and the caps reach the keys of attendees already registered (`EventStore.save`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Label | None = None
+    timezone: str | None = Field(None, max_length=64)
+    starts_at: str | None = Field(None, max_length=64)
+    ends_at: str | None = Field(None, max_length=64)
+    models: Models | None = None
+    daily_requests: Cap | None = None
+    daily_tokens: Cap | None = None
+    max_tokens: Cap | None = None
+    max_attendees: Cap | None = None
+    shared_code: str | None = Field(None, max_length=200)
+    extend: str | None = Field(None, max_length=32)
+    close: bool | None = None
+
+    @field_validator("name", "timezone", "starts_at", "ends_at", "extend", "close")
+    @classmethod
+    def _present(cls, value: Any) -> Any:
+        if value is None:  # what `null` would remove is required: refuse it rather than guess
+            raise ValueError("may not be null")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _known_zone(value)
+
+    @field_validator("shared_code")
+    @classmethod
+    def _strong(cls, value: str | None) -> str | None:
+        return _strong_code(value)
+
+    @field_validator("extend")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        seconds = parse_duration(value)
+        if not 60 <= seconds <= MAX_EXTENSION:
+            raise ValueError("must be from 1m to 365d")
+        return value
+
+    @field_validator("close")
+    @classmethod
+    def _only_true(cls, value: bool) -> bool:
+        if value is not True:
+            raise ValueError("only `true` (end the event now) is meaningful")
+        return value
+
+    def fields(self) -> dict[str, Any]:
+        """The fields the request named, as sent."""
+        return self.model_dump(exclude_unset=True)
+
+
+MAX_EXTENSION = 365 * 86400
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin") from None
+    return value
+
+
+def _strong_code(value: str | None) -> str | None:
+    if value is None or value == GENERATE:
+        return value
+    clean_label(value)
+    if len(value) < MIN_LENGTH:
+        raise ValueError(f'needs at least {MIN_LENGTH} characters, or "{GENERATE}" to have the gateway make one')
+    return value
+
+
+def event_moment(value: str, timezone: str) -> float:
+    """An event's start or end as epoch seconds, read in `timezone` without an offset; ValueError when it lies
+    outside 2000..2200 or cannot be shown in that zone."""
+    epoch = check_moment(_epoch(value, timezone))
+    try:  # representable in the event's own zone too, where every message and listing shows it
+        dt.datetime.fromtimestamp(epoch, ZoneInfo(timezone))
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"{value!r} cannot be shown in {timezone}") from None
+    return epoch
 
 
 def _epoch(value: str, timezone: str) -> float:

@@ -21,6 +21,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..cli_options import add_config, count, since
 from ..config import ConfigError, Settings, load_settings
 from ..config.calls import CallsSettings
 from ..extras import check_extras
@@ -58,32 +59,42 @@ def add_calls_commands(commands: Any) -> None:
     sub = calls.add_subparsers(dest="calls_command", required=True, metavar="SUBCOMMAND")
 
     def pipeline_options(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--config", metavar="PATH", help="YAML config file (default: ./config.yaml if present)")
+        add_config(parser)
         parser.add_argument("--database-url", help="sqlite:///PATH or postgresql://... (default: the gateway's)")
-        parser.add_argument("--api-base", help="send model calls to this OpenAI-compatible URL instead of in-process")
+        parser.add_argument(
+            "--api-base", help="send model calls to this OpenAI-compatible URL (default: in-process, the gateway's)"
+        )
         parser.add_argument(
             "--api-key",
             help="key for the model calls (default: calls.api_key: $AOAI_GATEWAY_CALLS_API_KEY, then $OPENAI_API_KEY)",
         )
-        parser.add_argument("--schema", metavar="PATH", help="JSON Schema of the fields to extract")
+        parser.add_argument(
+            "--schema", metavar="PATH", help="JSON Schema of the fields to extract (default: the built-in schema)"
+        )
         parser.add_argument("--transcribe-model", help="transcription model (default whisper-1)")
         parser.add_argument("--extract-model", help="chat model that fills the schema (default gpt-4o)")
-        parser.add_argument("--extract-mode", choices=["json_schema", "tool"])
-        parser.add_argument("--language", help="the recordings' language (ISO 639-1), if known")
+        parser.add_argument(
+            "--extract-mode",
+            choices=["json_schema", "tool"],
+            help="how the model fills the schema (default: json_schema)",
+        )
+        parser.add_argument("--language", help="the recordings' language, ISO 639-1 (default: detected)")
         parser.add_argument("--concurrency", type=int, help="calls in flight at once (default 4)")
         parser.add_argument("--max-attempts", type=int, help="attempts per call before it stays failed (default 3)")
         parser.add_argument("--lease-seconds", type=float, help=argparse.SUPPRESS)
-        parser.add_argument("--queue", metavar="URL", help="amqp://... or redis://...: hand calls to queue workers")
+        parser.add_argument(
+            "--queue", metavar="URL", help="amqp://... or redis://...: hand calls to queue workers (default: none)"
+        )
 
     process = sub.add_parser("process", help="process recordings (files or folders) and wait for them")
     process.add_argument("paths", nargs="+", metavar="PATH")
-    process.add_argument("--force", action="store_true", help="process again even when already done")
+    process.add_argument("--force", action="store_true", help="process again even when already done (default: off)")
     pipeline_options(process)
 
     watch = sub.add_parser("watch", help="keep processing new and changed recordings in a folder or container")
     watch.add_argument("source", metavar="SOURCE", help="a folder, or azure://container[/prefix][?connection_string=]")
     watch.add_argument("--poll-seconds", type=float, help="how often to list the source (default 5)")
-    watch.add_argument("--once", action="store_true", help="one listing, process it, exit")
+    watch.add_argument("--once", action="store_true", help="one listing, process it, exit (default: off)")
     pipeline_options(watch)
 
     worker = sub.add_parser("worker", help="consume calls from the task queue (--queue or calls.queue_url)")
@@ -95,37 +106,48 @@ def add_calls_commands(commands: Any) -> None:
     pipeline_options(retry)
 
     def store_options(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--config", metavar="PATH")
-        parser.add_argument("--database-url", help="sqlite:///PATH or postgresql://...")
+        add_config(parser)
+        parser.add_argument("--database-url", help="sqlite:///PATH or postgresql://... (default: the gateway's)")
 
     listing = sub.add_parser("list", help="list calls")
-    listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--since", help="changed at or after: ISO date/time, or a duration such as 2h or 7d")
-    listing.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE", help="repeatable")
-    listing.add_argument("--limit", type=_count, default=100)
-    listing.add_argument("--format", choices=["table", "json"], default="table")
+    listing.add_argument("--status", choices=STATUSES, help="only calls in this state (default: any)")
+    listing.add_argument(
+        "--since", type=since, help="changed at or after: 30m, 2h, 7d, 1w or an ISO 8601 date or time (default: any)"
+    )
+    listing.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a field's value, repeatable (default: none)",
+    )
+    listing.add_argument("--limit", type=count(0), default=100, metavar="N", help="at most N calls (default: 100)")
+    listing.add_argument("--format", choices=["table", "json"], default="table", help="output (default: table)")
     store_options(listing)
 
     show = sub.add_parser("show", help="one call: fields and transcript")
     show.add_argument("id", metavar="ID", help="the call id or a unique prefix of it")
-    show.add_argument("--format", choices=["text", "json"], default="text")
+    show.add_argument("--format", choices=["text", "json"], default="text", help="output (default: text)")
     store_options(show)
 
     export = sub.add_parser("export", help="all calls as CSV or JSON lines")
-    export.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
-    export.add_argument("--status", choices=STATUSES, default="done")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="jsonl", help="output (default: jsonl)")
+    export.add_argument("--status", choices=STATUSES, default="done", help="calls in this state (default: done)")
     export.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
     store_options(export)
 
     evaluate = sub.add_parser("eval", help="run a scored development set and report field P/R/F1 and WER")
     evaluate.add_argument("set", metavar="DIR", help="a calls-dev style folder: calls/*.json, score.py")
     evaluate.add_argument("--audio", metavar="DIR", help="its recordings (default DIR/audio; made with espeak-ng)")
-    evaluate.add_argument("--out", metavar="DIR", default="calls-eval", help="predictions and scores go here")
+    evaluate.add_argument(
+        "--out", metavar="DIR", default="calls-eval", help="predictions and scores go here (default: calls-eval)"
+    )
     evaluate.add_argument(
         "--transcripts",
         choices=["audio", "gold", "both"],
         default="audio",
-        help="what extraction reads: speech from the recordings, the scripts' turns (no speech), or both apart",
+        help="what extraction reads: speech from the recordings, the scripts' turns (no speech), or both apart "
+        "(default: audio)",
     )
     pipeline_options(evaluate)
 
@@ -290,7 +312,7 @@ async def _read(command: str, args: argparse.Namespace, settings: Settings) -> i
     try:
         if command == "list":
             where = _where(args.where, settings)
-            records = await store.query(args.status, _since(args.since), where, args.limit)
+            records = await store.query(args.status, args.since, where, args.limit)
             print(_json_lines(records) if args.format == "json" else _table(records))
         elif command == "show":
             found = await store.find(args.id)
@@ -330,25 +352,6 @@ def _where(texts: list[str], settings: Settings) -> list[tuple[str, str]]:
         check_filter(field, value)
         where.append((field, value))
     return where
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...)")
-    return int(text)
-
-
-def _since(text: str | None) -> float | None:
-    if not text:
-        return None
-    units = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-    if text[:-1].isdigit() and text[-1] in units:
-        return dt.datetime.now(dt.UTC).timestamp() - int(text[:-1]) * units[text[-1]]
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise QueryError(f"--since {text!r}: use an ISO date/time (2026-11-01, 2026-11-01T09:00) or 2h, 7d") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def _table(records: list[CallRecord]) -> str:

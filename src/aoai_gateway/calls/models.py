@@ -14,7 +14,6 @@ whether a retry may help (throttling, 5xx, network) or not (a bad file, a refuse
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from ..app import Gateway
 from ..config import Settings
 from ..errors import GatewayError
 from ..factory import open_gateway
+from ..http.multipart import form_body
 from .errors import ModelCallError
 from .pieces import audio_pieces
 
@@ -204,7 +204,7 @@ class GatewayTransport:
         fields = {"model": model, "response_format": "verbose_json"}
         fields.update({"language": language} if language else {})
         fields.update({"prompt": prompt} if prompt else {})
-        body, content_type = _form(fields, name, audio)
+        body, content_type = form_body(fields, name, audio)
         return await self._call(model, lambda: form_call(body, content_type, "audio/transcriptions"))
 
     async def chat(self, request: dict[str, Any]) -> Reply:
@@ -273,22 +273,6 @@ class SdkTransport:
 
     async def aclose(self) -> None:
         await self.client.close()
-
-
-def _form(fields: dict[str, str], name: str, audio: bytes) -> tuple[bytes, str]:
-    """A multipart/form-data body with `fields` and the audio as `file`, and its content type."""
-    boundary = secrets.token_hex(16)
-    safe = "".join("_" if c in '"\\\r\n' or ord(c) < 32 else c for c in name) or "audio"
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n'.encode()
-        for field, value in fields.items()
-    ]
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    body = b"".join([*parts, head, audio, f"\r\n--{boundary}--\r\n".encode()])
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def _segments(found: list[Any]) -> list[dict[str, Any]]:

@@ -33,6 +33,9 @@ ENV_VARS = {
     "LISTEN": "host:port to listen on (server.host / server.port)",
     "AOAI_GATEWAY_MASTER_KEY": "master key of the admin API under /admin/ (admin.master_key)",
     "AOAI_GATEWAY_DATA_DIR": "where the SQLite database lives (data_dir; default ~/.local/share/aoai-gateway)",
+    "AOAI_GATEWAY_MAX_CONNECTIONS": "client connections one process holds (server.max_connections)",
+    "AOAI_GATEWAY_UPSTREAM_MAX_CONNECTIONS": "upstream connections one process holds (upstream.max_connections)",
+    "AOAI_GATEWAY_UPSTREAM_POOL_WAIT_SECONDS": "how long a request waits for a busy pool (upstream.pool_wait_seconds)",
     **{name: text for name, (_, text) in CALLS_ENV_VARS.items()},
 }
 
@@ -169,6 +172,12 @@ def _env_deployments(env: Mapping[str, str]) -> list[Deployment]:
     return result
 
 
+_UPSTREAM_ENV = {
+    "AOAI_GATEWAY_UPSTREAM_MAX_CONNECTIONS": "max_connections",
+    "AOAI_GATEWAY_UPSTREAM_POOL_WAIT_SECONDS": "pool_wait_seconds",
+}
+
+
 def _apply_env_scalars(data: dict[str, Any], env: Mapping[str, str]) -> None:
     if "API_BASE" in env:
         data["api_base"] = env["API_BASE"]
@@ -182,6 +191,14 @@ def _apply_env_scalars(data: dict[str, Any], env: Mapping[str, str]) -> None:
         upstream["socks_proxy"] = env["AZURE_OPENAI_SOCKS_PROXY"]
         if not env.get("AZURE_OPENAI_HTTP_PROXY"):
             upstream.pop("http_proxy", None)
+    for name, field in _UPSTREAM_ENV.items():
+        if env.get(name, "").strip():
+            upstream[field] = env[name].strip()
+    if env.get("AOAI_GATEWAY_MAX_CONNECTIONS", "").strip():
+        server = data.setdefault("server", {})
+        if not isinstance(server, dict):
+            raise ConfigError("`server` must be a mapping")
+        server["max_connections"] = env["AOAI_GATEWAY_MAX_CONNECTIONS"].strip()
     if env.get("AOAI_GATEWAY_MASTER_KEY"):
         admin = data.setdefault("admin", {})
         if not isinstance(admin, dict):

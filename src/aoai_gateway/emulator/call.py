@@ -23,6 +23,7 @@ import orjson
 from starlette.datastructures import Headers
 
 from .errors import InvalidRequest
+from .scripts import ScriptedTurn
 from .settings import DeploymentSettings
 
 __all__ = [
@@ -78,6 +79,7 @@ class Call:
     json: dict[str, Any] = field(default_factory=dict)
     form: FormPayload | None = None
     next_response: Callable[[], str | None] = lambda: None
+    next_turn: Callable[[], ScriptedTurn | None] = lambda: None  # a turn queued with /_emulator/script
 
     def fixed_content(self) -> str | None:
         """Scripted answer text: `x-emulator-content`, else the deployment's next `responses` entry."""

@@ -227,7 +227,14 @@ def _stream_events(head: dict[str, Any], choices: list[Answer], usage: dict[str,
                 {"index": k, "id": c.id, "type": "function", "function": {"name": c.name, "arguments": ""}}
                 for k, c in enumerate(answer.tool_calls)
             ]
-            events.append(event(index, {"role": "assistant", "content": None, "tool_calls": opening}, EMPTY_RESULTS))
+            if answer.content:  # a scripted turn that speaks and calls: the words come first, as models send them
+                events.append(event(index, {"role": "assistant", "content": "", "refusal": None}, EMPTY_RESULTS))
+                for piece in split_for_stream(answer.content):
+                    events.append(event(index, {"content": piece}, CHOICE_RESULTS))
+                opening_delta: dict[str, Any] = {"tool_calls": opening}
+            else:
+                opening_delta = {"role": "assistant", "content": None, "tool_calls": opening}
+            events.append(event(index, opening_delta, EMPTY_RESULTS))
             for k, tool_call in enumerate(answer.tool_calls):
                 arguments = tool_call.arguments
                 for start in range(0, len(arguments), _ARGUMENT_PIECE):

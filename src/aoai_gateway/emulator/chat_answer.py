@@ -4,16 +4,18 @@
 
 Decision order, first match wins:
  1. the last user message holds `[[content_filter:output]]`: no content, finish_reason `content_filter`;
- 2. fixed content (`x-emulator-content` header, else the deployment's `responses` list);
- 3. tool calls, when `tools` are given and `tool_choice` names a function, is "required" (the tools named
+ 2. a turn queued for the deployment with `POST /_emulator/script` (scripts.py): its content and tool calls,
+    exactly as scripted (names and arguments are not checked against `tools`, so a test can send a bad call);
+ 3. fixed content (`x-emulator-content` header, else the deployment's `responses` list);
+ 4. tool calls, when `tools` are given and `tool_choice` names a function, is "required" (the tools named
     in the last user message, else the first tool), or is "auto"/absent and the last user message names a
     tool (several named tools give parallel calls unless `parallel_tool_calls` is false). Arguments are
     a small instance of the function's `parameters` schema;
- 4. `response_format` `json_schema`: a small instance of the schema; `json_object`: {"reply": <echo>};
-    in both 3 and 4, a string property named `quote` holds a verbatim passage of the last user message (of the
+ 5. `response_format` `json_schema`: a small instance of the schema; `json_object`: {"reply": <echo>};
+    in both 4 and 5, a string property named `quote` holds a verbatim passage of the last user message (of the
     last `<tag>...</tag>` block in it when there is one, such as a `<transcript>`): sentences in turn, each cut
     to its first 12 words, so a caller that checks quotes against its text finds them;
- 5. text: "You said: <last user message>", or, right after tool results, "Tool results received: ...".
+ 6. text: "You said: <last user message>", or, right after tool results, "Tool results received: ...".
 `x-emulator-response: invalid-json` cuts the JSON (content or arguments) short; `schema-violation` drops
 a required property. `max_tokens`/`max_completion_tokens` then truncate content (finish_reason `length`).
 """
@@ -91,6 +93,10 @@ def plan_answer(call: Call, messages: list[dict[str, Any]], options: ChatOptions
     user_text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
     if output_filtered(user_text):
         return Answer(None, "content_filter")
+    turn = call.next_turn()
+    if turn is not None:
+        calls = tuple(ToolCall(c.call_id(), c.name, c.arguments_text()) for c in turn.tool_calls)
+        return Answer(turn.content, "tool_calls" if calls else "stop", calls)
     fixed = call.fixed_content()
     mode = call.response_mode()
     if fixed is None:

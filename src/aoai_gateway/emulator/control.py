@@ -11,6 +11,11 @@ DELETE /_emulator/faults[?deployment=<name>]  drops overrides (all of them: also
 GET    /_emulator/stats                       {"total_requests", "deployments": {name: {requests, tokens,
                                               operations, statuses}}}
 DELETE /_emulator/stats                       zeroes the counters
+GET    /_emulator/script                      the chat turns still queued, per deployment
+POST   /_emulator/script                      {"deployment": "<name>", "turns": [{"content"?, "tool_calls"?:
+                                              [{"name", "arguments"}]}], "append"?}: the next chat completions
+                                              of that deployment answer these turns in order (scripts.py)
+DELETE /_emulator/script[?deployment=<name>]  drops queued turns
 POST   /_emulator/reset                       all of the above, and scripted `responses` start over
 GET    /_emulator/image.png                   the PNG that image URLs point at
 """
@@ -29,6 +34,7 @@ from .deployments import DeploymentTable
 from .errors import InvalidRequest
 from .faults import ALL_DEPLOYMENTS, FaultBook
 from .images import IMAGE_PATH, png_bytes
+from .scripts import ScriptRequest
 from .settings import FaultSpec
 from .stats import RequestStats
 
@@ -60,6 +66,9 @@ class ControlAPI:
             Route("/_emulator/faults", self.clear_faults, methods=["DELETE"]),
             Route("/_emulator/stats", self.show_stats, methods=["GET"]),
             Route("/_emulator/stats", self.clear_stats, methods=["DELETE"]),
+            Route("/_emulator/script", self.show_script, methods=["GET"]),
+            Route("/_emulator/script", self.set_script, methods=["POST"]),
+            Route("/_emulator/script", self.clear_script, methods=["DELETE"]),
             Route("/_emulator/reset", self.reset, methods=["POST"]),
             Route(IMAGE_PATH, self.image, methods=["GET"]),
         ]
@@ -88,6 +97,31 @@ class ControlAPI:
     async def clear_faults(self, request: Request) -> Response:
         self._faults.reset(request.query_params.get("deployment"))
         return _json(self._faults.snapshot())
+
+    async def show_script(self, request: Request) -> Response:
+        return _json(self._table.scripts.snapshot())
+
+    async def set_script(self, request: Request) -> Response:
+        try:
+            script = ScriptRequest.model_validate_json(await request.body())
+            self._table.scripts.set(script)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "body"
+            error = InvalidRequest(
+                f'{where}: {problem["msg"]}. Send {{"deployment": "<name>", "turns": [{{"content": "...", '
+                '"tool_calls": [{"name": "...", "arguments": {...}}]}]}.',
+                param=where,
+            )
+            return _json(error.body(), error.status)
+        except ValueError as exc:
+            error = InvalidRequest(str(exc), param="turns")
+            return _json(error.body(), error.status)
+        return _json(self._table.scripts.snapshot())
+
+    async def clear_script(self, request: Request) -> Response:
+        self._table.scripts.reset(request.query_params.get("deployment"))
+        return _json(self._table.scripts.snapshot())
 
     async def show_stats(self, request: Request) -> Response:
         return _json(self._stats.snapshot())

@@ -109,6 +109,7 @@ class OpenAIDispatcher:
                 json=body,
                 form=form,
                 next_response=lambda: self._table.next_response(deployment),
+                next_turn=lambda: self._table.next_turn(deployment),
             )
             reply = self._responses.create(call) if operation is _RESPONSE_OPERATION else operation.handle(call)
             reset_after = fault.after_chunks if fault is not None and fault.kind == "reset" else None

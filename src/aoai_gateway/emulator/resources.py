@@ -136,6 +136,7 @@ class ResourceAPI:
                 base_url="http://emulator",
                 json=body,
                 next_response=lambda: self._table.next_response(deployment),
+                next_turn=lambda: self._table.next_turn(deployment),
             )
             reply = operation.handle(call)
             self._stats.record_outcome(deployment.name, status=200, tokens=reply.tokens)

@@ -3,6 +3,7 @@
     form = MultipartForm.parse(body, content_type)
     form.value("model")                      # b"whisper-1"
     form.replace("model", b"my-deployment")  # the same bytes but that one value
+    body, content_type = form_body({"model": "whisper-1"}, "a.wav", wav)   # a form to send in-process
 
 Everything else (file names, part content types, repeated `timestamp_granularities[]` fields, the boundary)
 stays byte-for-byte as the client sent it.
@@ -11,6 +12,7 @@ stays byte-for-byte as the client sent it.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 
 from ..errors import InvalidRequest
@@ -85,3 +87,19 @@ class MultipartForm:
 
 def _malformed(why: str) -> InvalidRequest:
     return InvalidRequest(f"Malformed multipart/form-data body: {why}.")
+
+
+def form_body(fields: dict[str, str], name: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with `fields` and `data` as `file`, and its content type (in-process calls)."""
+    boundary = secrets.token_hex(16)
+    safe = "".join("_" if c in '"\\\r\n' or ord(c) < 32 else c for c in name) or "audio"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n'.encode()
+        for field, value in fields.items()
+    ]
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    body = b"".join([*parts, head, data, f"\r\n--{boundary}--\r\n".encode()])
+    return body, f"multipart/form-data; boundary={boundary}"

@@ -8,14 +8,19 @@ What a connection may hold, from `ServerSettings`:
   previous response ending; a partial head then gets 408, an idle connection is just closed;
 - `body_idle_timeout_seconds`: no body bytes for this long gets 408 (the app sees a disconnect, so a spooled
   body is released); time the app itself leaves the body unread does not count;
-- `keepalive_timeout_seconds`: an idle keep-alive connection is closed (uvicorn's own timer);
+- `keepalive_timeout_seconds`: a connection idle this long after an answer is closed;
 - `max_connections`: a connection past the cap gets 503 with Retry-After at once, before it sends anything.
 
 Kept off the hot path: llhttp has no header limit of its own and httptools buffers a header value whole, so
 bytes are counted per received chunk while a head is open (the exact size is only summed when a chunk count
-passes the limit); fields are counted once per request; the header timer is armed once per connection and the
-body timer only when a read leaves a body incomplete, and each is re-armed from a timestamp when it fires
-instead of being reset per request or per chunk.
+passes the limit); fields are counted once per request; one timer per connection keeps both the header and the
+keep-alive bound (uvicorn arms a keep-alive timer per response), the body timer is armed only when a read leaves
+a body incomplete, and each is re-armed from a timestamp when it fires instead of being reset per request or
+per chunk.
+
+A client that goes away mid-answer is reported through the scope's `aoai.disconnect` extension (a
+`DisconnectSignal` per request): the app sets its callback and is called from `connection_lost`, so nothing per
+request waits on `receive()` for it (a task per request cost more than the rest of the bookkeeping together).
 
 A WebSocket upgrade (the Realtime API) hands the connection to uvicorn's WebSocket protocol, with this protocol's
 timers cancelled; frame sizes are bounded there (`realtime.max_frame_bytes`) and idle sessions by the relay.
@@ -28,12 +33,15 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from ..config import ServerSettings
 from ..errors import GatewayError, HeadersTooLarge, InvalidRequest, RequestTimeout, TooManyConnections
+from .asgi import DISCONNECT_EXTENSION, DisconnectSignal
+from .cycle import ResponseCycle
 
 _LINGER_SECONDS = 2.0
 
@@ -81,6 +89,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._refusal: GatewayError | None = None
         self._refused = False  # answered and lingering: input is dropped
+        self._answered = False  # a response completed on this connection: idle now means keep-alive
+        self._signal: DisconnectSignal | None = None  # the request in progress's (the latest, when pipelined)
 
     # Connection
 
@@ -91,11 +101,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         # One timer for the connection's life, re-armed from `_head_since` when it fires: nothing per request.
         self._head_since = self.loop.time()
-        self._header_timer = self.loop.call_later(self.limits.header_timeout_seconds, self._header_timeout)
+        limits = self.limits
+        self._header_timer = self.loop.call_later(
+            min(limits.header_timeout_seconds, limits.keepalive_timeout_seconds), self._header_timeout
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
+        cycle = self.cycle
         super().connection_lost(exc)
+        signal, self._signal = self._signal, None
+        if signal is not None and signal.callback is not None and cycle is not None and cycle.disconnected:
+            signal.callback()
 
     def shutdown(self) -> None:
         if self._refused:  # still counted while it lingers, so uvicorn's shutdown closes it
@@ -154,7 +171,47 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refusal = HeadersTooLarge(limits.max_header_bytes, limits.max_headers)
             raise _Refused
         self._in_body = True
-        super().on_headers_complete()
+        self._signal = DisconnectSignal()
+        self.scope["extensions"] = {DISCONNECT_EXTENSION: self._signal}  # type: ignore[dict-item]
+        self._start_request()
+
+    def _start_request(self) -> None:
+        # uvicorn's on_headers_complete (0.55), making our ResponseCycle; its `limit_concurrency` is not used here
+        # (`max_connections` is this protocol's own cap).
+        parser, scope = self.parser, self.scope
+        http_version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        if parser.should_upgrade() and self._should_upgrade():
+            return
+        url = httptools.parse_url(self.url)
+        raw_path = url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = unquote(path)
+        scope["path"] = self.root_path + path
+        scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        scope["query_string"] = url.query or b""
+        previous = self.cycle
+        self.cycle = ResponseCycle(
+            scope=scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        if previous is None or previous.response_complete:
+            self._start_asgi_task(self.cycle, self.app)
+        else:  # pipelined: queued until the one before it answered
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, self.app))
 
     def on_message_complete(self) -> None:
         self._in_body = False
@@ -166,8 +223,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._head_since = self.loop.time()  # counts only once no request is in progress (`_header_timeout`)
+        # uvicorn's own, less its keep-alive timer per response: the connection's one timer closes an idle
+        # keep-alive connection (`_header_timeout`), re-armed from `_head_since`.
+        self.server_state.total_requests += 1
+        self._head_since = self.loop.time()
+        self._answered = True
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
 
     # Timers
 
@@ -175,13 +241,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_timer = None
         if self.transport.is_closing():
             return
-        timeout = self.limits.header_timeout_seconds
+        limits = self.limits
+        # Idle after an answer: the keep-alive bound; a first request or a head under way: the header bound.
+        idle = self._answered and not (self._in_head and self._head_bytes)
+        timeout = limits.keepalive_timeout_seconds if idle else limits.header_timeout_seconds
         now = self.loop.time()
         if self.cycle is not None and not self.cycle.response_complete:
             self._head_since = now  # a request is in progress (pipelined ones included): no head is due
         remaining = self._head_since + timeout - now
         if remaining > 0:
-            self._header_timer = self.loop.call_later(remaining, self._header_timeout)
+            # Never later than the keep-alive bound: a request that finishes meanwhile starts that clock.
+            self._header_timer = self.loop.call_later(
+                min(remaining, limits.keepalive_timeout_seconds), self._header_timeout
+            )
             return
         # Waiting for a head since `_head_since`: the next one, or the rest of a body answered early (a 413).
         if self._in_head and self._head_bytes:

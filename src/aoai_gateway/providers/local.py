@@ -25,6 +25,8 @@ class LocalProvider:
 
     def checked(self, deployment: Deployment) -> dict[str, Any]:
         # A faster-whisper model directory (default: the bundled tiny.en), checked before anything loads it.
+        if deployment.engine != "whisper":
+            return {}  # a voice: eSpeak NG's data ships with its package
         return {"model_path": check_model_dir(deployment.model_path or bundled_model_path())}
 
     def version_label(self, deployment: Deployment) -> str:

@@ -35,11 +35,12 @@ from ..errors import (
     PayloadTooLarge,
     UpstreamCredentialsRefused,
     UpstreamError,
+    UpstreamPoolFull,
     UpstreamTimeout,
     UpstreamTokenUnavailable,
 )
 from ..exchange import Exchange, Usage
-from ..http.asgi import RawHeaders, Send
+from ..http.asgi import DISCONNECT_EXTENSION, DisconnectSignal, RawHeaders, Send
 from ..http.request import Request
 from ..http.spool import Body
 from ..metrics import GatewayMetrics
@@ -52,6 +53,7 @@ from .usage import StreamTail, UsageChunkFilter, usage_of_body
 
 log = logging.getLogger("aoai_gateway.proxy")
 
+_URL_CACHE_SIZE = 1024
 # Bodies up to this size with a Content-Length are read whole: one write back to the client is cheaper.
 _WHOLE_BODY_MAX = 1024 * 1024
 
@@ -89,6 +91,9 @@ class ProxyService:
         # The gateway's own credential per deployment (a key, an Entra ID credential); absent: the caller's key.
         self.upstream_auth = dict(upstream_auth or {})
         self.streams_in_flight = 0
+        # Upstream URLs of calls with no query of their own, by deployment, operation and client api-version:
+        # built once each (quoting and urlencode cost more than the rest of the URL work together).
+        self._urls: dict[tuple[DeploymentHealth, str, str | None], str] = {}
 
     async def upstream_credentials(self, health: DeploymentHealth, caller_key: str | None) -> Headers:
         """The auth headers a request to `health`'s deployment carries: the gateway's own credential, else the
@@ -174,7 +179,7 @@ class ProxyService:
                 body = call.body_with_model(provider.body_model(deployment, call.operation))
             upstream = UpstreamRequest(
                 call.method,
-                provider.url(deployment, operation, query, call.client_api_version),
+                self._url(health, operation, query, call.client_api_version),
                 [*forwarded, *auth_headers],
                 body,
                 deployment=deployment.deployment,
@@ -205,6 +210,19 @@ class ProxyService:
         if failure is not None:
             raise failure
         raise NoDeploymentAvailable(exchange.model or call.model, self.router.retry_after(group))
+
+    def _url(self, health: DeploymentHealth, operation: str, query: list[tuple[str, str]], version: str | None) -> str:
+        deployment = health.deployment
+        if query:
+            return PROVIDERS[deployment.provider].url(deployment, operation, query, version)
+        key = (health, operation, version)
+        url = self._urls.get(key)
+        if url is None:
+            url = PROVIDERS[deployment.provider].url(deployment, operation, query, version)
+            if len(self._urls) >= _URL_CACHE_SIZE:  # versions are client text: keep the cache bounded
+                self._urls.clear()
+            self._urls[key] = url
+        return url
 
     async def _attempt(
         self,
@@ -241,6 +259,8 @@ class ProxyService:
                         response = await BridgedResponse.open(response, stream, bridge)
             except TimeoutError:
                 raise UpstreamTimeout("The upstream request timed out: the routing deadline passed.") from None
+            except UpstreamPoolFull:
+                raise  # the gateway's own limit, no deployment's fault: nothing was sent
             except UpstreamError as exc:
                 health.breaker.record(success=False, now=clock())
                 self._count(health, exc.code or "upstream_error", None, retry)
@@ -382,9 +402,7 @@ class ProxyService:
         tail = StreamTail()
         exchange = request.exchange
         hidden = UsageChunkFilter() if event_stream and exchange.strip_usage else None
-        self.streams_in_flight += 1
-        if self.metrics is not None:
-            self.metrics.streams_in_flight.inc()
+        self.streams_in_flight += 1  # the metrics' gauge reads it when scraped
         try:
             chunk = first
             while chunk:
@@ -410,8 +428,6 @@ class ProxyService:
             return None
         finally:
             self.streams_in_flight -= 1
-            if self.metrics is not None:
-                self.metrics.streams_in_flight.dec()
         exchange.finished = True
         await send({"type": "http.response.body", "body": b""})
         return tail.usage() if event_stream else None
@@ -433,24 +449,37 @@ class _FailedBeforeFirstByte(Exception):
 
 
 async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` in this task; cancel it if the client disconnects before it finished."""
+    """Run `work` in this task; cancel it if the client disconnects before it finished.
+
+    Under the gateway's own server protocol the connection's loss calls back (http/protocol.py); elsewhere (another
+    ASGI server, an in-process call) a watcher task waits on `receive()` for the disconnect."""
     task = asyncio.current_task()
     assert task is not None
     exchange: Exchange = request.exchange
     disconnected = False
 
-    async def watch() -> None:
+    def lost() -> None:
         nonlocal disconnected
+        # After the last byte went out, the server reports "disconnect" too: that is not a cancel.
+        if not exchange.finished:
+            disconnected = True
+            task.cancel()
+
+    async def watch() -> None:
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
-                # After the last byte went out, the server reports "disconnect" too: that is not a cancel.
-                if not exchange.finished:
-                    disconnected = True
-                    task.cancel()
+                lost()
                 return
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    extensions = request.scope.get("extensions")
+    signal = extensions.get(DISCONNECT_EXTENSION) if extensions else None
+    watcher = None
+    if isinstance(signal, DisconnectSignal):
+        signal.callback = lost
+    else:
+        signal = None
+        watcher = asyncio.get_running_loop().create_task(watch())
     try:
         await work
     except asyncio.CancelledError:
@@ -460,7 +489,10 @@ async def _cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, None
             raise
         exchange.client_disconnected = True
     finally:
-        watcher.cancel()
+        if signal is not None:
+            signal.callback = None
+        if watcher is not None:
+            watcher.cancel()
 
 
 def _log_body(what: str, body: Body) -> None:

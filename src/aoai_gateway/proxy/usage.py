@@ -50,21 +50,31 @@ def _usage_of(document: object) -> Usage | None:
 
 
 class StreamTail:
-    """Keeps the last few KiB of an SSE stream: the usage chunk, when asked for, is the one before [DONE]."""
+    """Keeps the last 2 KiB or so of an SSE stream: the usage chunk, when asked for, is the one before [DONE].
 
-    __slots__ = ("_tail",)
-    _KEEP = 8192
+    It holds the last chunks themselves (no copy per chunk) and joins them only when asked: per open stream that
+    is a list and a few short-lived chunks, not a buffer of its own.
+    """
+
+    __slots__ = ("_chunks", "_size")
+    _KEEP = 2048  # a chat usage event is ~400 bytes; a longer event is read by its tail (`usage_of_body`)
 
     def __init__(self) -> None:
-        self._tail = b""
+        self._chunks: list[bytes] = []
+        self._size = 0
 
     def feed(self, chunk: bytes) -> None:
-        self._tail = (self._tail + chunk)[-self._KEEP :]
+        chunks = self._chunks
+        chunks.append(chunk)
+        self._size += len(chunk)
+        while self._size - len(chunks[0]) >= self._KEEP:
+            self._size -= len(chunks.pop(0))
 
     def usage(self) -> Usage | None:
-        if _MARK not in self._tail:
+        tail = b"".join(self._chunks)[-self._KEEP :]
+        if _MARK not in tail:
             return None
-        for line in reversed(self._tail.split(b"\n")):
+        for line in reversed(tail.split(b"\n")):
             if line.startswith(b"data:") and _MARK in line:
                 try:
                     return _usage_of(orjson.loads(line[5:]))

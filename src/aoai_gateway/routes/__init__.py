@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..access import Access, ManagedAccess
 from ..config import Settings
+from ..console import add_console_routes
 from ..http.paths import Router, SocketRouter
 from ..metrics import GatewayMetrics
 from ..proxy import ProxyService
@@ -21,8 +24,17 @@ from .openai_api import add_openai_routes
 from .realtime import add_realtime_routes
 from .responses_api import add_responses_routes
 
+if TYPE_CHECKING:
+    from ..assistant.service import AssistantService  # the assistant extra, only with assistant.enabled
 
-def build_router(settings: Settings, service: ProxyService, access: Access, metrics: GatewayMetrics | None) -> Router:
+
+def build_router(
+    settings: Settings,
+    service: ProxyService,
+    access: Access,
+    metrics: GatewayMetrics | None,
+    assistant: AssistantService | None = None,
+) -> Router:
     managed = access if isinstance(access, ManagedAccess) else None  # the stores behind keys and events
     router = Router()
     add_info_routes(router, settings, access)
@@ -31,10 +43,16 @@ def build_router(settings: Settings, service: ProxyService, access: Access, metr
     add_event_routes(router, settings.admin, managed)
     owners = ObjectOwners(managed.db) if managed is not None else None
     add_files_routes(router, settings.api_base, FilesService(settings, service, owners))
+    if assistant is not None:
+        from .assistant_api import add_assistant_routes
+
+        add_assistant_routes(router, settings.api_base, access, assistant)
     add_openai_routes(router, settings.api_base, service, settings.limits)
     # After the generic create route (it adds api-version handling), before Azure's catch-all v1 pattern.
     add_responses_routes(router, settings.api_base, service, settings.limits)
     add_azure_routes(router, service, settings.limits)
+    if settings.console_enabled:
+        add_console_routes(router, settings, managed, service.router)
     return router
 
 

@@ -127,11 +127,21 @@ def usage_query(query: dict[str, str]) -> dict[str, Any]:
             filters["since"] = parse_when(query["since"])
         except (ValueError, OverflowError) as exc:
             raise InvalidRequest(str(exc), param="since") from None
-    for param, low, high in (("limit", 1, MAX_PAGE), ("offset", 0, 2**62)):
+    for param, low, high in (("limit", 1, MAX_PAGE), ("offset", 0, MAX_OFFSET)):
         if param in query:
-            value = query[param]
-            # Length first: int() of thousands of digits is slow, and refused past 4300.
-            if not (value.isascii() and value.isdigit() and len(value) <= 19) or not low <= int(value) <= high:
-                raise InvalidRequest(f"{param} must be an integer from {low} to {high}; got {value!r}.", param=param)
-            filters[param] = int(value)
+            filters[param] = bounded_int(query, param, low, high)
     return filters
+
+
+MAX_OFFSET = 2**62
+
+
+def bounded_int(query: dict[str, str], param: str, low: int, high: int, default: int | None = None) -> int:
+    """`query[param]` as an integer in low..high (`default` when absent); `InvalidRequest` naming it otherwise."""
+    value = query.get(param)
+    if value is None and default is not None:
+        return default
+    # Length first: int() of thousands of digits is slow, and refused past 4300.
+    if value is None or not (value.isascii() and value.isdigit() and len(value) <= 19) or not low <= int(value) <= high:
+        raise InvalidRequest(f"{param} must be an integer from {low} to {high}; got {value!r}.", param=param)
+    return int(value)

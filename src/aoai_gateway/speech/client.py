@@ -20,10 +20,14 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING
+
+import orjson
 
 from ..config import Deployment
 from ..config.speech import SpeechSettings
 from ..errors import InvalidRequest, ModelNotFound, UpstreamError
+from ..extras import needs
 from ..http.multipart import MultipartForm
 from ..upstream import UpstreamRequest, UpstreamWebSocket, WebSocketRequest
 from .audio import SAMPLE_RATE, decode_audio
@@ -33,6 +37,9 @@ from .languages import LANGUAGES
 from .pool import SpeechPool, pool_size
 from .request import SpeechRequest, Task
 from .transcript import Transcript
+
+if TYPE_CHECKING:
+    from .voice import LocalVoice
 
 log = logging.getLogger("aoai_gateway.speech")
 
@@ -44,13 +51,21 @@ class LocalSpeechClient:
 
     def __init__(self, deployments: Iterable[Deployment], settings: SpeechSettings) -> None:
         self._settings = settings
-        self._paths = {d.deployment: str(d.model_path) for d in deployments}
+        deployments = list(deployments)
+        self._paths = {d.deployment: str(d.model_path) for d in deployments if d.engine == "whisper"}
+        self._voices = {d.deployment for d in deployments if d.engine == "espeak-ng"}
+        self._voice: LocalVoice | None = None
         self._models: dict[str, SpeechModel] = {}
         self.size = pool_size(settings.workers, settings.cpu_threads)
         self.pool = SpeechPool(self.size.workers, settings.queue_size)
 
     async def start(self) -> None:
         """Load every model, off the event loop; a model that cannot load stops start-up with its reason."""
+        if self._voices:
+            with needs("voice", "engine: espeak-ng"):
+                from .voice import LocalVoice
+
+            self._voice = await asyncio.to_thread(LocalVoice)
         size = self.size
         for path in sorted(set(self._paths.values())):
             self._models[path] = await asyncio.to_thread(
@@ -67,6 +82,8 @@ class LocalSpeechClient:
     async def send(self, request: UpstreamRequest, *, stream: bool) -> LocalResponse:
         """The model's answer; a refusal (unusable audio, a full queue, shutting down) is raised as the gateway's
         own error, which the proxy renders or fails over on, as it would an upstream's answer."""
+        if request.operation == "audio/speech" or request.deployment in self._voices:
+            return await self._speak(request)
         model, task = self._route(request.deployment, request.operation)
         form = request.form
         if form is None:  # the body changed on its way here: parse what will really be read
@@ -90,7 +107,28 @@ class LocalSpeechClient:
         # Never reached: the local provider names no realtime URL, so no session is routed here.
         raise InvalidRequest("Local models serve audio transcriptions and translations, not realtime sessions.")
 
+    async def _speak(self, request: UpstreamRequest) -> LocalResponse:
+        from .voice import VoiceRequest
+
+        if self._voice is None or request.deployment not in self._voices or request.operation != "audio/speech":
+            raise InvalidRequest(
+                "Local speech synthesis is served by `engine: espeak-ng` deployments, transcription by whisper "
+                "ones; this deployment does not serve this operation.",
+                code="unsupported_operation",
+            )
+        try:
+            body = orjson.loads(bytes(request.body))
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("The request body is not JSON.") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object.")
+        content_type, audio, seconds = await self._voice.speak(VoiceRequest.from_json(body))
+        headers = [(b"content-type", content_type.encode()), _length(audio)]
+        return LocalResponse(200, headers, body=audio, audio_seconds=seconds)
+
     async def aclose(self) -> None:
+        if self._voice is not None:
+            self._voice.close()
         await self.pool.close()
         for model in self._models.values():
             model.close()

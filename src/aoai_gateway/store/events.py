@@ -5,14 +5,23 @@ event = await events.create(EventSpec("Hack Day", starts_at, ends_at, "Europe/Be
                                       Limits(daily_requests=200, daily_tokens=100_000, max_tokens=1000)))
 event.window_error(now)      # None inside the window, else what to tell the attendee
 await events.take_seat(event.id)   # False when max_attendees are registered; one UPDATE, so never overshot
+page = await events.page(limit=50, offset=0)            # 51 rows at most: the 51st says another page follows
+await events.save(replace(event, ends_at=later), {"ends_at"})   # its attendees' keys follow, same transaction
+await events.delete(event.id)      # hidden from now on, every attendee key revoked, usage rows kept
+
+What an attendee key may do is copied from its event at registration (models, daily caps, `max_tokens`, expiry
+at `ends_at`); `save` copies the changed ones onto every key of the event, so an organiser's change reaches the
+attendees already registered (a cap an admin set on one attendee's key is overwritten by the event's).
 
 Shared codes arrive here already hashed (`access.codes`): the store never sees a plain code.
 """
 
 from __future__ import annotations
 
+import builtins
 import secrets
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -87,6 +96,32 @@ _COLUMNS = (
     "id, name, starts_at, ends_at, timezone, models, daily_requests, daily_tokens, max_tokens, "
     "shared_code_hash, created_at, max_attendees, attendees"
 )
+_LIVE = "deleted_at IS NULL"
+# Event fields -> the attendee-key column that copies them, and how the event's value becomes the key's.
+_KEY_COPIES: dict[str, tuple[str, Callable[[Event], Any]]] = {
+    "ends_at": ("expires_at", lambda e: e.ends_at),
+    "models": ("models", lambda e: _models_json(e.models)),
+    "daily_requests": ("daily_requests", lambda e: e.limits.daily_requests),
+    "daily_tokens": ("daily_tokens", lambda e: e.limits.daily_tokens),
+    "max_tokens": ("max_tokens", lambda e: e.limits.max_tokens),
+}
+# Event fields -> how `save` writes them.
+_EVENT_COLUMNS: dict[str, Callable[[Event], Any]] = {
+    "name": lambda e: e.name,
+    "starts_at": lambda e: e.starts_at,
+    "ends_at": lambda e: e.ends_at,
+    "timezone": lambda e: e.timezone,
+    "models": lambda e: _models_json(e.models),
+    "daily_requests": lambda e: e.limits.daily_requests,
+    "daily_tokens": lambda e: e.limits.daily_tokens,
+    "max_tokens": lambda e: e.limits.max_tokens,
+    "max_attendees": lambda e: e.max_attendees,
+    "shared_code_hash": lambda e: e.code_hash,
+}
+
+
+def _models_json(models: tuple[str, ...] | None) -> str | None:
+    return orjson.dumps(list(models)).decode() if models is not None else None
 
 
 def _event(row: Row) -> Event:
@@ -130,7 +165,7 @@ class EventStore:
             time.time(),
             spec.max_attendees,
         )
-        models = orjson.dumps(list(event.models)).decode() if event.models is not None else None
+        models = _models_json(event.models)
         await self.db.execute(
             f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -155,11 +190,63 @@ class EventStore:
         return await self._cache.get(event_id, lambda: self._read(event_id))
 
     async def _read(self, event_id: str) -> Event | None:
-        rows = await self.db.fetch(f"SELECT {_COLUMNS} FROM events WHERE id = ?", [event_id])
+        rows = await self.db.fetch(f"SELECT {_COLUMNS} FROM events WHERE id = ? AND {_LIVE}", [event_id])
         return _event(rows[0]) if rows else None
 
     async def list(self) -> list[Event]:
-        return [_event(row) for row in await self.db.fetch(f"SELECT {_COLUMNS} FROM events ORDER BY starts_at")]
+        """Every event not deleted, by start (small deployments, tests); pages use `page`."""
+        rows = await self.db.fetch(f"SELECT {_COLUMNS} FROM events WHERE {_LIVE} ORDER BY starts_at, id")
+        return [_event(row) for row in rows]
+
+    async def page(self, *, limit: int, offset: int = 0) -> builtins.list[Event]:
+        """At most `limit` events not deleted, by start then id, after skipping `offset` (index `events_starts`)."""
+        rows = await self.db.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE {_LIVE} ORDER BY starts_at, id LIMIT ? OFFSET ?", [limit, offset]
+        )
+        return [_event(row) for row in rows]
+
+    async def save(self, event: Event, changed: Iterable[str]) -> bool:
+        """Write the `changed` fields of `event` (names of `_EVENT_COLUMNS`), and copy those its attendee keys
+        hold onto every key of the event, in one transaction; False when the event is gone (deleted meanwhile)."""
+        names = [name for name in _EVENT_COLUMNS if name in set(changed)]
+        if not names:
+            return await self._read(event.id) is not None
+        event_sql = (
+            f"UPDATE events SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ? AND {_LIVE}",
+            [[*(_EVENT_COLUMNS[name](event) for name in names), event.id]],
+        )
+        copies = [_KEY_COPIES[name] for name in names if name in _KEY_COPIES]
+        batches: list[tuple[str, list[list[Any]]]] = [event_sql]
+        if copies:
+            assignments = ", ".join(f"{column} = ?" for column, _ in copies)
+            batches.append(
+                (
+                    f"UPDATE keys SET {assignments} WHERE event_id = ?",
+                    [[*(read(event) for _, read in copies), event.id]],
+                )
+            )
+        if await self._read(event.id) is None:
+            return False
+        await self.db.execute_batches(batches)
+        self._cache.clear()
+        return True
+
+    async def delete(self, event_id: str, now: float | None = None) -> bool:
+        """Hide the event and revoke every key of it, in one transaction; False when there is no such event.
+
+        The row stays: usage reports and revoked keys still name it, and an id is never handed out twice.
+        """
+        if await self._read(event_id) is None:
+            return False
+        when = time.time() if now is None else now
+        await self.db.execute_batches(
+            [
+                (f"UPDATE events SET deleted_at = ? WHERE id = ? AND {_LIVE}", [[when, event_id]]),
+                ("UPDATE keys SET revoked_at = ? WHERE event_id = ? AND revoked_at IS NULL", [[when, event_id]]),
+            ]
+        )
+        self._cache.clear()
+        return True
 
     async def take_seat(self, event_id: str) -> bool:
         """Count one more attendee unless the event is full: one conditional UPDATE, atomic on either database."""

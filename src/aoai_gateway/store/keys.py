@@ -9,15 +9,18 @@ await keys.enrol(KeySpec("Ann", event_id="evt_1"), "email:ann@example.com")   # 
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import orjson
 
+from ..labels import normalised_name
 from .cache import ReadCache
 from .database import Database, Row
 
@@ -63,6 +66,10 @@ class GatewayKey:
         data.update(data.pop("limits"))
         data["models"] = list(self.models) if self.models is not None else None
         return data
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def hash_secret(secret: str) -> str:
@@ -182,6 +189,39 @@ class KeyStore:
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
         return [_key(row) for row in await self.db.fetch(sql + " ORDER BY created_at", params)]
+
+    async def attendees(
+        self, event_id: str, *, search: str | None = None, limit: int, offset: int = 0
+    ) -> tuple[builtins.list[GatewayKey], int]:
+        """One page of an event's keys by registration (index `keys_event_created`), and how many match in all.
+
+        `search` matches part of the name or of the attendee identity (the e-mail, or the normalised name), in any
+        case; `%`, `_` and `\\` in it are literal.
+        """
+        where, params = "event_id = ?", [event_id]
+        if search:
+            pattern = "%" + _like_escaped(search.casefold()) + "%"
+            where += " AND (lower(name) LIKE ? ESCAPE '\\' OR attendee LIKE ? ESCAPE '\\')"
+            params += [pattern, "%" + _like_escaped(normalised_name(search)) + "%"]
+        rows = await self.db.fetch(
+            f"SELECT {_COLUMNS} FROM keys WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        total = await self.db.fetch(f"SELECT COUNT(*) AS n FROM keys WHERE {where}", params)
+        return [_key(row) for row in rows], int(total[0]["n"])
+
+    async def names(self, key_ids: Sequence[str]) -> dict[str, str]:
+        """Key id -> name, for the ids that exist."""
+        if not key_ids:
+            return {}
+        rows = await self.db.fetch(
+            f"SELECT id, name FROM keys WHERE id IN ({', '.join('?' * len(key_ids))})", list(key_ids)
+        )
+        return {row["id"]: row["name"] for row in rows}
+
+    def forget(self) -> None:
+        """Drop cached keys: another store changed key rows (an event's attendees) in this process."""
+        self._cache.clear()
 
     async def update(self, key_id: str, **changes: Any) -> GatewayKey | None:
         """Change name, models, expires_at or any limit; None when there is no such key."""

@@ -192,6 +192,34 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX owned_objects_key ON owned_objects (key_id, kind)",
         ],
     ),
+    (
+        "0007_event_admin",
+        [
+            # A deleted event is kept (its usage still names it, its keys still point at it) but hidden; its keys
+            # are revoked in the same transaction (store/events.py).
+            "ALTER TABLE events ADD COLUMN deleted_at DOUBLE PRECISION",
+            # The pages of the admin API and the CLI: events by start, an event's attendees by registration.
+            "CREATE INDEX events_starts ON events (starts_at, id)",
+            "CREATE INDEX keys_event_created ON keys (event_id, created_at, id)",
+            # A page of attendees' usage today reads the hourly rollup of those keys only, not every key's hours.
+            "CREATE INDEX usage_hourly_key ON usage_hourly (key_id, bucket)",
+        ],
+    ),
+    (
+        "0008_assistant_sessions",
+        [
+            # The voice assistant's conversations (assistant/sessions.py): messages and a pending confirmation.
+            """CREATE TABLE assistant_sessions (
+                id TEXT PRIMARY KEY,
+                key_id TEXT,
+                state {json} NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX assistant_sessions_expiry ON assistant_sessions (expires_at)",
+        ],
+    ),
 ]
 
 _JSON_TYPE = {"postgresql": "JSONB", "sqlite": "TEXT"}

@@ -114,10 +114,14 @@ def report_parts(
 ) -> list[tuple[str, list[Any]]]:
     """Per source, `SELECT grp, requests, errors, ... GROUP BY grp` over rows with `at >= since` (all if None).
 
-    `by_column` is a dimension or "day"; `filters` are (dimension, value) pairs that must hold.
+    `by_column` is a dimension or "day"; `filters` are (dimension, value) pairs that must hold, a tuple value
+    meaning any of its (non-empty) values.
     """
-    where = [f"{column} = ?" for column, _ in filters]
-    values = [value for _, value in filters]
+    where = [
+        f"{column} IN ({', '.join('?' * len(value))})" if isinstance(value, tuple) else f"{column} = ?"
+        for column, value in filters
+    ]
+    values = [item for _, value in filters for item in (value if isinstance(value, tuple) else (value,))]
     if since is None:
         ranges: list[tuple[str, list[str], list[Any]]] = [(TABLES[DAY], [], [])]
     else:

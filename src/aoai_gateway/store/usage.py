@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import operator
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -175,3 +176,58 @@ async def key_totals(db: Database, key_id: str, since: float) -> tuple[int, int,
         totals.append((int(row.get("requests") or 0), int(row.get("tokens") or 0)))
     (day_requests, day_tokens), (_, tokens) = totals
     return day_requests, day_tokens, tokens
+
+
+async def usage_by_key(db: Database, key_ids: Sequence[str], since: float | None = None) -> dict[str, dict[str, int]]:
+    """Key id -> {"requests", "errors", "tokens"} since `since` (ever when None), from the rollups; keys without
+    usage are absent. One query for a whole page of keys (`usage_daily_key`)."""
+    if not key_ids:
+        return {}
+    parts = report_parts(by_column="key_id", filters=[("key_id", tuple(key_ids))], since=since)
+    rows = await db.fetch(
+        "SELECT grp, SUM(requests) AS requests, SUM(errors) AS errors, "
+        "SUM(prompt_tokens) + SUM(completion_tokens) AS tokens "
+        f"FROM ({' UNION ALL '.join(sql for sql, _ in parts)}) AS parts GROUP BY grp",
+        [value for _, part_params in parts for value in part_params],
+    )
+    return {
+        row["grp"]: {name: int(row[name] or 0) for name in ("requests", "errors", "tokens")}
+        for row in rows
+        if row["grp"] is not None
+    }
+
+
+async def recent_activity(
+    db: Database, *, event_id: str, since: float, until: float, top: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """An event's raw ledger rows from `since` to `until`: per UTC minute (requests, errors, tokens; minutes
+    without requests included as zeros) and its `top` keys by tokens then requests. Read on the index
+    (event_id, at), so its cost follows the window's rows, not the ledger's."""
+    sums = (
+        "COUNT(*) AS requests, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors, "
+        "SUM(prompt_tokens + completion_tokens) AS tokens"
+    )
+    minute = "CAST(FLOOR(at / 60) AS BIGINT)"
+    window = "WHERE event_id = ? AND at >= ? AND at < ?"
+    params = [event_id, since, until]
+    by_minute = await db.fetch(f"SELECT {minute} AS minute, {sums} FROM usage {window} GROUP BY {minute}", params)
+    leaders = await db.fetch(
+        f"SELECT key_id, {sums} FROM usage {window} AND key_id IS NOT NULL GROUP BY key_id "
+        "ORDER BY tokens DESC, requests DESC, key_id LIMIT ?",
+        [*params, top],
+    )
+    counted = {int(row["minute"]): row for row in by_minute}
+    minutes = []
+    for index in range(int(since // 60), int(-(-until // 60))):
+        row = counted.get(index, {})
+        minutes.append(
+            {
+                "minute": dt.datetime.fromtimestamp(index * 60, dt.UTC).isoformat().replace("+00:00", "Z"),
+                **{name: int(row.get(name) or 0) for name in ("requests", "errors", "tokens")},
+            }
+        )
+    top_keys = [
+        {"key_id": row["key_id"], **{name: int(row[name] or 0) for name in ("requests", "errors", "tokens")}}
+        for row in leaders
+    ]
+    return minutes, top_keys

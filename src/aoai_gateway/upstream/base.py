@@ -45,6 +45,9 @@ class UpstreamRequest:
 ResendHook = Callable[[UpstreamRequest], None]
 """Told of each request sent once more to the same upstream: `on_resend=lambda r: metrics.resend(r.deployment)`."""
 
+WaitingHook = Callable[[int], None]
+"""Told how many requests wait for a pooled connection, each time that changes: `on_waiting=gauge.set`."""
+
 
 class UpstreamResponse(Protocol):
     status: int
@@ -121,7 +124,9 @@ def mapped_errors(exception_map: Mapping[type[BaseException], type[UpstreamError
 
 
 class UpstreamClientFactory(Protocol):
-    def __call__(self, settings: UpstreamSettings, on_resend: ResendHook | None = None) -> UpstreamClient: ...
+    def __call__(
+        self, settings: UpstreamSettings, on_resend: ResendHook | None = None, on_waiting: WaitingHook | None = None
+    ) -> UpstreamClient: ...
 
 
 __all__ = [
@@ -133,6 +138,7 @@ __all__ = [
     "UpstreamRequest",
     "UpstreamResponse",
     "UpstreamWebSocket",
+    "WaitingHook",
     "WebSocketRequest",
     "mapped_errors",
 ]

@@ -1,0 +1,66 @@
+"""The console's small parts on their own: session expiry and bounds, the throttle's windows, cookies, CSRF."""
+
+from __future__ import annotations
+
+import pytest
+
+from aoai_gateway.console.security import CsrfGuard, cookie_header, read_cookies
+from aoai_gateway.console.sessions import AdminSessions, SignInThrottle
+from aoai_gateway.errors import PermissionDenied, RateLimited
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sessions_expire_and_stay_bounded() -> None:
+    clock = Clock()
+    sessions = AdminSessions(ttl_seconds=60, max_sessions=3, clock=clock)
+    first = sessions.open()
+    assert sessions.valid(first) and not sessions.valid("forged") and not sessions.valid(None)
+    clock.now += 61
+    assert not sessions.valid(first)
+    opened = [sessions.open() for _ in range(4)]
+    assert not sessions.valid(opened[0]) and all(sessions.valid(s) for s in opened[1:])  # the oldest went first
+    sessions.close(opened[1])
+    assert not sessions.valid(opened[1])
+
+
+def test_throttle_counts_per_address_and_window() -> None:
+    clock = Clock(900.0 * 1000)
+    throttle = SignInThrottle(attempts=2, window=900, clock=clock)
+    throttle.admit("203.0.113.7")
+    throttle.refund("203.0.113.7")  # a right key is not counted
+    throttle.admit("203.0.113.7")
+    throttle.admit("203.0.113.7")
+    with pytest.raises(RateLimited) as refused:
+        throttle.admit("203.0.113.7")
+    assert refused.value.headers["retry-after"] == "900"
+    throttle.admit("198.51.100.1")  # another address has its own count
+    throttle.admit("2001:db8::1")
+    throttle.admit("2001:db8::2")
+    with pytest.raises(RateLimited):
+        throttle.admit("2001:db8::3")  # one IPv6 /64 is one client
+    clock.now += 900
+    throttle.admit("203.0.113.7")  # a new quarter-hour
+
+
+def test_cookies_and_csrf() -> None:
+    assert cookie_header("a", "b", path="/console", secure=True, max_age=0) == (
+        b"set-cookie",
+        b"a=b; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0; Secure",
+    )
+    assert b"Secure" not in cookie_header("a", "b", path="/c", secure=False)[1]
+    assert read_cookies("a=1; b = 2;junk; a=3; =x") == {"a": "1", "b": "2"}
+    guard = CsrfGuard.for_master_key("master")
+    token = guard.token("cookie-value")
+    guard.check("cookie-value", token)
+    assert CsrfGuard.for_master_key("master").token("cookie-value") == token  # every worker agrees
+    assert CsrfGuard.for_master_key("other").token("cookie-value") != token
+    for cookie, given in (("cookie-value", "x"), ("other", token), (None, token), ("cookie-value", None), ("c", "é")):
+        with pytest.raises(PermissionDenied):
+            guard.check(cookie, given)

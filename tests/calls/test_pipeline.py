@@ -547,3 +547,28 @@ def test_eval_from_audio_and_from_gold_transcripts_reports_both_apart(
     assert scripted["customer_name"]["passage"].startswith("Hello, this is Anna")
     gold_transcript = json.loads((out / "gold" / "transcripts.jsonl").read_text())["transcript"]
     assert gold_transcript.startswith("Hello, this is Anna from Brightwater Pumps.")
+
+
+def test_eval_from_gold_transcripts_needs_no_recordings(
+    calls_config: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from aoai_gateway.cli import main
+
+    from .conftest import write_config
+
+    dev = _dev_set(tmp_path)
+    shutil.rmtree(dev / "audio")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # no espeak-ng to make recordings with
+    config = write_config(tmp_path / "config.yaml", calls_config("extract-acme"))
+    out = tmp_path / "eval"
+
+    assert main(["calls", "eval", str(dev), "--config", str(config), "--out", str(out), "--transcripts", "gold"]) == 0
+
+    printed = capfd.readouterr().out
+    assert "=== calls eval: gold transcripts" in printed and "from the audio" not in printed
+    assert not (out / "audio").exists() and (out / "predictions.jsonl").is_file()
+    # The scripted answer's quotes are the emulator's own words, not the script's: nothing it says is kept.
+    assert json.loads((out / "predictions.jsonl").read_text())["fields"]["customer_name"] is None
+    assert "values_dropped_without_quote=8" in printed

@@ -244,7 +244,7 @@ class Pipeline:
                     "model": transcription["model"],
                     "deployment": transcription["deployment"],
                     "prompt": transcription.get("prompt"),  # the vocabulary it was primed with
-                    "seconds": transcription.get("seconds"),  # wall time, when this run transcribed it
+                    "seconds": transcription.get("seconds"),  # wall time (of the run that checkpointed it)
                 },
                 "extraction": {
                     "model": extraction.model,

@@ -70,7 +70,8 @@ def test_found_quotes_keep_their_values_with_the_segment_times() -> None:
     assert result.fields["products_of_interest"] == ["home battery"] and result.dropped == 0
     name = result.evidence["customer_name"]
     assert (name["found"], name["score"], name["start"], name["end"]) == (True, 1.0, 4.2, 6.0)
-    assert name["passage"] == "speaking with Callum Fairbairn"
+    assert name["passage"] == "speaking with Callum Fairbairn" and name["value_score"] == 1.0
+    assert result.evidence["budget"]["value_score"] < 0.5  # "£9,000" is said as words: kept, flagged for review
     assert result.evidence["location"]["passage"] == "we're in Leeds, not Manchester"
     assert result.evidence["products_of_interest"][0]["start"] == 10.1
     # A quote over two segments spans both.

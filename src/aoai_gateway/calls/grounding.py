@@ -29,7 +29,9 @@ Why 0.9, measured on calls-dev (12 calls; each quote its sentence's first 12 wor
 0.85 would keep 4 points more of the sloppy quotes and let a changed name through; 0.9 does not. A quote longer
 than `MAX_QUOTE_CHARS` is refused unread: a quote is a few words, and the fuzzy search is linear in the
 transcript for each one. What this cannot catch: a real quote beside a value that misstates it (quote "about
-nine thousand pounds", value "$90,000"); the evidence is there for a reviewer to see.
+nine thousand pounds", value "$90,000"), since values are rightly written otherwise than said ("£9,000");
+`value_score` in the evidence (the value looked up in its own passage, 1.0 when word for word) shows a reviewer
+where to look.
 """
 
 from __future__ import annotations
@@ -223,13 +225,17 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
         note["reason"] = f"the quote is not in the transcript ({closest})"
         return note
     first, last = transcript.segments_between(match.start, match.end)
+    passage = transcript.text[match.start : match.end]
     note.update(
         found=True,
-        passage=transcript.text[match.start : match.end],
+        passage=passage,
         start=transcript.segments[first].start,
         end=transcript.segments[last].end,
         segments=[first, last],
     )
+    if isinstance(value, str):  # how far the value itself is in its passage: 1.0 word for word, for a reviewer
+        in_passage = _Searcher(passage).find(value)
+        note["value_score"] = round(in_passage.score, 3) if in_passage else 0.0
     return note
 
 

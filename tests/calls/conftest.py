@@ -39,6 +39,37 @@ ACME = {
     "next_steps": "roof survey on Thursday",
     "summary": "Wants panels and a battery.",
 }
+# The emulator's transcripts all say "This is an emulated transcription of NAME.": a quote that grounds anything.
+QUOTE = "an emulated transcription"
+
+
+def grounded(fields: dict[str, Any], quote: str = QUOTE) -> dict[str, Any]:
+    """`fields` as a grounded answer: each value with `quote` (each item of a list too); `summary` as it is."""
+
+    def pair(value: Any) -> dict[str, Any]:
+        return {"value": value, "quote": None if value is None else quote}
+
+    return {
+        name: value if name == "summary" else [pair(v) for v in value] if isinstance(value, list) else pair(value)
+        for name, value in fields.items()
+    }
+
+
+ACME_ANSWER = grounded(ACME)
+# A model that invents: a name the call never says, hostile and oversized quotes, one value quoted loosely.
+INVENTED_ANSWER = {
+    **grounded({name: None for name in ACME}),
+    "customer_name": {"value": "Dana Whitfield", "quote": "my name is Dana Whitfield"},
+    "company": {"value": "Acme Ltd", "quote": QUOTE},
+    "location": {"value": "\x1b]0;pwned\x07Leeds", "quote": "\x1b[2J\x00\u202e"},
+    "products_of_interest": [
+        {"value": "solar panels", "quote": QUOTE},
+        {"value": "home battery", "quote": "battery " * 2_000},
+    ],
+    "budget": {"value": "£9,000", "quote": "  AN Emulated,\ttranscription!! "},
+    "sentiment": {"value": "positive", "quote": "The customer is keen to buy."},
+    "summary": "Made up.",
+}
 
 
 @pytest.fixture(scope="session")
@@ -56,16 +87,17 @@ def calls_emulator() -> Iterator[AsgiServer]:
             "deployments": [
                 {"name": "gpt-4o"},
                 {"name": "whisper"},
-                {"name": "extract-acme", "model": "gpt-4o", "responses": [json.dumps(ACME)]},
+                {"name": "extract-acme", "model": "gpt-4o", "responses": [json.dumps(ACME_ANSWER)]},
                 {"name": "extract-garbage", "model": "gpt-4o", "responses": ["Sure! Here are the fields: none"]},
+                {"name": "extract-invented", "model": "gpt-4o", "responses": [json.dumps(INVENTED_ANSWER)]},
                 # cut short, then valid JSON that breaks the schema, then a valid answer
                 {
                     "name": "extract-reask",
                     "model": "gpt-4o",
                     "responses": [
                         '{"customer_name": "Dana',
-                        json.dumps({**ACME, "sentiment": "keen"}),
-                        json.dumps(ACME),
+                        json.dumps({**ACME_ANSWER, "sentiment": {"value": "keen", "quote": QUOTE}}),
+                        json.dumps(ACME_ANSWER),
                     ],
                 },
                 {"name": "extract-slow", "model": "gpt-4o", "latency_ms": 300},
@@ -110,6 +142,7 @@ def calls_config(tmp_path: Path, reset_emulator: AsgiServer) -> CallsConfigFacto
                 ("whisper-1", "whisper"),
                 ("acme", "extract-acme"),
                 ("garbage", "extract-garbage"),
+                ("invented", "extract-invented"),
                 ("reask", "extract-reask"),
                 ("slow", "extract-slow"),
             ]
@@ -118,6 +151,7 @@ def calls_config(tmp_path: Path, reset_emulator: AsgiServer) -> CallsConfigFacto
         models = {
             "extract-acme": "acme",
             "extract-garbage": "garbage",
+            "extract-invented": "invented",
             "extract-reask": "reask",
             "extract-slow": "slow",
         }

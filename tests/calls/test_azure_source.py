@@ -7,6 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -188,3 +189,43 @@ async def test_open_source_uses_the_registry_and_item_uris_find_their_source_aga
     async with contextlib.aclosing(open_source(spec, settings(env(azurite)))) as again:
         found = await again.stat(name)
     assert (found.uri, found.version, found.size, found.modified) == (item.uri, item.version, item.size, item.modified)
+
+
+async def test_a_blobs_vocabulary_metadata_primes_its_transcription(
+    azurite: str, calls_settings: Any, reset_emulator: Any
+) -> None:
+    from aoai_gateway.calls.cli import open_pipeline, open_store
+    from aoai_gateway.calls.runner import Runner
+
+    from .conftest import SPEECH_AUDIO
+
+    name = await new_container(azurite, {})
+    metadata = {
+        # percent-encoded UTF-8 (metadata is ASCII), `;` between names; a hostile one is cleaned, not refused
+        "vocabulary": "Fjordline Seafood; Ingrid%20Solberg;%C3%85lesund;;%1B%5D0%3Bpwned%07;" + "x" * 300,
+    }
+    async with BlobServiceClient.from_connection_string(azurite) as service:
+        blob = service.get_blob_client(name, "calls/call.wav")
+        await blob.upload_blob((SPEECH_AUDIO / "report.wav").read_bytes(), metadata=metadata)
+        await service.get_blob_client(name, "calls/plain.wav").upload_blob(b"RIFF")
+    expected = ("Fjordline Seafood", "Ingrid Solberg", "\u00c5lesund", "]0;pwned", "x" * 100)
+    async with opened(f"azure://{name}", env(azurite)) as source:
+        items = await source.scan()
+        assert [item.hints for item in items] == [expected, ()]
+        assert (await source.stat("calls/call.wav")).hints == expected
+
+    settings = calls_settings()
+    spec = f"azure://{name}/calls?connection_string={quote(azurite, safe='')}"
+    async with contextlib.aclosing(open_source(spec, settings.calls)) as source:
+        [item, _] = await source.scan()
+        async with open_pipeline(settings, None) as pipeline:
+            summary = await Runner(pipeline, 1).run_batch([(source, item)])
+    assert summary.processed == 1
+    store = await open_store(settings)
+    try:
+        [record] = await store.query(limit=None)
+    finally:
+        await store.db.close()
+    assert record.document is not None
+    prompt = record.document["models"]["transcription"]["prompt"]
+    assert prompt == "Fjordline Seafood, Ingrid Solberg, \u00c5lesund, ]0;pwned, " + "x" * 100 + "."

@@ -339,3 +339,42 @@ def test_chunk_interval_paces_the_stream(emulator_http: httpx.Client) -> None:
     assert events[-1] == "data: [DONE]"
     assert elapsed >= 0.02 * (len(events) - 1) * 0.9
     assert response.headers["content-type"].startswith("text/event-stream")
+
+
+def test_quote_properties_quote_the_tagged_text_verbatim(emulator_client: AzureOpenAI) -> None:
+    """A grounded extraction's answer: each `quote` a passage of the text between the message's tags."""
+    pair = {
+        "type": "object",
+        "properties": {"value": {"type": ["string", "null"]}, "quote": {"type": ["string", "null"]}},
+        "required": ["value", "quote"],
+        "additionalProperties": False,
+    }
+    schema = {
+        "type": "object",
+        "properties": {"name": pair, "items": {"type": "array", "items": pair}, "city": pair},
+        "required": ["name", "items", "city"],
+        "additionalProperties": False,
+    }
+    call = "Hi, this is Anna. I need two pumps for the plant in Boston, Massachusetts by the end of March please. Bye!"
+    message = f"Extract the fields. Quote exactly.\n\n<transcript>\n{call}\n</transcript>"
+    for kind in ("json_schema", "tool"):
+        if kind == "json_schema":
+            completion = emulator_client.chat.completions.create(
+                model="gpt-4o-deploy",
+                messages=[{"role": "user", "content": message}],
+                response_format={"type": "json_schema", "json_schema": {"name": "f", "strict": True, "schema": schema}},
+            )
+            answer = json.loads(completion.choices[0].message.content or "")
+        else:
+            tool = {"type": "function", "function": {"name": "record", "parameters": schema}}
+            completion = emulator_client.chat.completions.create(
+                model="gpt-4o-deploy",
+                messages=[{"role": "user", "content": message}],
+                tools=[tool],  # type: ignore[list-item]
+                tool_choice={"type": "function", "function": {"name": "record"}},
+            )
+            answer = json.loads(function_calls(completion)[0].function.arguments)
+        quotes = [answer["name"]["quote"], answer["items"][0]["quote"], answer["city"]["quote"]]
+        # Sentences in turn, at most 12 words each, never the instructions outside the tags.
+        assert quotes == ["Hi, this is Anna.", "I need two pumps for the plant in Boston, Massachusetts by the", "Bye!"]
+        assert all(quote in call for quote in quotes)

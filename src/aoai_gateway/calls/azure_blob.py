@@ -11,6 +11,9 @@ connection_string`; `calls.azure_storage.account` with its `key` or `sas_token` 
 `https://<account>.blob.core.windows.net`). The settings come from the config file or, as Azure's tools have it,
 from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN and
 AZURE_STORAGE_BLOB_ENDPOINT (read by the config loader: config/calls.py). URIs and error messages never carry them.
+
+A blob's `vocabulary` metadata (names separated by `;`, percent-encoded where not ASCII, as metadata must be:
+`Fjordline Seafood;Ingrid Solberg;%C3%85lesund`) is that recording's vocabulary for Whisper (vocabulary.py).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pydantic import SecretStr
 from ..config.calls import AzureStorageSettings
 from .errors import SourceError
 from .sources import SourceItem, is_audio
+from .vocabulary import VOCABULARY_METADATA, metadata_names
 
 __all__ = ["AzureBlobSource", "open_azure_source"]
 
@@ -90,7 +94,8 @@ class AzureBlobSource:
     async def scan(self) -> list[SourceItem]:
         items = []
         with self._translated(self.uri):
-            async for blob in self._container.list_blobs(name_starts_with=self._prefix or None):
+            listing = self._container.list_blobs(name_starts_with=self._prefix or None, include=["metadata"])
+            async for blob in listing:
                 if is_audio(blob.name):
                     items.append(self._item(blob))
         return sorted(items, key=lambda item: item.name)
@@ -123,6 +128,7 @@ class AzureBlobSource:
             size=blob.size,
             version=(blob.etag or "").strip('"'),
             modified=blob.last_modified.timestamp() if blob.last_modified else 0.0,
+            hints=tuple(metadata_names((blob.metadata or {}).get(VOCABULARY_METADATA))),
         )
 
     @contextlib.contextmanager

@@ -35,6 +35,7 @@ from .store import STATUSES, CallRecord, CallStore, check_filter
 if TYPE_CHECKING:  # the OpenAI client and the pipeline load only for the commands that call models
     from .pipeline import Pipeline
     from .runner import Summary, Work
+    from .transcribers import Transcriber
 
 _OVERRIDES = {  # flag dest -> calls setting
     "database_url": "database_url",
@@ -141,6 +142,13 @@ def add_calls_commands(commands: Any) -> None:
     evaluate.add_argument(
         "--out", metavar="DIR", default="calls-eval", help="predictions and scores go here (default: calls-eval)"
     )
+    evaluate.add_argument(
+        "--transcripts",
+        choices=["audio", "gold", "both"],
+        default="audio",
+        help="what extraction reads: speech from the recordings, the scripts' turns (no speech), or both apart "
+        "(default: audio)",
+    )
     pipeline_options(evaluate)
 
 
@@ -187,15 +195,22 @@ async def open_store(settings: Settings, owner: str = "") -> CallStore:
 
 
 @contextlib.asynccontextmanager
-async def open_pipeline(settings: Settings, key: str | None) -> AsyncIterator[Pipeline]:
-    """The store, the model client (in-process gateway or remote) and the extractor, closed together."""
+async def open_pipeline(
+    settings: Settings, key: str | None, transcriber: Transcriber | None = None
+) -> AsyncIterator[Pipeline]:
+    """The store, the model client (in-process gateway or remote) and the extractor, closed together.
+
+    `transcriber`: where transcripts come from; by default speech, primed with `calls.vocabulary_path`."""
     from .extract import Extractor
     from .models import ModelClient
     from .pipeline import Pipeline
     from .schema import ExtractionSchema
+    from .transcribers import SpeechTranscriber
+    from .vocabulary import Vocabulary
 
     calls = settings.calls
     schema = ExtractionSchema.load(calls.schema_path)  # a bad schema fails before anything is opened
+    vocabulary = await asyncio.to_thread(Vocabulary.load, calls.vocabulary_path)  # so does a missing list
     if not calls.api_base and not settings.deployments:
         raise ConfigError(
             "no models configured for the pipeline: list deployments in the config file (transcription "
@@ -204,7 +219,8 @@ async def open_pipeline(settings: Settings, key: str | None) -> AsyncIterator[Pi
     store = await open_store(settings)
     models = ModelClient.remote(calls.api_base, key) if calls.api_base else await ModelClient.in_process(settings, key)
     try:
-        yield Pipeline(store, models, Extractor.configured(models, schema, calls), calls)
+        extractor = Extractor.configured(models, schema, calls)
+        yield Pipeline(store, models, extractor, calls, transcriber or SpeechTranscriber(models, calls, vocabulary))
     finally:
         await models.aclose()
         await store.db.close()
@@ -383,14 +399,42 @@ def _show(record: CallRecord, output: str) -> str:
     lines.append(f"source {record.source_uri} ({record.size} bytes)")
     if record.error:
         lines.append(f"error {record.error}")
+    evidence = (record.document or {}).get("evidence") or {}
     for name, value in (record.fields or {}).items():
-        shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else str(value))
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else ("-" if value is None else str(value))
         lines.append(f"  {name}: {shown}")
+        notes = evidence.get(name)
+        lines += [_evidence_line(note) for note in (notes if isinstance(notes, list) else [notes]) if note]
     lines = [printable(line) for line in lines]  # one line each: a field cannot forge the next
     transcript = (record.transcription or {}).get("text")
     if transcript:
         lines += ["", "transcript:", printable(str(transcript), keep="\n")]
     return "\n".join(lines)
+
+
+def _evidence_line(note: Any) -> str:
+    """`      "we're in Leeds" at 0:12.4-0:17.9`, or `      dropped "Acme": why` for a value without its quote."""
+    if not isinstance(note, dict):
+        return "      (unreadable evidence)"
+    quote = _clip(str(note.get("passage") or note.get("quote") or ""))
+    if note.get("found"):
+        start, end = note.get("start"), note.get("end")
+        where = (
+            f" at {_clock(start)}-{_clock(end)}"
+            if isinstance(start, int | float) and isinstance(end, int | float)
+            else ""
+        )
+        return f'      "{quote}"{where}'
+    reason = _clip(str(note.get("reason") or "unsupported"))
+    return f"      {reason}; the value {json_text(note.get('value'))}, quoted {json_text(quote)}"
+
+
+def _clip(text: str, width: int = 160) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
 def _summary_of(record: CallRecord) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
     models = await ModelClient.in_process(settings, api_key=None)        # the gateway's deployments and routing
     models = ModelClient.remote("https://gw.example.com/v1", "sk-...")   # a remote gateway, Azure's /openai/v1, ...
-    heard = await models.transcribe(path, "whisper-1", language=None)    # Transcription(text, language, ...)
+    heard = await models.transcribe(path, "whisper-1", language=None)    # Transcription(text, segments, ...)
     reply = await models.chat({"model": "gpt-4o", "messages": [...]})    # ChatReply(content, arguments, usage)
 
 In-process, each call goes straight to the gateway's proxy service (`Gateway.call`): no HTTP, no SDK, but the same
@@ -43,7 +43,9 @@ class Reply:
 
 
 class ModelTransport(Protocol):
-    async def transcription(self, model: str, language: str | None, name: str, audio: bytes) -> Reply: ...
+    async def transcription(
+        self, model: str, language: str | None, prompt: str | None, name: str, audio: bytes
+    ) -> Reply: ...
 
     async def chat(self, request: dict[str, Any]) -> Reply: ...
 
@@ -58,6 +60,10 @@ class Transcription:
     model: str
     deployment: str | None
     seconds: float  # wall time of the call
+    # Whisper's segments as {"start", "end", "text"} (seconds from the recording's start; None when unknown),
+    # and the speaker where the transcript knows it: what evidence quotes are located in.
+    segments: tuple[dict[str, Any], ...] = ()
+    prompt: str | None = None  # the vocabulary hint it was given
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +72,9 @@ class Transcription:
             "duration": self.duration,
             "model": self.model,
             "deployment": self.deployment,
+            "segments": list(self.segments),
+            "prompt": self.prompt,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -99,20 +108,32 @@ class ModelClient:
         return cls(SdkTransport(api_base, api_key, timeout))
 
     async def transcribe(
-        self, path: Path, model: str, language: str | None, piece_seconds: float = 600.0
+        self,
+        path: Path,
+        model: str,
+        language: str | None,
+        piece_seconds: float = 600.0,
+        prompt: str | None = None,
     ) -> Transcription:
-        """The whole recording's transcript; cut into pieces when it is too large for one request (413)."""
+        """The whole recording's transcript; cut into pieces when it is too large for one request (413).
+
+        `prompt` is Whisper's: text the recording is taken to follow, which steers spelling (a vocabulary)."""
         started = time.perf_counter()
         try:
             audio = await asyncio.to_thread(path.read_bytes)
-            heard = await self._transcribe(model, language, path.name, audio)
+            heard = await self._transcribe(model, language, prompt, path.name, audio)
         except ModelCallError as exc:
             if exc.status != 413:
                 raise
             parts = [
-                await self._transcribe(model, language, name, piece)
+                await self._transcribe(model, language, prompt, name, piece)
                 for name, piece in await asyncio.to_thread(lambda: list(audio_pieces(path, piece_seconds)))
             ]
+            segments: list[dict[str, Any]] = []
+            offset = 0.0
+            for part in parts:  # each piece's times count from its own start: shift them to the recording's
+                segments += [_shifted(segment, offset) for segment in part.segments]
+                offset += part.duration or 0.0
             heard = Transcription(
                 text=" ".join(part.text for part in parts if part.text),
                 language=parts[0].language,
@@ -120,13 +141,17 @@ class ModelClient:
                 model=model,
                 deployment=parts[0].deployment,
                 seconds=0.0,
+                segments=tuple(segments),
             )
-        return replace(heard, seconds=time.perf_counter() - started)
+        return replace(heard, seconds=time.perf_counter() - started, prompt=prompt)
 
-    async def _transcribe(self, model: str, language: str | None, name: str, audio: bytes) -> Transcription:
-        reply = await self.transport.transcription(model, language, name, audio)
+    async def _transcribe(
+        self, model: str, language: str | None, prompt: str | None, name: str, audio: bytes
+    ) -> Transcription:
+        reply = await self.transport.transcription(model, language, prompt, name, audio)
         body = reply.body
         text, spoken, duration = body.get("text"), body.get("language"), body.get("duration")
+        segments = body.get("segments")
         return Transcription(
             text=text.strip() if isinstance(text, str) else "",
             language=spoken if isinstance(spoken, str) and spoken else language,
@@ -134,6 +159,7 @@ class ModelClient:
             model=model,
             deployment=reply.deployment,
             seconds=0.0,
+            segments=tuple(_segments(segments) if isinstance(segments, list) else ()),
         )
 
     async def chat(self, request: dict[str, Any]) -> ChatReply:
@@ -172,8 +198,12 @@ class GatewayTransport:
         self.api_key = api_key
         self._stack = stack  # closes the gateway
 
-    async def transcription(self, model: str, language: str | None, name: str, audio: bytes) -> Reply:
-        fields = {"model": model, "response_format": "verbose_json", **({"language": language} if language else {})}
+    async def transcription(
+        self, model: str, language: str | None, prompt: str | None, name: str, audio: bytes
+    ) -> Reply:
+        fields = {"model": model, "response_format": "verbose_json"}
+        fields.update({"language": language} if language else {})
+        fields.update({"prompt": prompt} if prompt else {})
         body, content_type = form_body(fields, name, audio)
         return await self._call(model, lambda: form_call(body, content_type, "audio/transcriptions"))
 
@@ -209,8 +239,11 @@ class SdkTransport:
         self._openai = openai
         self.client = openai.AsyncOpenAI(api_key=api_key or "none", base_url=api_base, max_retries=2, timeout=timeout)
 
-    async def transcription(self, model: str, language: str | None, name: str, audio: bytes) -> Reply:
+    async def transcription(
+        self, model: str, language: str | None, prompt: str | None, name: str, audio: bytes
+    ) -> Reply:
         extra: dict[str, Any] = {"language": language} if language else {}
+        extra.update({"prompt": prompt} if prompt else {})
         pending = self.client.audio.transcriptions.with_raw_response.create(
             file=(name, audio), model=model, response_format="verbose_json", **extra
         )
@@ -240,6 +273,31 @@ class SdkTransport:
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _segments(found: list[Any]) -> list[dict[str, Any]]:
+    """The usable part of verbose_json's segments: text with its start and end (None where not a number)."""
+    kept = []
+    for segment in found:
+        if isinstance(segment, dict) and isinstance(segment.get("text"), str):
+            start, end = segment.get("start"), segment.get("end")
+            kept.append(
+                {
+                    "start": float(start) if isinstance(start, int | float) else None,
+                    "end": float(end) if isinstance(end, int | float) else None,
+                    "text": segment["text"].strip(),
+                }
+            )
+    return kept
+
+
+def _shifted(segment: dict[str, Any], offset: float) -> dict[str, Any]:
+    start, end = segment["start"], segment["end"]
+    return {
+        **segment,
+        "start": None if start is None else round(start + offset, 3),
+        "end": None if end is None else round(end + offset, 3),
+    }
 
 
 def _object(value: Any) -> dict[str, Any]:

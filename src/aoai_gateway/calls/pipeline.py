@@ -1,12 +1,14 @@
-"""One recording through read -> transcribe -> extract -> enrich -> store, exactly once whoever else is running.
+"""One recording through read -> transcribe -> extract -> ground -> enrich -> store, exactly once whoever else runs.
 
-    pipeline = Pipeline(store, models, extractor, settings.calls, owner="host:1234:ab12")
+    pipeline = Pipeline(store, models, extractor, settings.calls)   # transcriber: speech, with the vocabulary
     outcome = await pipeline.process(source, item)    # Outcome("done" | "duplicate" | "failed" | "retry" | "busy")
 
 The call id is the SHA-256 of the audio: the same recording under two names, or uploaded twice, is one call. The
 store's lease decides who works on it; the transcript is checkpointed before extraction, so a crash or a failed
 extraction never pays for Whisper twice. While a call is being worked on, a heartbeat renews the lease; when the
-process dies the lease runs out and the next worker resumes the call.
+process dies the lease runs out and the next worker resumes the call. Before extraction, spelled-out names in the
+transcript are written as words (spelling.py; the original is kept); after it, each value's quote is checked
+against that transcript (grounding.py) and the evidence stored beside the fields.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ from ..config.calls import CallsSettings
 from ..errors import DependencyUnavailable, StorageFull
 from .errors import CallError, ExtractionError, ModelCallError
 from .extract import Extraction, Extractor
+from .grounding import Grounded, ground
 from .models import ModelClient
 from .sources import Source, SourceItem
 from .store import DONE, FAILED, CallRecord, CallStore, Claim
+from .transcribers import SpeechTranscriber, Transcriber
+from .transcript import Transcript
+from .vocabulary import Vocabulary
 
 log = logging.getLogger("aoai_gateway.calls")
 
@@ -50,11 +56,20 @@ class Outcome:
 
 
 class Pipeline:
-    def __init__(self, store: CallStore, models: ModelClient, extractor: Extractor, settings: CallsSettings) -> None:
+    def __init__(
+        self,
+        store: CallStore,
+        models: ModelClient,
+        extractor: Extractor,
+        settings: CallsSettings,
+        transcriber: Transcriber | None = None,
+    ) -> None:
         self.store = store
         self.models = models
         self.extractor = extractor
         self.settings = settings
+        # Speech with no vocabulary unless given one: open_pipeline() builds the configured transcriber.
+        self.transcriber = transcriber or SpeechTranscriber(models, settings, Vocabulary())
         self._forced: set[str] = set()  # `--force` runs each call once more per run, not once per copy of it
 
     async def process(self, source: Source, item: SourceItem, *, force: bool = False, wait: bool = True) -> Outcome:
@@ -82,7 +97,7 @@ class Pipeline:
         while True:
             claim = await self._claim(call_id, item, force)
             if claim.won:
-                return await self._work(path, claim.record)
+                return await self._work(path, claim.record, item)
             record = claim.record
             if record.status == DONE:
                 return Outcome("duplicate", item, call_id)
@@ -110,20 +125,19 @@ class Pipeline:
                     await self.store.release(call_id)
             raise
 
-    async def _work(self, path: Path, record: CallRecord) -> Outcome:
+    async def _work(self, path: Path, record: CallRecord, given: SourceItem) -> Outcome:
         item = SourceItem(record.source_uri, record.name, record.size, "", record.recorded_at or 0.0)
         heartbeat = asyncio.create_task(self._heartbeat(record.id))
         model_seconds = 0.0
         try:
             transcription = record.transcription
             if transcription is None:
-                heard = await self.models.transcribe(
-                    path, self.settings.transcribe_model, self.settings.language, self.settings.piece_seconds
-                )
+                heard = await self.transcriber.transcribe(path, given)  # as the source gave it: hints and all
                 model_seconds += heard.seconds
                 transcription = heard.as_dict()
                 await self.store.checkpoint(record.id, transcription)
-            text = str(transcription["text"])
+            heard_text, transcript = await asyncio.to_thread(_read_transcript, transcription)
+            text = transcript.text
             if not text.strip():
                 raise ExtractionError("the recording has no speech that could be transcribed")
             estimate = len(text) // 4  # ~4 characters a token in English: only a guard against runaway input
@@ -134,7 +148,12 @@ class Pipeline:
                 )
             extraction = await self.extractor.extract(text)
             model_seconds += extraction.seconds
-            document = self._document(record, transcription, extraction)
+            if self.extractor.grounded:  # CPU work in proportion to the transcript: off the event loop
+                grounded = await asyncio.to_thread(ground, extraction.fields, self.extractor.schema, transcript)
+            else:
+                grounded = Grounded(fields=extraction.fields)
+            resolved = text if text != heard_text.text else None
+            document = self._document(record, transcription, resolved, extraction, grounded)
             if not await self.store.complete(record.id, document):
                 log.warning("call %s: lease lost before storing; the worker that took over stores it", record.id)
             usage = document["usage"]
@@ -196,7 +215,14 @@ class Pipeline:
             except Exception:  # the database hiccuped: try again at the next beat, before the lease runs out
                 log.warning("call %s: renewing the lease failed", call_id[:12], exc_info=True)
 
-    def _document(self, record: CallRecord, transcription: dict[str, Any], extraction: Extraction) -> dict[str, Any]:
+    def _document(
+        self,
+        record: CallRecord,
+        transcription: dict[str, Any],
+        resolved: str | None,
+        extraction: Extraction,
+        grounded: Grounded,
+    ) -> dict[str, Any]:
         audio_seconds = float(transcription.get("duration") or 0.0)
         return {
             "id": record.id,
@@ -207,15 +233,27 @@ class Pipeline:
                 "recorded_at": _iso(record.recorded_at),
             },
             "audio": {"sha256": record.id, "duration_seconds": audio_seconds, "language": transcription["language"]},
-            "fields": extraction.fields,
+            "fields": grounded.fields,
+            # Per field: the quote it rests on, where it is (segment times) and, for a value dropped, why.
+            "evidence": grounded.evidence,
             "transcript": transcription["text"],
+            # What the model read when it differs: spelled-out names written as words (spelling.py).
+            "resolved_transcript": resolved,
             "models": {
-                "transcription": {"model": transcription["model"], "deployment": transcription["deployment"]},
+                "transcription": {
+                    "model": transcription["model"],
+                    "deployment": transcription["deployment"],
+                    "prompt": transcription.get("prompt"),  # the vocabulary it was primed with
+                    "seconds": transcription.get("seconds"),  # wall time (of the run that checkpointed it)
+                },
                 "extraction": {
                     "model": extraction.model,
                     "deployment": extraction.deployment,
                     "mode": self.extractor.mode,
                     "requests": extraction.attempts,
+                    "grounded": self.extractor.grounded,
+                    "dropped": grounded.dropped,
+                    "seconds": round(extraction.seconds, 3),  # wall time of its requests, re-asks included
                 },
             },
             "schema": {"name": self.extractor.schema.name, "sha256": self.extractor.schema.digest},
@@ -229,6 +267,12 @@ class Pipeline:
             "created_at": _iso(record.created_at),
             "processed_at": _iso(time.time()),
         }
+
+
+def _read_transcript(transcription: dict[str, Any]) -> tuple[Transcript, Transcript]:
+    """The transcript as heard, and as the model reads it (spelled-out names written as words)."""
+    heard = Transcript.from_transcription(transcription)
+    return heard, heard.resolved()
 
 
 def _detail(exc: DependencyUnavailable | StorageFull) -> str:

@@ -37,6 +37,8 @@ class SourceItem:
     size: int
     version: str  # "mtime_ns:size" for files, the ETag for blobs
     modified: float  # epoch seconds: the recording's timestamp as the source knows it
+    # Names the source keeps with the recording (an Azure blob's `vocabulary` metadata): Whisper's prompt for it.
+    hints: tuple[str, ...] = ()
 
 
 class Source(Protocol):
@@ -61,8 +63,9 @@ def is_audio(name: str) -> bool:
 class LocalSource:
     """A folder, read recursively; or a single file (its folder is the root)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, suffixes: frozenset[str] = AUDIO_EXTENSIONS) -> None:
         root = Path(path).expanduser().resolve()
+        self.suffixes = suffixes  # what counts as a recording: audio, or `calls eval`'s scripts (.json)
         if not root.exists():
             raise SourceError(f"{path}: no such file or folder")
         self._only = root.name if root.is_file() else None
@@ -78,7 +81,7 @@ class LocalSource:
         items = []
         for directory, _, files in os.walk(self.root):
             for file in files:
-                if is_audio(file) and not file.startswith("."):
+                if Path(file).suffix.lower() in self.suffixes and not file.startswith("."):
                     with contextlib.suppress(FileNotFoundError):  # deleted while we looked
                         items.append(self._item(Path(directory, file)))
         return sorted(items, key=lambda item: item.name)

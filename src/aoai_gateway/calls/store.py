@@ -286,4 +286,16 @@ def check_filter(field: str, value: str) -> None:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(_storable(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _storable(value: Any) -> Any:
+    """`value` with every NUL in its strings made U+FFFD: PostgreSQL's JSONB cannot hold \\u0000, and a model's
+    answer or quote may contain one; both databases store the same document."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value

@@ -65,6 +65,8 @@ class CallsSettings(BaseModel):
     extract_model: str = "gpt-4o"
     extract_mode: Literal["json_schema", "tool"] = "json_schema"
     schema_path: str | None = None
+    grounding: bool = True
+    vocabulary_path: str | None = None
     language: str | None = None
     api_base: str | None = None
     api_key: SecretStr | None = None

@@ -12,6 +12,9 @@ Decision order, first match wins:
     tool (several named tools give parallel calls unless `parallel_tool_calls` is false). Arguments are
     a small instance of the function's `parameters` schema;
  5. `response_format` `json_schema`: a small instance of the schema; `json_object`: {"reply": <echo>};
+    in both 4 and 5, a string property named `quote` holds a verbatim passage of the last user message (of the
+    last `<tag>...</tag>` block in it when there is one, such as a `<transcript>`): sentences in turn, each cut
+    to its first 12 words, so a caller that checks quotes against its text finds them;
  6. text: "You said: <last user message>", or, right after tool results, "Tool results received: ...".
 `x-emulator-response: invalid-json` cuts the JSON (content or arguments) short; `schema-violation` drops
 a required property. `max_tokens`/`max_completion_tokens` then truncate content (finish_reason `length`).
@@ -19,7 +22,9 @@ a required property. `max_tokens`/`max_completion_tokens` then truncate content 
 
 from __future__ import annotations
 
+import collections
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +39,9 @@ from .tokens import count_tokens, truncate
 __all__ = ["Answer", "ChatOptions", "ToolCall", "message_text", "plan_answer"]
 
 _EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+_CLOSING_TAG = re.compile(r"</([A-Za-z][\w-]{0,40})>")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_QUOTE_WORDS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +102,8 @@ def plan_answer(call: Call, messages: list[dict[str, Any]], options: ChatOptions
     if fixed is None:
         chosen = _chosen_functions(options, messages[-1], user_text)
         if chosen:
-            return Answer(None, "tool_calls", tuple(_tool_call(function, mode) for function in chosen))
+            excerpts = quotable(user_text)
+            return Answer(None, "tool_calls", tuple(_tool_call(function, mode, excerpts) for function in chosen))
     content = fixed if fixed is not None else _content(options, messages[-1], user_text, mode)
     if options.max_tokens is not None:
         content, cut = truncate(content, options.max_tokens)
@@ -112,17 +121,29 @@ def _content(options: ChatOptions, last: dict[str, Any], user_text: str, mode: R
     kind = response_format.get("type")
     if kind == "json_schema":
         schema = response_format.get("json_schema", {}).get("schema", {})
-        return _structured(schema, mode)
+        return _structured(schema, mode, quotable(user_text))
     if kind == "json_object" or mode is not None:
         schema = {"type": "object", "properties": {"reply": {"const": echo}}, "required": ["reply"]}
         return _structured(schema, mode)
     return echo
 
 
-def _structured(schema: Any, mode: ResponseMode | None) -> str:
+def quotable(text: str) -> list[str]:
+    """Verbatim passages of `text` to quote: its last tagged block's (or its own) sentences, 12 words at most."""
+    body = text
+    # Linear in the text: the last closing tag, then its opening before it.
+    closing = next(iter(collections.deque(_CLOSING_TAG.finditer(text), maxlen=1)), None)
+    if closing is not None:
+        opening = text.rfind(f"<{closing[1]}>", 0, closing.start())
+        if opening >= 0:
+            body = text[opening + len(closing[1]) + 2 : closing.start()]
+    return [" ".join(words[:_QUOTE_WORDS]) for part in _SENTENCE_END.split(body) if (words := part.split())]
+
+
+def _structured(schema: Any, mode: ResponseMode | None, excerpts: list[str] | None = None) -> str:
     if mode == "schema-violation":
         return orjson.dumps(violating_instance(schema)).decode()
-    text = orjson.dumps(instance_of(schema)).decode()
+    text = orjson.dumps(instance_of(schema, excerpts or ())).decode()
     # Cut before the closing bracket: what a model that stopped early produces.
     return text[: max(1, len(text) - 1)] if mode == "invalid-json" else text
 
@@ -149,6 +170,6 @@ def _chosen_functions(options: ChatOptions, last: dict[str, Any], user_text: str
     return chosen if options.parallel_tool_calls else chosen[:1]
 
 
-def _tool_call(function: dict[str, Any], mode: ResponseMode | None) -> ToolCall:
+def _tool_call(function: dict[str, Any], mode: ResponseMode | None, excerpts: list[str]) -> ToolCall:
     parameters = function.get("parameters") or _EMPTY_PARAMETERS
-    return ToolCall(f"call_{os.urandom(12).hex()}", str(function["name"]), _structured(parameters, mode))
+    return ToolCall(f"call_{os.urandom(12).hex()}", str(function["name"]), _structured(parameters, mode, excerpts))

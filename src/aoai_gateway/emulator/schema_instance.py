@@ -9,11 +9,17 @@ non-null branch of `anyOf`/`oneOf`, merged `allOf`, local `$ref`s (`#/$defs/...`
 numbers inside `minimum`/`maximum`/`exclusive*`/`multipleOf`, strings sized to `minLength`/`maxLength`
 and shaped for the common `format`s. `pattern` is not honoured: no general regex inverse is cheap.
 `violating_instance` makes the "JSON, but wrong" answer that callers which re-ask must handle.
+
+Given `excerpts` (passages of the text the request quoted), a string property named `quote` is filled with them
+in turn, verbatim: what a grounded extraction ("each value with the passage it rests on") must be able to find.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["instance_of", "violating_instance"]
@@ -33,15 +39,21 @@ _FORMATS = {
 }
 
 
-def instance_of(schema: Any) -> Any:
-    """A small value that validates against `schema`."""
-    return _generate(schema, schema, 0)
+@dataclass
+class _Context:
+    root: Any
+    excerpts: Iterator[str] | None = None  # what `quote` properties say, in turn
+
+
+def instance_of(schema: Any, excerpts: Sequence[str] = ()) -> Any:
+    """A small value that validates against `schema`; `quote` strings taken from `excerpts` in turn."""
+    return _generate(schema, _Context(schema, itertools.cycle(excerpts) if excerpts else None), 0)
 
 
 def violating_instance(schema: Any) -> Any:
     """Valid JSON that fails `schema`: the instance less its first required property, else a wrong type."""
     resolved = _resolve(schema, schema)
-    value = _generate(resolved, schema, 0)
+    value = _generate(resolved, _Context(schema), 0)
     required = resolved.get("required") if isinstance(resolved, dict) else None
     if isinstance(value, dict) and required:
         value.pop(required[0], None)
@@ -82,7 +94,8 @@ def _pointer(root: Any, ref: str) -> dict[str, Any]:
     return node if isinstance(node, dict) else {}
 
 
-def _generate(schema: Any, root: Any, depth: int) -> Any:
+def _generate(schema: Any, context: _Context, depth: int, name: str = "") -> Any:
+    root = context.root
     schema = _resolve(schema, root)
     if not isinstance(schema, dict) or depth > _MAX_DEPTH:
         return {} if schema is not False else None
@@ -94,18 +107,20 @@ def _generate(schema: Any, root: Any, depth: int) -> Any:
     if branches:
         resolved = [_resolve(branch, root) for branch in branches]
         chosen = next((b for b in resolved if not (isinstance(b, dict) and b.get("type") == "null")), resolved[0])
-        return _generate(chosen, root, depth + 1)
+        return _generate(chosen, context, depth + 1, name)
     kind = _kind(schema)
     if kind == "object":
-        return _object(schema, root, depth)
+        return _object(schema, context, depth)
     if kind == "array":
-        return _array(schema, root, depth)
+        return _array(schema, context, depth)
     if kind in ("integer", "number"):
         return _number(schema, integer=kind == "integer")
     if kind == "boolean":
         return False
     if kind == "null":
         return None
+    if name == "quote" and context.excerpts is not None:
+        return next(context.excerpts)
     return _string(schema)
 
 
@@ -122,7 +137,7 @@ def _kind(schema: dict[str, Any]) -> str:
     return "string"
 
 
-def _object(schema: dict[str, Any], root: Any, depth: int) -> dict[str, Any]:
+def _object(schema: dict[str, Any], context: _Context, depth: int) -> dict[str, Any]:
     properties: dict[str, Any] = schema.get("properties") or {}
     names = [name for name in schema.get("required", []) if isinstance(name, str)]
     for name in properties:
@@ -130,16 +145,16 @@ def _object(schema: dict[str, Any], root: Any, depth: int) -> dict[str, Any]:
             break
         if name not in names:
             names.append(name)
-    return {name: _generate(properties.get(name, {}), root, depth + 1) for name in names}
+    return {name: _generate(properties.get(name, {}), context, depth + 1, name) for name in names}
 
 
-def _array(schema: dict[str, Any], root: Any, depth: int) -> list[Any]:
+def _array(schema: dict[str, Any], context: _Context, depth: int) -> list[Any]:
     prefix = schema.get("prefixItems") or []
     count = max(schema.get("minItems", 0), 1, len(prefix))
     if "maxItems" in schema:
         count = min(count, schema["maxItems"])
     items = schema.get("items", {})
-    values = [_generate(prefix[i] if i < len(prefix) else items, root, depth + 1) for i in range(count)]
+    values = [_generate(prefix[i] if i < len(prefix) else items, context, depth + 1) for i in range(count)]
     if schema.get("uniqueItems") and isinstance(items, dict) and len(items.get("enum", ())) >= count:
         values[len(prefix) :] = items["enum"][: count - len(prefix)]
     return values

@@ -1,0 +1,226 @@
+"""Grounded fields: each value kept only with a quote found in the transcript, its evidence stored and shown.
+
+The checks themselves on hand-made transcripts, then a model that invents (a scripted emulator answer) through
+the whole pipeline into SQLite and PostgreSQL and out through `calls show`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aoai_gateway.calls.grounding import FUZZY_THRESHOLD, MAX_QUOTE_CHARS, find_quote, ground, grounded_schema
+from aoai_gateway.calls.schema import ExtractionSchema
+from aoai_gateway.calls.transcript import Segment, Transcript
+from aoai_gateway.cli import main
+
+from .conftest import SPEECH_AUDIO, CallsConfigFactory, one_recording, write_config
+
+SCHEMA = ExtractionSchema.load(None)
+CALL = Transcript.of(
+    [
+        Segment("Good afternoon, this is Priya Raman calling from Northlight Solar.", 0.0, 4.2),
+        Segment("Am I speaking with Callum Fairbairn?", 4.2, 6.0),
+        Segment("Ah, no, actually we're in Leeds, not Manchester.", 6.5, 9.8),
+        Segment("We've put aside about nine thousand pounds for the panels and a home battery.", 10.1, 15.0),
+    ]
+)
+
+
+def answer(**fields: Any) -> dict[str, Any]:
+    """A grounded answer: every field null but those given."""
+    empty: dict[str, Any] = {name: {"value": None, "quote": None} for name in SCHEMA.fields}
+    empty.update(products_of_interest=[], sentiment={"value": "neutral", "quote": None}, summary=None)
+    return {**empty, **fields}
+
+
+def test_the_model_is_asked_for_each_value_with_its_quote_in_a_strict_schema() -> None:
+    wrapped = grounded_schema(SCHEMA.schema)
+    asked = ExtractionSchema.from_dict(wrapped)
+    assert asked.strict and SCHEMA.strict
+    assert "x-grounded" not in json.dumps(wrapped)  # our annotation never reaches the model
+    assert wrapped["properties"]["summary"] == {
+        k: v for k, v in SCHEMA.schema["properties"]["summary"].items() if k != "x-grounded"
+    }
+    name = wrapped["properties"]["customer_name"]
+    assert name["required"] == ["value", "quote"] and name["properties"]["value"]["type"] == ["string", "null"]
+    assert wrapped["properties"]["products_of_interest"]["items"]["required"] == ["value", "quote"]
+    assert asked.problem(answer()) is None
+    assert asked.problem({**answer(), "company": "Acme"}) is not None  # a bare value is not an answer
+
+
+def test_found_quotes_keep_their_values_with_the_segment_times() -> None:
+    result = ground(
+        answer(
+            customer_name={"value": "Callum Fairbairn", "quote": "speaking with Callum Fairbairn"},
+            # case, punctuation, apostrophes and spacing differ: the same words
+            location={"value": "Leeds", "quote": "WE'RE in leeds  not manchester"},
+            budget={"value": "£9,000", "quote": "about nine thousand pounds"},
+            products_of_interest=[{"value": "home battery", "quote": "a home battery"}],
+        ),
+        SCHEMA,
+        CALL,
+    )
+    assert result.fields["customer_name"] == "Callum Fairbairn" and result.fields["location"] == "Leeds"
+    assert result.fields["products_of_interest"] == ["home battery"] and result.dropped == 0
+    name = result.evidence["customer_name"]
+    assert (name["found"], name["score"], name["start"], name["end"]) == (True, 1.0, 4.2, 6.0)
+    assert name["passage"] == "speaking with Callum Fairbairn" and name["value_score"] == 1.0
+    assert result.evidence["budget"]["value_score"] < 0.5  # "£9,000" is said as words: kept, flagged for review
+    assert result.evidence["location"]["passage"] == "we're in Leeds, not Manchester"
+    assert result.evidence["products_of_interest"][0]["start"] == 10.1
+    # A quote over two segments spans both.
+    across = ground(answer(location={"value": "Leeds", "quote": "Callum Fairbairn? Ah, no"}), SCHEMA, CALL)
+    assert (across.evidence["location"]["start"], across.evidence["location"]["end"]) == (4.2, 9.8)
+
+
+def test_a_quote_copied_with_a_slip_is_found_fuzzily_and_a_paraphrase_is_not() -> None:
+    slipped = find_quote("we have put aside about nine thousand pounds", CALL.text)
+    assert slipped is not None and FUZZY_THRESHOLD <= slipped.score < 1.0
+    assert CALL.text[slipped.start : slipped.end].startswith("We've put aside")
+    paraphrase = find_quote("the budget is nine grand", CALL.text)
+    assert paraphrase is not None and paraphrase.score < FUZZY_THRESHOLD
+    # Whole words only: "Lee" is not in "Leeds".
+    partial = find_quote("Lee", CALL.text)
+    assert partial is not None and partial.score < FUZZY_THRESHOLD
+
+
+def test_an_invented_value_is_dropped_to_null_and_the_reason_kept() -> None:
+    result = ground(
+        answer(
+            customer_name={"value": "Dana Whitfield", "quote": "my name is Dana Whitfield"},
+            company={"value": "Northlight Solar", "quote": None},  # no quote at all
+            products_of_interest=[
+                {"value": "solar panels", "quote": "for the panels"},
+                {"value": "heat pump", "quote": "and a heat pump"},
+            ],
+            sentiment={"value": "positive", "quote": "I love it"},
+        ),
+        SCHEMA,
+        CALL,
+    )
+    assert result.fields["customer_name"] is None and result.fields["company"] is None
+    assert result.fields["products_of_interest"] == ["solar panels"]
+    assert result.dropped == 3
+    invented = result.evidence["customer_name"]
+    assert invented["value"] == "Dana Whitfield" and not invented["found"]
+    assert invented["reason"] == "dropped: the quote is not in the transcript (no passage holds half its words)"
+    assert result.evidence["company"]["reason"] == "dropped: no quote given"
+    assert result.evidence["products_of_interest"][1]["reason"].startswith("dropped: the quote is not")
+    # sentiment cannot be null: kept, and marked as resting on nothing
+    assert result.fields["sentiment"] == "positive"
+    assert result.evidence["sentiment"]["reason"].startswith("kept unsupported")
+
+
+def test_hostile_quotes_are_refused_quickly_and_never_match() -> None:
+    hostile = [
+        "\x1b]0;pwned\x07\x00\u202e",  # controls and an override only: no words
+        "\u200b\u200b",
+        "",
+        " \t\n ",
+        "Leeds" * 1_000_000,  # 5 MB
+        "in Leeds " + "\x00" * (MAX_QUOTE_CHARS + 1),
+    ]
+    started = time.perf_counter()
+    for quote in hostile:
+        result = ground(answer(location={"value": "Leeds", "quote": quote}), SCHEMA, CALL)
+        note = result.evidence["location"]
+        assert result.fields["location"] is None and not note["found"], quote[:20]
+        assert len(note["quote"]) <= MAX_QUOTE_CHARS + 3
+    assert time.perf_counter() - started < 30  # refused unread, not searched: generous for a busy machine
+    huge = ground(answer(location={"value": "Leeds", "quote": "x" * 10_000_000}), SCHEMA, CALL)
+    assert "over 400: not a short quote" in huge.evidence["location"]["reason"]
+    # A transcript full of controls: the words between them still match, nothing else does.
+    noisy = Transcript.of([Segment("we\x00are\x1b[31m in \u202eLeeds\u202c now", 1.0, 2.0)])
+    assert ground(answer(location={"value": "Leeds", "quote": "in Leeds now"}), SCHEMA, noisy).fields["location"]
+
+
+def test_a_long_transcript_is_searched_in_reasonable_time() -> None:
+    words = ["and", "then", "we", "talked", "about", "the", "weather", "and", "the", "price", "of", "the", "pumps"]
+    long_call = Transcript.of([Segment(" ".join(words * 20), float(i), float(i + 1)) for i in range(60)])  # 16k words
+    started = time.perf_counter()
+    found = find_quote("we talked about the weather and the prize of the pumps", long_call.text)
+    assert found is not None and found.score >= FUZZY_THRESHOLD
+    # Words found everywhere anchor everywhere: only the likeliest windows are compared.
+    common = find_quote("the the the the and and and the of of", long_call.text)
+    assert common is not None and common.score < FUZZY_THRESHOLD
+    assert time.perf_counter() - started < 60  # about a second here; the bound only catches a quadratic search
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_inventing_model_through_the_pipeline_stores_and_shows_the_evidence(
+    backend: str,
+    request: pytest.FixtureRequest,
+    calls_config: CallsConfigFactory,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    extra = {"database_url": request.getfixturevalue("postgres_url")} if backend == "postgresql" else {}
+    config = write_config(
+        tmp_path / "config.yaml", calls_config("extract-invented", max_output_tokens=100_000, **extra)
+    )
+    folder = one_recording(tmp_path / "calls", f"call-{backend}.wav", SPEECH_AUDIO / "report.wav")
+    if backend == "postgresql":  # the session's database is shared: start from no calls
+        asyncio.run(_clear(config))
+
+    assert main(["calls", "process", str(folder), "--config", str(config), "--force"]) == 0
+    capfd.readouterr()
+    assert main(["calls", "show", _only_id(config, capfd), "--config", str(config), "--format", "json"]) == 0
+    document = json.loads(capfd.readouterr().out)
+
+    fields, evidence = document["fields"], document["evidence"]
+    assert fields["customer_name"] is None and fields["location"] is None
+    assert fields["company"] == "Acme Ltd" and fields["budget"] == "£9,000"
+    assert fields["products_of_interest"] == ["solar panels"] and fields["summary"] == "Made up."
+    assert document["models"]["extraction"]["dropped"] == 3 and document["models"]["extraction"]["grounded"]
+    company = evidence["company"]
+    assert company["found"] and company["start"] == 0.0 and company["end"] > 0
+    assert company["passage"] == "an emulated transcription"
+    assert evidence["budget"]["found"] and evidence["budget"]["score"] == 1.0
+    assert evidence["location"]["reason"].startswith("dropped: the quote is not in the transcript")
+    assert evidence["location"]["value"] == "\x1b]0;pwned\x07Leeds"  # stored as given, escaped when shown
+    assert "over 400" in evidence["products_of_interest"][1]["reason"]
+    assert len(evidence["products_of_interest"][1]["quote"]) == MAX_QUOTE_CHARS + 3
+
+    assert main(["calls", "show", document["id"][:12], "--config", str(config)]) == 0
+    shown = capfd.readouterr().out
+    assert '  company: Acme Ltd\n      "an emulated transcription" at 0:00.0-0:' in shown
+    assert "  customer_name: -\n      dropped: the quote is not in the transcript" in shown
+    assert 'the value "Dana Whitfield", quoted "my name is Dana Whitfield"' in shown
+    assert "\x1b" not in shown and "\x07" not in shown and "\\u001b]0;pwned" in shown
+
+
+def _only_id(config: Path, capfd: pytest.CaptureFixture[str]) -> str:
+    assert main(["calls", "list", "--config", str(config), "--format", "json"]) == 0
+    (line,) = capfd.readouterr().out.strip().splitlines()
+    return str(json.loads(line)["id"])
+
+
+async def _clear(config: Path) -> None:
+    from aoai_gateway.calls.cli import open_store
+    from aoai_gateway.config import load_settings
+
+    store = await open_store(load_settings(str(config), {}))
+    try:
+        await store.db.execute("DELETE FROM calls")
+        await store.db.execute("DELETE FROM call_files")
+    finally:
+        await store.db.close()
+
+
+def test_with_grounding_off_the_model_answers_the_fields_themselves(
+    calls_config: CallsConfigFactory, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path / "config.yaml", calls_config("gpt-4o", grounding=False))
+    folder = one_recording(tmp_path / "calls", "call.wav", SPEECH_AUDIO / "report.wav")
+    assert main(["calls", "process", str(folder), "--config", str(config)]) == 0
+    capfd.readouterr()
+    assert main(["calls", "show", _only_id(config, capfd), "--config", str(config), "--format", "json"]) == 0
+    document = json.loads(capfd.readouterr().out)
+    assert SCHEMA.problem(document["fields"]) is None  # the bundled schema's own shape, no quotes
+    assert document["evidence"] == {} and document["models"]["extraction"]["grounded"] is False

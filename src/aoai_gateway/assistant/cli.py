@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
+from ..cli_options import add_config
 from ..config import Settings
 from ..errors import GatewayError
 
@@ -41,16 +42,26 @@ def add_assistant_command(commands: Any) -> None:
         help="turn (default): one turn; eval: score the chat model's tool choice and arguments on a command set",
     )
     said = parser.add_mutually_exclusive_group()
-    said.add_argument("--text", help="what the user says")
-    said.add_argument("--file", metavar="PATH", help="a recording of it (any format the audio API takes)")
-    parser.add_argument("--speak", metavar="PATH", help="write the spoken reply there (assistant.speech_model)")
-    parser.add_argument("--api-key", help="the caller's key for the model calls (a gateway key with auth: keys)")
-    parser.add_argument("--json", action="store_true", help="print the turn (or the eval report) as JSON")
+    said.add_argument("--text", help="what the user says (default: none; a turn needs --text or --file)")
+    said.add_argument(
+        "--file", metavar="PATH", help="a recording of it, any format the audio API takes (default: none)"
+    )
+    parser.add_argument(
+        "--speak", metavar="PATH", help="write the spoken reply there, with assistant.speech_model (default: none)"
+    )
+    parser.add_argument(
+        "--api-key", help="the caller's key for the model calls, a gateway key with auth: keys (default: none)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the turn (or the eval report) as JSON (default: text)"
+    )
     parser.add_argument("--set", metavar="PATH", help="eval: the command set (default: the bundled 50 commands)")
     parser.add_argument(
-        "--spoken", action="store_true", help="eval: say each command with the speech model and transcribe it first"
+        "--spoken",
+        action="store_true",
+        help="eval: say each command with the speech model and transcribe it first (default: off)",
     )
-    parser.add_argument("--config", metavar="PATH", help="YAML config file (default: ./config.yaml if present)")
+    add_config(parser)
 
 
 def run_assistant_command(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:

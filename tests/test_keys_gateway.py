@@ -222,6 +222,18 @@ async def test_daily_caps_and_budget_survive_a_restart(keyed: Any) -> None:
     assert [chat(second, secret).status_code for _ in range(2)] == [200, 429]
 
 
+async def test_model_listings_do_not_count_as_daily_requests_after_a_restart(keyed: Any) -> None:
+    """A listing of models reaches no model: neither the live counter nor the ledger-seeded one counts it."""
+    start, keys, _, _ = keyed
+    secret = await keys.make(daily_requests=2)
+    first = start()
+    for _ in range(3):
+        assert httpx.get(f"{first.url}/v1/models", headers={"authorization": f"Bearer {secret}"}).status_code == 200
+    first.__exit__(None, None, None)  # shutdown writes the ledger: three listing rows
+    second = start()
+    assert [chat(second, secret).status_code for _ in range(3)] == [200, 200, 429]
+
+
 async def test_keys_mode_on_postgresql(
     postgres_url: str, start_gateway: GatewayFactory, emulator_server: AsgiServer, tmp_path: Path
 ) -> None:

@@ -109,19 +109,31 @@ RAW_DAY = "CAST(FLOOR(at / 86400) AS BIGINT)"
 _DAY_OF = {"usage": RAW_DAY, TABLES[HOUR]: "CAST(FLOOR(bucket / 24.0) AS BIGINT)", TABLES[DAY]: "bucket"}
 
 
+PRESENT = object()  # a filter value: the dimension is set (a model call, not a listing or a file operation)
+
+
 def report_parts(
     *, by_column: str, filters: Sequence[tuple[str, Any]], since: float | None
 ) -> list[tuple[str, list[Any]]]:
     """Per source, `SELECT grp, requests, errors, ... GROUP BY grp` over rows with `at >= since` (all if None).
 
     `by_column` is a dimension or "day"; `filters` are (dimension, value) pairs that must hold, a tuple value
-    meaning any of its (non-empty) values.
+    meaning any of its (non-empty) values, `PRESENT` any value at all (not NULL).
     """
     where = [
-        f"{column} IN ({', '.join('?' * len(value))})" if isinstance(value, tuple) else f"{column} = ?"
+        f"{column} IS NOT NULL"
+        if value is PRESENT
+        else f"{column} IN ({', '.join('?' * len(value))})"
+        if isinstance(value, tuple)
+        else f"{column} = ?"
         for column, value in filters
     ]
-    values = [item for _, value in filters for item in (value if isinstance(value, tuple) else (value,))]
+    values = [
+        item
+        for _, value in filters
+        if value is not PRESENT
+        for item in (value if isinstance(value, tuple) else (value,))
+    ]
     if since is None:
         ranges: list[tuple[str, list[str], list[Any]]] = [(TABLES[DAY], [], [])]
     else:

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..errors import DependencyUnavailable, StorageFull
 from .database import Database
-from .rollups import report_parts, rollup_batches
+from .rollups import PRESENT, report_parts, rollup_batches
 
 log = logging.getLogger("aoai_gateway.usage")
 _MAX_RETRY_SECONDS = 10.0
@@ -163,10 +163,11 @@ async def usage_report(
 
 
 async def key_totals(db: Database, key_id: str, since: float) -> tuple[int, int, int]:
-    """(requests since `since`, tokens since `since`, tokens ever) of one key, from the rollups."""
+    """(requests since `since`, tokens since `since`, tokens ever) of one key, from the rollups: model calls only,
+    as the live counters count them (a listing of models or a file operation reaches no model)."""
     totals = []
     for start in (since, None):
-        parts = report_parts(by_column="key_id", filters=[("key_id", key_id)], since=start)
+        parts = report_parts(by_column="key_id", filters=[("key_id", key_id), ("model", PRESENT)], since=start)
         rows = await db.fetch(
             "SELECT SUM(requests) AS requests, SUM(prompt_tokens + completion_tokens) AS tokens "
             f"FROM ({' UNION ALL '.join(sql for sql, _ in parts)}) AS parts",

@@ -94,6 +94,24 @@ async def test_farming_hits_the_address_limit(keyed: Any) -> None:
     assert register(gateway, open_event(gateway), email="bot@example.com").status_code == 429
 
 
+async def test_forged_forwarding_headers_do_not_reset_the_address_limit(keyed: Any) -> None:
+    """The gateway trusts no X-Forwarded-For or Forwarded header (SECURITY.md), not even from 127.0.0.1: a farm
+    that rotates them is still one address."""
+    start, _, _, _ = keyed
+    gateway = start(access={"registrations_per_address": 3})
+    event = open_event(gateway)
+    answers = [
+        httpx.post(
+            f"{gateway.url}/events/{event['id']}/register",
+            json={"email": f"forged{i}@example.com"},
+            headers={"x-forwarded-for": f"203.0.113.{i}", "forwarded": f"for=198.51.100.{i}"},
+            timeout=30,
+        )
+        for i in range(6)
+    ]
+    assert [a.status_code for a in answers] == [201] * 3 + [429] * 3
+
+
 async def test_max_attendees_holds_under_a_concurrent_farm(keyed: Any) -> None:
     start, _, _, _ = keyed
     gateway = start(access={"registrations_per_address": 1000})

@@ -439,3 +439,34 @@ def test_a_slow_client_pushes_back_on_the_upstream_through_the_gateway(start_gat
     listener.close()
     numbers = [int(found) for found in re.findall(rb"data: (\d{8})", bytes(received))]
     assert numbers == list(range(count))
+
+
+def test_the_routing_deadline_ends_a_wait_for_a_silent_upstream(start_gateway: GatewayFactory) -> None:
+    """`routing.deadline_seconds` bounds the wait for an answer's head even when the upstream read timeout is
+    longer: a 504 naming the deadline, and the silent connection is closed."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed = threading.Event()
+
+    def silent() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.settimeout(60)
+            if connection.recv(65536) == b"":  # the gateway gave up and closed it
+                closed.set()
+
+    threading.Thread(target=silent, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    gateway = start_gateway(
+        deployments=[{"model": "gpt-4o", "deployment": "d", "endpoint": endpoint, "api_key": "k"}],
+        routing={"deadline_seconds": 0.5},
+    )
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=60,
+    )
+    listener.close()
+    assert answer.status_code == 504, answer.text
+    assert "routing deadline" in answer.json()["error"]["message"]
+    assert closed.wait(30)

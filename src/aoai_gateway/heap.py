@@ -89,8 +89,8 @@ class HeapPolicy:
         self.baseline = resident_bytes() or 0
         self._last_full = time.monotonic()
         self.full_passes += 1
-        log.debug(
-            "full collection: %d unreachable, %.0f MB resident after it, %.1f ms",
+        log.info(  # rare by design (see above): worth a line when it happens, with its cost
+            "full garbage collection: %d unreachable, %.0f MB resident after it, %.1f ms",
             found,
             self.baseline / 1e6,
             (time.perf_counter() - started) * 1000,

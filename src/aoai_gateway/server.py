@@ -100,6 +100,9 @@ def uvicorn_options(server: ServerSettings, realtime: RealtimeSettings | None = 
         "ws_ping_timeout": 20.0,
         "lifespan": "on",
         "backlog": 65535,  # as bind_listener's: uvicorn listens on the socket again with its own
+        # No X-Forwarded-For / -Proto rewriting of the client's address (uvicorn trusts 127.0.0.1 by default): the
+        # per-address limits count the connection's peer (SECURITY.md), and each request skips a middleware.
+        "proxy_headers": False,
         "access_log": False,
         "log_config": None,
         "server_header": False,

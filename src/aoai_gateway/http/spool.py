@@ -38,13 +38,20 @@ async def read_spooled(request: Request, limit: int, in_memory: int) -> Body:
             raise InvalidRequest("Content-Length header is not a number.")
         if int(declared) > limit:
             raise PayloadTooLarge(limit)
+    message = await request.receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        # The whole body in one message (most requests): no spool to consider.
+        whole: bytes = message.get("body", b"")
+        if len(whole) > limit:
+            raise PayloadTooLarge(limit)
+        if len(whole) <= in_memory:
+            return whole
     chunks: list[bytes] = []
     size = 0
     buffer = min(in_memory, RECEIVE_BUFFER)
     spool: IO[bytes] | None = None
     with contextlib.ExitStack() as closing:  # the mapping keeps the file's pages alive after it is closed
         while True:
-            message = await request.receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected
             chunk = message.get("body", b"")
@@ -63,6 +70,7 @@ async def read_spooled(request: Request, limit: int, in_memory: int) -> Body:
                     chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+            message = await request.receive()
         if spool is None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if size <= in_memory:

@@ -98,3 +98,26 @@ def test_header_rules() -> None:
     assert sent == [("x-trace", "1"), ("content-type", "application/json")]
     back = response_headers([(b"Transfer-Encoding", b"chunked"), (b"x-ms-region", b"eu"), (b"Date", b"d")])
     assert back == [(b"x-ms-region", b"eu")]
+
+
+def test_response_head_reads_what_the_relay_needs_in_one_pass() -> None:
+    from aoai_gateway.proxy.headers import response_head, response_headers
+
+    raw = [
+        (b"Content-Type", b"text/event-stream; charset=utf-8"),
+        (b"Content-Length", b"12"),
+        (b"apim-request-id", b"abc"),
+        (b"X-Gateway-Deployment", b"forged"),
+        (b"Connection", b"keep-alive"),
+        (b"x-ms-region", b"Sweden Central"),
+    ]
+    head = response_head(raw)
+    assert head.headers == response_headers(raw)
+    assert head.headers == [
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"apim-request-id", b"abc"),
+        (b"x-ms-region", b"Sweden Central"),
+    ]
+    assert (head.length, head.event_stream, head.request_id) == (12, True, "abc")
+    assert response_head([(b"content-length", b"1e3")]).length is None
+    assert response_head([(b"content-type", b"application/json")]).event_stream is False

@@ -6,6 +6,7 @@ RequestHeaderRules(extra).upstream(scope["headers"])    # an allowlist: no cooki
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 _HOP_BY_HOP = (
     "connection",
@@ -65,6 +66,40 @@ class RequestHeaderRules:
             named = {token.strip().decode("latin-1") for token in hop.split(b",")}
             sent = [(name, value) for name, value in sent if name not in named]
         return sent
+
+
+class ResponseHead(NamedTuple):
+    """What the relay needs of an upstream answer's head, read in one pass (`response_head`)."""
+
+    headers: list[tuple[bytes, bytes]]  # those that go back to the client (`response_headers`)
+    length: int | None  # Content-Length; None when absent or not a number
+    event_stream: bool  # text/event-stream
+    request_id: str | None  # apim-request-id or x-request-id (the last one sent)
+
+
+_REQUEST_IDS = frozenset((b"apim-request-id", b"x-request-id"))
+
+
+def response_head(raw: Iterable[tuple[bytes, bytes]]) -> ResponseHead:
+    """`response_headers(raw)` and what the relay reads from the head, in one pass over it."""
+    headers: list[tuple[bytes, bytes]] = []
+    length: int | None = None
+    event_stream = False
+    request_id = None
+    for key, value in raw:
+        name = key.lower()
+        if name in _DROP_RESPONSE:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else None
+            continue
+        if name[:10] == b"x-gateway-":
+            continue
+        headers.append((name, value))
+        if name == b"content-type":
+            event_stream = value.startswith(b"text/event-stream")
+        elif name in _REQUEST_IDS:
+            request_id = value.decode("latin-1")
+    return ResponseHead(headers, length, event_stream, request_id)
 
 
 def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

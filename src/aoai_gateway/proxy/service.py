@@ -49,7 +49,7 @@ from ..upstream import UpstreamClient, UpstreamRequest, UpstreamResponse
 from ..upstream.auth import Headers, UpstreamAuth
 from ..upstream.base import PushingResponse
 from .bridge import BridgedResponse, chat_to_responses
-from .headers import RequestHeaderRules, response_headers
+from .headers import RequestHeaderRules, response_head
 from .usage import StreamTail, UsageChunkFilter, usage_of_body
 
 log = logging.getLogger("aoai_gateway.proxy")
@@ -364,18 +364,16 @@ class ProxyService:
     ) -> Usage | None:
         exchange = request.exchange
         try:
-            headers = response_headers(response.raw_headers)
+            headers, length, event_stream, request_id = response_head(response.raw_headers)
+            if request_id is not None:
+                exchange.upstream_request_id = request_id
             exchange.audio_seconds = response.audio_seconds  # in-process speech models report it; HTTP ones 0
             if exchange.audio_seconds:
                 headers.append((b"x-gateway-audio-seconds", f"{exchange.audio_seconds:.3f}".encode()))
-            for name, value in headers:
-                if name in (b"apim-request-id", b"x-request-id"):
-                    exchange.upstream_request_id = value.decode("latin-1")
-            length = _content_length(response.raw_headers)
             if response.status != 200:
                 capture = None
-            if stream or length is None or length > _WHOLE_BODY_MAX or _is_event_stream(headers):
-                return await self._relay_stream(request, send, response, headers, capture)
+            if stream or length is None or length > _WHOLE_BODY_MAX or event_stream:
+                return await self._relay_stream(request, send, response, headers, event_stream, capture)
             try:
                 body = await response.read()
             except UpstreamError as exc:
@@ -398,6 +396,7 @@ class ProxyService:
         send: Send,
         response: UpstreamResponse,
         headers: RawHeaders,
+        event_stream: bool,
         capture: ResponseIdCapture | None = None,
     ) -> Usage | None:
         chunks = response.iter_chunks()
@@ -407,7 +406,6 @@ class ProxyService:
         except UpstreamError as exc:
             raise _FailedBeforeFirstByte(exc) from exc
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        event_stream = _is_event_stream(headers)
         tail = StreamTail()
         exchange = request.exchange
         hidden = UsageChunkFilter() if event_stream and exchange.strip_usage else None
@@ -572,14 +570,3 @@ def _server_hooks(request: Request) -> ServerHooks | None:
 def _log_body(what: str, body: Body) -> None:
     # Only with `logging.log_bodies: true`, a debugging aid; keys travel in headers and are never logged.
     log.debug("%s: %s", what, body[:4096].decode("utf-8", "replace"))
-
-
-def _content_length(raw: list[tuple[bytes, bytes]]) -> int | None:
-    for name, value in raw:
-        if name.lower() == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
-
-
-def _is_event_stream(headers: RawHeaders) -> bool:
-    return any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers)

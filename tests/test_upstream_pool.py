@@ -28,7 +28,7 @@ from aoai_gateway.heap import HeapPolicy, resident_bytes
 from aoai_gateway.upstream import UpstreamRequest
 from aoai_gateway.upstream.httptools_client import HttptoolsUpstream
 
-from .conftest import GatewayFactory
+from .conftest import EMULATOR_KEY, GatewayFactory
 from .servers import child_environ
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -470,3 +470,30 @@ def test_the_routing_deadline_ends_a_wait_for_a_silent_upstream(start_gateway: G
     assert answer.status_code == 504, answer.text
     assert "routing deadline" in answer.json()["error"]["message"]
     assert closed.wait(30)
+
+
+def test_a_served_request_leaves_no_reference_cycle(start_gateway: GatewayFactory) -> None:
+    """The collector policy freezes what is alive every second: a reference cycle per request (the scope holding
+    the server hooks holding the response writer holding the scope, as there was) would then be kept for good,
+    about 16 bytes per request over two million. Served requests must leave nothing for the collector."""
+    from aoai_gateway.http.asgi import ServerHooks
+    from aoai_gateway.http.cycle import ResponseCycle
+
+    gateway = start_gateway()
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    with httpx.Client(base_url=gateway.url, timeout=60, headers={"api-key": EMULATOR_KEY}) as http:
+        for _ in range(3):
+            http.post("/v1/chat/completions", json=chat)
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for stream in (False, True) * 10:
+                answer = http.post("/v1/chat/completions", json={**chat, "stream": stream})
+                assert answer.status_code == 200, answer.text
+            gc.collect()
+            kinds = (ServerHooks, ResponseCycle, HttptoolsUpstream)
+            leaked = [type(o).__name__ for o in gc.garbage if isinstance(o, kinds)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    assert leaked == []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,11 +24,23 @@ class ServerHooks:
     hooks.on_disconnect = task.cancel   # called if the connection is lost before the response completed
     if not hooks.push(chunk): ...       # a piece of body written now, no await (after the head went out with
                                         # `send`); False: the client's buffer is full until `on_writable` is called
+
+    The response writer is held weakly: the scope holds these hooks and the writer holds the scope, and a
+    reference cycle per request would outlive the request once the collector's policy froze it (heap.py).
     """
 
-    __slots__ = ("on_disconnect", "on_writable", "push")
+    __slots__ = ("_writer", "on_disconnect", "on_writable")
 
-    def __init__(self, push: Callable[[bytes], bool]) -> None:
-        self.push = push
+    def __init__(self, writer: BodyWriter) -> None:
+        self._writer = weakref.ref(writer)
         self.on_disconnect: Callable[[], object] | None = None
         self.on_writable: Callable[[], object] | None = None
+
+    def push(self, body: bytes) -> bool:
+        writer = self._writer()
+        return True if writer is None else writer.push(body)
+
+
+class BodyWriter(Protocol):
+    def push(self, body: bytes) -> bool:
+        """Write a piece of the body now; False when the client's buffer is full."""

@@ -212,7 +212,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             keep_alive=http_version != "1.0" and parser.should_keep_alive(),
             on_response=self.on_response_complete,
         )
-        self._hooks = ServerHooks(cycle.push)
+        self._hooks = ServerHooks(cycle)
         scope["extensions"] = {SERVER_HOOKS: self._hooks}  # type: ignore[dict-item]
         if previous is None or previous.response_complete:
             self._start_asgi_task(self.cycle, self.app)

@@ -135,6 +135,7 @@ class _Connection(asyncio.Protocol):
         self._closed = True
         self.transport = None
         self._cancel_timer()
+        self._parser = None  # type: ignore[assignment]  # it holds this protocol: no cycle to outlive the connection
         if self._span and not self._done:
             if self._headers_done and self._reads_to_eof():
                 self._done = True  # a body delimited by the connection's end: complete

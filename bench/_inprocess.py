@@ -2,9 +2,11 @@
 
     python bench/_inprocess.py --port 18099 --requests 2000 [--warm 20] [--stream]
 
-Prints the process CPU time per request. `hotpath_bench.py` runs it under callgrind for an exact instruction count
-per request; the server (uvicorn) and the client (wrk) are left out, so what differs between two checkouts of the
-gateway is the gateway's own code and its upstream client.
+Prints the process CPU time per request. Each request carries the `ServerHooks` the gateway's own server
+protocol gives it (disconnect callback, synchronous body writes), where the checkout has them.
+`hotpath_bench.py` runs it under callgrind for an exact instruction count per request; the server (uvicorn) and
+the client (wrk) are left out, so what differs between two checkouts of the gateway is the gateway's own code and
+its upstream client.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ class _Discard:
 
 
 async def _run(port: int, requests: int, warm: int, stream: bool, client: str | None) -> float:
+    try:  # checkouts before the server hooks have none: their requests run as they did under uvicorn then
+        from aoai_gateway.http.asgi import SERVER_HOOKS as server_hooks
+        from aoai_gateway.http.asgi import ServerHooks as hooks_type
+    except ImportError:
+        server_hooks, hooks_type = "", None
+
     path = "stream" if stream else "prefix"
     settings = Settings.model_validate(
         {
@@ -79,6 +87,8 @@ async def _run(port: int, requests: int, warm: int, stream: bool, client: str | 
         }
         pending = [{"type": "http.request", "body": body, "more_body": False}]
         done = asyncio.Event()
+        if hooks_type is not None:  # what the gateway's own server protocol gives each request (http/protocol.py)
+            scope["extensions"] = {server_hooks: hooks_type(lambda chunk: True)}
 
         async def receive() -> dict[str, Any]:
             if pending:

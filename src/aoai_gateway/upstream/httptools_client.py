@@ -219,10 +219,6 @@ class _Connection(asyncio.Protocol):
                 raise UpstreamUnreachable("The upstream closed the connection while the request was being sent.")
             self.transport.write(view[start : start + _WRITE_CHUNK])
 
-    async def headers(self) -> None:
-        while not self._headers_done:
-            await self._wait()
-
     async def read(self) -> bytes:
         while not self._done:
             await self._wait()
@@ -236,7 +232,11 @@ class _Connection(asyncio.Protocol):
             if self._done:
                 return b""
             await self._wait()
-        chunk = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._drain())
+        if len(self._chunks) == 1:
+            chunk = self._chunks.popleft()
+        else:
+            chunk = b"".join(self._chunks)
+            self._chunks.clear()
         self._body_bytes = 0
         if self._reading_paused and self.transport is not None:
             self._reading_paused = False
@@ -267,11 +267,6 @@ class _Connection(asyncio.Protocol):
         if not self._reading_paused and self.transport is not None:
             self._reading_paused = True
             self.transport.pause_reading()
-
-    def _drain(self) -> list[bytes]:
-        chunks = list(self._chunks)
-        self._chunks.clear()
-        return chunks
 
     def release(self) -> None:
         """Back to the pool when the answer was read to its end, else closed (its rest is not wanted)."""

@@ -11,7 +11,9 @@
     POST {prefix}/admin/events/{event_id}/code                      a new shared code, shown this once (no-store)
     GET  {prefix}/admin/events/{event_id}/delete                    the confirmation step; POST deletes
     POST {prefix}/admin/events/{event_id}/attendees/{key_id}/revoke
-    GET  {prefix}/admin/events/{event_id}/live                      the last 15 minutes, refreshed by the page
+    GET  {prefix}/admin/events/{event_id}/live                      the last 15 minutes; static/live.js redraws it
+    GET  {prefix}/admin/events/{event_id}/live.json                 from this (the organiser's live summary, the
+                                                                    session's cookie; errors as OpenAI's JSON)
 
 Every post checks the CSRF token and the session, then redirects back (POST-redirect-GET) with a fixed notice;
 a refusal (`GatewayError` from the organiser: 400 naming the field, 404 for an unknown id) shows the event's page
@@ -26,6 +28,7 @@ import re
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from ..access.codes import GENERATE
@@ -54,6 +57,7 @@ NOTICES = {
 }
 _OFFSET = re.compile(r"[0-9]{1,9}")
 _M = TypeVar("_M", bound=BaseModel)
+_JSON = b"application/json"
 
 
 class EventPages:
@@ -208,6 +212,16 @@ class EventPages:
             refresh=LIVE_REFRESH_SECONDS,
         )
 
+    async def live_json(self, visit: Visit, params: dict[str, str]) -> Html:
+        """The live summary for the page's script: the admin API's `GET /admin/events/{id}/live` answer."""
+        try:
+            self.admin.require(visit)
+            summary = await self.organiser().live(params["event_id"], minutes=LIVE_MINUTES, top=LIVE_TOP)
+        except GatewayError as exc:
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
+            return Html(exc.status, exc.body(), [*visit.headers(), *headers], True, _JSON)
+        return Html(200, orjson.dumps(summary), visit.headers(), True, _JSON)
+
 
 def _offset(value: str) -> int:
     if not _OFFSET.fullmatch(value):
@@ -320,3 +334,4 @@ def register_routes(router: Router, pages: Pages, events: EventPages) -> None:
     router.add(f"{base}/delete", ["GET", "POST"], lambda r, s, p: (delete if r.method == "POST" else confirm)(r, s, p))
     router.add(f"{base}/attendees/{{key_id}}/revoke", ["POST"], pages.handler(events.revoke))
     router.add(f"{base}/live", ["GET"], pages.handler(events.live))
+    router.add(f"{base}/live.json", ["GET"], pages.handler(events.live_json))

@@ -64,7 +64,8 @@ function drawChart(minutes) {
 
 function draw(live) {
   for (const element of root.querySelectorAll("[data-live]")) {
-    element.textContent = String(live[element.dataset.live]);
+    const value = String(live[element.dataset.live]);
+    element.textContent = element.dataset.live === "until" ? value.slice(11, 19) : value;
   }
   drawChart(live.per_minute);
   document

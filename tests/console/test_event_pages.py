@@ -175,6 +175,7 @@ def test_delete_asks_first(console_gateway: Any) -> None:
         gone = client.post(f"{base}/delete", data={"csrf": token})
         assert gone.status_code == 303 and gone.headers["location"] == "/console/admin"
         assert client.get(base).status_code == 404
+        assert "Doomed" not in client.get("/console/admin").text
         assert client.post(f"{base}/delete", data={"csrf": token}).status_code == 404
     assert httpx.get(f"{gateway.url}/admin/events/{event['id']}", headers=AUTH).status_code == 404
     chat_answer = httpx.post(

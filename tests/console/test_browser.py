@@ -282,3 +282,63 @@ def test_an_admin_signs_in_and_out(phone: tuple[Page, Any], shots: Path) -> None
     page.wait_for_url("**/console/sign-in")
     page.goto(f"{gateway.url}/console/admin")
     assert page.url.endswith("/console/sign-in")
+
+
+def test_an_organiser_extends_an_event_and_revokes_an_attendee(phone: tuple[Page, Any], shots: Path) -> None:
+    page, gateway = phone
+    event = make_event(gateway, name="Night <hack>")
+    people = {}
+    for who in ({"name": "Ann"}, {"email": "bo@example.org"}, {"name": "<img src=x onerror=alert(1)>"}):
+        answer = httpx.post(f"{gateway.url}/events/{event['id']}/register", json=who, timeout=30)
+        assert answer.status_code == 201, answer.text
+        people[next(iter(who.values()))] = answer.json()
+    before = httpx.get(f"{gateway.url}/admin/events/{event['id']}", headers={"authorization": f"Bearer {MASTER}"})
+    page.goto(f"{gateway.url}/console/sign-in")
+    page.get_by_label("Master key").fill(MASTER)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("text=Registration link")
+    page.get_by_role("link", name="Night <hack>").click()
+    page.wait_for_selector("text=Actions")
+    assert page.inner_text("h1") == "Night <hack>"
+    assert "<img src=x onerror=alert(1)>" in page.inner_text("table")  # text, not an element
+    old_end = page.inner_text(".facts dd:nth-of-type(3)")
+    check_accessibility(page)
+    page.get_by_role("button", name="Extend by one hour").click()
+    page.wait_for_selector("text=The event was extended by one hour.")
+    assert page.inner_text(".facts dd:nth-of-type(3)") != old_end
+    after = httpx.get(f"{gateway.url}/admin/events/{event['id']}", headers={"authorization": f"Bearer {MASTER}"})
+    assert after.json()["ends_at"] != before.json()["ends_at"]
+    page.get_by_label("Search attendees by name or e-mail").fill("BO@example")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_selector("text=1 attendee matches")
+    assert "bo@example.org" in page.inner_text("table") and "Ann" not in page.inner_text("table")
+    check_accessibility(page)
+    page.screenshot(path=str(shots / "event-organiser.png"), full_page=True)
+    page.get_by_role("button", name="Revoke bo@example.org").click()
+    page.wait_for_selector("text=The attendee's key was revoked")
+    assert page.get_by_label("Search attendees by name or e-mail").input_value() == "BO@example"
+    row = page.inner_text("table tbody tr")
+    assert "revoked" in row and page.get_by_role("button", name="Revoke bo@example.org").count() == 0
+    refused = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {people['bo@example.org']['key']}"},
+        timeout=30,
+    )
+    assert refused.status_code == 401
+    page.get_by_role("link", name="Requests, tokens and errors now").click()
+    page.wait_for_selector("text=Top attendees")
+    assert page.inner_text('[data-live="requests"]') == "0"
+    check_accessibility(page)
+    ann = people["Ann"]["key"]
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {ann}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    # The page's own script polls the summary and redraws in place (no reload): Ann appears among the leaders.
+    page.wait_for_selector("#live-leaders th:has-text('Ann')")
+    assert page.inner_text('[data-live="requests"]') == "1" and page.is_hidden("#live-none")
+    page.screenshot(path=str(shots / "event-live.png"), full_page=True)

@@ -7,7 +7,7 @@ package (console/templates, console/static), nothing comes from a CDN. One modul
 `security.py` (headers, CSP, CSRF), `sessions.py` (admin sessions, sign-in throttle), `pages.py` (rendering and
 the per-request `Visit`), `assets.py` (static files), `snippets.py` (quick starts), `charts.py` (SVG bars), and
 the pages themselves: `attendee.py`, `playground.py`, `admin.py` (sign-in, the events list), `events.py` (an
-event's page), `keys.py`, `reports.py` (usage), `deployments.py` (live state).
+event's organiser pages, its live view), `keys.py`, `reports.py` (usage), `deployments.py` (live state).
 """
 
 from __future__ import annotations

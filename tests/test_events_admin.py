@@ -148,7 +148,13 @@ async def test_attendees_search_page_usage_and_revoke(keyed: Any) -> None:
         assert chat(gateway, ann["key"]).status_code == 200
     url = f"{gateway.url}/admin/events/{event['id']}/attendees"
 
-    everyone = httpx.get(url, headers=AUTH).json()
+    # A row reaches the ledger just after its answer went out: wait for the second one, bounded.
+    deadline = time.monotonic() + 60
+    while True:
+        everyone = httpx.get(url, headers=AUTH).json()
+        if everyone["data"][0]["usage"]["requests"] >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert everyone["total"] == 3 and everyone["has_more"] is False
     first = everyone["data"][0]
     assert first["id"] == ann["key_id"] and first["usage"]["requests"] == 2 and first["usage"]["tokens"] > 0

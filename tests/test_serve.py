@@ -106,7 +106,12 @@ def test_sigterm_drains_open_streams(served: tuple[subprocess.Popen[bytes], Path
     assert sum('"route":"/v1/chat/completions"' in line and '"status":200' in line for line in lines) == 50
     drained = [line for line in lines if '"drained: ' in line]
     assert len(drained) == 1, [line for line in lines if "access" not in line]
-    assert re.search(r"drained: 50 requests in flight at shutdown \(streams included\), 50 finished, 0 cut", drained[0])
+    # Every stream had its first chunk when SIGTERM came; on a busy machine a few may also have been sent whole
+    # by then (short answers): what was in flight all finished, none was cut off.
+    found = re.search(
+        r"drained: (\d+) requests in flight at shutdown \(streams included\), (\d+) finished, 0 cut", drained[0]
+    )
+    assert found is not None and 40 <= int(found[1]) <= 50 and found[1] == found[2], drained[0]
 
 
 def test_bad_env_is_a_clear_startup_error(tmp_path: Path) -> None:

@@ -3,19 +3,15 @@
     client = HttptoolsUpstream(settings.upstream, on_resend, on_waiting)   # create inside the running event loop
     response = await client.send(UpstreamRequest("POST", url, headers, body), stream=True)
 
-Why not aiohttp (bench/README.md has the figures): a relayed request needs a pooled connection, one write and a
-parser; aiohttp's ClientSession spends most of a request's client-side CPU on what the gateway does not use
-(cookies, redirects, URL re-quoting, trace hooks, a timer task per read). This client is what is left: one
-protocol object per connection, one future per wait, one timer per connection re-armed from timestamps.
-
-The pool holds at most `upstream.max_connections` connections over all upstreams (idle ones per origin, newest
-first). A request that finds the pool full waits for a connection for at most `upstream.pool_wait_seconds`,
-counted by `on_waiting` (the `aoai_gateway_upstream_pool_waiting` gauge) and logged; past that it gets
-`UpstreamPoolFull`, a 503 with Retry-After. Idle connections close after `upstream.keepalive_seconds`.
-
-Never sent twice: an idle connection the upstream closed (or half-closed) is dropped before anything is written
-to it; once a byte of a request was written, a failure is the attempt's (the caller fails over). Egress proxies
-and WebSockets (realtime sessions) go through aiohttp, which this client keeps for them.
+Why not aiohttp (bench/README.md has the figures): its ClientSession spends most of a relayed request's client
+CPU on what the gateway does not use (cookies, redirects, URL re-quoting, trace hooks, a timer per read). Here:
+one protocol object per connection, one future per wait, one timer per connection re-armed from timestamps.
+At most `upstream.max_connections` connections over all upstreams (idle ones per origin, newest first); a request
+finding the pool full waits at most `upstream.pool_wait_seconds` (`on_waiting`: the pool-waiting gauge; logged),
+then gets `UpstreamPoolFull` (503, Retry-After). Idle connections close after `upstream.keepalive_seconds`.
+Never sent twice: an idle connection the upstream closed is dropped before anything is written to it; once a
+byte of a request was written, a failure is the attempt's (the caller fails over). Egress proxies and WebSockets
+(realtime sessions) go through aiohttp, which this client keeps for them.
 """
 
 from __future__ import annotations
@@ -49,6 +45,7 @@ _READ_AHEAD = 256 * 1024
 _JOIN_MAX = 64 * 1024
 _WRITE_CHUNK = 1024 * 1024
 _WAIT_LOG_SECONDS = 10.0  # at most one "pool full" line this often
+_STALE_IDLE = 1.0  # a pooled connection idle longer than this is checked for a pending close first
 _Origin = tuple[str, str, int]  # scheme, host, port
 
 
@@ -189,8 +186,6 @@ class _Connection(asyncio.Protocol):
         self._done = True
         self._wake()
 
-    # Used by the client
-
     @property
     def reusable(self) -> bool:
         return not self._closed and self.transport is not None and not self.transport.is_closing()
@@ -282,8 +277,6 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    # Waiting
-
     async def _wait(self) -> None:
         if self._error is not None:
             raise self._error
@@ -370,8 +363,14 @@ class _Pool:
             idle = self.idle.get(origin)
             while idle:
                 connection = idle.pop()
+                if connection.reusable and self.loop.time() - connection._idle_since > _STALE_IDLE:
+                    # Idle long enough that the upstream may be closing it (uvicorn-based servers close after 5 s):
+                    # let the loop deliver a close it already holds before anything is written.
+                    await asyncio.sleep(0)
                 if connection.reusable:
                     return connection, True
+                self._uncount(connection)
+                connection._close()
             if self.open < self.limit:
                 self.open += 1
                 try:

@@ -247,3 +247,29 @@ async def test_aiohttp_writes_a_body_of_several_chunks_whole(upstreams: list[Scr
     finally:
         await client.aclose()
     assert upstream.bodies == [body]
+
+
+async def test_httptools_checks_a_long_idle_connection_for_a_close_not_yet_read(
+    upstreams: list[ScriptedUpstream],
+) -> None:
+    """The race a uvicorn upstream (5 s keep-alive) sets: its FIN reached our kernel, our loop has not read it, and
+    a request is about to take the connection. Idle over a second, the pool lets the loop deliver the close first:
+    the request goes out on a new connection, once, instead of into a closing one."""
+    from aoai_gateway.upstream.httptools_client import HttptoolsUpstream
+
+    upstream = ScriptedUpstream(ANSWER_AND_HOLD, ANSWER_AND_KEEP)
+    upstreams.append(upstream)
+    client = HttptoolsUpstream(UpstreamSettings())
+    url = f"{upstream.url}/openai/deployments/chat/chat/completions"
+    try:
+        first = await client.send(UpstreamRequest("POST", url, [], b'{"n":"first"}', "chat"), stream=False)
+        assert await first.read() == BODY
+        await first.release()
+        await asyncio.sleep(1.2)  # idle past the pool's staleness bound
+        upstream.drop_idle()  # the FIN is in our kernel; the loop has not run since
+        second = await client.send(UpstreamRequest("POST", url, [], b'{"n":"second"}', "chat"), stream=False)
+        assert second.status == 200 and await second.read() == BODY
+        await second.release()
+    finally:
+        await client.aclose()
+    assert upstream.connections == 2 and (seen(upstream, "first"), seen(upstream, "second")) == (1, 1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections import deque
 from urllib.parse import urlsplit
@@ -363,11 +364,10 @@ class _Pool:
             idle = self.idle.get(origin)
             while idle:
                 connection = idle.pop()
-                if connection.reusable and self.loop.time() - connection._idle_since > _STALE_IDLE:
-                    # Idle long enough that the upstream may be closing it (uvicorn-based servers close after 5 s):
-                    # let the loop deliver a close it already holds before anything is written.
-                    await asyncio.sleep(0)
-                if connection.reusable:
+                stale = self.loop.time() - connection._idle_since > _STALE_IDLE
+                # Idle long enough that the upstream may be closing it (uvicorn-based servers close after 5 s): a
+                # close already in our kernel but not yet read by the loop is looked for before anything is written.
+                if connection.reusable and not (stale and _closing(connection.transport)):
                     return connection, True
                 self._uncount(connection)
                 connection._close()
@@ -470,6 +470,21 @@ class _Pool:
         for waiter in self.waiters:
             if not waiter.done():
                 waiter.cancel()
+
+
+def _closing(transport: asyncio.Transport | None) -> bool:
+    """True when the socket holds a FIN or stray bytes not yet read: an idle connection must hold nothing."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as probe:
+            probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False  # nothing waiting: open and quiet
+    except OSError:
+        return True
+    return True
 
 
 class _Response:

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import ssl
 from collections import deque
 from urllib.parse import urlsplit
 
 import httptools
 
 from ..config import UpstreamSettings
-from ..errors import UpstreamPoolFull, UpstreamTimeout, UpstreamUnreachable
+from ..errors import UpstreamTimeout, UpstreamUnreachable
 from ..http.spool import Body
 from .base import (
     BodySink,
@@ -37,6 +35,7 @@ from .base import (
     WaitingHook,
     WebSocketRequest,
 )
+from .pool import ConnectionPool, Origin, PooledConnection
 
 log = logging.getLogger("aoai_gateway.upstream")
 
@@ -45,23 +44,18 @@ _READ_AHEAD = 256 * 1024
 # Bodies up to this size go out in the same write as the head (one copy); larger ones follow it unjoined.
 _JOIN_MAX = 64 * 1024
 _WRITE_CHUNK = 1024 * 1024
-_WAIT_LOG_SECONDS = 10.0  # at most one "pool full" line this often
-_STALE_IDLE = 1.0  # a pooled connection idle longer than this is checked for a pending close first
-_Origin = tuple[str, str, int]  # scheme, host, port
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(PooledConnection):
     """One upstream connection: write a request, parse its answer, go back to the pool when it ended cleanly."""
 
     __slots__ = (
         "_body_bytes",
         "_chunks",
         "_closed",
-        "_counted",
         "_done",
         "_error",
         "_headers_done",
-        "_idle_since",
         "_last_io",
         "_loop",
         "_parser",
@@ -73,6 +67,8 @@ class _Connection(asyncio.Protocol):
         "_waiter",
         "_write_waiter",
         "_writing_paused",
+        "counted",
+        "idle_since",
         "keep_alive",
         "origin",
         "raw_headers",
@@ -80,14 +76,14 @@ class _Connection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, pool: _Pool, origin: _Origin) -> None:
+    def __init__(self, pool: ConnectionPool[_Connection], origin: Origin) -> None:
         self._pool = pool
         self.origin = origin
         self._loop = pool.loop
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._closed = False
-        self._counted = True  # in the pool's count of open connections
+        self.counted = True  # in the pool's count of open connections
         self._reading_paused = False
         self._sink: BodySink | None = None  # while pushing a body (`push_to`)
         self._writing_paused = False
@@ -95,7 +91,7 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._span = 0.0  # the idle bound while a request waits for bytes; 0 when the connection is idle
         self._last_io = 0.0
-        self._idle_since = 0.0
+        self.idle_since = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -120,10 +116,10 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserError:
             self._fail(UpstreamUnreachable("The upstream answered with invalid HTTP."))
-            self._close()
+            self.close()
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamUnreachable("The upstream switched protocols on a plain request."))
-            self._close()
+            self.close()
 
     def eof_received(self) -> bool:
         self._closed = True  # half-closed by the upstream: never reused, never written to again
@@ -171,7 +167,7 @@ class _Connection(asyncio.Protocol):
                 more = sink(body)
             except Exception as exc:  # the receiving side broke: this answer is over
                 self._fail(exc)
-                self._close()
+                self.close()
                 return
             if not more:
                 self._pause_reading()
@@ -268,12 +264,12 @@ class _Connection(asyncio.Protocol):
         """Back to the pool when the answer was read to its end, else closed (its rest is not wanted)."""
         self._span = 0.0
         if self._done and self.keep_alive and self.reusable and self._error is None:
-            self._idle_since = self._loop.time()
+            self.idle_since = self._loop.time()
             self._pool.put(self)
         else:
-            self._close()
+            self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
         self._closed = True
         if self.transport is not None:
             self.transport.close()
@@ -325,14 +321,14 @@ class _Connection(asyncio.Protocol):
                 due = self._last_io + self._span
                 if due <= now:
                     self._fail(UpstreamTimeout(f"The upstream sent nothing for {self._span:g} seconds."))
-                    self._close()
+                    self.close()
                     return
             # Look in again within half the keep-alive bound, so that once released it closes on time.
             due = min(due, now + self._pool.keepalive / 2)
         else:
-            due = self._idle_since + self._pool.keepalive
+            due = self.idle_since + self._pool.keepalive
             if due <= now:
-                self._close()
+                self.close()
                 return
         self._timer = self._loop.call_at(due, self._on_timer)
 
@@ -340,151 +336,6 @@ class _Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-
-class _Pool:
-    """Connections by origin, at most `limit` in all; requests past it wait their turn, for a bounded time."""
-
-    def __init__(self, settings: UpstreamSettings, on_waiting: WaitingHook | None) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.limit = settings.max_connections
-        self.wait_seconds = settings.pool_wait_seconds
-        self.keepalive = settings.keepalive_seconds
-        self.connect_timeout = settings.timeouts.connect
-        self.idle: dict[_Origin, list[_Connection]] = {}
-        self.open = 0  # connections open or being opened
-        self.waiters: deque[asyncio.Future[None]] = deque()
-        self._on_waiting = on_waiting
-        self._logged = -_WAIT_LOG_SECONDS
-        self._tls: ssl.SSLContext | None = None
-
-    async def acquire(self, origin: _Origin) -> tuple[_Connection, bool]:
-        """A connection to `origin` and whether it was pooled (not new)."""
-        while True:
-            idle = self.idle.get(origin)
-            while idle:
-                connection = idle.pop()
-                stale = self.loop.time() - connection._idle_since > _STALE_IDLE
-                # Idle long enough that the upstream may be closing it (uvicorn-based servers close after 5 s): a
-                # close already in our kernel but not yet read by the loop is looked for before anything is written.
-                if connection.reusable and not (stale and _closing(connection.transport)):
-                    return connection, True
-                self._uncount(connection)
-                connection._close()
-            if self.open < self.limit:
-                self.open += 1
-                try:
-                    return await self._connect(origin), False
-                except BaseException:
-                    self.open -= 1
-                    self._next_waiter()
-                    raise
-            if not self._evict_idle():
-                await self._wait_turn()
-            # Woken: a connection idles or a slot is free (another waiter may have been quicker: look again).
-
-    def put(self, connection: _Connection) -> None:
-        # A woken waiter for this origin takes it; one for another origin closes an idle connection to connect.
-        self.idle.setdefault(connection.origin, []).append(connection)
-        self._next_waiter()
-
-    def lost(self, connection: _Connection) -> None:
-        idle = self.idle.get(connection.origin)
-        if idle and connection in idle:
-            idle.remove(connection)
-        self._uncount(connection)
-
-    def _uncount(self, connection: _Connection) -> None:
-        if connection._counted:
-            connection._counted = False
-            self.open -= 1
-            self._next_waiter()
-
-    def _evict_idle(self) -> bool:
-        """Close the oldest idle connection (to another origin) to make room at once; False when none idles."""
-        for connections in self.idle.values():
-            if connections:
-                connection = connections.pop(0)
-                self._uncount(connection)
-                connection._close()
-                return True
-        return False
-
-    async def _wait_turn(self) -> None:
-        waiter = self.loop.create_future()
-        self.waiters.append(waiter)
-        self._report()
-        now = self.loop.time()
-        if now - self._logged >= _WAIT_LOG_SECONDS:
-            self._logged = now
-            log.warning(
-                "upstream pool full: %d connections open (upstream.max_connections), %d requests waiting",
-                self.open,
-                len(self.waiters),
-            )
-        try:
-            async with asyncio.timeout(self.wait_seconds):
-                await waiter
-        except TimeoutError:
-            log.warning("a request waited %g s for an upstream connection and was refused", self.wait_seconds)
-            raise UpstreamPoolFull(self.limit, self.wait_seconds) from None
-        finally:
-            if waiter in self.waiters:
-                self.waiters.remove(waiter)
-            self._report()
-
-    def _next_waiter(self) -> None:
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
-    def _report(self) -> None:
-        if self._on_waiting is not None:
-            self._on_waiting(len(self.waiters))
-
-    async def _connect(self, origin: _Origin) -> _Connection:
-        scheme, host, port = origin
-        tls = None
-        if scheme == "https":
-            if self._tls is None:
-                self._tls = ssl.create_default_context()
-            tls = self._tls
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                _, connection = await self.loop.create_connection(
-                    lambda: _Connection(self, origin), host, port, ssl=tls, server_hostname=host if tls else None
-                )
-        except TimeoutError:
-            raise UpstreamTimeout(f"The upstream connection timed out after {self.connect_timeout:g} s.") from None
-        except (OSError, ssl.SSLError) as exc:
-            raise UpstreamUnreachable(f"The upstream connection failed: {type(exc).__name__}.") from exc
-        return connection
-
-    def close(self) -> None:
-        for connections in self.idle.values():
-            for connection in connections:
-                connection._close()
-        self.idle.clear()
-        for waiter in self.waiters:
-            if not waiter.done():
-                waiter.cancel()
-
-
-def _closing(transport: asyncio.Transport | None) -> bool:
-    """True when the socket holds a FIN or stray bytes not yet read: an idle connection must hold nothing."""
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None:
-        return False
-    try:
-        with socket.fromfd(sock.fileno(), sock.family, sock.type) as probe:
-            probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return False  # nothing waiting: open and quiet
-    except OSError:
-        return True
-    return True
 
 
 class _Response:
@@ -548,10 +399,10 @@ class HttptoolsUpstream:
         on_waiting: WaitingHook | None = None,
     ) -> None:
         self._settings = settings
-        self._pool = _Pool(settings, on_waiting)
+        self._pool: ConnectionPool[_Connection] = ConnectionPool(settings, _Connection, on_waiting)
         self._read = settings.timeouts.read
         self._stream_idle = settings.timeouts.stream_idle
-        self._targets: dict[str, tuple[_Origin, bytes]] = {}  # url -> origin and the head's first lines
+        self._targets: dict[str, tuple[Origin, bytes]] = {}  # url -> origin and the head's first lines
         self._on_resend = on_resend  # never called: this client drops a closed connection before writing
         self._websockets: UpstreamClient | None = None
 
@@ -571,7 +422,7 @@ class HttptoolsUpstream:
             raise
         return _Response(connection)
 
-    def _target(self, url: str) -> tuple[_Origin, bytes]:
+    def _target(self, url: str) -> tuple[Origin, bytes]:
         known = self._targets.get(url)
         if known is not None:
             return known

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from .servers import lifespan_done, whole_body
+
 MSI_HEADER = "test-identity-header-secret"
 
 
@@ -39,17 +41,9 @@ class TokenEndpoint:
     requests: list[TokenRequest] = field(default_factory=list)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        if await lifespan_done(scope, receive, send):
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await whole_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         seen = TokenRequest(
             scope["method"],

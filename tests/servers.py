@@ -114,3 +114,23 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path | None =
         alive=lambda: process.poll() is None,
         output=lambda: log.read_text(errors="replace") if log is not None and log.exists() else "",
     )
+
+
+async def lifespan_done(scope: dict[str, Any], receive: Any, send: Any) -> bool:
+    """For the tests' small ASGI upstreams: answer a lifespan scope whole; True when `scope` was one."""
+    if scope["type"] != "lifespan":
+        return False
+    while (await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+    return True
+
+
+async def whole_body(receive: Any) -> bytes:
+    """The request body of a test upstream, every message of it."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from ..servers import lifespan_done, whole_body
+
 
 @dataclass
 class HookRequest:
@@ -27,17 +29,9 @@ class Hooks:
     requests: list[HookRequest] = field(default_factory=list)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        if await lifespan_done(scope, receive, send):
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await whole_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         seen = HookRequest(scope["method"], scope["path"], scope["query_string"].decode(), headers, body)
         self.requests.append(seen)

@@ -7,6 +7,7 @@ import base64
 import json
 from typing import Any
 
+from ..servers import lifespan_done, whole_body
 from .conftest import AssistantClient, ClientFactory, Script, light_call
 
 
@@ -126,17 +127,9 @@ class WholeAnswers:
         self.bodies: list[Any] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        if await lifespan_done(scope, receive, send):
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await whole_body(receive)
         self.bodies.append(json.loads(body))
         if len(self.bodies) % 2:
             call = {"id": "c1", "type": "function", "function": {"name": "get_doors", "arguments": "{}"}}

@@ -334,21 +334,26 @@ def test_a_full_pool_through_the_gateway_is_a_503_and_a_gauge(start_gateway: Gat
         upstream={"max_connections": 1, "pool_wait_seconds": 1.0},
     )
     chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
-    with httpx.Client(base_url=gateway.url, timeout=60) as http, ThreadPoolExecutor(2) as pool:
-        first = pool.submit(http.post, "/v1/chat/completions", json=chat)
-        assert holding.wait(60)
-        waiting = ""
-        for _ in range(200):  # until the first request holds the one connection and a second one waits
-            second = pool.submit(http.post, "/v1/chat/completions", json=chat)
-            waiting = http.get("/metrics").text
-            if "aoai_gateway_upstream_pool_waiting 1.0" in waiting:
-                break
-            second.result()
-        assert "aoai_gateway_upstream_pool_waiting 1.0" in waiting
-        refused = second.result()
+    try:
+        with httpx.Client(base_url=gateway.url, timeout=120) as http, ThreadPoolExecutor(2) as pool:
+            first = pool.submit(http.post, "/v1/chat/completions", json=chat)
+            assert holding.wait(60)
+            waiting = ""
+            # The gauge is read while the second request waits its second; on a busy machine the reads may all
+            # miss that window, so it is tried a few times (the first request's client never waits long).
+            for _ in range(10):
+                second = pool.submit(http.post, "/v1/chat/completions", json=chat)
+                while not second.done() and "aoai_gateway_upstream_pool_waiting 1.0" not in waiting:
+                    waiting = http.get("/metrics").text
+                refused = second.result()
+                if "aoai_gateway_upstream_pool_waiting 1.0" in waiting:
+                    break
+            assert "aoai_gateway_upstream_pool_waiting 1.0" in waiting
+            release.set()
+            assert first.result().status_code == 200
+    finally:
         release.set()
-        assert first.result().status_code == 200
-    listener.close()
+        listener.close()
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     error = refused.json()["error"]
     assert error["code"] == "upstream_pool_full" and error["type"] == "server_error" and "param" in error

@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/hotpath_bench.py --baseline-src ../before/src        # ~3 minutes
     .venv/bin/python bench/hotpath_bench.py --baseline-src ../before/src --stream
+    .venv/bin/python bench/hotpath_bench.py --baseline-src ../before/src --served    # the server too, ~10 min
 
 Wall-clock and CPU-time figures on a shared 2-core machine swing by 10% between identical runs, which hides a
 change of a few percent. Instructions do not: valgrind's callgrind counts them, the same for the same code
 whatever else the machine does. The app is driven in-process (bench/_inprocess.py: no HTTP server, no client)
 against nginx, twice per checkout with different request counts; the difference divided by the extra requests is
 the cost of one request, start-up and warm-up cancelling out. What this leaves out (uvicorn's protocol, wrk) is
-the same for both checkouts; bench/gateway_bench.py measures the whole path with wrk.
+the same for both checkouts; bench/gateway_bench.py measures the whole path with wrk. `--served` counts that path
+too, but for the client: the real `aoai-gateway serve` under callgrind, driven over loopback (bench/_served.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from _nginx import NginxUpstream, require
 from _procs import ProcessGroup, free_port, wait_for_port
+from _served import served_instructions
 
 BENCH = Path(__file__).resolve().parent
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -49,8 +52,12 @@ def instructions(src: Path, port: int, requests: int, stream: bool) -> int:
     return int(found[1].replace(",", ""))
 
 
-def per_request(src: Path, port: int, small: int, large: int, stream: bool) -> float:
-    return (instructions(src, port, large, stream) - instructions(src, port, small, stream)) / (large - small)
+def per_request(src: Path, port: int, small: int, large: int, stream: bool, served: Path | None) -> float:
+    if served is not None:
+        run = served_instructions(src, served, port, large) - served_instructions(src, served, port, small)
+    else:
+        run = instructions(src, port, large, stream) - instructions(src, port, small, stream)
+    return run / (large - small)
 
 
 def main() -> int:
@@ -60,7 +67,10 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=1920, help="requests in the long run (default 1920)")
     parser.add_argument("--repeat", type=int, default=2, help="measurements per checkout, interleaved (default 2)")
     parser.add_argument("--stream", action="store_true", help="streamed answers instead of JSON")
+    parser.add_argument("--served", action="store_true", help="the whole server under callgrind (JSON answers)")
     args = parser.parse_args()
+    if args.served and args.stream:
+        parser.error("--served measures JSON answers only")
     ours = BENCH.parent / "src"
     with tempfile.TemporaryDirectory(prefix="aoai-hotpath-") as tmp, ProcessGroup() as procs:
         nginx = NginxUpstream.write(Path(tmp), free_port())
@@ -68,10 +78,15 @@ def main() -> int:
         results: dict[str, list[float]] = {"this checkout": [], "baseline": []}
         for _ in range(args.repeat):
             for label, src in (("baseline", args.baseline_src.resolve()), ("this checkout", ours)):
-                results[label].append(per_request(src, nginx.port, args.small, args.large, args.stream))
+                results[label].append(
+                    per_request(
+                        src, nginx.port, args.small, args.large, args.stream, Path(tmp) if args.served else None
+                    )
+                )
                 print(f"  {label:<14} {results[label][-1]:>10,.0f} instructions per request", file=sys.stderr)
     base = min(results["baseline"])
-    print(f"| checkout | instructions per request ({'stream' if args.stream else 'json'}) | x baseline |")
+    what = "served json" if args.served else "stream" if args.stream else "json"
+    print(f"| checkout | instructions per request ({what}) | x baseline |")
     print("| --- | --: | --: |")
     for label, values in results.items():
         best = min(values)

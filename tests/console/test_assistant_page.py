@@ -193,6 +193,10 @@ def test_typed_turns_show_hostile_strings_as_text_and_ask_before_unlocking(
         {"content": "The front door is unlocked."},
     )
     page.goto(f"{gateway.url}/console/assistant")
+    page.get_by_label("Your key").fill("sk-gw-not-a-key")
+    page.get_by_role("button", name="Use key").click()
+    page.wait_for_selector("#as-status:has-text('Key refused (401)')")
+    assert page.get_by_role("button", name="Hold to talk").is_disabled()
     page.get_by_label("Your key").fill(made["secret"])
     page.get_by_role("button", name="Use key").click()
     page.wait_for_selector("#assistant[data-ready=true]")
@@ -204,7 +208,8 @@ def test_typed_turns_show_hostile_strings_as_text_and_ask_before_unlocking(
     assert shown[0] == ("transcript", f"{HOSTILE} unlock the front door")
     calls = [text for kind, text in shown if kind == "tool-call"]
     assert len(calls) == 2 and '"room": "<script>alert(\\"owned\\")</script><img' in calls[0], calls
-    assert "Invalid arguments" in page.inner_text("#as-turns .stage.failed")  # the schema refused the room
+    refused = page.inner_text("#as-turns .stage.failed")
+    assert "Invalid arguments" in refused and "<script>alert(" in refused  # the schema refused it; shown as text
     assert page.inner_text("#as-turns .stage.reply .content").endswith(HOSTILE)
     assert page.locator("#as-turns script, #as-turns img").count() == 0  # shown as text, never as markup
     assert home_of(gateway, made["secret"])["doors"]["front door"] == {"locked": True}  # not before a yes

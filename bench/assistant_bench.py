@@ -16,8 +16,10 @@ whole: the clock starts when the request is sent (the speech has ended) and stop
 (its first byte is the reply's first byte). Stages from the events' arrival times: transcription (to
 `transcript`), model (to `reply`, less the tools), tools (first `tool_call` to last `tool_result`), synthesis (to
 `audio`), as the client sees the events arrive: writes a few hundred microseconds apart may reach it together, so
-stages under a millisecond are not resolved. Reported: p50 and p95 of each, with the target (under 800 ms p50 on
-two cores). Saved as bench/results/assistant-bench-<UTC timestamp>.json.
+stages under a millisecond are not resolved; synthesis counts from the moment the first sentence was complete
+(the reply's end, or the delta that ended the sentence when it is spoken while the model writes). Reported: each
+command's split, then p50 and p95 of each stage and its share, with the target (under 800 ms p50 on two cores).
+Saved as bench/results/assistant-bench-<UTC timestamp>.json.
 """
 
 from __future__ import annotations
@@ -94,15 +96,20 @@ def _turn(http: httpx.Client, session: str, audio: bytes) -> dict[str, float]:
                 marks.setdefault(kind, now)  # the first of each kind
                 if kind in ("tool_result", "error"):
                     marks["last_tool_result"] = now
+                if kind == "reply_delta" and "audio" not in marks:
+                    marks["last_delta_before_audio"] = now
                 if kind == "error":
                     raise SystemExit(f"a turn failed: {block.decode()[:300]}")
     tools = marks.get("last_tool_result", 0.0) - marks.get("tool_call", 0.0)
+    # Synthesis starts when the first sentence is complete: at the reply's end for a one-sentence reply, else at
+    # the delta that finished it (the last delta before the first audio), while the model may still be writing.
+    written = marks["reply"] if marks["reply"] <= marks["audio"] else marks["last_delta_before_audio"]
     return {
         "total": marks["audio"],
         "transcription": marks["transcript"],
-        "model": marks["reply"] - marks["transcript"] - tools,
+        "model": written - marks["transcript"] - tools,
         "tools": tools,
-        "synthesis": marks["audio"] - marks["reply"],
+        "synthesis": marks["audio"] - written,
     }
 
 
@@ -170,14 +177,25 @@ def main() -> None:
         for stage in stages
     }
     print(f"{len(samples)} spoken commands, {min(seconds):.1f}-{max(seconds):.1f} s of speech each")
-    print("| stage | p50 ms | p95 ms |\n| --- | --: | --: |")
+    print("\nPer command (ms; where the time to the first byte of reply audio went):\n")
+    print("| command | speech s | " + " | ".join(stages) + " |\n| --- | --: |" + " --: |" * len(stages))
+    for command, spoken_s, sample in zip(commands, seconds, samples, strict=True):
+        cells = " | ".join(f"{sample[stage]:.0f}" for stage in stages)
+        print(f"| {command.text[:48]} | {spoken_s:.1f} | {cells} |")
+    print("\n| stage | p50 ms | p95 ms | share of total (sum of medians) |\n| --- | --: | --: | --: |")
+    parts = sum(summary[stage]["p50_ms"] for stage in stages[1:]) or 1.0
     for stage in stages:
-        print(f"| {stage} | {summary[stage]['p50_ms']} | {summary[stage]['p95_ms']} |")
+        share = "" if stage == "total" else f"{100 * summary[stage]['p50_ms'] / parts:.0f}%"
+        print(f"| {stage} | {summary[stage]['p50_ms']} | {summary[stage]['p95_ms']} | {share} |")
     print(f"target: end of speech -> first byte of reply audio under {TARGET_P50_MS} ms p50")
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = RESULTS / f"assistant-bench-{stamp}.json"
-    out.write_text(json.dumps({"summary": summary, "speech_seconds": seconds, "samples": samples}, indent=1))
+    per_command = [
+        {"command": command.text, "speech_seconds": spoken_s, **sample}
+        for command, spoken_s, sample in zip(commands, seconds, samples, strict=True)
+    ]
+    out.write_text(json.dumps({"summary": summary, "samples": per_command}, indent=1))
     print(f"saved {out}")
     gateway.should_exit = emulator.should_exit = True
 

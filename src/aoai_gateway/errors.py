@@ -24,8 +24,9 @@ GatewayError                      every error the gateway itself answers with
 ├── UpstreamPoolFull        503   no upstream connection freed up within `upstream.pool_wait_seconds` (Retry-After)
 ├── DependencyUnavailable   503   a backing service is down; names it (Retry-After)
 │   ├── LimitsUnavailable   503   Redis, which holds the rate-limit counters (`limits_unavailable`)
-│   └── DatabaseUnavailable 503   the database of keys, events and the ledger (`key_store_unavailable` for a key
-│                                 it could not check, `usage_ledger_full`, else `database_unavailable`)
+│   ├── DatabaseUnavailable 503   the database of keys, events and the ledger (`key_store_unavailable` for a key
+│   │                             it could not check, `usage_ledger_full`, else `database_unavailable`)
+│   └── MicrophoneUnavailable 503 `aoai-gateway assistant --mic` found no ffmpeg or no device to record from
 ├── StorageFull             507   the database's disk is full (`insufficient_storage`)
 ├── ModelAnswerError      4xx/5xx  a model the assistant called in-process answered with an error: its status
 │                                 and message pass on (`assistant_model_error`)
@@ -56,6 +57,7 @@ __all__ = [
     "InvalidRequest",
     "LimitsUnavailable",
     "MethodNotAllowed",
+    "MicrophoneUnavailable",
     "ModelAnswerError",
     "ModelBusy",
     "ModelNotFound",
@@ -309,6 +311,11 @@ class LimitsUnavailable(DependencyUnavailable):
 class DatabaseUnavailable(DependencyUnavailable):
     component = "its database (keys, events, usage)"
     code = "database_unavailable"
+
+
+class MicrophoneUnavailable(DependencyUnavailable):
+    component = "a microphone"
+    code = "microphone_unavailable"
 
 
 class StorageFull(GatewayError):

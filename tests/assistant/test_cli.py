@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -64,8 +65,8 @@ def test_the_command_refuses_what_it_cannot_do(
     tmp_path: Path, emulator_server: AsgiServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = config(tmp_path, emulator_server)
-    assert main(["assistant", "--config", path]) == 2  # neither --text nor --file
-    assert "--text TEXT or --file RECORDING" in capsys.readouterr().err
+    assert main(["assistant", "--config", path]) == 2  # neither --text, --file nor --mic
+    assert "--text TEXT, --file RECORDING or --mic" in capsys.readouterr().err
     assert main(["assistant", "--text", "hi", "--config", path, "--api-key", "wrong-key"]) == 1
     assert "answered 401" in capsys.readouterr().err
 
@@ -134,3 +135,35 @@ def test_spoken_eval_says_each_command_and_hears_it_back(
     assert "tool choice: 0/1 (0.0%)" in out
     # What tiny.en makes of the voice is not always the text ("and lock my front door"): it is shown as heard.
     assert "'unlock the front door' (heard '" in out and "front door.'): called get_doors{}" in out
+
+
+def test_a_turn_from_the_microphone(
+    tmp_path: Path, emulator_server: AsgiServer, script: Script, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ffmpeg records from an input that "says" the committed command: the same process and path as a real device.
+    script({"tool_calls": [light_call("kitchen", on=True)]}, {"content": "The kitchen light is on."})
+    device = f"lavfi:amovie={AUDIO / 'kitchen_lights_on.wav'}"
+    code = main(["assistant", "--mic", "--mic-device", device, "--seconds", "5", "--json",
+                 "--config", config(tmp_path, emulator_server), "--api-key", EMULATOR_KEY])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    turn = json.loads(capsys.readouterr().out)
+    assert words(turn["transcript"]) == ["turn", "on", "the", "kitchen", "lights"]
+    assert turn["tool_calls"][0]["result"]["kitchen"]["on"] is True
+
+
+def test_without_a_microphone_the_command_says_so(
+    tmp_path: Path, emulator_server: AsgiServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if Path("/dev/snd").exists() or Path(f"/run/user/{os.getuid()}/pulse").exists():
+        pytest.skip("this machine may have a microphone: the error path needs one without")
+    settings = config(tmp_path, emulator_server)
+    assert main(["assistant", "--mic", "--seconds", "2", "--config", settings]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("aoai-gateway: No microphone could be opened: tried pulse:default (")
+    assert "; alsa:default (" in error and "--mic-device FORMAT:INPUT, or pass --file RECORDING." in error
+    assert main(["assistant", "--mic", "--mic-device", "nocolon", "--config", settings]) == 1
+    assert "--mic-device takes FORMAT:INPUT" in capsys.readouterr().err
+    # No ffmpeg at all: the PATH holds none.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["assistant", "--mic", "--config", settings]) == 1
+    assert "needs ffmpeg on the PATH" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     aoai-gateway assistant --text "turn on the kitchen lights" --config config.yaml
     aoai-gateway assistant --file command.wav --speak reply.wav --api-key sk-gw-...
+    aoai-gateway assistant --mic [--seconds 8] [--mic-device alsa:hw:1] --speak reply.wav   # ffmpeg records
     aoai-gateway assistant eval [--set commands.json] [--spoken] [--json]   # tool-choice and argument accuracy
 
 Each stage is printed as it happens (heard, tool calls and results, the reply); `--json` prints the turn as the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,6 +48,20 @@ def add_assistant_command(commands: Any) -> None:
     said.add_argument(
         "--file", metavar="PATH", help="a recording of it, any format the audio API takes (default: none)"
     )
+    said.add_argument(
+        "--mic",
+        action="store_true",
+        help="record it from this machine's microphone with ffmpeg until Enter or --seconds (default: off)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=8.0, help="--mic: the longest recording, in seconds (default: 8)"
+    )
+    parser.add_argument(
+        "--mic-device",
+        default="auto",
+        metavar="FORMAT:INPUT",
+        help="--mic: an ffmpeg input such as alsa:hw:1 (default: auto, PulseAudio's default source, then ALSA's)",
+    )
     parser.add_argument(
         "--speak", metavar="PATH", help="write the spoken reply there, with assistant.speech_model (default: none)"
     )
@@ -65,8 +81,10 @@ def add_assistant_command(commands: Any) -> None:
 
 
 def run_assistant_command(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
-    if args.action == "turn" and not (args.text or args.file):
-        print("aoai-gateway: say something: --text TEXT or --file RECORDING (or: assistant eval)", file=sys.stderr)
+    if args.action == "turn" and not (args.text or args.file or args.mic):
+        print(
+            "aoai-gateway: say something: --text TEXT, --file RECORDING or --mic (or: assistant eval)", file=sys.stderr
+        )
         return 2
     if args.action == "eval":
         if args.spoken and settings.assistant.speech_model is None:
@@ -80,12 +98,30 @@ def run_assistant_command(args: argparse.Namespace, settings: Settings, out: Tex
     if args.speak and settings.assistant.speech_model is None:
         print("aoai-gateway: --speak needs assistant.speech_model in the configuration", file=sys.stderr)
         return 1
-    audio = Path(args.file).read_bytes() if args.file else None
     try:
+        audio = Path(args.file).read_bytes() if args.file else asyncio.run(_listen(args)) if args.mic else None
         return asyncio.run(_turn(args, settings, audio, out or sys.stdout))
     except GatewayError as exc:
         print(f"aoai-gateway: {exc.message}", file=sys.stderr)
         return 1
+
+
+async def _listen(args: argparse.Namespace) -> bytes:
+    """The user's words from the microphone; on a terminal, Enter ends the recording before --seconds."""
+    from .microphone import record
+
+    stop = asyncio.Event()
+    if sys.stdin is not None and sys.stdin.isatty():
+        loop = asyncio.get_running_loop()
+
+        def wait_for_enter() -> None:
+            sys.stdin.readline()
+            loop.call_soon_threadsafe(stop.set)
+
+        # A daemon thread: a blocked readline must not keep the process alive after the turn.
+        threading.Thread(target=wait_for_enter, name="enter-ends-recording", daemon=True).start()
+        print(f"Listening (at most {args.seconds:g} s); press Enter when you are done.", file=sys.stderr)
+    return await record(args.mic_device, args.seconds, stop)
 
 
 @asynccontextmanager
@@ -142,7 +178,7 @@ async def _turn(args: argparse.Namespace, settings: Settings, audio: bytes | Non
                 if line is not None:
                     print(line, file=out, flush=True)
 
-        name = Path(args.file).name if args.file else "audio"
+        name = Path(args.file).name if args.file else "microphone.wav" if args.mic else "audio"
         given = TurnInput(text=args.text, audio=audio, filename=name, speech=bool(args.speak))
         result = await assistant.turn(session.id, given, who, show)
     if args.speak and result.audio is not None:

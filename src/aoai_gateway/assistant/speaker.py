@@ -9,18 +9,23 @@ to the first byte of reply audio is one sentence's synthesis after that sentence
 whole reply. Each `audio` event is a complete file of one sentence (`index`, `text`, `format`, `data`), played
 one after the other. A sentence ends at `.`, `!` or `?` (and closing quotes or brackets) followed by white space,
 or at a line break; "3.5" and "e.g." in the middle of a word are not ends.
+
+A turn without a stream is spoken the same way, its sentences collected (`SpokenParts`) and joined into one file
+(`join_audio`) when the format can be joined: the synthesis overlaps the model's writing there too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import re
+import wave
 from collections.abc import Awaitable, Callable
 
 from .events import Emit, TurnEvent
 
-__all__ = ["SentenceSpeaker"]
+__all__ = ["JOINABLE", "SentenceSpeaker", "SpokenParts", "join_audio"]
 
 _END = re.compile(r"[.!?]+[\"')\]]*\s+|\n+")
 
@@ -78,3 +83,47 @@ class SentenceSpeaker:
         finally:
             audio.cancel()  # a no-op once it is done
         await self._emit(TurnEvent("audio", {"index": index, "text": sentence, "format": self._format, "data": data}))
+
+
+class SpokenParts:
+    """An `Emit` for a speaker whose sentences are wanted as one file: it keeps each sentence's audio, in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    async def __call__(self, event: TurnEvent) -> None:
+        if event.kind == "audio":
+            self.parts.append(base64.b64decode(event.data["data"]))
+
+
+def _join_wav(parts: list[bytes]) -> bytes:
+    """One WAV of several with the same format: their samples one after the other."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        for number, part in enumerate(parts):
+            with wave.open(io.BytesIO(part), "rb") as reader:
+                if number == 0:
+                    writer.setparams(reader.getparams())
+                elif reader.getparams()[:3] != writer.getparams()[:3]:
+                    raise ValueError("the sentences' WAV formats differ")
+                writer.writeframes(reader.readframes(reader.getnframes()))
+    return out.getvalue()
+
+
+def _concatenate(parts: list[bytes]) -> bytes:
+    return b"".join(parts)
+
+
+# Formats whose sentence files make one file: WAV re-framed; raw PCM, MP3 frames and AAC's ADTS frames follow one
+# another as they are. Ogg Opus (chained streams many players stop after) and FLAC (one header) are spoken whole.
+JOINABLE: dict[str, Callable[[list[bytes]], bytes]] = {
+    "wav": _join_wav,
+    "pcm": _concatenate,
+    "mp3": _concatenate,
+    "aac": _concatenate,
+}
+
+
+def join_audio(audio_format: str, parts: list[bytes]) -> bytes:
+    """`join_audio("wav", [first, second])` -> one file that plays both; the format must be in `JOINABLE`."""
+    return JOINABLE[audio_format](parts)

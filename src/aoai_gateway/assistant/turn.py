@@ -8,8 +8,9 @@ The stages, each told to `emit` as it happens (the HTTP API sends them as server
   tool_call, tool_result each call the model asked for and what it gave; parallel calls run together
   confirmation_required  a `confirm: true` tool that runs only if the user says yes in the next turn
   reply_delta, reply     the answer's words as the model streams them, then the whole text
-  audio                  the spoken reply, when asked for and `assistant.speech_model` is set: whole, or with
-                         `speak_sentences` one event per sentence as soon as it is written (speaker.py)
+  audio                  the spoken reply, when asked for and `assistant.speech_model` is set: with
+                         `speak_sentences` one event per sentence as soon as it is written (speaker.py); without,
+                         one file, its sentences spoken while the model wrote and joined (wav, pcm, mp3, aac)
 
 Bounds: `max_rounds` model calls per turn (the last one is told to answer, not to call tools; calls it makes all
 the same are answered "not run"), `max_tool_calls` per round. The session changes only when the turn completes:
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import wave
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +33,7 @@ from ..config.assistant import AssistantSettings
 from .events import Emit, TurnEvent
 from .models import AssistantModels, ChatReply, ToolCallRequest
 from .sessions import PendingCall, Session
-from .speaker import SentenceSpeaker
+from .speaker import JOINABLE, SentenceSpeaker, SpokenParts, join_audio
 from .tools import ToolOutcome, ToolRegistry, ToolSpec
 
 __all__ = ["Caller", "Emit", "TurnEvent", "TurnInput", "TurnResult", "TurnRunner", "is_confirmation"]
@@ -111,9 +113,7 @@ class TurnRunner:
         offered = self.registry.allowed(caller.rules)
         history = [*session.messages, {"role": "user", "content": text}]
         result = TurnResult(text, "")
-        speaker = None
-        if given.speech and given.speak_sentences and self.settings.speech_model is not None:
-            speaker = SentenceSpeaker(self.models.speak, caller.key, emit, self.settings.speech_format)
+        speaker, collected = self._speaker(given, caller, emit)
         turn = _Turn(result, history, offered, emit, speaker)
         try:
             if session.pending is not None:
@@ -121,9 +121,13 @@ class TurnRunner:
             await self._rounds(turn, caller)
             await emit(TurnEvent("reply", {"text": result.reply}))
             if speaker is not None:
-                await speaker.finish()  # the last sentences; the first ones went out while the model wrote
-            else:
-                await self._spoken(result, given, caller, emit)
+                await speaker.finish()  # the last sentences; the first ones were spoken while the model wrote
+            if collected is not None and collected.parts:
+                result.audio = _joined(self.settings.speech_format, collected.parts)
+                if result.audio is not None:
+                    await self._emit_audio(result.audio, emit)
+            if speaker is None or (collected is not None and result.audio is None):
+                await self._spoken(result, given, caller, emit)  # not joinable, or the parts did not join
         except BaseException:
             if speaker is not None:
                 speaker.cancel()
@@ -236,12 +240,30 @@ class TurnRunner:
         content = {"result": outcome.result} if outcome.ok else {"error": outcome.error}
         turn.history.append({"role": "tool", "tool_call_id": call.id, "content": orjson.dumps(content).decode()})
 
+    def _speaker(
+        self, given: TurnInput, caller: Caller, emit: Emit
+    ) -> tuple[SentenceSpeaker | None, SpokenParts | None]:
+        """Who speaks the reply while the model writes it: each sentence to `emit` (a stream), or collected to be
+        joined into one file (no stream, a joinable format); (None, None): spoken whole at the end, or not at all."""
+        audio_format = self.settings.speech_format
+        if not given.speech or self.settings.speech_model is None:
+            return None, None
+        if given.speak_sentences:
+            return SentenceSpeaker(self.models.speak, caller.key, emit, audio_format), None
+        if audio_format not in JOINABLE:
+            return None, None
+        collected = SpokenParts()
+        return SentenceSpeaker(self.models.speak, caller.key, collected, audio_format), collected
+
     async def _spoken(self, result: TurnResult, given: TurnInput, caller: Caller, emit: Emit) -> TurnResult:
-        if given.speech and self.settings.speech_model is not None and result.reply:
+        if given.speech and self.settings.speech_model is not None and result.reply and result.audio is None:
             result.audio = await self.models.speak(caller.key, result.reply)
-            data = base64.b64encode(result.audio).decode()
-            await emit(TurnEvent("audio", {"format": self.settings.speech_format, "data": data}))
+            await self._emit_audio(result.audio, emit)
         return result
+
+    async def _emit_audio(self, audio: bytes, emit: Emit) -> None:
+        data = base64.b64encode(audio).decode()
+        await emit(TurnEvent("audio", {"format": self.settings.speech_format, "data": data}))
 
 
 @dataclass(slots=True)
@@ -251,6 +273,15 @@ class _Turn:
     offered: Sequence[ToolSpec]
     emit: Emit
     speaker: SentenceSpeaker | None = None
+
+
+def _joined(audio_format: str, parts: list[bytes]) -> bytes | None:
+    """The sentences as one file; None when they do not join (a voice whose WAV headers are not what they say):
+    the reply is then spoken whole."""
+    try:
+        return join_audio(audio_format, parts)
+    except (wave.Error, EOFError, ValueError):
+        return None
 
 
 def _call_event(call: ToolCallRequest) -> dict[str, Any]:

@@ -6,8 +6,9 @@ Server-rendered Jinja2 pages with autoescape and a few small ES modules of our o
 package (console/templates, console/static), nothing comes from a CDN. One module per concept:
 `security.py` (headers, CSP, CSRF), `sessions.py` (admin sessions, sign-in throttle), `pages.py` (rendering and
 the per-request `Visit`), `assets.py` (static files), `snippets.py` (quick starts), `charts.py` (SVG bars), and
-the pages themselves: `attendee.py`, `playground.py`, `admin.py` (sign-in, the events list), `events.py` (an
-event's organiser pages, its live view), `keys.py`, `reports.py` (usage), `deployments.py` (live state).
+the pages themselves: `attendee.py`, `playground.py`, `assistant.py` (push-to-talk), `admin.py` (sign-in, the
+events list), `events.py` (an event's organiser pages, its live view), `keys.py`, `reports.py` (usage),
+`deployments.py` (live state).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..http.asgi import Send
 from ..http.paths import Router
 from ..http.request import Request
 from ..http.responses import send_bytes
-from . import admin, attendee, deployments, events, keys, playground, reports
+from . import admin, assistant, attendee, deployments, events, keys, playground, reports
 from .assets import Assets
 from .pages import Html, Pages, Visit
 from .security import CsrfGuard, page_headers
@@ -43,6 +44,7 @@ def add_console_routes(
     admin_pages = admin.AdminPages(pages, settings, managed)
     admin.register_routes(router, pages, admin_pages)
     playground.register_routes(router, pages, playground.PlaygroundPages(pages, admin_pages))
+    assistant.register_routes(router, pages, assistant.AssistantPages(pages, admin_pages, settings))
     keys.register_routes(router, pages, keys.KeyPages(pages, admin_pages, models))
     events.register_routes(router, pages, events.EventPages(pages, admin_pages, models))
     deployments.register_routes(router, pages, deployments.DeploymentPages(pages, admin_pages, deployment_router))

@@ -40,13 +40,7 @@ class PlaygroundPages:
         )
 
     async def session_key(self, visit: Visit, params: dict[str, str]) -> Html:
-        await visit.form()
-        if not self.admin.signed_in(visit):
-            raise AuthenticationError("Sign in with the master key first.")
-        managed = self.admin.managed
-        if managed is None:
-            raise NotFound("Gateway keys need `auth: keys`; without it, paste an upstream key instead.")
-        _, secret = await managed.keys.create(KeySpec(SESSION_KEY_NAME, expires_at=time.time() + self.admin.ttl))
+        secret = await session_key(visit, self.admin)
         return visit.html(
             "playground.html",
             no_store=True,
@@ -55,6 +49,18 @@ class PlaygroundPages:
             keys_mode=True,
             session_key=secret,
         )
+
+
+async def session_key(visit: Visit, admin: AdminPages, name: str = SESSION_KEY_NAME) -> str:
+    """A posted form's key for the signed-in admin's session: an ordinary key that expires with the session."""
+    await visit.form()
+    if not admin.signed_in(visit):
+        raise AuthenticationError("Sign in with the master key first.")
+    managed = admin.managed
+    if managed is None:
+        raise NotFound("Gateway keys need `auth: keys`; without it, paste an upstream key instead.")
+    _, secret = await managed.keys.create(KeySpec(name, expires_at=time.time() + admin.ttl))
+    return secret
 
 
 def register_routes(router: Router, pages: Pages, playground: PlaygroundPages) -> None:

@@ -87,19 +87,42 @@ def response_head(raw: Iterable[tuple[bytes, bytes]]) -> ResponseHead:
     event_stream = False
     request_id = None
     for key, value in raw:
-        name = key.lower()
-        if name in _DROP_RESPONSE:
-            if name == b"content-length":
-                length = int(value) if value.isdigit() else None
-            continue
-        if name[:10] == b"x-gateway-":
-            continue
-        headers.append((name, value))
-        if name == b"content-type":
+        known = _NAMES.get(key)
+        name, kind = known if known is not None else _learn(key)
+        if kind == _KEEP:
+            headers.append((name, value))
+        elif kind == _LENGTH:
+            length = int(value) if value.isdigit() else None
+        elif kind == _CONTENT_TYPE:
+            headers.append((name, value))
             event_stream = value.startswith(b"text/event-stream")
-        elif name in _REQUEST_IDS:
+        elif kind == _REQUEST_ID:
+            headers.append((name, value))
             request_id = value.decode("latin-1")
     return ResponseHead(headers, length, event_stream, request_id)
+
+
+# Upstream header names as sent, lower-cased, with what the relay does with each: an upstream sends the same
+# dozen names in every answer, so after the first answer each is one lookup. Bounded: past it (an upstream
+# inventing names), names are classified each time.
+_KEEP, _DROP, _LENGTH, _CONTENT_TYPE, _REQUEST_ID = range(5)
+_NAMES: dict[bytes, tuple[bytes, int]] = {}
+_NAMES_MAX = 1024
+
+
+def _learn(key: bytes) -> tuple[bytes, int]:
+    name = key.lower()
+    if name == b"content-length":
+        kind = _LENGTH
+    elif name in _DROP_RESPONSE or name[:10] == b"x-gateway-":
+        kind = _DROP
+    elif name == b"content-type":
+        kind = _CONTENT_TYPE
+    else:
+        kind = _REQUEST_ID if name in _REQUEST_IDS else _KEEP
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[key] = (name, kind)
+    return name, kind
 
 
 def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

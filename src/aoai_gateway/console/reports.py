@@ -71,13 +71,14 @@ class ReportPages:
         await store.ledger.flush()
         return filters, await usage_report(store.db, **filters, limit=limit)
 
-    async def _names(self, by: str) -> dict[str, str]:
-        """Keys and events by name as well as id (one read of each table, only when grouping by it)."""
+    async def _names(self, by: str, rows: list[dict[str, Any]]) -> dict[str, str]:
+        """The names of the keys or events this page shows (one indexed read of those ids, never a whole table)."""
         store = self.admin.store()
+        ids = [row[by] for row in rows if row[by] is not None]
         if by == "key":
-            return {key.id: key.name for key in await store.keys.list()}
+            return await store.keys.names(ids)
         if by == "event":
-            return {event.id: event.name for event in await store.events.list()}
+            return await store.events.names(ids)
         return {}
 
     async def page(self, visit: Visit, params: dict[str, str]) -> Html:
@@ -86,7 +87,7 @@ class ReportPages:
         query = dict(visit.request.query)
         filters, rows = await self._rows(query, MAX_GROUPS)
         by = filters["by"]
-        names = await self._names(by)
+        names = await self._names(by, rows)
         for row in rows:
             group = row[by]
             row["label"] = "(none)" if group is None else f"{names[group]} ({group})" if group in names else str(group)

@@ -10,6 +10,7 @@ the requests were; at most `MAX_GROUPS` groups a page, `MAX_EXPORT` rows a CSV. 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -108,19 +109,25 @@ class ReportPages:
     async def export(self, visit: Visit, params: dict[str, str]) -> Html:
         self.admin.require(visit)
         filters, rows = await self._rows(dict(visit.request.query), MAX_EXPORT)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow([filters["by"], *COLUMNS])
-        for row in rows:
-            writer.writerow(neutralised([row[filters["by"]], *(row[c] for c in COLUMNS)]))
+        # Up to MAX_EXPORT rows are tens of milliseconds of formatting: on a thread, not the proxy's loop.
+        body = await asyncio.to_thread(_csv, filters["by"], rows)
         disposition = f'attachment; filename="usage-by-{filters["by"]}.csv"'.encode()
         return Html(
             200,
-            out.getvalue().encode("utf-8"),
+            body,
             [*visit.headers(), (b"content-disposition", disposition)],
             no_store=True,
             content_type=b"text/csv; charset=utf-8",
         )
+
+
+def _csv(by: str, rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([by, *COLUMNS])
+    for row in rows:
+        writer.writerow(neutralised([row[by], *(row[c] for c in COLUMNS)]))
+    return out.getvalue().encode("utf-8")
 
 
 def register_routes(router: Router, pages: Pages, reports: ReportPages) -> None:

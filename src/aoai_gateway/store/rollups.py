@@ -31,7 +31,7 @@ from .database import Params
 HOUR = 3600
 DAY = 86400
 DIMENSIONS = ("key_id", "event_id", "model", "deployment")
-_MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens", "audio_seconds")
+MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens", "audio_seconds")
 EVER = 0  # the span of `usage_ever`: one bucket (0) for all time
 TABLES = {HOUR: "usage_hourly", DAY: "usage_daily"}
 KEYLESS = {HOUR: "usage_hourly_totals", DAY: "usage_daily_totals"}
@@ -50,11 +50,11 @@ KEYLESS_DIMS_SQL = "'-' || " + " || ".join(
     f"COALESCE(CAST(LENGTH({d}) AS TEXT) || ':' || {d}, '-')" for d in DIMENSIONS[1:]
 )
 
-_COLUMNS = ("bucket", "dims", *DIMENSIONS, *_MEASURES)
+_COLUMNS = ("bucket", "dims", *DIMENSIONS, *MEASURES)
 
 
 def _upsert(table: str) -> str:
-    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in _MEASURES)
+    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in MEASURES)
     return (
         f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
         f"ON CONFLICT (bucket, dims) DO UPDATE SET {updates}"
@@ -132,7 +132,7 @@ _RAW_SUMS = (
     "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "
     "SUM(audio_seconds) AS audio_seconds"
 )
-_ROLLUP_SUMS = ", ".join(f"SUM({m}) AS {m}" for m in _MEASURES)
+_ROLLUP_SUMS = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
 # The UTC day of a row, as the report has always computed it from the raw ledger.
 RAW_DAY = "CAST(FLOOR(at / 86400) AS BIGINT)"
 _DAY_OF = {

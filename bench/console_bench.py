@@ -45,7 +45,7 @@ import yaml  # noqa: E402
 from _console_seed import Seeded, seed  # noqa: E402
 from _gateway import API_VERSION, MODEL, chat_body  # noqa: E402
 from _nginx import NginxUpstream  # noqa: E402
-from _procs import LOOPBACK, ProcessGroup, free_port, wait_for_port  # noqa: E402
+from _procs import LOOPBACK, ProcessGroup, cpu_ns, free_port, wait_for_port  # noqa: E402
 from _report import machine_info  # noqa: E402
 from _results import percentile  # noqa: E402
 from _wrk import WrkResult, run_wrk, write_script  # noqa: E402
@@ -172,6 +172,7 @@ class PageLoader(threading.Thread):
 def measure_throughput(
     args: argparse.Namespace,
     port: int,
+    pid: int,
     script: Path,
     browser: Browser,
     shown: list[Page],
@@ -179,12 +180,21 @@ def measure_throughput(
     alone: list[WrkResult] = []
     busy: list[WrkResult] = []
     page_times: list[float] = []
+    # The gateway's CPU time per run (every thread of it): per proxied request, and how busy its core was. On a
+    # shared machine req/s moves with whatever else runs; CPU per request much less.
+    cpu: dict[str, list[tuple[float, float]]] = {"alone": [], "console": []}
+    console_cpu: list[tuple[float, int]] = []  # (CPU seconds, proxied requests) of each run with the console
     for run in range(args.runs):
         for mode in ("alone", "console") if run % 2 == 0 else ("console", "alone"):
             loader = PageLoader(browser, shown, args.page_rate) if mode == "console" else None
             if loader:
                 loader.start()
+            before = cpu_ns(pid)
             result = run_wrk(port, script, connections=args.connections, duration=args.duration, core=CORES["wrk"])
+            used = (cpu_ns(pid) - before) / 1e9
+            cpu[mode].append((used / max(result.requests, 1) * 1e6, used / result.seconds if result.seconds else 0))
+            if mode == "console":
+                console_cpu.append((used, result.requests))
             if loader:
                 loader.stop.set()
                 loader.join()
@@ -193,24 +203,42 @@ def measure_throughput(
                 page_times += loader.times
             (busy if loader else alone).append(result)
             failed = f", {result.failed} failed" if result.failed else ""
-            print(f"run {run + 1} {mode}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms{failed}", flush=True)
+            us, busy_share = cpu[mode][-1]
+            print(
+                f"run {run + 1} {mode}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
+                f"gateway CPU {us:.0f} µs/req, core busy {busy_share:.0%}{failed}",
+                flush=True,
+            )
     rps_alone = statistics.median(r.rps for r in alone)
     rps_busy = statistics.median(r.rps for r in busy)
     pages_per_s = len(page_times) / (args.runs * args.duration)
+    # What the pages cost the gateway: its CPU in the console runs beyond what their proxied requests cost alone.
+    alone_us = statistics.median(u for u, _ in cpu["alone"])
+    extra = sum(used for used, _ in console_cpu) - alone_us / 1e6 * sum(n for _, n in console_cpu)
+    page_cpu_ms = extra / max(len(page_times), 1) * 1000
     return [
         f"wrk -t1 -c{args.connections}, {args.duration:g} s a run, {args.runs} runs each, interleaved; console load "
         f"{args.page_rate:g} pages/s asked, {pages_per_s:.1f} pages/s done",
         "",
-        "| | req/s (median) | p50 ms | p99 ms | failed |",
-        "| --- | --: | --: | --: | --: |",
+        "| | req/s (median) | each run | p50 ms | p99 ms | gateway CPU µs/req | gateway core busy | failed |",
+        "| --- | --: | --- | --: | --: | --: | --: | --: |",
         *(
             f"| {label} | {statistics.median(r.rps for r in results):,.0f} | "
+            f"{', '.join(f'{r.rps:,.0f}' for r in results)} | "
             f"{statistics.median(r.p50_ms for r in results):.2f} | {statistics.median(r.p99_ms for r in results):.2f} "
+            f"| {statistics.median(u for u, _ in cpu[mode]):.0f} | {statistics.median(b for _, b in cpu[mode]):.0%} "
             f"| {sum(r.failed for r in results)} |"
-            for label, results in (("proxy alone", alone), ("proxy with console in use", busy))
+            for label, mode, results in (
+                ("proxy alone", "alone", alone),
+                ("proxy with console in use", "console", busy),
+            )
         ),
         "",
-        f"**throughput with the console in use / alone: {rps_busy / rps_alone:.3f}**",
+        f"**throughput with the console in use / alone: {rps_busy / rps_alone:.3f}**; gateway CPU per proxied "
+        f"request (the console's pages included) with / without: "
+        f"{statistics.median(u for u, _ in cpu['console']) / statistics.median(u for u, _ in cpu['alone']):.3f}",
+        f"the console's pages cost the gateway about {page_cpu_ms:.1f} ms of CPU each (its CPU in the console runs "
+        "beyond what their proxied requests cost alone)",
         f"console pages during the load: p50 {statistics.median(page_times):.1f} ms, "
         f"p95 {percentile(page_times, 95):.1f} ms, max {max(page_times):.1f} ms ({len(page_times)} loads)",
     ]
@@ -250,7 +278,8 @@ def run(args: argparse.Namespace, url: str, label: str, workdir: Path) -> list[s
         port = free_port()
         argv = [sys.executable, "-m", "aoai_gateway", "serve", "--config", str(config), "--host", LOOPBACK]
         with (workdir / "gateway.log").open("wb") as log:
-            wait_for_port(port, procs.start([*argv, "--port", str(port)], core=CORES["gateway"], stderr=log), 60)
+            gateway = procs.start([*argv, "--port", str(port)], core=CORES["gateway"], stderr=log)
+        wait_for_port(port, gateway, 60)
         browser = Browser(port)
         browser.sign_in()
         shown = pages(seeded, args.keys)
@@ -266,7 +295,7 @@ def run(args: argparse.Namespace, url: str, label: str, workdir: Path) -> list[s
         lines += measure_pages(browser, shown, args.loads)
         lines += ["", "### Proxy throughput, alone and with the console in use", ""]
         script = write_script(workdir / "chat.lua", "/v1/chat/completions", chat_body(MODEL, False), seeded.load_secret)
-        lines += measure_throughput(args, port, script, browser, shown)
+        lines += measure_throughput(args, port, gateway.pid, script, browser, shown)
         print("\n".join(lines[-3:]), flush=True)
     return lines
 

@@ -25,7 +25,7 @@ wrk.method = "POST"
 wrk.path = %(path)s
 wrk.body = %(body)s
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["api-key"] = "client-key-not-used"
+wrk.headers["api-key"] = %(api_key)s
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -43,9 +43,11 @@ def _lua_string(text: str) -> str:
     return json.dumps(text)  # a JSON string literal is a valid Lua string literal for ASCII text
 
 
-def write_script(path: Path, url_path: str, body: str) -> Path:
-    """A wrk Lua script that POSTs `body` as JSON to `url_path` and prints its results as JSON."""
-    path.write_text(_LUA % {"path": _lua_string(url_path), "body": _lua_string(body), "mark": _MARK})
+def write_script(path: Path, url_path: str, body: str, api_key: str = "client-key-not-used") -> Path:
+    """A wrk Lua script that POSTs `body` as JSON to `url_path` (with `api_key`: a gateway key where the gateway
+    checks keys) and prints its results as JSON."""
+    values = {"path": _lua_string(url_path), "body": _lua_string(body), "api_key": _lua_string(api_key)}
+    path.write_text(_LUA % {**values, "mark": _MARK})
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 
 from ..keyed import MASTER
-from .conftest import csrf_of
+from .conftest import csrf_of, make_event
 
 
 @contextmanager
@@ -63,9 +64,21 @@ def test_create_list_and_revoke_a_key(console_gateway: Any) -> None:
         made = client.post(
             "/console/admin/keys", data={"csrf": token, "name": hostile, "models": "gpt-4o", "rpm": "60"}
         )
-        assert made.status_code == 201 and made.headers["cache-control"] == "no-store"
-        assert hostile not in made.text and "&lt;b&gt;ci&lt;/b&gt;" in made.text
-        secret = made.text.split('id="secret" readonly value="', 1)[1].split('"', 1)[0]
+        # POST-redirect-GET: the answer is a redirect, so a reload cannot make a second key.
+        assert made.status_code == 303 and made.headers["location"] == "/console/admin/keys"
+        assert "sk-gw-" not in made.text
+        shown = client.get(made.headers["location"])
+        assert shown.status_code == 200 and shown.headers["cache-control"] == "no-store"
+        assert hostile not in shown.text and "&lt;b&gt;ci&lt;/b&gt;" in shown.text
+        secret = shown.text.split('id="secret" readonly value="', 1)[1].split('"', 1)[0]
+        assert secret.startswith("sk-gw-")
+        reloaded = client.get("/console/admin/keys")  # the secret was shown once
+        assert secret not in reloaded.text and 'id="secret"' not in reloaded.text
+        assert reloaded.headers.get("cache-control") != "no-store"
+        # A forged cookie naming another key (or nothing real) shows no secret.
+        client.cookies.set("aoai_console_new_key", "key_nope.sk-gw-forged<b>")
+        forged = client.get("/console/admin/keys")
+        assert forged.status_code == 200 and 'id="secret"' not in forged.text and "forged" not in forged.text
         chat(gateway, secret)
         listing = client.get("/console/admin/keys")
         assert "rpm 60" in listing.text and secret not in listing.text
@@ -198,3 +211,28 @@ def test_without_keys_mode_the_pages_say_what_is_missing(console_gateway: Any) -
         empty = client.get("/console/admin/usage?since=1h&event=evt_none")
         assert empty.status_code == 200 and "No usage matches these filters" in empty.text
         assert "No events yet" in client.get("/console/admin").text
+
+
+def test_keys_and_events_come_a_page_at_a_time(console_gateway: Any) -> None:
+    gateway = console_gateway()
+    admin = {"authorization": f"Bearer {MASTER}"}
+    with httpx.Client(base_url=gateway.url, headers=admin, timeout=30) as api:
+        for n in range(120):
+            assert api.post("/admin/keys", json={"name": f"key-{n:03d}"}).status_code == 201
+    for n in range(55):
+        make_event(gateway, name=f"event-{n:02d}")
+    with signed_in(gateway) as client:
+        first = client.get("/console/admin/keys")
+        assert "120 keys" in first.text
+        shown = list(dict.fromkeys(re.findall(r"key-(\d{3})", first.text)))  # a row names its key twice
+        assert shown == [f"{n:03d}" for n in range(119, 69, -1)]  # the newest fifty, newest first
+        assert "offset=50" in first.text and "Newer" not in first.text
+        last = client.get("/console/admin/keys?offset=100")
+        assert list(dict.fromkeys(re.findall(r"key-(\d{3})", last.text))) == [f"{n:03d}" for n in range(19, -1, -1)]
+        assert "Older" not in last.text and "offset=50" in last.text
+        assert client.get("/console/admin/keys?offset=1e9").status_code == 400
+        home = client.get("/console/admin")
+        assert len(set(re.findall(r"event-(\d\d)", home.text))) == 50 and "offset=50" in home.text
+        later = client.get("/console/admin?offset=50")
+        assert len(set(re.findall(r"event-(\d\d)", later.text))) == 5 and "Later" not in later.text
+        assert client.get("/console/admin?offset=-1").status_code == 400

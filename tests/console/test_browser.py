@@ -342,3 +342,58 @@ def test_an_organiser_extends_an_event_and_revokes_an_attendee(phone: tuple[Page
     page.wait_for_selector("#live-leaders th:has-text('Ann')")
     assert page.inner_text('[data-live="requests"]') == "1" and page.is_hidden("#live-none")
     page.screenshot(path=str(shots / "event-live.png"), full_page=True)
+
+
+def test_the_organiser_sees_an_attendees_usage_and_revokes_them_mid_chat(
+    browser: Browser, phone: tuple[Page, Any], shots: Path
+) -> None:
+    """Two browsers on one gateway: the attendee's phone and the organiser's laptop."""
+    attendee, gateway = phone
+    event = make_event(gateway, name="Demo night")
+    secret = register(attendee, gateway, event, "Cleo")
+    attendee.get_by_role("link", name="Open the playground").click()
+    attendee.wait_for_selector("#playground[data-ready=true]")
+
+    laptop = browser.new_context(viewport={"width": 1280, "height": 900})
+    organiser = laptop.new_page()
+    organiser.set_default_timeout(60_000)
+    try:
+        organiser.goto(f"{gateway.url}/console/sign-in")
+        organiser.get_by_label("Master key").fill(MASTER)
+        organiser.get_by_role("button", name="Sign in").click()
+        organiser.get_by_role("link", name="Demo night").click()
+        organiser.wait_for_selector("text=Actions")
+        cleo = organiser.locator("table tbody tr", has_text="Cleo")
+        requests_today, tokens_today = cleo.locator("td").nth(2), cleo.locator("td").nth(3)  # after status, actions
+        # The playground has already listed the key's models (a request, in the ledger like any other).
+        before, tokens_before = int(requests_today.inner_text()), int(tokens_today.inner_text())
+
+        attendee.get_by_label("Message").fill("hello from the front row")
+        attendee.get_by_role("button", name="Send").click()
+        attendee.wait_for_selector(".message.assistant[data-streaming=false]")
+        assert attendee.locator("#pg-status").is_hidden()
+        # The organiser reloads until the ledger's flush (50 ms here) has the request: bounded, not a fixed sleep.
+        for _ in range(60):
+            organiser.reload()
+            if int(requests_today.inner_text()) == before + 1:
+                break
+            organiser.wait_for_timeout(250)
+        assert int(requests_today.inner_text()) == before + 1
+        assert int(tokens_today.inner_text()) > tokens_before
+
+        organiser.get_by_role("button", name="Revoke Cleo").click()
+        organiser.wait_for_selector("text=The attendee's key was revoked")
+        assert "revoked" in cleo.inner_text()
+        organiser.screenshot(path=str(shots / "event-revoked.png"), full_page=True)
+    finally:
+        laptop.close()
+
+    # The attendee's next message, in the page they already had open, is refused with a message saying why.
+    attendee.get_by_label("Message").fill("are you still there?")
+    attendee.get_by_role("button", name="Send").click()
+    attendee.wait_for_selector("#pg-status:not([hidden])")
+    status = attendee.inner_text("#pg-status")
+    assert status.startswith("Key refused (401)"), status
+    assert "revoked" in status.lower(), status
+    assert secret not in status and attendee.locator(".message.assistant").count() == 1
+    check_accessibility(attendee)

@@ -5,6 +5,7 @@ side of each (no session, no CSRF token, hostile names, unknown ids, bad dates).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import time
 from typing import Any
 
@@ -292,3 +293,67 @@ def test_the_live_view(console_gateway: Any) -> None:
     assert set(stranger.json()["error"]) == {"message", "type", "param", "code"}
     api = httpx.get(f"{gateway.url}/admin/events/{event['id']}/live", headers={"authorization": f"Bearer {MASTER}"})
     assert api.json()["requests"] == 2
+
+
+def test_a_new_time_zone_keeps_the_wall_clock_times(console_gateway: Any) -> None:
+    gateway = console_gateway()
+    event = make_event(gateway)  # Europe/Berlin
+    base = f"/console/admin/events/{event['id']}"
+    with signed_in(gateway) as client:
+        page = client.get(base)
+        assert 'name="timezone" required maxlength="64" value="Europe/Berlin"' in page.text
+        form = {
+            "csrf": csrf_of(page),
+            "name": "Hack Day",
+            "starts_at": "2199-01-01T09:00",
+            "ends_at": "2199-01-01T18:00",
+        }
+        assert client.post(base, data=form).status_code == 303
+        for zone, message in (("Mars/Olympus", "unknown time zone"), ("", ""), ("Europe/../../etc", "time zone")):
+            answer = client.post(base, data={**form, "timezone": zone})
+            if message:
+                assert answer.status_code == 400 and message in answer.text, answer.text[-500:]
+            else:  # an empty zone field leaves the zone alone
+                assert answer.status_code == 303
+        assert api_event(gateway, event["id"])["timezone"] == "Europe/Berlin"
+        moved = client.post(base, data={**form, "timezone": "America/New_York"})
+        assert moved.status_code == 303
+        after = api_event(gateway, event["id"])
+        assert after["timezone"] == "America/New_York"
+        assert after["starts_at"] == "2199-01-01T09:00:00-05:00" and after["ends_at"] == "2199-01-01T18:00:00-05:00"
+        shown = client.get(base).text
+        assert "Starts (America/New_York)" in shown and 'value="2199-01-01T09:00"' in shown
+        # Saving again without touching anything changes nothing.
+        assert client.post(base, data={**form, "timezone": "America/New_York"}).status_code == 303
+        assert api_event(gateway, event["id"]) == after
+
+
+def test_the_registration_link_as_a_qr_code(console_gateway: Any) -> None:
+    gateway = console_gateway()
+    event = make_event(gateway)
+    with signed_in(gateway) as client:
+        page = client.get(f"/console/admin/events/{event['id']}")
+        assert f'src="/console/events/{event["id"]}/qr.svg"' in page.text
+        assert 'alt="QR code of the registration link (download)"' in page.text
+    answer = httpx.get(f"{gateway.url}/console/events/{event['id']}/qr.svg")  # public, like the link itself
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/svg+xml"
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.text.startswith("<svg") and "<script" not in answer.text and "Registration link" in answer.text
+    # The code holds exactly the link: the same modules segno draws for that text (and not for another one).
+    link = f"{gateway.url}/console/events/{event['id']}"
+    assert answer.content == _drawn(link) and answer.content != _drawn(link + "x")
+    # Another Host gets a code for its own origin, never cached for others.
+    other = httpx.get(f"{gateway.url}/console/events/{event['id']}/qr.svg", headers={"host": "evil.example"})
+    assert other.content == _drawn(f"http://evil.example/console/events/{event['id']}")
+    for bad in ("evt_nope", "evt_1%00", "x" * 300):
+        assert httpx.get(f"{gateway.url}/console/events/{bad}/qr.svg").status_code == 404
+
+
+def _drawn(text: str) -> bytes:
+    import segno
+
+    out = io.BytesIO()
+    segno.make_qr(text, error="m").save(
+        out, kind="svg", scale=8, border=4, xmldecl=False, title="Registration link", dark="#000", light="#fff"
+    )
+    return out.getvalue()

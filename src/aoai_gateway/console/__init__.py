@@ -24,6 +24,7 @@ from . import admin, assistant, attendee, deployments, events, keys, playground,
 from .assets import Assets
 from .pages import Html, Pages, Visit
 from .security import CsrfGuard, page_headers
+from .sessions import AdminSessions, Sessions, StoredSessions
 
 __all__ = ["add_console_routes"]
 
@@ -35,7 +36,10 @@ def add_console_routes(
     assets = Assets.load()
     master_key = settings.admin.master_key.get_secret_value() if settings.admin.master_key else None
     models = list(settings.models())
-    pages = Pages(prefix, assets, CsrfGuard.for_master_key(master_key), api_base=settings.api_base)
+    ttl = settings.console.session_minutes * 60
+    # With a database, sessions are rows every worker shares and a restart keeps; without one, in memory.
+    sessions: Sessions = StoredSessions(managed.db, ttl) if managed is not None else AdminSessions(ttl)
+    pages = Pages(prefix, assets, CsrfGuard.for_master_key(master_key), sessions, api_base=settings.api_base)
     attendee.register_routes(
         router,
         pages,

@@ -16,12 +16,19 @@ import hmac
 
 from ..access.runtime import ManagedAccess
 from ..config import Settings
-from ..errors import AuthenticationError, GatewayError, NotFound
+from ..errors import AuthenticationError, GatewayError, InvalidRequest, NotFound
 from ..http.paths import Router
 from .pages import Html, Pages, Visit
-from .sessions import AdminSessions, SignInThrottle
+from .sessions import SESSION_COOKIE, SignInThrottle
 
-SESSION_COOKIE = "aoai_console_session"
+EVENTS_PAGE = 50
+
+
+def page_offset(value: str) -> int:
+    """A page's `offset` query parameter; `InvalidRequest` naming it unless a whole number."""
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
+        raise InvalidRequest(f"offset must be a whole number; got {value[:40]!r}.", param="offset")
+    return int(value)
 
 
 class AdminPages:
@@ -30,12 +37,12 @@ class AdminPages:
         self.models = list(settings.models())
         self.master_key = settings.admin.master_key.get_secret_value() if settings.admin.master_key else None
         self.ttl = int(settings.console.session_minutes * 60)
-        self.sessions = AdminSessions(self.ttl)
+        self.sessions = pages.sessions
         self.throttle = SignInThrottle(settings.console.sign_in_attempts)
         self.managed = managed
 
     def signed_in(self, visit: Visit) -> bool:
-        return self.sessions.valid(visit.cookies.get(SESSION_COOKIE))
+        return visit.signed_in
 
     def require(self, visit: Visit) -> None:
         """For posts: 401 unless signed in (pages redirect to the sign-in form instead)."""
@@ -66,13 +73,13 @@ class AdminPages:
             page.headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
             return page
         self.throttle.refund(visit.address)
-        self.sessions.close(visit.cookies.get(SESSION_COOKIE))  # a fresh id at every sign-in (no fixation)
-        visit.set_cookie(SESSION_COOKIE, self.sessions.open(), max_age=self.ttl)
+        await self.sessions.close(visit.cookies.get(SESSION_COOKIE))  # a fresh id at every sign-in (no fixation)
+        visit.set_cookie(SESSION_COOKIE, await self.sessions.open(), max_age=self.ttl)
         return visit.redirect(f"{self.pages.prefix}/admin")
 
     async def sign_out(self, visit: Visit, params: dict[str, str]) -> Html:
         await visit.form()
-        self.sessions.close(visit.cookies.get(SESSION_COOKIE))
+        await self.sessions.close(visit.cookies.get(SESSION_COOKIE))
         visit.set_cookie(SESSION_COOKIE, "", max_age=0)
         return visit.redirect(f"{self.pages.prefix}/sign-in")
 
@@ -84,13 +91,20 @@ class AdminPages:
     async def home_page(
         self, visit: Visit, status: int = 200, error: GatewayError | None = None, form: dict[str, str] | None = None
     ) -> Html:
-        """The events and the form that creates one (shown again with `error` when creating failed)."""
-        events = await self.managed.events.list() if self.managed is not None else None
+        """A page of events (`?offset=N`, by start) and the form that creates one (shown again with `error`)."""
+        offset = page_offset(dict(visit.request.query).get("offset", "0"))
+        events, more = None, False
+        if self.managed is not None:
+            found = await self.managed.events.page(limit=EVENTS_PAGE + 1, offset=offset)
+            events, more = found[:EVENTS_PAGE], len(found) > EVENTS_PAGE
         return visit.html(
             "admin.html",
             status,
             title="Admin",
             events=events,
+            offset=offset,
+            page=EVENTS_PAGE,
+            has_more=more,
             origin=visit.origin,
             error=error,
             form=form or {},

@@ -32,6 +32,7 @@ from ..store.events import Event
 from ..store.keys import GatewayKey
 from ..store.usage import key_totals
 from .pages import Html, Pages, Visit
+from .qr import registration_qr
 from .snippets import quick_starts
 
 _EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -94,6 +95,10 @@ class AttendeePages:
     async def landing(self, visit: Visit, params: dict[str, str]) -> Html:
         event = await self._event(params["event_id"])
         return visit.html("event.html", title=event.name, event=self._view(event), form={}, error=None)
+
+    async def qr(self, visit: Visit, params: dict[str, str]) -> Html:
+        event = await self._event(params["event_id"])
+        return registration_qr(visit, self.pages.prefix, event.id)
 
     async def register(self, visit: Visit, params: dict[str, str]) -> Html:
         event = await self._event(params["event_id"])
@@ -189,6 +194,7 @@ def register_routes(router: Router, pages: Pages, attendee: AttendeePages) -> No
     prefix = pages.prefix
     router.add(f"{prefix}/events/{{event_id}}", ["GET"], pages.handler(attendee.landing))
     router.add(f"{prefix}/events/{{event_id}}/register", ["POST"], pages.handler(attendee.register))
+    router.add(f"{prefix}/events/{{event_id}}/qr.svg", ["GET"], pages.handler(attendee.qr))
     usage_form, usage = pages.handler(attendee.usage_form), pages.handler(attendee.usage)
     router.add(
         f"{prefix}/usage", ["GET", "POST"], lambda r, s, p: (usage if r.method == "POST" else usage_form)(r, s, p)

@@ -251,6 +251,7 @@ def _wall_input(epoch: float, event: Event) -> str:
 def _edit_form(event: Event) -> dict[str, str]:
     form = {
         "name": event.name,
+        "timezone": event.timezone,
         "starts_at": _wall_input(event.starts_at, event),
         "ends_at": _wall_input(event.ends_at, event),
         "models": ", ".join(event.models) if event.models is not None else "",
@@ -281,13 +282,19 @@ def _cap(name: str, value: str) -> int:
 
 def _event_update(fields: dict[str, str], event: Event, served: list[str]) -> EventUpdate:
     """The edit form as a PATCH: times sent unchanged are left alone (the form shows minutes, the event may hold
-    seconds); an empty cap or model list removes it, as `null` does in the API."""
+    seconds); an empty cap or model list removes it, as `null` does in the API.
+
+    A new time zone keeps the wall-clock times the form shows (18:00 stays 18:00, now in the new zone): the usual
+    reason to change it is an event created in the wrong zone."""
     current = _edit_form(event)
     data: dict[str, Any] = {}
     if "name" in fields:
         data["name"] = fields["name"]
+    rezoned = bool(fields.get("timezone")) and fields["timezone"] != event.timezone
+    if rezoned:
+        data["timezone"] = fields["timezone"]
     for name in ("starts_at", "ends_at"):
-        if fields.get(name) and fields[name] != current[name]:
+        if fields.get(name) and (rezoned or fields[name] != current[name]):
             data[name] = fields[name]
     if "models" in fields:
         data["models"] = _models(fields["models"], served) or None

@@ -1,11 +1,17 @@
 """Admin pages for gateway keys (signed in): list, create with caps (the secret shown once), revoke.
 
-    GET  {prefix}/admin/keys?offset=N            fifty keys a page, newest first
-    POST {prefix}/admin/keys                     name, models, caps, expiry -> the new key's secret, once
+    GET  {prefix}/admin/keys?offset=N            fifty keys a page, newest first (one indexed page query)
+    POST {prefix}/admin/keys                     name, models, caps, expiry -> 303 to the listing, which shows
+                                                 the new key's secret once
     POST {prefix}/admin/keys/{key_id}/revoke     takes effect on the key's next request
 
 The same validation as `POST /admin/keys` (`KeyRequest`): names free of control characters, caps in range,
 expiry with a time zone. Models must be ones this gateway serves, so a typo cannot make a key that works for none.
+
+Creation answers with a redirect (POST-redirect-GET), so reloading the page cannot post the form again and make a
+second key. The secret reaches the next page in a cookie of its own (HttpOnly, SameSite=Strict, only sent to the
+keys pages, gone after 60 s), which that page deletes as it shows the secret: no worker keeps it, so this works
+with `server.workers` > 1, and a reload shows the listing without it.
 """
 
 from __future__ import annotations
@@ -20,10 +26,13 @@ from ..errors import GatewayError, InvalidRequest, NotFound
 from ..http.paths import Router
 from ..moments import iso
 from ..store.keys import GatewayKey
-from .admin import AdminPages
+from .admin import AdminPages, page_offset
 from .pages import Html, Pages, Visit
+from .security import cookie_header
 
 PAGE = 50
+NEW_KEY_COOKIE = "aoai_console_new_key"
+NEW_KEY_SECONDS = 60
 CAPS = ("rpm", "tpm", "daily_requests", "daily_tokens", "max_tokens", "budget_tokens")
 
 
@@ -36,21 +45,33 @@ class KeyPages:
     async def listing(self, visit: Visit, params: dict[str, str]) -> Html:
         if not self.admin.signed_in(visit):
             return visit.redirect(f"{self.pages.prefix}/sign-in")
-        return await self._page(visit, offset=_offset(dict(visit.request.query).get("offset", "0")))
+        offset = page_offset(dict(visit.request.query).get("offset", "0"))
+        made = visit.cookies.get(NEW_KEY_COOKIE)
+        if made is None:
+            return await self._page(visit, offset=offset)
+        visit.extra_headers.append(self._new_key_cookie(visit, "", max_age=0))  # shown this once
+        key_id, _, secret = made.partition(".")
+        key = await self.admin.store().keys.by_secret(secret) if secret else None
+        if key is None or key.id != key_id:  # a forged or stale cookie shows nothing
+            return await self._page(visit, offset=offset)
+        return await self._page(visit, offset=offset, secret={"value": secret, "name": key.name, "id": key.id})
+
+    def _new_key_cookie(self, visit: Visit, value: str, max_age: int) -> tuple[bytes, bytes]:
+        path = f"{self.pages.prefix}/admin/keys"
+        return cookie_header(NEW_KEY_COOKIE, value, path=path, secure=visit.secure, max_age=max_age)
 
     async def _page(
         self, visit: Visit, *, offset: int = 0, status: int = 200, error: GatewayError | None = None, **extra: Any
     ) -> Html:
-        store = self.admin.store()
-        keys = sorted(await store.keys.list(), key=lambda k: k.created_at, reverse=True)
-        shown = [_row(key) for key in keys[offset : offset + PAGE]]
+        keys, total = await self.admin.store().keys.newest(limit=PAGE, offset=offset)
+        shown = [_row(key) for key in keys]
         return visit.html(
             "keys.html",
             status,
             no_store="secret" in extra,
             title="Keys",
             keys=shown,
-            total=len(keys),
+            total=total,
             offset=offset,
             page=PAGE,
             models=self.models,
@@ -68,7 +89,8 @@ class KeyPages:
         except GatewayError as exc:
             return await self._page(visit, status=exc.status, error=exc, form=fields)
         key, secret = await self.admin.store().keys.create(request.to_spec())
-        return await self._page(visit, status=201, secret={"value": secret, "name": key.name, "id": key.id})
+        visit.extra_headers.append(self._new_key_cookie(visit, f"{key.id}.{secret}", max_age=NEW_KEY_SECONDS))
+        return visit.redirect(f"{self.pages.prefix}/admin/keys")
 
     async def revoke(self, visit: Visit, params: dict[str, str]) -> Html:
         await visit.form()
@@ -78,12 +100,6 @@ class KeyPages:
             raise NotFound(f"No key {params['key_id']!r}.")
         await store.keys.revoke(params["key_id"])
         return visit.redirect(f"{self.pages.prefix}/admin/keys")
-
-
-def _offset(value: str) -> int:
-    if not (value.isascii() and value.isdigit() and len(value) <= 9):
-        raise InvalidRequest(f"offset must be a whole number; got {value[:40]!r}.", param="offset")
-    return int(value)
 
 
 def _key_request(fields: dict[str, str], served: list[str]) -> KeyRequest:

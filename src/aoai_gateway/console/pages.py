@@ -28,6 +28,7 @@ from ..http.request import Request
 from ..http.responses import send_bytes
 from .assets import Assets
 from .security import CSRF_COOKIE, CSRF_FIELD, CsrfGuard, cookie_header, new_secret, page_headers, read_cookies
+from .sessions import SESSION_COOKIE, Sessions
 
 _FORM_LIMIT = 64 * 1024
 _FORM_FIELDS = 32
@@ -48,10 +49,11 @@ class Html:
 class Visit:
     """One browser request to the console: its cookies, its CSRF pair, and how to answer it."""
 
-    def __init__(self, request: Request, pages: Pages) -> None:
+    def __init__(self, request: Request, pages: Pages, cookies: dict[str, str], signed_in: bool) -> None:
         self.request = request
         self.pages = pages
-        self.cookies = read_cookies(request.headers.get("cookie", ""))
+        self.cookies = cookies
+        self.signed_in = signed_in  # an admin session the cookie names, checked before the page runs
         self.secure = request.scope.get("scheme") in ("https", "wss")
         existing = self.cookies.get(CSRF_COOKIE)
         self._fresh = existing is None or not _COOKIE_VALUE.match(existing)
@@ -109,10 +111,11 @@ PageHandler = Callable[[Visit, dict[str, str]], Awaitable[Html]]
 
 
 class Pages:
-    def __init__(self, prefix: str, assets: Assets, guard: CsrfGuard, **globals_: Any) -> None:
+    def __init__(self, prefix: str, assets: Assets, guard: CsrfGuard, sessions: Sessions, **globals_: Any) -> None:
         self.prefix = prefix
         self.assets = assets
         self.guard = guard
+        self.sessions = sessions
         self.env = Environment(
             loader=PackageLoader("aoai_gateway.console", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -129,8 +132,13 @@ class Pages:
         """A route handler that runs `page` and sends its Html, or the error page of a `GatewayError`."""
 
         async def handle(request: Request, send: Send, params: dict[str, str]) -> None:
-            visit = Visit(request, self)
+            cookies = read_cookies(request.headers.get("cookie", ""))
+            visit = Visit(request, self, cookies, signed_in=False)
             try:
+                # Only a visit that brings a session cookie costs a session lookup (attendee pages bring none);
+                # a database that cannot answer it is an error page like any other.
+                session = cookies.get(SESSION_COOKIE)
+                visit.signed_in = await self.sessions.valid(session) if session else False
                 html = await page(visit, params)
             except GatewayError as exc:
                 body = self.render("error.html", title=_TITLES.get(exc.status, "Error"), error=exc, csrf=visit.csrf)

@@ -10,6 +10,7 @@ the requests were; at most `MAX_GROUPS` groups a page, `MAX_EXPORT` rows a CSV. 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -71,13 +72,14 @@ class ReportPages:
         await store.ledger.flush()
         return filters, await usage_report(store.db, **filters, limit=limit)
 
-    async def _names(self, by: str) -> dict[str, str]:
-        """Keys and events by name as well as id (one read of each table, only when grouping by it)."""
+    async def _names(self, by: str, rows: list[dict[str, Any]]) -> dict[str, str]:
+        """The names of the keys or events this page shows (one indexed read of those ids, never a whole table)."""
         store = self.admin.store()
+        ids = [row[by] for row in rows if row[by] is not None]
         if by == "key":
-            return {key.id: key.name for key in await store.keys.list()}
+            return await store.keys.names(ids)
         if by == "event":
-            return {event.id: event.name for event in await store.events.list()}
+            return await store.events.names(ids)
         return {}
 
     async def page(self, visit: Visit, params: dict[str, str]) -> Html:
@@ -86,7 +88,7 @@ class ReportPages:
         query = dict(visit.request.query)
         filters, rows = await self._rows(query, MAX_GROUPS)
         by = filters["by"]
-        names = await self._names(by)
+        names = await self._names(by, rows)
         for row in rows:
             group = row[by]
             row["label"] = "(none)" if group is None else f"{names[group]} ({group})" if group in names else str(group)
@@ -107,19 +109,25 @@ class ReportPages:
     async def export(self, visit: Visit, params: dict[str, str]) -> Html:
         self.admin.require(visit)
         filters, rows = await self._rows(dict(visit.request.query), MAX_EXPORT)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow([filters["by"], *COLUMNS])
-        for row in rows:
-            writer.writerow(neutralised([row[filters["by"]], *(row[c] for c in COLUMNS)]))
+        # Up to MAX_EXPORT rows are tens of milliseconds of formatting: on a thread, not the proxy's loop.
+        body = await asyncio.to_thread(_csv, filters["by"], rows)
         disposition = f'attachment; filename="usage-by-{filters["by"]}.csv"'.encode()
         return Html(
             200,
-            out.getvalue().encode("utf-8"),
+            body,
             [*visit.headers(), (b"content-disposition", disposition)],
             no_store=True,
             content_type=b"text/csv; charset=utf-8",
         )
+
+
+def _csv(by: str, rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([by, *COLUMNS])
+    for row in rows:
+        writer.writerow(neutralised([row[by], *(row[c] for c in COLUMNS)]))
+    return out.getvalue().encode("utf-8")
 
 
 def register_routes(router: Router, pages: Pages, reports: ReportPages) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import builtins
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -204,6 +204,14 @@ class EventStore:
             f"SELECT {_COLUMNS} FROM events WHERE {_LIVE} ORDER BY starts_at, id LIMIT ? OFFSET ?", [limit, offset]
         )
         return [_event(row) for row in rows]
+
+    async def names(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """Event id -> name, for the ids that exist (deleted events too: their usage still names them)."""
+        if not event_ids:
+            return {}
+        marks = ", ".join("?" * len(event_ids))
+        rows = await self.db.fetch(f"SELECT id, name FROM events WHERE id IN ({marks})", list(event_ids))
+        return {row["id"]: row["name"] for row in rows}
 
     async def save(self, event: Event, changed: Iterable[str]) -> bool:
         """Write the `changed` fields of `event` (names of `_EVENT_COLUMNS`), and copy those its attendee keys

@@ -190,6 +190,14 @@ class KeyStore:
             sql += " WHERE " + " AND ".join(conditions)
         return [_key(row) for row in await self.db.fetch(sql + " ORDER BY created_at", params)]
 
+    async def newest(self, *, limit: int, offset: int = 0) -> tuple[builtins.list[GatewayKey], int]:
+        """One page of every key, newest first (index `keys_created`), and how many keys there are in all."""
+        rows = await self.db.fetch(
+            f"SELECT {_COLUMNS} FROM keys ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", [limit, offset]
+        )
+        total = await self.db.fetch("SELECT COUNT(*) AS n FROM keys")
+        return [_key(row) for row in rows], int(total[0]["n"])
+
     async def attendees(
         self, event_id: str, *, search: str | None = None, limit: int, offset: int = 0
     ) -> tuple[builtins.list[GatewayKey], int]:

@@ -12,7 +12,23 @@ from __future__ import annotations
 import time
 
 from .database import Database
-from .rollups import DIMS_SQL
+from .rollups import DAY, DIMS_SQL, EVER_TABLE, KEYLESS, KEYLESS_DIMS_SQL, MEASURES, TABLES
+
+# A rollup table's shape (migration 0004 spells out the first two).
+_ROLLUP_TABLE = """CREATE TABLE {table} (
+    bucket BIGINT NOT NULL,
+    dims TEXT NOT NULL,
+    key_id TEXT,
+    event_id TEXT,
+    model TEXT,
+    deployment TEXT,
+    requests BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
+    prompt_tokens BIGINT NOT NULL,
+    completion_tokens BIGINT NOT NULL,
+    audio_seconds DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (bucket, dims)
+)"""
 
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
@@ -218,6 +234,40 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 expires_at DOUBLE PRECISION NOT NULL
             )""",
             "CREATE INDEX assistant_sessions_expiry ON assistant_sessions (expires_at)",
+        ],
+    ),
+    (
+        "0009_console",
+        [
+            # The console's keys page: every key, newest first, a page at a time (store/keys.py `newest`).
+            "CREATE INDEX keys_created ON keys (created_at, id)",
+            # Admin sessions (console/sessions.py `StoredSessions`): only the SHA-256 of a session id is stored.
+            """CREATE TABLE console_sessions (
+                id_hash TEXT PRIMARY KEY,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)",
+            # Reports over many keys (store/rollups.py): the sums without the key per hour and day, and per key
+            # for all time, back-filled from the rollups already written.
+            *(_ROLLUP_TABLE.format(table=table) for table in (*KEYLESS.values(), EVER_TABLE)),
+            # Covering: usage by key all time (and a page of attendees' usage) reads the index alone, in key order.
+            f"CREATE INDEX {EVER_TABLE}_key ON {EVER_TABLE} (key_id, {', '.join(MEASURES)})",
+            f"CREATE INDEX {EVER_TABLE}_event ON {EVER_TABLE} (event_id)",
+            *(
+                f"""INSERT INTO {KEYLESS[span]}
+                    SELECT bucket, {KEYLESS_DIMS_SQL}, NULL, event_id, model, deployment, SUM(requests), SUM(errors),
+                        SUM(prompt_tokens), SUM(completion_tokens), SUM(audio_seconds)
+                    FROM {TABLES[span]} GROUP BY bucket, event_id, model, deployment"""
+                for span in KEYLESS
+            ),
+            f"""INSERT INTO {EVER_TABLE}
+                SELECT 0, dims, key_id, event_id, model, deployment, SUM(requests), SUM(errors), SUM(prompt_tokens),
+                    SUM(completion_tokens), SUM(audio_seconds)
+                FROM {TABLES[DAY]} GROUP BY dims, key_id, event_id, model, deployment""",
+            # An event's live view reads the last minutes of its raw rows: from the index alone, not the table.
+            "DROP INDEX usage_event_at",
+            "CREATE INDEX usage_event_live ON usage (event_id, at, key_id, status, prompt_tokens, completion_tokens)",
         ],
     ),
 ]

@@ -13,11 +13,17 @@ The dimensions are nullable, and NULLs never conflict in a unique index (on SQLi
 also carries `dims`, a text that names the dimensions unambiguously (NULL and '' differ); the upsert's key is
 (bucket, dims). Sums are additive: two rows for the same group (a writer that raced the upsert) still report
 right.
+
+Three more tables make reports over many keys cheap (migration 0009): `usage_hourly_totals` and
+`usage_daily_totals` are the same sums without the key (key_id always NULL: a few rows a day, whatever the
+number of keys), which reports neither grouped by key nor filtered by one read; `usage_ever` holds one row per
+dimensions for all time (bucket 0), which reports without `since` and not by day read (a key's usage ever, a page
+of attendees, usage by key): one row per key and model, not per key, model and day.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .database import Params
@@ -25,8 +31,12 @@ from .database import Params
 HOUR = 3600
 DAY = 86400
 DIMENSIONS = ("key_id", "event_id", "model", "deployment")
-_MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens", "audio_seconds")
+MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens", "audio_seconds")
+EVER = 0  # the span of `usage_ever`: one bucket (0) for all time
 TABLES = {HOUR: "usage_hourly", DAY: "usage_daily"}
+KEYLESS = {HOUR: "usage_hourly_totals", DAY: "usage_daily_totals"}
+EVER_TABLE = "usage_ever"
+ROLLUP_TABLES = (*TABLES.values(), *KEYLESS.values(), EVER_TABLE)
 
 
 def dims(values: Iterable[str | None]) -> str:
@@ -34,25 +44,44 @@ def dims(values: Iterable[str | None]) -> str:
     return "".join("-" if value is None else f"{len(value)}:{value}" for value in values)
 
 
-# The same text computed in SQL, for the migration's back-fill.
+# The same text computed in SQL, for the migration's back-fill; and without the key (its NULL is "-").
 DIMS_SQL = " || ".join(f"COALESCE(CAST(LENGTH({d}) AS TEXT) || ':' || {d}, '-')" for d in DIMENSIONS)
+KEYLESS_DIMS_SQL = "'-' || " + " || ".join(
+    f"COALESCE(CAST(LENGTH({d}) AS TEXT) || ':' || {d}, '-')" for d in DIMENSIONS[1:]
+)
 
-_COLUMNS = ("bucket", "dims", *DIMENSIONS, *_MEASURES)
+_COLUMNS = ("bucket", "dims", *DIMENSIONS, *MEASURES)
 
 
 def _upsert(table: str) -> str:
-    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in _MEASURES)
+    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in MEASURES)
     return (
         f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
         f"ON CONFLICT (bucket, dims) DO UPDATE SET {updates}"
     )
 
 
-_UPSERTS = {span: _upsert(table) for span, table in TABLES.items()}
+_UPSERTS = {table: _upsert(table) for table in ROLLUP_TABLES}
+
+
+def _regrouped(
+    source: dict[tuple[Any, ...], list[Any]], group: Callable[..., tuple[Any, ...]]
+) -> dict[tuple[Any, ...], list[Any]]:
+    """`source`'s sums added up under `group(bucket, key_id, event_id, model, deployment)`."""
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for key, sums in source.items():
+        target = group(*key)
+        found = out.get(target)
+        if found is None:
+            out[target] = list(sums)
+        else:
+            for index, value in enumerate(sums):
+                found[index] += value
+    return out
 
 
 def rollup_batches(rows: Sequence[Any]) -> list[tuple[str, list[Params]]]:
-    """The upserts that add ledger rows (anything with UsageRow's fields) to both rollup tables."""
+    """The upserts that add ledger rows (anything with UsageRow's fields) to every rollup table."""
     hourly: dict[tuple[Any, ...], list[Any]] = {}
     for row in rows:
         # Python's float floor division is exact: a row lands in hour b iff b * 3600 <= at < (b + 1) * 3600.
@@ -66,19 +95,19 @@ def rollup_batches(rows: Sequence[Any]) -> list[tuple[str, list[Params]]]:
             sums[2] += row.prompt_tokens
             sums[3] += row.completion_tokens
             sums[4] += row.audio_seconds
-    daily: dict[tuple[Any, ...], list[Any]] = {}
-    for (bucket, *values), sums in hourly.items():
-        day = daily.get((bucket // 24, *values))
-        if day is None:
-            daily[(bucket // 24, *values)] = list(sums)
-        else:
-            for index, value in enumerate(sums):
-                day[index] += value
+    daily = _regrouped(hourly, lambda bucket, *values: (bucket // 24, *values))
+    tables = {
+        TABLES[HOUR]: hourly,
+        TABLES[DAY]: daily,
+        KEYLESS[HOUR]: _regrouped(hourly, lambda bucket, key, *values: (bucket, None, *values)),
+        KEYLESS[DAY]: _regrouped(daily, lambda bucket, key, *values: (bucket, None, *values)),
+        EVER_TABLE: _regrouped(daily, lambda bucket, *values: (EVER, *values)),
+    }
     names: dict[tuple[Any, ...], str] = {}  # hours and days of a batch share most of their dimensions
     batches = []
-    for span, table in ((HOUR, hourly), (DAY, daily)):
+    for table, groups in tables.items():
         rows_out: list[Params] = []
-        for (bucket, *values), sums in table.items():
+        for (bucket, *values), sums in groups.items():
             key = tuple(values)
             name = names.get(key)
             if name is None:
@@ -86,7 +115,7 @@ def rollup_batches(rows: Sequence[Any]) -> list[tuple[str, list[Params]]]:
             rows_out.append([bucket, name, *values, *sums])
         # Sorted, so two PostgreSQL writers lock the rows they share in the same order and never deadlock.
         rows_out.sort(key=lambda row: (row[0], row[1]))
-        batches.append((_UPSERTS[span], rows_out))
+        batches.append((_UPSERTS[table], rows_out))
     return batches
 
 
@@ -103,10 +132,16 @@ _RAW_SUMS = (
     "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "
     "SUM(audio_seconds) AS audio_seconds"
 )
-_ROLLUP_SUMS = ", ".join(f"SUM({m}) AS {m}" for m in _MEASURES)
+_ROLLUP_SUMS = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
 # The UTC day of a row, as the report has always computed it from the raw ledger.
 RAW_DAY = "CAST(FLOOR(at / 86400) AS BIGINT)"
-_DAY_OF = {"usage": RAW_DAY, TABLES[HOUR]: "CAST(FLOOR(bucket / 24.0) AS BIGINT)", TABLES[DAY]: "bucket"}
+_DAY_OF = {
+    "usage": RAW_DAY,
+    TABLES[HOUR]: "CAST(FLOOR(bucket / 24.0) AS BIGINT)",
+    KEYLESS[HOUR]: "CAST(FLOOR(bucket / 24.0) AS BIGINT)",
+    TABLES[DAY]: "bucket",
+    KEYLESS[DAY]: "bucket",
+}
 
 
 PRESENT = object()  # a filter value: the dimension is set (a model call, not a listing or a file operation)
@@ -134,15 +169,19 @@ def report_parts(
         if value is not PRESENT
         for item in (value if isinstance(value, tuple) else (value,))
     ]
+    # Without the key in the grouping or the filters, the keyless sums answer: a few rows a day however many keys.
+    keyed = by_column == "key_id" or any(column == "key_id" for column, _ in filters)
+    spans = TABLES if keyed else KEYLESS
     if since is None:
-        ranges: list[tuple[str, list[str], list[Any]]] = [(TABLES[DAY], [], [])]
+        whole = EVER_TABLE if keyed and by_column != "day" else spans[DAY]
+        ranges: list[tuple[str, list[str], list[Any]]] = [(whole, [], [])]
     else:
         hour = first_bucket(since, HOUR)
         day = -(-hour // 24)
         ranges = [
             ("usage", ["at >= ?", "at < ?"], [since, float(hour * HOUR)]),
-            (TABLES[HOUR], ["bucket >= ?", "bucket < ?"], [hour, day * 24]),
-            (TABLES[DAY], ["bucket >= ?"], [day]),
+            (spans[HOUR], ["bucket >= ?", "bucket < ?"], [hour, day * 24]),
+            (spans[DAY], ["bucket >= ?"], [day]),
         ]
     parts = []
     for table, bounds, limits in ranges:

@@ -1,0 +1,176 @@
+"""Browsing the call store: filtered pages newest first, and the figures the console's charts draw.
+
+    browser = CallBrowser(store)
+    page = await browser.page(CallFilter(status="done", field=("sentiment", "positive"), text="battery"))
+    page.records, page.next_cursor            # 50 calls, and where the next page starts (None: the last page)
+    figures = await browser.figures(CallFilter())   # calls per week, sentiment, products, budgets
+
+Pages are keyset-paginated on `(created_at, id)`, which migration 0009 indexes (with `status` in front for a status
+filter), so page 1,000 costs what page 1 does. A field filter is the store's own clause (a scalar equal to the
+value, or a list holding it; bound parameters only). Transcript search is a case-insensitive substring of the
+stored transcript: it reads the documents the other filters leave, which is why it pairs well with a date range.
+Every query goes through the store's async database (aiosqlite threads, asyncpg), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import QueryError
+from .store import _COLUMNS, STATUSES, CallRecord, CallStore, field_clause
+
+__all__ = ["CallBrowser", "CallFilter", "CallPage", "Figures", "budget_band"]
+
+PAGE_SIZE = 50
+FIGURE_CALLS = 20_000  # the charts read at most this many (the newest) of the matching calls
+_TRANSCRIPT = {
+    "sqlite": "instr(lower(json_extract(document, '$.transcript')), lower(?)) > 0",
+    "postgresql": "strpos(lower(document ->> 'transcript'), lower(?)) > 0",
+}
+_CURSOR = re.compile(r"^(\d{1,12}(?:\.\d{1,9})?)~([0-9a-f]{1,64})$")
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    status: str | None = None
+    since: float | None = None  # created_at >= since (epoch seconds)
+    until: float | None = None  # created_at < until
+    field: tuple[str, str] | None = None  # (extracted field, value)
+    text: str | None = None  # a substring of the transcript, any case
+
+    def where(self, dialect: str) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.status:
+            if self.status not in STATUSES:
+                raise QueryError(f"status {self.status!r}: one of {', '.join(STATUSES)}")
+            clauses.append("status = ?")
+            params.append(self.status)
+        if self.since is not None:
+            clauses.append("created_at >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("created_at < ?")
+            params.append(self.until)
+        if self.field is not None:
+            clause, values = field_clause(dialect, *self.field)
+            clauses.append(clause)
+            params += values
+        if self.text:
+            if "\x00" in self.text:
+                raise QueryError("the search text holds a NUL character, which no transcript can")
+            clauses.append(_TRANSCRIPT[dialect])
+            params.append(self.text)
+        return clauses, params
+
+
+@dataclass(frozen=True, slots=True)
+class CallPage:
+    records: list[CallRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    per_week: list[tuple[str, int]]  # ("2026-11-30", calls created that week), oldest first
+    sentiment: list[tuple[str, int]]
+    products: list[tuple[str, int]]
+    budgets: list[tuple[str, int]]
+    calls: int  # how many calls the figures read
+
+
+class CallBrowser:
+    def __init__(self, store: CallStore) -> None:
+        self.store = store
+
+    async def page(self, where: CallFilter, cursor: str | None = None, size: int = PAGE_SIZE) -> CallPage:
+        """One page, newest first, starting after `cursor` (a previous page's `next_cursor`)."""
+        clauses, params = where.where(self.store.db.dialect)
+        if cursor:
+            found = _CURSOR.match(cursor)
+            if not found:
+                raise QueryError("cursor: use the link of the previous page")
+            created = float(found[1])
+            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [created, created, found[2]]
+        records = await self._select(clauses, params, size + 1)
+        more = len(records) > size
+        records = records[:size]
+        last = records[-1] if more and records else None
+        return CallPage(records, f"{last.created_at!r}~{last.id}" if last else None)
+
+    async def matching(self, where: CallFilter, limit: int) -> list[CallRecord]:
+        """The newest `limit` calls that match (exports)."""
+        clauses, params = where.where(self.store.db.dialect)
+        return await self._select(clauses, params, limit)
+
+    async def figures(self, where: CallFilter) -> Figures:
+        """The charts' counts over the newest `FIGURE_CALLS` matching calls (their fields only)."""
+        clauses, params = where.where(self.store.db.dialect)
+        sql = "SELECT created_at, fields FROM calls"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += f" ORDER BY created_at DESC, id DESC LIMIT {FIGURE_CALLS}"
+        rows = await self.store.db.fetch(sql, params)
+        weeks: Counter[str] = Counter()
+        sentiment: Counter[str] = Counter()
+        products: Counter[str] = Counter()
+        budgets: Counter[str] = Counter()
+        for row in rows:
+            weeks[_week(float(row["created_at"]))] += 1
+            fields = CallRecord.from_row({**_EMPTY, "fields": row["fields"]}).fields
+            if fields is None:  # not processed yet: counted in its week only
+                continue
+            sentiment[_text(fields.get("sentiment")) or "(not stated)"] += 1
+            for product in fields.get("products_of_interest") or []:
+                if _text(product):
+                    products[_text(product).lower()] += 1
+            budgets[budget_band(fields.get("budget"))] += 1
+        return Figures(
+            sorted(weeks.items()),
+            sentiment.most_common(),
+            products.most_common(12),
+            sorted(budgets.items(), key=lambda band: _BAND_ORDER.index(band[0])),
+            len(rows),
+        )
+
+    async def _select(self, clauses: list[str], params: list[Any], limit: int) -> list[CallRecord]:
+        sql = f"SELECT {_COLUMNS} FROM calls"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += f" ORDER BY created_at DESC, id DESC LIMIT {int(limit)}"
+        return [CallRecord.from_row(row) for row in await self.store.db.fetch(sql, params)]
+
+
+_EMPTY = {name.strip(): None for name in _COLUMNS.split(",")}
+_AMOUNT = re.compile(r"(\d[\d,.]*)\s*(k|thousand|m|million)?", re.IGNORECASE)
+_BANDS = [(1_000, "under 1k"), (5_000, "1k to 5k"), (10_000, "5k to 10k"), (50_000, "10k to 50k")]
+_BAND_ORDER = [label for _, label in _BANDS] + ["50k and over", "(not stated)"]
+
+
+def budget_band(value: Any) -> str:
+    """The band of a budget as said ("£9,000", "about 12k", "$1.5 million"), any currency; "(not stated)"."""
+    text = _text(value)
+    found = _AMOUNT.search(text.replace("\u00a0", " ")) if text else None
+    if found is None:
+        return "(not stated)"
+    try:
+        amount = float(found[1].replace(",", ""))
+    except ValueError:
+        return "(not stated)"
+    unit = (found[2] or "").lower()
+    amount *= 1_000 if unit in ("k", "thousand") else 1_000_000 if unit in ("m", "million") else 1
+    return next((label for top, label in _BANDS if amount < top), "50k and over")
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _week(epoch: float) -> str:
+    day = dt.datetime.fromtimestamp(epoch, dt.UTC).date()
+    return (day - dt.timedelta(days=day.weekday())).isoformat()  # the Monday that starts its week

@@ -238,3 +238,52 @@ def test_a_blob_recording_streams_through_the_azure_client(tmp_path: Path, conso
                 assert refused.status_code == 403, name
                 assert refused.json()["error"]["code"] == "permission_denied"
                 assert connection_string not in refused.text
+
+
+@pytest.mark.parametrize(
+    ("said", "band"),
+    [
+        ("£9,000", "5k to 10k"),
+        ("about 12k", "10k to 50k"),
+        ("$1.5 million", "50k and over"),
+        ("€800", "under 1k"),
+        ("40 thousand", "10k to 50k"),
+        ("not sure yet", "(not stated)"),
+        (None, "(not stated)"),
+        (7500, "5k to 10k"),
+    ],
+)
+def test_budget_bands(said: object, band: str) -> None:
+    from aoai_gateway.calls.browse import budget_band
+
+    assert budget_band(said) == band
+
+
+def test_retry_with_a_task_queue_sends_the_call_to_the_workers(tmp_path: Path, console_gateway: Any) -> None:
+    import uuid
+
+    import redis
+
+    from ..services import REDIS, require
+
+    require("Redis", "127.0.0.1", 6379)
+    queue_name = f"aoai-calls-test-{uuid.uuid4().hex[:10]}"
+    database_url = f"sqlite:///{tmp_path / 'calls.db'}"
+    records = seed_calls(database_url, tmp_path / "recordings")
+    calls = {"database_url": database_url, "queue_url": REDIS, "queue_name": queue_name}
+    gateway = console_gateway(calls=calls)
+    client = redis.Redis.from_url(REDIS)
+    try:
+        with signed_in(gateway) as browser:
+            failed = records["failed"]
+            page = browser.get(f"/console/admin/calls/{failed.id}")
+            sent = browser.post(f"/console/admin/calls/{failed.id}/retry", data={"csrf": csrf_of(page)})
+            assert sent.status_code == 303
+        keys = list(client.scan_iter(match=f"*{queue_name}*"))
+        stored = b"".join(b"".join(client.hvals(key)) if client.type(key) == b"hash" else b"" for key in keys)
+        assert failed.source_uri.encode() in stored  # one message, naming the recording, for `calls worker`
+    finally:
+        keys = list(client.scan_iter(match=f"*{queue_name}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

@@ -109,33 +109,40 @@ class CallBrowser:
         return await self._select(clauses, params, limit)
 
     async def figures(self, where: CallFilter) -> Figures:
-        """The charts' counts over the newest `FIGURE_CALLS` matching calls (their fields only)."""
-        clauses, params = where.where(self.store.db.dialect)
-        sql = "SELECT created_at, fields FROM calls"
+        """The charts' counts over the newest `FIGURE_CALLS` matching calls, grouped in the database (three
+        queries over one bounded subquery; only the groups come back)."""
+        dialect = self.store.db.dialect
+        clauses, params = where.where(dialect)
+        newest = "SELECT created_at, fields FROM calls"
         if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += f" ORDER BY created_at DESC, id DESC LIMIT {FIGURE_CALLS}"
-        rows = await self.store.db.fetch(sql, params)
-        weeks: Counter[str] = Counter()
+            newest += " WHERE " + " AND ".join(clauses)
+        newest = f"({newest} ORDER BY created_at DESC, id DESC LIMIT {FIGURE_CALLS}) AS c"
+        sql = _FIGURES[dialect]
+        weeks = await self.store.db.fetch(
+            f"SELECT {sql['week']} AS week, COUNT(*) AS n FROM {newest} GROUP BY 1", params
+        )
+        pairs = await self.store.db.fetch(
+            f"SELECT {sql['sentiment']} AS sentiment, {sql['budget']} AS budget, COUNT(*) AS n FROM {newest} "
+            "WHERE c.fields IS NOT NULL GROUP BY 1, 2",
+            params,
+        )
+        products = await self.store.db.fetch(
+            f"SELECT lower(e.value) AS product, COUNT(*) AS n FROM {newest}, {sql['products']} "
+            "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 12",
+            params,
+        )
         sentiment: Counter[str] = Counter()
-        products: Counter[str] = Counter()
         budgets: Counter[str] = Counter()
-        for row in rows:
-            weeks[_week(float(row["created_at"]))] += 1
-            fields = CallRecord.from_row({**_EMPTY, "fields": row["fields"]}).fields
-            if fields is None:  # not processed yet: counted in its week only
-                continue
-            sentiment[_text(fields.get("sentiment")) or "(not stated)"] += 1
-            for product in fields.get("products_of_interest") or []:
-                if _text(product):
-                    products[_text(product).lower()] += 1
-            budgets[budget_band(fields.get("budget"))] += 1
+        for row in pairs:
+            sentiment[_text(row["sentiment"]) or "(not stated)"] += int(row["n"])
+            budgets[budget_band(row["budget"])] += int(row["n"])
+        per_week = sorted((_monday(int(row["week"])), int(row["n"])) for row in weeks)
         return Figures(
-            sorted(weeks.items()),
+            per_week,
             sentiment.most_common(),
-            products.most_common(12),
+            [(str(row["product"]), int(row["n"])) for row in products if _text(row["product"])],
             sorted(budgets.items(), key=lambda band: _BAND_ORDER.index(band[0])),
-            len(rows),
+            sum(count for _, count in per_week),
         )
 
     async def _select(self, clauses: list[str], params: list[Any], limit: int) -> list[CallRecord]:
@@ -146,7 +153,24 @@ class CallBrowser:
         return [CallRecord.from_row(row) for row in await self.store.db.fetch(sql, params)]
 
 
-_EMPTY = {name.strip(): None for name in _COLUMNS.split(",")}
+# Weeks are counted from Monday 1970-01-05 (345,600 s after the epoch, a Thursday); the bundled schema's fields.
+_MONDAY = 345_600
+_FIGURES = {
+    "sqlite": {
+        "week": f"CAST((c.created_at - {_MONDAY}) / 604800 AS INTEGER)",
+        "sentiment": "json_extract(c.fields, '$.sentiment')",
+        "budget": "json_extract(c.fields, '$.budget')",
+        "products": "json_each(CASE WHEN json_type(c.fields, '$.products_of_interest') = 'array' "
+        "THEN json_extract(c.fields, '$.products_of_interest') ELSE '[]' END) AS e",
+    },
+    "postgresql": {
+        "week": f"FLOOR((c.created_at - {_MONDAY}) / 604800)",
+        "sentiment": "c.fields ->> 'sentiment'",
+        "budget": "c.fields ->> 'budget'",
+        "products": "jsonb_array_elements_text(CASE WHEN jsonb_typeof(c.fields -> 'products_of_interest') = 'array' "
+        "THEN c.fields -> 'products_of_interest' ELSE '[]'::jsonb END) AS e(value)",
+    },
+}
 _AMOUNT = re.compile(r"(\d[\d,.]*)\s*(k|thousand|m|million)?", re.IGNORECASE)
 _BANDS = [(1_000, "under 1k"), (5_000, "1k to 5k"), (10_000, "5k to 10k"), (50_000, "10k to 50k")]
 _BAND_ORDER = [label for _, label in _BANDS] + ["50k and over", "(not stated)"]
@@ -171,6 +195,6 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else "" if value is None else str(value)
 
 
-def _week(epoch: float) -> str:
-    day = dt.datetime.fromtimestamp(epoch, dt.UTC).date()
-    return (day - dt.timedelta(days=day.weekday())).isoformat()  # the Monday that starts its week
+def _monday(week: int) -> str:
+    """The date of the Monday that starts week number `week` (as the queries count them)."""
+    return dt.datetime.fromtimestamp(_MONDAY + week * 604800, dt.UTC).date().isoformat()

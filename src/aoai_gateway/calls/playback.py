@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
+from ..config import ConfigError
 from ..config.calls import CallsSettings
 from ..errors import NotFound, PermissionDenied
 from .errors import SourceError
@@ -88,7 +89,10 @@ class Playback:
             if spec.startswith("azure://"):
                 from .azure_blob import open_azure_source  # the Azure SDK loads only when a container is used
 
-                containers.append(open_azure_source(spec, calls.azure_storage))
+                try:
+                    containers.append(open_azure_source(spec, calls.azure_storage))
+                except SourceError as exc:  # a start-up problem of the configuration, said as one
+                    raise ConfigError(f"calls.playback_sources: {exc.message}") from None
             else:
                 folders.append(await asyncio.to_thread(Path(spec.removeprefix("file://")).expanduser().resolve))
         return cls(folders, containers)

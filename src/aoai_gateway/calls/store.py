@@ -214,7 +214,11 @@ class CallStore:
 
     async def requeue_failed(self, ids: list[str] | None = None) -> list[CallRecord]:
         """`calls retry`: failed calls (all, or these) back to queued with a fresh attempt count."""
-        failed = [r for r in await self.query(status=FAILED, limit=None) if ids is None or r.id in ids]
+        if ids is None:
+            failed = await self.query(status=FAILED, limit=None)
+        else:  # the console's retry button names one call: read it alone, not every failed call
+            found = [await self.get(call_id) for call_id in dict.fromkeys(ids)]
+            failed = [record for record in found if record is not None and record.status == FAILED]
         for record in failed:
             await self.db.execute(
                 "UPDATE calls SET status = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ? "

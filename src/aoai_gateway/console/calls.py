@@ -20,6 +20,7 @@ import io
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from ..calls.browse import PAGE_SIZE, CallBrowser, CallFilter
 from ..calls.errors import QueryError
@@ -112,7 +113,7 @@ class CallPages:
         except QueryError as exc:
             raise InvalidRequest(exc.message) from None
         kept = {name: query.get(name, "").strip() for name in _FILTERS}
-        filters = "&".join(f"{name}={_quote(value)}" for name, value in kept.items() if value)
+        filters = "&".join(f"{name}={quote(value, safe='')}" for name, value in kept.items() if value)
         charts = [
             ("calls-week", "Calls per week (week starting)", figures.per_week),
             ("calls-sentiment", "Sentiment", figures.sentiment),
@@ -296,12 +297,6 @@ def _when(epoch: float | None) -> str:
 def _clock(seconds: float) -> str:
     whole = int(seconds)
     return f"{whole // 60}:{whole % 60:02d}"
-
-
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")
 
 
 def register_routes(router: Router, pages: Pages, calls: CallPages) -> None:

@@ -109,17 +109,22 @@ class CallPages:
         browser = CallBrowser(archive.store)
         try:
             page = await browser.page(where, query.get("after") or None, PAGE_SIZE)
-            figures = await browser.figures(where)
+            # The charts sit under the first page; older pages are for reading on, and skip their queries.
+            figures = None if query.get("after") else await browser.figures(where)
         except QueryError as exc:
             raise InvalidRequest(exc.message) from None
         kept = {name: query.get(name, "").strip() for name in _FILTERS}
         filters = "&".join(f"{name}={quote(value, safe='')}" for name, value in kept.items() if value)
-        charts = [
-            ("calls-week", "Calls per week (week starting)", figures.per_week),
-            ("calls-sentiment", "Sentiment", figures.sentiment),
-            ("calls-products", "Products of interest", figures.products),
-            ("calls-budget", "Budget", figures.budgets),
-        ]
+        charts = (
+            [
+                ("calls-week", "Calls per week (week starting)", figures.per_week),
+                ("calls-sentiment", "Sentiment", figures.sentiment),
+                ("calls-products", "Products of interest", figures.products),
+                ("calls-budget", "Budget", figures.budgets),
+            ]
+            if figures is not None
+            else []
+        )
         return visit.html(
             "calls.html",
             title="Calls",
@@ -131,7 +136,7 @@ class CallPages:
             next_cursor=page.next_cursor,
             first_page=not query.get("after"),
             charts=[(slug, title, bar_chart(rows), rows) for slug, title, rows in charts if rows],
-            figure_calls=figures.calls,
+            figure_calls=figures.calls if figures is not None else 0,
         )
 
     async def export(self, visit: Visit, params: dict[str, str]) -> Html:

@@ -146,9 +146,8 @@ async def _open_call_archive(settings: Settings, access: object, stack: AsyncExi
     if not settings.console_enabled:
         return None
     from .calls.playback import Playback
-    from .calls.schema import ExtractionSchema
     from .calls.store import CallStore
-    from .console.calls import CallArchive
+    from .console.calls import CallArchive, schema_fields
 
     calls = settings.calls
     if calls.database_url:
@@ -161,8 +160,8 @@ async def _open_call_archive(settings: Settings, access: object, stack: AsyncExi
         return None
     playback = await Playback.open(calls)
     stack.push_async_callback(playback.aclose)
-    schema = await asyncio.to_thread(ExtractionSchema.load, calls.schema_path)
-    return CallArchive(CallStore(db, "console", calls.lease_seconds), playback, calls, schema.fields)
+    fields = await asyncio.to_thread(schema_fields, calls.schema_path)
+    return CallArchive(CallStore(db, "console", calls.lease_seconds), playback, calls, fields)
 
 
 async def _open_affinity(

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..config import ConfigError
 from ..config.calls import CallsSettings
 from ..errors import NotFound, PermissionDenied
+from ..extras import MissingExtra
 from .errors import SourceError
 from .sources import is_audio
 
@@ -87,7 +88,10 @@ class Playback:
         containers: list[AzureBlobSource] = []
         for spec in calls.playback_sources:
             if spec.startswith("azure://"):
-                from .azure_blob import open_azure_source  # the Azure SDK loads only when a container is used
+                try:  # the Azure SDK loads only when a container is used
+                    from .azure_blob import open_azure_source
+                except ModuleNotFoundError as exc:  # its name is "azure" (azure.core), which `needs` does not match
+                    raise MissingExtra("calls.playback_sources: azure://", "calls") from exc
 
                 try:
                     containers.append(open_azure_source(spec, calls.azure_storage))

@@ -17,8 +17,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import io
+import json
 import re
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -54,6 +57,20 @@ class CallArchive:
     playback: Playback
     settings: CallsSettings
     fields: list[str]
+
+
+def schema_fields(path: str | None) -> list[str]:
+    """The extraction schema's property names (the field filter's choices), read without the `calls` extra's
+    jsonschema: the explorer runs in any gateway with the console. An unreadable schema gives none."""
+    try:
+        if path is None:
+            text = resources.files("aoai_gateway.calls").joinpath("default_schema.json").read_text(encoding="utf-8")
+        else:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+        properties = json.loads(text).get("properties")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(name) for name in properties] if isinstance(properties, dict) else []
 
 
 def call_filter(query: dict[str, str]) -> CallFilter:

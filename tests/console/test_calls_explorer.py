@@ -288,3 +288,35 @@ def test_retry_with_a_task_queue_sends_the_call_to_the_workers(tmp_path: Path, c
         if keys:
             client.delete(*keys)
         client.close()
+
+
+async def test_a_transcript_search_reads_a_bounded_window_and_goes_on_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aoai_gateway.calls import browse
+    from aoai_gateway.calls.store import CallStore
+    from aoai_gateway.store import connect_database
+
+    monkeypatch.setattr(browse, "SEARCH_WINDOW", 10)
+    database_url = f"sqlite:///{tmp_path / 'calls.db'}"
+    seed_calls(database_url, tmp_path / "recordings")
+    db = await connect_database(database_url)
+    try:
+        browser = browse.CallBrowser(CallStore(db, "test", 60))
+        # The newest ten: 3 traversal calls, failed, hostile, globex, acme, then fillers 051, 050, 049.
+        found = await browser.page(browse.CallFilter(text="SOLAR panels"))
+        assert [r.name for r in found.records] == ["acme.ogg"] and found.window_ended
+        names: list[str] = []
+        cursor = None
+        for _ in range(20):
+            page = await browser.page(browse.CallFilter(text="just checking"), cursor, size=50)
+            names += [r.name for r in page.records]
+            assert len(page.records) <= 10
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert names == [f"filler-{i:03d}.ogg" for i in reversed(range(FILLERS))]
+        assert (await browser.figures(browse.CallFilter(text="just checking"))).calls == 3
+        assert (await browser.figures(browse.CallFilter())).calls == FILLERS + 7
+    finally:
+        await db.close()

@@ -27,6 +27,9 @@ __all__ = ["CallBrowser", "CallFilter", "CallPage", "Figures", "budget_band"]
 
 PAGE_SIZE = 50
 FIGURE_CALLS = 20_000  # the charts read at most this many (the newest) of the matching calls
+SEARCH_WINDOW = 10_000  # a transcript search reads at most this many documents a page
+_AFTER = "(created_at < ? OR (created_at = ? AND id < ?))"  # older than a cursor (newest first)
+_NOT_BEFORE = "(created_at > ? OR (created_at = ? AND id >= ?))"  # not older than a window's edge
 _TRANSCRIPT = {
     "sqlite": "instr(lower(json_extract(document, '$.transcript')), lower(?)) > 0",
     "postgresql": "strpos(lower(document ->> 'transcript'), lower(?)) > 0",
@@ -42,7 +45,8 @@ class CallFilter:
     field: tuple[str, str] | None = None  # (extracted field, value)
     text: str | None = None  # a substring of the transcript, any case
 
-    def where(self, dialect: str) -> tuple[list[str], list[Any]]:
+    def where(self, dialect: str, *, text: bool = True) -> tuple[list[str], list[Any]]:
+        """The WHERE clauses and their parameters; `text=False`: all but the transcript search."""
         clauses: list[str] = []
         params: list[Any] = []
         if self.status:
@@ -60,18 +64,26 @@ class CallFilter:
             clause, values = field_clause(dialect, *self.field)
             clauses.append(clause)
             params += values
-        if self.text:
-            if "\x00" in self.text:
-                raise QueryError("the search text holds a NUL character, which no transcript can")
-            clauses.append(_TRANSCRIPT[dialect])
-            params.append(self.text)
+        if self.text and text:
+            clause, value = self.search(dialect)
+            clauses.append(clause)
+            params.append(value)
         return clauses, params
+
+    def search(self, dialect: str) -> tuple[str, str]:
+        """The transcript search's clause and its parameter."""
+        if not self.text or "\x00" in self.text:
+            raise QueryError("the search text is empty or holds a NUL character, which no transcript can")
+        return _TRANSCRIPT[dialect], self.text
 
 
 @dataclass(frozen=True, slots=True)
 class CallPage:
     records: list[CallRecord]
     next_cursor: str | None
+    # A transcript search reads at most SEARCH_WINDOW calls a page: True when this page's window ended before a
+    # full page was found, so `next_cursor` goes on searching older calls from where it stopped.
+    window_ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +101,38 @@ class CallBrowser:
 
     async def page(self, where: CallFilter, cursor: str | None = None, size: int = PAGE_SIZE) -> CallPage:
         """One page, newest first, starting after `cursor` (a previous page's `next_cursor`)."""
-        clauses, params = where.where(self.store.db.dialect)
+        dialect = self.store.db.dialect
+        clauses, params = where.where(dialect, text=False)
         if cursor:
             found = _CURSOR.match(cursor)
             if not found:
                 raise QueryError("cursor: use the link of the previous page")
-            created = float(found[1])
-            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params += [created, created, found[2]]
+            clauses, params = [*clauses, _AFTER], [*params, *_after(float(found[1]), found[2])]
+        edge = None
+        if where.text:
+            # Reading transcripts costs a document each: a page reads at most SEARCH_WINDOW of the calls the
+            # other filters leave (found on the index), and says where it stopped.
+            edge = await self._edge(clauses, params)
+            clause, value = where.search(dialect)
+            clauses, params = [*clauses, clause], [*params, value]
+            if edge is not None:
+                clauses, params = [*clauses, _NOT_BEFORE], [*params, *_after(*edge)]
         records = await self._select(clauses, params, size + 1)
-        more = len(records) > size
-        records = records[:size]
-        last = records[-1] if more and records else None
-        return CallPage(records, f"{last.created_at!r}~{last.id}" if last else None)
+        if len(records) > size:
+            last = records[size - 1]
+            return CallPage(records[:size], _cursor(last.created_at, last.id))
+        if edge is not None:
+            return CallPage(records, _cursor(*edge), window_ended=True)
+        return CallPage(records, None)
+
+    async def _edge(self, clauses: list[str], params: list[Any]) -> tuple[float, str] | None:
+        """(created_at, id) of the oldest call in this page's search window; None when fewer calls are left."""
+        sql = "SELECT created_at, id FROM calls"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += f" ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {SEARCH_WINDOW - 1}"
+        rows = await self.store.db.fetch(sql, params)
+        return (float(rows[0]["created_at"]), str(rows[0]["id"])) if rows else None
 
     async def matching(self, where: CallFilter, limit: int) -> list[CallRecord]:
         """The newest `limit` calls that match (exports)."""
@@ -109,10 +140,13 @@ class CallBrowser:
         return await self._select(clauses, params, limit)
 
     async def figures(self, where: CallFilter) -> Figures:
-        """The charts' counts over the newest `FIGURE_CALLS` matching calls, grouped in the database (three
-        queries over one bounded subquery; only the groups come back)."""
+        """The charts' counts over the newest `FIGURE_CALLS` matching calls (with a transcript search: those
+        among the newest `SEARCH_WINDOW`), grouped in the database: three queries, only the groups come back."""
         dialect = self.store.db.dialect
         clauses, params = where.where(dialect)
+        if where.text and (edge := await self._edge(*where.where(dialect, text=False))) is not None:
+            # As a page does: a transcript search reads the newest SEARCH_WINDOW calls' documents at most.
+            clauses, params = [*clauses, _NOT_BEFORE], [*params, *_after(*edge)]
         newest = "SELECT created_at, fields FROM calls"
         if clauses:
             newest += " WHERE " + " AND ".join(clauses)
@@ -193,6 +227,14 @@ def budget_band(value: Any) -> str:
 
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _after(created_at: float, call_id: str) -> list[Any]:
+    return [created_at, created_at, call_id]
+
+
+def _cursor(created_at: float, call_id: str) -> str:
+    return f"{created_at!r}~{call_id}"
 
 
 def _monday(week: int) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..calls.browse import PAGE_SIZE, CallBrowser, CallFilter
+from ..calls.browse import PAGE_SIZE, SEARCH_WINDOW, CallBrowser, CallFilter
 from ..calls.errors import QueryError
 from ..calls.export import write_export
 from ..calls.playback import Playback
@@ -152,6 +152,8 @@ class CallPages:
             filters=filters,
             next_cursor=page.next_cursor,
             first_page=not query.get("after"),
+            window_ended=page.window_ended,
+            search_window=SEARCH_WINDOW,
             charts=[(slug, title, bar_chart(rows), rows) for slug, title, rows in charts if rows],
             figure_calls=figures.calls if figures is not None else 0,
         )

@@ -147,13 +147,13 @@ class CallBrowser:
         if where.text and (edge := await self._edge(*where.where(dialect, text=False))) is not None:
             # As a page does: a transcript search reads the newest SEARCH_WINDOW calls' documents at most.
             clauses, params = [*clauses, _NOT_BEFORE], [*params, *_after(*edge)]
-        newest = "SELECT created_at, fields FROM calls"
-        if clauses:
-            newest += " WHERE " + " AND ".join(clauses)
-        newest = f"({newest} ORDER BY created_at DESC, id DESC LIMIT {FIGURE_CALLS}) AS c"
+        where_sql = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        window = f"{where_sql} ORDER BY created_at DESC, id DESC LIMIT {FIGURE_CALLS}) AS c"
+        newest = f"(SELECT created_at, fields FROM calls{window}"
         sql = _FIGURES[dialect]
-        weeks = await self.store.db.fetch(
-            f"SELECT {sql['week']} AS week, COUNT(*) AS n FROM {newest} GROUP BY 1", params
+        weeks = await self.store.db.fetch(  # the index alone, without a filter on the fields: no document read
+            f"SELECT {sql['week']} AS week, COUNT(*) AS n FROM (SELECT created_at FROM calls{window} GROUP BY 1",
+            params,
         )
         pairs = await self.store.db.fetch(
             f"SELECT {sql['sentiment']} AS sentiment, {sql['budget']} AS budget, COUNT(*) AS n FROM {newest} "

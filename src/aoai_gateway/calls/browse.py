@@ -26,7 +26,7 @@ from .store import _COLUMNS, STATUSES, CallRecord, CallStore, field_clause
 __all__ = ["CallBrowser", "CallFilter", "CallPage", "Figures", "budget_band"]
 
 PAGE_SIZE = 50
-FIGURE_CALLS = 20_000  # the charts read at most this many (the newest) of the matching calls
+FIGURE_CALLS = 10_000  # the charts read at most this many (the newest) of the matching calls
 SEARCH_WINDOW = 10_000  # a transcript search reads at most this many documents a page
 _AFTER = "(created_at < ? OR (created_at = ? AND id < ?))"  # older than a cursor (newest first)
 _NOT_BEFORE = "(created_at > ? OR (created_at = ? AND id >= ?))"  # not older than a window's edge

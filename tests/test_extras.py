@@ -171,3 +171,36 @@ def test_every_extra_is_declared_and_the_test_extra_installs_them_all() -> None:
     core = " ".join(project["dependencies"]).lower()
     for name in ("faster-whisper", "asyncpg", "redis", "openai", "dramatiq", "azure", "numpy", "av>"):
         assert name not in core, name
+
+
+def test_the_console_s_calls_explorer_needs_no_extra_but_an_azure_playback_source_names_it(tmp_path: Path) -> None:
+    code = """
+import asyncio, sys
+from aoai_gateway.config import Settings
+from aoai_gateway.extras import MissingExtra
+from aoai_gateway.factory import open_gateway
+
+def settings(source):
+    return Settings.model_validate({
+        "auth": "keys", "data_dir": sys.argv[1], "admin": {"master_key": "m" * 24},
+        "deployments": [{"model": "gpt-4o", "endpoint": "http://127.0.0.1:9", "api_key": "k"}],
+        "calls": {"playback_sources": [source]},
+    })
+
+async def main():
+    async with open_gateway(settings(sys.argv[1])):
+        print("built")
+    try:
+        async with open_gateway(settings("azure://recordings")):
+            pass
+    except MissingExtra as exc:
+        print(exc)
+
+asyncio.run(main())
+"""
+    result = core_only(code, tmp_path, str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "built",
+        "calls.playback_sources: azure:// needs the calls extra: pip install 'aoai-gateway[calls]'",
+    ]

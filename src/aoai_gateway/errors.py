@@ -14,6 +14,7 @@ GatewayError                      every error the gateway itself answers with
 ├── Conflict                409   an attendee registering for an event a second time
 ├── PayloadTooLarge         413
 ├── UnsupportedMediaType    415
+├── RangeNotSatisfiable     416   a Range header outside a recording the console plays (Content-Range: bytes */size)
 ├── NoDeploymentAvailable   429   every deployment of the model is cooling down or has an open circuit
 ├── RateLimited             429   a key's requests or tokens per minute/day are used up (Retry-After)
 ├── QuotaExceeded           429   a key's total token budget is spent (no Retry-After: it does not come back)
@@ -67,6 +68,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "QuotaExceeded",
+    "RangeNotSatisfiable",
     "RateLimited",
     "RequestTimeout",
     "RouteNotFound",
@@ -194,6 +196,19 @@ class UnsupportedMediaType(GatewayError):
 
     def __init__(self, got: str, expected: str) -> None:
         super().__init__(f"Content-Type {got or '(none)'!r} is not supported here; send {expected}.")
+
+
+class RangeNotSatisfiable(GatewayError):
+    status = 416
+    type = "invalid_request_error"
+    code = "range_not_satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"The requested range is not within the {size} bytes of this recording.",
+            param="range",
+            headers={"content-range": f"bytes */{size}"},
+        )
 
 
 class HeadersTooLarge(GatewayError):

@@ -15,6 +15,7 @@ credentials, local models and the upstream pool closed, the last spans exported.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from .assistant.service import AssistantService
+    from .console.calls import CallArchive
     from .tracing import GatewayTracer
 
 
@@ -99,7 +101,8 @@ async def open_gateway(
         if tracer is not None:
             listeners.append(tracer)  # closes the request's span (the last listener: nothing is added after it)
         assistant = await _open_assistant(settings, service, listeners, tracer, access, stack)
-        router = build_router(settings, service, access, metrics, assistant)
+        archive = await _open_call_archive(settings, access, stack)
+        router = build_router(settings, service, access, metrics, assistant, archive)
         yield Gateway(
             router,
             service,
@@ -135,6 +138,30 @@ async def _open_assistant(
         await migrate(db)
     caller = InProcessCaller(service, listeners, tracer)
     return await stack.enter_async_context(open_assistant(settings, caller, db))
+
+
+async def _open_call_archive(settings: Settings, access: object, stack: AsyncExitStack) -> CallArchive | None:
+    """The console's calls explorer reads the pipeline's store: `calls.database_url`, or by default the keys
+    mode's database (which the pipeline shares when `calls.database_url` is empty). Without either, no explorer."""
+    if not settings.console_enabled:
+        return None
+    from .calls.playback import Playback
+    from .calls.store import CallStore
+    from .console.calls import CallArchive, schema_fields
+
+    calls = settings.calls
+    if calls.database_url:
+        db = await connect_database(calls.database_url)
+        stack.push_async_callback(db.close)
+        await migrate(db)
+    elif isinstance(access, ManagedAccess):
+        db = access.db
+    else:
+        return None
+    playback = await Playback.open(calls)
+    stack.push_async_callback(playback.aclose)
+    fields = await asyncio.to_thread(schema_fields, calls.schema_path)
+    return CallArchive(CallStore(db, "console", calls.lease_seconds), playback, calls, fields)
 
 
 async def _open_affinity(

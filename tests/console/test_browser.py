@@ -397,3 +397,52 @@ def test_the_organiser_sees_an_attendees_usage_and_revokes_them_mid_chat(
     assert "revoked" in status.lower(), status
     assert secret not in status and attendee.locator(".message.assistant").count() == 1
     check_accessibility(attendee)
+
+
+def test_the_calls_explorer_plays_a_call_and_filters_by_a_field(
+    browser: Browser, console_gateway: Any, tmp_path: Path, shots: Path
+) -> None:
+    from .calls_data import seed_calls
+
+    database_url = f"sqlite:///{tmp_path / 'calls.db'}"
+    seed_calls(database_url, tmp_path / "recordings")
+    gateway = console_gateway(calls={"database_url": database_url, "playback_sources": [str(tmp_path / "recordings")]})
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{gateway.url}/console/sign-in")
+    page.get_by_label("Master key").fill(MASTER)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/console/admin")
+    page.get_by_role("link", name="Calls", exact=True).click()
+    page.wait_for_selector("#calls")
+    page.get_by_label("Extracted field").select_option("sentiment")
+    page.get_by_label("Field value (a list field: one of its items; any case)").fill("positive")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**field=sentiment**")
+    assert page.eval_on_selector_all("#calls tbody th", "cells => cells.map(c => c.textContent)") == ["acme.ogg"]
+    assert page.text_content("svg.chart") is not None
+    check_accessibility(page)
+    page.screenshot(path=str(shots / "calls.png"), full_page=True)
+
+    page.get_by_role("link", name="acme.ogg").click()
+    page.wait_for_selector("#transcript .segment")
+    assert "Dana Whitfield" in page.inner_text("#fields")
+    assert "“Hello, this is Dana Whitfield from Acme Ltd.”" in page.inner_text("#fields")
+    page.wait_for_function("document.getElementById('player').readyState >= 1")  # metadata, through the audio route
+    assert page.evaluate("document.getElementById('player').duration") > 19
+    page.get_by_role("button", name="We want solar panels and a home battery.").click()
+    page.wait_for_selector("#transcript .segment.current:has-text('solar panels')")
+    assert page.evaluate("document.getElementById('player').currentTime") >= 4.0
+    check_accessibility(page)
+    page.screenshot(path=str(shots / "call.png"), full_page=True)
+
+    page.goto(f"{gateway.url}/console/admin/calls?q=alert")  # the hostile call: its words are text
+    page.get_by_role("link", name="hostile.ogg").click()
+    page.wait_for_selector("#transcript .segment")
+    assert "<script>alert(1)</script>" in page.inner_text("#transcript")
+    assert page.query_selector("#fields img") is None
+    context.close()
+    assert dialogs == [], f"a page opened a dialog: {dialogs}"

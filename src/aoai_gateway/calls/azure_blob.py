@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -117,6 +117,20 @@ class AzureBlobSource:
                     await asyncio.to_thread(file.write, chunk)
             await asyncio.to_thread(file.flush)
             yield Path(file.name)
+
+    async def size_of(self, uri: str) -> int:
+        """The size of the blob an item URI of this container names (SourceError when it is gone)."""
+        blob = self._container.get_blob_client(uri.removeprefix(self._root))
+        with self._translated(uri):
+            return int((await blob.get_blob_properties()).size)
+
+    async def read_range(self, uri: str, offset: int, length: int) -> AsyncGenerator[bytes, None]:
+        """Bytes [offset, offset + length) of a blob, as the SDK downloads them (the console's audio player)."""
+        blob = self._container.get_blob_client(uri.removeprefix(self._root))
+        with self._translated(uri):
+            download = await blob.download_blob(offset=offset, length=length)
+            async for chunk in download.chunks():
+                yield chunk
 
     async def aclose(self) -> None:
         await self._service.close()

@@ -121,6 +121,12 @@ class CallQueue:
 
     def close(self) -> None:
         self.broker.close()
+        # Dramatiq's RedisBroker.close() is a no-op that leaves its client's connections open: a long-lived process
+        # (the gateway, whose console re-queues calls) would leak one per queue it opened.
+        client = getattr(self.broker, "client", None)
+        if client is not None:
+            client.close()
+            client.connection_pool.disconnect()
 
     @property
     def safe_url(self) -> str:

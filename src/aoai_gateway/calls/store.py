@@ -214,7 +214,11 @@ class CallStore:
 
     async def requeue_failed(self, ids: list[str] | None = None) -> list[CallRecord]:
         """`calls retry`: failed calls (all, or these) back to queued with a fresh attempt count."""
-        failed = [r for r in await self.query(status=FAILED, limit=None) if ids is None or r.id in ids]
+        if ids is None:
+            failed = await self.query(status=FAILED, limit=None)
+        else:  # the console's retry button names one call: read it alone, not every failed call
+            found = [await self.get(call_id) for call_id in dict.fromkeys(ids)]
+            failed = [record for record in found if record is not None and record.status == FAILED]
         for record in failed:
             await self.db.execute(
                 "UPDATE calls SET status = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ? "
@@ -239,9 +243,9 @@ class CallStore:
             clauses.append("updated_at >= ?")
             params.append(since)
         for field, value in where or ():
-            check_filter(field, value)
-            clauses.append(_WHERE_FIELD[self.db.dialect])
-            params += [field, value, value] if self.db.dialect == "sqlite" else [field, field, field, value]
+            clause, values = field_clause(self.db.dialect, field, value)
+            clauses.append(clause)
+            params += values
         sql = f"SELECT {_COLUMNS} FROM calls"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
@@ -283,6 +287,13 @@ def check_filter(field: str, value: str) -> None:
         raise QueryError(f"field name {field!r}: use letters, digits, '_' and '-' only (a field of the schema)")
     if "\x00" in value:
         raise QueryError(f"value {value!r} for {field!r}: NUL characters cannot be stored, so never match")
+
+
+def field_clause(dialect: str, field: str, value: str) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of "extracted field `field` is, or holds, `value`"."""
+    check_filter(field, value)
+    params: list[Any] = [field, value, value] if dialect == "sqlite" else [field, field, field, value]
+    return _WHERE_FIELD[dialect], params
 
 
 def _json(value: Any) -> str:

@@ -85,6 +85,9 @@ class CallsSettings(BaseModel):
     # Dramatiq's rule for queue names: one queue per environment sharing a broker.
     queue_name: str = Field("aoai-calls", pattern=r"^[a-zA-Z_][a-zA-Z0-9._-]*$", max_length=200)
     azure_storage: AzureStorageSettings = AzureStorageSettings()
+    # Folders and azure://container[/prefix] sources whose recordings the console's calls explorer may play;
+    # a recording anywhere else (or reached through a link out of them) is refused.
+    playback_sources: tuple[str, ...] = Field((), max_length=32)
 
     @property
     def model_key(self) -> str | None:

@@ -8,7 +8,8 @@ package (console/templates, console/static), nothing comes from a CDN. One modul
 the per-request `Visit`), `assets.py` (static files), `snippets.py` (quick starts), `charts.py` (SVG bars), and
 the pages themselves: `attendee.py`, `playground.py`, `assistant.py` (push-to-talk), `admin.py` (sign-in, the
 events list), `events.py` (an event's organiser pages, its live view), `keys.py`, `reports.py` (usage),
-`deployments.py` (live state).
+`deployments.py` (live state), `calls.py` (the calls explorer: the pipeline's calls, one call with its recording,
+charts, exports).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..http.asgi import Send
 from ..http.paths import Router
 from ..http.request import Request
 from ..http.responses import send_bytes
-from . import admin, assistant, attendee, deployments, events, keys, playground, reports
+from . import admin, assistant, attendee, calls, deployments, events, keys, playground, reports
 from .assets import Assets
 from .pages import Html, Pages, Visit
 from .security import CsrfGuard, page_headers
@@ -30,7 +31,11 @@ __all__ = ["add_console_routes"]
 
 
 def add_console_routes(
-    router: Router, settings: Settings, managed: ManagedAccess | None, deployment_router: DeploymentRouter
+    router: Router,
+    settings: Settings,
+    managed: ManagedAccess | None,
+    deployment_router: DeploymentRouter,
+    archive: calls.CallArchive | None = None,
 ) -> None:
     prefix = settings.console.prefix
     assets = Assets.load()
@@ -53,6 +58,7 @@ def add_console_routes(
     events.register_routes(router, pages, events.EventPages(pages, admin_pages, models))
     deployments.register_routes(router, pages, deployments.DeploymentPages(pages, admin_pages, deployment_router))
     reports.register_routes(router, pages, reports.ReportPages(pages, admin_pages))
+    calls.register_routes(router, pages, calls.CallPages(pages, admin_pages, archive))
 
     async def home(visit: Visit, params: dict[str, str]) -> Html:
         return visit.html("home.html", title="Console", keys_mode=managed is not None)

@@ -9,6 +9,7 @@ Content-Security-Policy holds); labels are escaped like every other string.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Small enough that on a phone's 360-pixel column the 12-unit text stays about 11 pixels high.
@@ -38,7 +39,7 @@ class BarChart:
     value_x: float
 
 
-def bar_chart(rows: list[tuple[str, float]]) -> BarChart:
+def bar_chart(rows: Sequence[tuple[str, float]]) -> BarChart:
     """Horizontal bars scaled to the largest value; labels cut to fit (the table beside has them whole)."""
     span = WIDTH - LABEL_WIDTH - VALUE_WIDTH
     top = max((value for _, value in rows), default=0) or 1

@@ -128,17 +128,24 @@ class Pages:
     def render(self, template: str, **context: Any) -> bytes:
         return self.env.get_template(template).render(**context).encode("utf-8")
 
+    async def visit(self, request: Request) -> Visit:
+        """The visit of a route that answers other than with a page (a recording, a file), its session checked."""
+        visit = Visit(request, self, read_cookies(request.headers.get("cookie", "")), signed_in=False)
+        await self.sign_in(visit)
+        return visit
+
+    async def sign_in(self, visit: Visit) -> None:
+        # Only a visit that brings a session cookie costs a session lookup (attendee pages bring none).
+        session = visit.cookies.get(SESSION_COOKIE)
+        visit.signed_in = await self.sessions.valid(session) if session else False
+
     def handler(self, page: PageHandler) -> Handler:
         """A route handler that runs `page` and sends its Html, or the error page of a `GatewayError`."""
 
         async def handle(request: Request, send: Send, params: dict[str, str]) -> None:
-            cookies = read_cookies(request.headers.get("cookie", ""))
-            visit = Visit(request, self, cookies, signed_in=False)
+            visit = Visit(request, self, read_cookies(request.headers.get("cookie", "")), signed_in=False)
             try:
-                # Only a visit that brings a session cookie costs a session lookup (attendee pages bring none);
-                # a database that cannot answer it is an error page like any other.
-                session = cookies.get(SESSION_COOKIE)
-                visit.signed_in = await self.sessions.valid(session) if session else False
+                await self.sign_in(visit)  # a database that cannot answer is an error page like any other
                 html = await page(visit, params)
             except GatewayError as exc:
                 body = self.render("error.html", title=_TITLES.get(exc.status, "Error"), error=exc, csrf=visit.csrf)

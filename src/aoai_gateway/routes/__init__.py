@@ -26,6 +26,7 @@ from .responses_api import add_responses_routes
 
 if TYPE_CHECKING:
     from ..assistant.service import AssistantService  # the assistant extra, only with assistant.enabled
+    from ..console.calls import CallArchive
 
 
 def build_router(
@@ -34,6 +35,7 @@ def build_router(
     access: Access,
     metrics: GatewayMetrics | None,
     assistant: AssistantService | None = None,
+    calls: CallArchive | None = None,
 ) -> Router:
     managed = access if isinstance(access, ManagedAccess) else None  # the stores behind keys and events
     router = Router()
@@ -52,7 +54,7 @@ def build_router(
     add_responses_routes(router, settings.api_base, service, settings.limits)
     add_azure_routes(router, service, settings.limits)
     if settings.console_enabled:
-        add_console_routes(router, settings, managed, service.router)
+        add_console_routes(router, settings, managed, service.router, calls)
     return router
 
 

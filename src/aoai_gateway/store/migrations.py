@@ -270,6 +270,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX usage_event_live ON usage (event_id, at, key_id, status, prompt_tokens, completion_tokens)",
         ],
     ),
+    (
+        "0010_calls_explorer",
+        [
+            # The console's calls explorer (calls/browse.py): newest first, a page at a time from a cursor, all
+            # calls or those of one status.
+            "CREATE INDEX calls_created ON calls (created_at, id)",
+            "CREATE INDEX calls_status_created ON calls (status, created_at, id)",
+        ],
+    ),
 ]
 
 _JSON_TYPE = {"postgresql": "JSONB", "sqlite": "TEXT"}

@@ -1,0 +1,322 @@
+"""The calls explorer over HTTP, on real SQLite and PostgreSQL call stores: filters, pages, one call, its audio
+(ranges, and paths out of the playback folder refused), retry with and without CSRF, charts, exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .calls_data import (
+    AUDIO,
+    FILLERS,
+    HOSTILE_ATTRIBUTE,
+    HOSTILE_FORMULA,
+    HOSTILE_SCRIPT,
+    seed_blob_calls,
+    seed_calls,
+)
+from .conftest import csrf_of
+from .test_admin_pages import signed_in
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def explorer(request: pytest.FixtureRequest, tmp_path: Path, console_gateway: Any) -> Iterator[tuple[Any, Any]]:
+    """A console gateway whose calls explorer reads a seeded call store; (gateway, the seeded records)."""
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("postgres_url")
+    else:
+        database_url = f"sqlite:///{tmp_path / 'calls.db'}"
+    folder = tmp_path / "recordings"
+    records = seed_calls(database_url, folder)
+    gateway = console_gateway(calls={"database_url": database_url, "playback_sources": [str(folder)]})
+    yield gateway, records
+
+
+def rows(page: httpx.Response) -> list[str]:
+    """The call names listed on an explorer page, in order."""
+    assert page.status_code == 200, page.text
+    body = page.text.split('<table id="calls">', 1)[-1].split("</table>", 1)[0] if "<table" in page.text else ""
+    return [part.split("</a>", 1)[0].split(">", 1)[-1] for part in body.split("/admin/calls/")[1:]]
+
+
+def test_the_explorer_needs_a_session(explorer: tuple[Any, Any]) -> None:
+    gateway, records = explorer
+    with httpx.Client(base_url=gateway.url, timeout=30) as stranger:
+        assert stranger.get("/console/admin/calls").headers["location"] == "/console/sign-in"
+        assert stranger.get(f"/console/admin/calls/{records['acme'].id}").status_code == 303
+        assert stranger.get("/console/admin/calls.csv").status_code == 401
+        audio = stranger.get(f"/console/admin/calls/{records['acme'].id}/audio")
+        assert audio.status_code == 401 and audio.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_filters_pages_and_charts(explorer: tuple[Any, Any]) -> None:
+    gateway, _ = explorer
+    with signed_in(gateway) as client:
+        first = client.get("/console/admin/calls")
+        names = rows(first)
+        assert len(names) == 50 and names[0] == "elsewhere"  # newest first
+        older = first.text.split('rel="next"', 1)[0].rsplit('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+        rest = rows(client.get(older))
+        total = FILLERS + 7
+        assert len(rest) == total - 50 and not set(rest) & set(names) and rest[-1] == "filler-000.ogg"
+        last = client.get(older).text
+        assert 'rel="next"' not in last and "<h2>Charts</h2>" not in last and "<h2>Charts</h2>" in first.text
+
+        assert rows(client.get("/console/admin/calls", params={"status": "failed"})) == [
+            "elsewhere",
+            "link",
+            "climb",
+            "failed.ogg",
+        ]
+        by_field = {"field": "sentiment", "value": "POSITIVE"}
+        assert rows(client.get("/console/admin/calls", params=by_field)) == ["acme.ogg"]
+        in_list = {"field": "products_of_interest", "value": "heat pump"}
+        assert rows(client.get("/console/admin/calls", params=in_list)) == ["globex.ogg"]
+        assert rows(client.get("/console/admin/calls", params={"q": "HOME battery"})) == ["acme.ogg"]
+        assert rows(client.get("/console/admin/calls", params={"q": "battery", "status": "failed"})) == []
+        assert rows(client.get("/console/admin/calls", params={"q": "100%_"})) == []  # no wildcard gets in
+        assert len(rows(client.get("/console/admin/calls", params={"since": "2000-01-01", "status": "done"}))) == 50
+        assert rows(client.get("/console/admin/calls", params={"until": "2000-01-01"})) == []
+
+        charts = client.get("/console/admin/calls", params={"status": "done"}).text
+        for title in ("Calls per week", "Sentiment", "Products of interest", "Budget"):
+            assert title in charts
+        assert "5k to 10k" in charts and "10k to 50k" in charts and "home battery" in charts
+
+        for bad, param in (
+            ({"status": "lost"}, "status"),
+            ({"since": "yesterday"}, "since"),
+            ({"field": "sentiment"}, "field"),
+            ({"field": "bad name'", "value": "x"}, "field name"),
+            ({"after": "1;DROP TABLE calls"}, "cursor"),
+        ):
+            refused = client.get("/console/admin/calls", params=bad)
+            assert refused.status_code == 400 and param in refused.text, (bad, refused.text)
+
+
+def test_one_call_shows_transcript_fields_models_and_a_player(explorer: tuple[Any, Any]) -> None:
+    gateway, records = explorer
+    with signed_in(gateway) as client:
+        page = client.get(f"/console/admin/calls/{records['acme'].id}")
+        assert page.status_code == 200
+        text = page.text
+        assert 'data-start="4.0"' in text and "We want solar panels and a home battery." in text
+        assert "Dana Whitfield" in text and "solar panels; home battery" in text
+        assert "“Hello, this is Dana Whitfield from Acme Ltd.”" in text  # the grounding quote
+        assert "whisper-1" in text and "prompt tokens" in text
+        assert f'preload="metadata" src="/console/admin/calls/{records["acme"].id}/audio"' in text
+        assert "Retry this call" not in text
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert client.get("/console/admin/calls/" + "0" * 64).status_code == 404
+        assert client.get("/console/admin/calls/not-hex").status_code == 400
+
+
+def test_a_hostile_call_stays_text(explorer: tuple[Any, Any]) -> None:
+    gateway, records = explorer
+    with signed_in(gateway) as client:
+        for page in (client.get(f"/console/admin/calls/{records['hostile'].id}"), client.get("/console/admin/calls")):
+            assert "<script>alert(1)" not in page.text and "<img src=x" not in page.text
+        shown = client.get(f"/console/admin/calls/{records['hostile'].id}").text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
+        assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in shown
+
+        exported = client.get("/console/admin/calls.csv", params={"field": "company", "value": HOSTILE_FORMULA})
+        assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+        table = list(csv.DictReader(io.StringIO(exported.text)))
+        assert [row["company"] for row in table] == ["'" + HOSTILE_FORMULA]
+        assert table[0]["customer_name"] == HOSTILE_ATTRIBUTE  # text, unchanged: a CSV is not HTML
+        lines = client.get("/console/admin/calls.jsonl", params={"q": "alert(1)"}).text.splitlines()
+        assert [json.loads(line)["transcript"].split(" ")[0] for line in lines] == [HOSTILE_SCRIPT.split(" ")[0]]
+        everything = client.get("/console/admin/calls.jsonl").text.splitlines()
+        assert len(everything) == FILLERS + 7
+        assert client.get("/console/admin/calls.xlsx").status_code == 404
+
+
+def test_audio_ranges(explorer: tuple[Any, Any]) -> None:
+    gateway, records = explorer
+    audio = AUDIO.read_bytes()
+    url = f"/console/admin/calls/{records['acme'].id}/audio"
+    with signed_in(gateway) as client:
+        whole = client.get(url)
+        assert whole.status_code == 200 and whole.content == audio
+        assert whole.headers["accept-ranges"] == "bytes" and whole.headers["content-type"] == "audio/ogg"
+        for header, expected, span in (
+            ("bytes=0-99", audio[:100], f"0-99/{len(audio)}"),
+            ("bytes=100-", audio[100:], f"100-{len(audio) - 1}/{len(audio)}"),
+            ("bytes=-50", audio[-50:], f"{len(audio) - 50}-{len(audio) - 1}/{len(audio)}"),
+            (f"bytes=10-{len(audio) * 2}", audio[10:], f"10-{len(audio) - 1}/{len(audio)}"),
+        ):
+            part = client.get(url, headers={"range": header})
+            assert part.status_code == 206, header
+            assert part.content == expected and part.headers["content-range"] == f"bytes {span}"
+        for header in (f"bytes={len(audio)}-", "bytes=5-2", "bytes=0-1,4-5", "items=0-1", "bytes=-"):
+            refused = client.get(url, headers={"range": header})
+            assert refused.status_code == 416, header
+            assert refused.headers["content-range"] == f"bytes */{len(audio)}"
+            assert refused.json()["error"]["code"] == "range_not_satisfiable"
+
+
+def test_audio_never_leaves_the_playback_folder(explorer: tuple[Any, Any]) -> None:
+    gateway, records = explorer
+    with signed_in(gateway) as client:
+        for name in ("climb", "link", "elsewhere"):  # stored paths: ../, a symlink out, another folder
+            refused = client.get(f"/console/admin/calls/{records[name].id}/audio")
+            assert refused.status_code == 403, name
+            error = refused.json()["error"]
+            assert error["code"] == "permission_denied" and set(error) == {"message", "type", "param", "code"}
+            assert refused.content.find(b"OggS") == -1
+        for path in ("..%2F..%2F..%2Fetc%2Fpasswd", "%2E%2E", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "abc%00def"):
+            answer = client.get(f"/console/admin/calls/{path}/audio")
+            assert answer.status_code in (400, 404), path
+            assert set(answer.json()["error"]) == {"message", "type", "param", "code"}
+            assert "root:" not in answer.text
+
+
+def test_retry_needs_a_session_and_its_csrf_token(explorer: tuple[Any, Any]) -> None:
+    gateway, records = explorer
+    failed = records["failed"].id
+    with httpx.Client(base_url=gateway.url, timeout=30) as stranger:
+        token = csrf_of(stranger.get("/console/sign-in"))
+        assert stranger.post(f"/console/admin/calls/{failed}/retry", data={"csrf": token}).status_code == 401
+    with signed_in(gateway) as client:
+        page = client.get(f"/console/admin/calls/{failed}")
+        assert "Retry this call" in page.text and "never answered valid JSON" in page.text
+        assert client.post(f"/console/admin/calls/{failed}/retry", data={}).status_code == 403
+        assert client.post(f"/console/admin/calls/{failed}/retry", data={"csrf": "forged"}).status_code == 403
+        assert "failed.ogg" in rows(client.get("/console/admin/calls", params={"status": "failed"}))
+        done = client.post(f"/console/admin/calls/{failed}/retry", data={"csrf": csrf_of(page)})
+        assert done.status_code == 303 and done.headers["location"] == f"/console/admin/calls/{failed}"
+        assert rows(client.get("/console/admin/calls", params={"status": "queued"})) == ["failed.ogg"]
+        again = client.post(f"/console/admin/calls/{records['acme'].id}/retry", data={"csrf": csrf_of(page)})
+        assert again.status_code == 409 and "only a failed call" in again.text.lower()
+
+
+def test_without_a_call_store_the_explorer_says_what_to_set(console_gateway: Any) -> None:
+    gateway = console_gateway(auth="passthrough")
+    with signed_in(gateway) as client:
+        page = client.get("/console/admin/calls")
+        assert page.status_code == 404 and "calls.database_url" in page.text
+
+
+def test_a_blob_recording_streams_through_the_azure_client(tmp_path: Path, console_gateway: Any) -> None:
+    from ..calls.azurite import run_azurite
+
+    database_url = f"sqlite:///{tmp_path / 'calls.db'}"
+    audio = AUDIO.read_bytes()
+    with run_azurite() as connection_string:
+        ids = seed_blob_calls(
+            database_url,
+            connection_string,
+            {
+                "inside": "azure://recordings/2026/acme.ogg",
+                "other-prefix": "azure://recordings/2025/acme.ogg",
+                "other-container": "azure://private/acme.ogg",
+                "climb": "azure://recordings/2026/../2025/acme.ogg",
+            },
+        )
+        calls = {
+            "database_url": database_url,
+            "playback_sources": ["azure://recordings/2026"],
+            "azure_storage": {"connection_string": connection_string},
+        }
+        gateway = console_gateway(calls=calls)
+        with signed_in(gateway) as client:
+            url = f"/console/admin/calls/{ids['inside']}/audio"
+            whole = client.get(url)
+            assert whole.status_code == 200 and whole.content == audio
+            part = client.get(url, headers={"range": "bytes=1000-70999"})
+            assert part.status_code == 206 and part.content == audio[1000:71000]
+            assert part.headers["content-range"] == f"bytes 1000-70999/{len(audio)}"
+            for name in ("other-prefix", "other-container", "climb"):
+                refused = client.get(f"/console/admin/calls/{ids[name]}/audio")
+                assert refused.status_code == 403, name
+                assert refused.json()["error"]["code"] == "permission_denied"
+                assert connection_string not in refused.text
+
+
+@pytest.mark.parametrize(
+    ("said", "band"),
+    [
+        ("£9,000", "5k to 10k"),
+        ("about 12k", "10k to 50k"),
+        ("$1.5 million", "50k and over"),
+        ("€800", "under 1k"),
+        ("40 thousand", "10k to 50k"),
+        ("not sure yet", "(not stated)"),
+        (None, "(not stated)"),
+        (7500, "5k to 10k"),
+    ],
+)
+def test_budget_bands(said: object, band: str) -> None:
+    from aoai_gateway.calls.browse import budget_band
+
+    assert budget_band(said) == band
+
+
+def test_retry_with_a_task_queue_sends_the_call_to_the_workers(tmp_path: Path, console_gateway: Any) -> None:
+    import uuid
+
+    import redis
+
+    from ..services import REDIS, require
+
+    require("Redis", "127.0.0.1", 6379)
+    queue_name = f"aoai-calls-test-{uuid.uuid4().hex[:10]}"
+    database_url = f"sqlite:///{tmp_path / 'calls.db'}"
+    records = seed_calls(database_url, tmp_path / "recordings")
+    calls = {"database_url": database_url, "queue_url": REDIS, "queue_name": queue_name}
+    gateway = console_gateway(calls=calls)
+    client = redis.Redis.from_url(REDIS)
+    try:
+        with signed_in(gateway) as browser:
+            failed = records["failed"]
+            page = browser.get(f"/console/admin/calls/{failed.id}")
+            sent = browser.post(f"/console/admin/calls/{failed.id}/retry", data={"csrf": csrf_of(page)})
+            assert sent.status_code == 303
+        keys = list(client.scan_iter(match=f"*{queue_name}*"))
+        stored = b"".join(b"".join(client.hvals(key)) if client.type(key) == b"hash" else b"" for key in keys)
+        assert failed.source_uri.encode() in stored  # one message, naming the recording, for `calls worker`
+    finally:
+        keys = list(client.scan_iter(match=f"*{queue_name}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+async def test_a_transcript_search_reads_a_bounded_window_and_goes_on_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aoai_gateway.calls import browse
+    from aoai_gateway.calls.store import CallStore
+    from aoai_gateway.store import connect_database
+
+    monkeypatch.setattr(browse, "SEARCH_WINDOW", 10)
+    database_url = f"sqlite:///{tmp_path / 'calls.db'}"
+    seed_calls(database_url, tmp_path / "recordings")
+    db = await connect_database(database_url)
+    try:
+        browser = browse.CallBrowser(CallStore(db, "test", 60))
+        # The newest ten: 3 traversal calls, failed, hostile, globex, acme, then fillers 051, 050, 049.
+        found = await browser.page(browse.CallFilter(text="SOLAR panels"))
+        assert [r.name for r in found.records] == ["acme.ogg"] and found.window_ended
+        names: list[str] = []
+        cursor = None
+        for _ in range(20):
+            page = await browser.page(browse.CallFilter(text="just checking"), cursor, size=50)
+            names += [r.name for r in page.records]
+            assert len(page.records) <= 10
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert names == [f"filler-{i:03d}.ogg" for i in reversed(range(FILLERS))]
+        assert (await browser.figures(browse.CallFilter(text="just checking"))).calls == 3
+        assert (await browser.figures(browse.CallFilter())).calls == FILLERS + 7
+    finally:
+        await db.close()

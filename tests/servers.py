@@ -6,15 +6,16 @@ with AsgiServer(app) as server:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -24,6 +25,8 @@ from aoai_gateway.server import uvicorn_options
 # How long a server or a process may take to become ready before a test gives up. A bound on a hang, not an
 # expectation: starts take well under a second on an idle machine, and many times that on a busy 2-core one.
 START_SECONDS = 120.0
+
+T = TypeVar("T")
 
 
 def wait_until(
@@ -134,3 +137,17 @@ async def whole_body(receive: Any) -> bytes:
         body += message.get("body", b"")
         if not message.get("more_body"):
             return body
+
+
+async def eventually(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 60.0) -> T:
+    """`read()` again until `done` holds of what it gave, then that; the last read once `timeout` passes (the
+    caller's assertion then says what was wrong). For what arrives with a batch, like the usage ledger's flush.
+
+    rows = await eventually(lambda: usage_report(db, by="key"), lambda rows: len(rows) == 2)
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.05)

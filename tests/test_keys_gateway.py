@@ -18,7 +18,7 @@ from aoai_gateway.store import usage_report
 from .conftest import EMULATOR_KEY, GatewayFactory
 from .keyed import MASTER, chat, fresh_minute
 from .recorder import Recorder
-from .servers import AsgiServer
+from .servers import AsgiServer, eventually
 
 
 async def test_keys_allowlist_expiry_revocation(keyed: Any) -> None:
@@ -96,8 +96,7 @@ async def test_token_caps_settle_to_real_usage_including_streams(keyed: Any) -> 
         )
     )
     assert asked[-1].usage is not None  # ... but it does when the client asks
-    await asyncio.sleep(0.3)
-    rows = await usage_report(db, by="key")
+    rows = await eventually(lambda: usage_report(db, by="key"), lambda rows: bool(rows) and rows[0]["requests"] == 2)
     assert rows[0]["requests"] == 2 and rows[0]["completion_tokens"] > 0 and rows[0]["prompt_tokens"] > 0
 
 

@@ -7,7 +7,6 @@ keys-mode usage and ownership of response ids, and `api-version=preview` on a de
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from aoai_gateway.store import usage_report
 
 from .conftest import EMULATOR_KEY, GatewayFactory
 from .recorder import Recorder
-from .servers import AsgiServer, child_environ, free_port, wait_for_http
+from .servers import AsgiServer, child_environ, eventually, free_port, wait_for_http
 
 _OPEN: list[OpenAI] = []
 
@@ -250,8 +249,10 @@ async def test_keys_mode_usage_caps_and_ownership(keyed: Any) -> None:
     with pytest.raises(openai.NotFoundError):
         other.responses.delete(created.id)
     assert sdk.responses.retrieve(created.id).id == created.id
-    await asyncio.sleep(0.3)
-    rows = await usage_report(db, by="key")
+    rows = await eventually(
+        lambda: usage_report(db, by="key"),
+        lambda rows: any(row["requests"] >= 2 and row["completion_tokens"] > 0 for row in rows),
+    )
     mine = next(row for row in rows if row["requests"] >= 2 and row["completion_tokens"] > 0)
     assert mine["prompt_tokens"] > 0
 

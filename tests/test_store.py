@@ -22,6 +22,7 @@ from aoai_gateway.store import (
 )
 from aoai_gateway.store.migrations import MIGRATIONS
 
+from .servers import eventually
 from .services import drop_gateway_tables
 
 
@@ -95,8 +96,8 @@ async def test_usage_ledger_batches_and_reports(db: Database) -> None:
             )
         )
     assert (await db.fetch("SELECT COUNT(*) AS n FROM usage"))[0]["n"] == 0  # nothing written on the request path
-    await asyncio.sleep(0.2)
-    assert (await db.fetch("SELECT COUNT(*) AS n FROM usage"))[0]["n"] == 10
+    counted = await eventually(lambda: db.fetch("SELECT COUNT(*) AS n FROM usage"), lambda rows: rows[0]["n"] == 10)
+    assert counted[0]["n"] == 10
     by_key = await usage_report(db, by="key")
     assert by_key == [
         {

@@ -25,7 +25,7 @@ from aoai_gateway.calls.sources import LocalSource
 from aoai_gateway.config import Settings
 from aoai_gateway.speech.wer import word_error_rate
 
-from ..servers import AsgiServer
+from ..servers import AsgiServer, eventually
 from .conftest import ACME, CALL_AUDIO, SPEECH_AUDIO, CallsSettingsFactory, one_recording, requests_to
 
 KEY = "caller-key"
@@ -353,7 +353,10 @@ async def test_in_keys_mode_the_calls_are_accounted_to_the_pipelines_key(
     async with open_pipeline(settings, secret) as pipeline:
         summary = await Runner(pipeline, 1).run_batch([(source, item) for item in await source.scan()])
     assert summary.processed == 1
-    rows = await db.fetch("SELECT model, route, status, prompt_tokens, audio_seconds, key_id FROM usage ORDER BY at")
+    rows = await eventually(
+        lambda: db.fetch("SELECT model, route, status, prompt_tokens, audio_seconds, key_id FROM usage ORDER BY at"),
+        lambda rows: len(rows) >= 2,
+    )
     await db.close()
     assert [(r["model"], r["status"], r["key_id"]) for r in rows] == [
         ("whisper-local", 200, key.id),

@@ -154,6 +154,7 @@ def test_a_hostile_schema_is_refused_before_it_reaches_the_grammar(client: OpenA
         {"$ref": "https://169.254.169.254/latest/meta-data"},  # the converter would fetch it
         {"type": "string", "maxLength": 10**9},  # llama.cpp would expand a billion rules
         {"type": "string", "pattern": "^a{100000000}$"},
+        _nested(900),  # deeper than the converter's recursion goes
     ):
         with pytest.raises(openai.BadRequestError) as caught:
             client.chat.completions.create(
@@ -162,6 +163,13 @@ def test_a_hostile_schema_is_refused_before_it_reaches_the_grammar(client: OpenA
                 response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
             )
         assert isinstance(caught.value.body, dict) and caught.value.body["code"] == "invalid_schema"
+
+
+def _nested(depth: int) -> dict[str, object]:
+    schema: dict[str, object] = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "array", "items": schema}
+    return schema
 
 
 def test_a_model_without_a_chat_template_gets_chatml(tmp_path: Path) -> None:

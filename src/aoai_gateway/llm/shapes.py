@@ -90,8 +90,8 @@ def answer_shape(request: GenerationRequest) -> AnswerShape:
 
 
 def _grammar(schema: dict[str, Any], param: str) -> str:
-    _check_schema(schema, param)
     try:
+        _check_schema(schema, param)
         grammar: str = json_schema_to_gbnf(orjson.dumps(_split_type_lists(schema)).decode())
         # llama-cpp-python's converter lets a string hold raw control characters, which JSON forbids (llama.cpp's
         # own converter excludes them): without this a gibberish model wrote "\n" raw into a string.

@@ -75,6 +75,11 @@ def test_the_readme_config_needs_no_extra(tmp_path: Path) -> None:
             "provider: local",
             "speech",
         ),
+        (
+            "deployments:\n  - {model: llm-local, provider: local, engine: llama.cpp, model_path: GGUF}\n",
+            "engine: llama.cpp",
+            "local-llm",
+        ),
         ("database_url: postgresql://gateway@127.0.0.1/gateway\ndeployments:\n" + AZURE, "database_url", "postgres"),
         ("redis_url: redis://127.0.0.1:6379/0\ndeployments:\n" + AZURE, "redis_url", "redis"),
         ("server: {engine: granian}\ndeployments:\n" + AZURE, "server.engine: granian", "granian"),
@@ -87,7 +92,10 @@ def test_serve_names_the_missing_extra_in_one_line(tmp_path: Path, config: str, 
     model.mkdir()
     for name in ("model.bin", "config.json", "tokenizer.json"):
         (model / name).write_text("{}")
-    result = cli(tmp_path, "serve", config=config.replace("MODEL", str(model)))
+    (tmp_path / "model.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")  # the magic is all the settings check
+    result = cli(
+        tmp_path, "serve", config=config.replace("MODEL", str(model)).replace("GGUF", str(tmp_path / "model.gguf"))
+    )
     assert result.returncode == 1
     assert result.stdout == ""
     line = result.stderr.strip()

@@ -259,8 +259,7 @@ class ModelBusy(GatewayError):
     def __init__(self, retry_after: float) -> None:
         seconds = max(1, math.ceil(retry_after))
         super().__init__(
-            f"The local model is busy: every worker is transcribing and the queue is full. "
-            f"Retry after {seconds} seconds.",
+            f"The local model is busy: every worker is at work and the queue is full. Retry after {seconds} seconds.",
             headers={"retry-after": str(seconds), "retry-after-ms": str(int(retry_after * 1000))},
         )
 

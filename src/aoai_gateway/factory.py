@@ -7,7 +7,8 @@ The order: the tracer (only with `tracing.enabled`: shut down last, so every spa
 routing table; the access mode (`auth:`, its database, limiter and ledger); the pooled upstream HTTP client and
 each provider's client (local models load here, once); the upstream credentials (keys, Entra ID); the proxy
 service; with `assistant.enabled`, the assistant (its tools, MCP servers and sessions), calling that service
-in-process; the routes and the WebSocket routes (realtime sessions); the listeners that hear about every finished
+in-process; the routes and the WebSocket routes (realtime sessions, relayed upstream or, for `provider:
+pipeline`, served in-process through that service); the listeners that hear about every finished
 request (usage ledger, metrics, access log, traces). Nothing is filled in later: what a part needs, it is given
 when it is made. Closing runs the same list backwards: the access log is flushed, the ledger written,
 credentials, local models and the upstream pool closed, the last spans exported.
@@ -100,12 +101,13 @@ async def open_gateway(
             listeners.append(tracer)  # closes the request's span (the last listener: nothing is added after it)
         assistant = await _open_assistant(settings, service, listeners, tracer, access, stack)
         router = build_router(settings, service, access, metrics, assistant)
+        in_process = _realtime_pipelines(settings, InProcessCaller(service, listeners, tracer), stack)
         yield Gateway(
             router,
             service,
             listeners,
             deployment_header=settings.admin.deployment_header,
-            sockets=build_socket_router(settings, service, metrics, router),
+            sockets=build_socket_router(settings, service, metrics, router, in_process),
             tracer=tracer,
         )
 
@@ -135,6 +137,21 @@ async def _open_assistant(
         await migrate(db)
     caller = InProcessCaller(service, listeners, tracer)
     return await stack.enter_async_context(open_assistant(settings, caller, db))
+
+
+def _realtime_pipelines(
+    settings: Settings, caller: InProcessCaller, stack: AsyncExitStack
+) -> dict[str, UpstreamClient]:
+    """With a `provider: pipeline` deployment: the client of its realtime sessions, calling the service
+    in-process (the service holds a placeholder that refuses HTTP calls; see providers/pipeline.py)."""
+    pipelines = [d for d in settings.deployments if d.provider == "pipeline"]
+    if not pipelines:
+        return {}
+    from .realtime_pipeline import PipelineClient
+
+    client = PipelineClient(caller, pipelines)
+    stack.push_async_callback(client.aclose)  # ends the sessions still open, before the service closes
+    return {"pipeline": client}
 
 
 async def _open_affinity(

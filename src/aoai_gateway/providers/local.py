@@ -22,6 +22,7 @@ class LocalProvider:
     owned_by = "aoai-gateway"
     requires_key = False  # nothing upstream checks one
     needs_endpoint = False
+    books_realtime_usage = True  # (it serves none)
 
     def checked(self, deployment: Deployment) -> dict[str, Any]:
         # A faster-whisper model directory (default: the bundled tiny.en), checked before anything loads it.

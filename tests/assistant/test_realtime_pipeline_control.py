@@ -10,7 +10,7 @@ import math
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -19,8 +19,11 @@ from pydantic import ValidationError
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from aoai_gateway.app import create_app
+from aoai_gateway.app import InProcessCaller, create_app
 from aoai_gateway.config import Settings
+from aoai_gateway.config.pipeline import PipelineSettings
+from aoai_gateway.realtime_pipeline.models import PipelineModels
+from aoai_gateway.realtime_pipeline.session import MAX_QUEUED_EVENTS, PipelineSession
 from aoai_gateway.store import connect_database, migrate
 from aoai_gateway.store.keys import KeyStore
 
@@ -193,3 +196,16 @@ async def _rows(db: Any, key_id: str, count: int) -> list[tuple[str, int, int]]:
 def test_pipeline_settings_are_checked(deployments: list[dict[str, Any]], wanted: str) -> None:
     with pytest.raises(ValidationError, match=wanted.replace("(", r"\(")):
         Settings.model_validate({"deployments": deployments})
+
+
+async def test_a_client_that_never_reads_is_closed_not_queued_for() -> None:
+    settings = PipelineSettings(**PIPELINE)
+    models = PipelineModels(cast(InProcessCaller, None), settings)  # never called: every event here is refused
+    session = PipelineSession(models, settings, AGENT, None)
+    for _ in range(MAX_QUEUED_EVENTS + 100):
+        await session.send("{not json")
+    queued = 0
+    while await session.receive() is not None:
+        queued += 1
+    assert queued == MAX_QUEUED_EVENTS  # session.created and the errors up to the bound, then the end
+    assert session.close_code == 1008

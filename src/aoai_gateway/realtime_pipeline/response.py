@@ -6,11 +6,12 @@ calls handed to the client, each step as Realtime server events.
 
 The transcripts still being made are awaited first, so a response never answers a turn it has not heard. Text
 deltas go out as the model writes them (`response.output_audio_transcript.delta`, or `response.output_text.delta`
-for text-only sessions); once the text is complete it is spoken and sent as ~100 ms `response.output_audio.delta`
-pieces. A function call is an output item the client runs: `response.function_call_arguments.done`, after which
-the client adds a `function_call_output` item and asks for the next response, as with OpenAI. Cancelled (by
-`response.cancel`, or by speech when `interrupt_response`): `response.done` says `cancelled`. A model's or the
-gateway's error: an `error` event and `response.done` with status `failed`; the session goes on.
+for text-only sessions); each finished sentence is spoken at once while the model writes the next (the assistant's
+`SentenceSpeaker`) and sent, in order, as ~100 ms `response.output_audio.delta` pieces. A function call is an
+output item the client runs: `response.function_call_arguments.done`, after which the client adds a
+`function_call_output` item and asks for the next response, as with OpenAI. Cancelled (by `response.cancel`, or
+by speech when `interrupt_response`): `response.done` says `cancelled`. A model's or the gateway's error: an
+`error` event and `response.done` with status `failed`; the session goes on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..assistant.events import TurnEvent
+from ..assistant.speaker import SentenceSpeaker
 from ..errors import GatewayError
 from .audio import chunks
 from .conversation import Conversation, item_id
@@ -57,6 +60,7 @@ class PipelineResponse:
         self.usage = (0, 0)
         self.cancel_reason = "client_cancelled"
         self._message: dict[str, Any] | None = None
+        self._speaker: SentenceSpeaker | None = None
 
     def _where(self, item: dict[str, Any]) -> dict[str, Any]:
         return {"response_id": self.id, "item_id": item["id"], "output_index": self.output.index(item)}
@@ -73,9 +77,13 @@ class PipelineResponse:
             for call in reply.tool_calls:
                 self._function_call(call.id, call.name, call.arguments)
         except asyncio.CancelledError:
+            if self._speaker is not None:
+                self._speaker.cancel()
             emit({"type": "response.done", "response": self._described("cancelled", reason=self.cancel_reason)})
             raise
         except GatewayError as exc:
+            if self._speaker is not None:
+                self._speaker.cancel()
             error = {"type": exc.type, "code": exc.code, "message": exc.message, "param": exc.param}
             emit({"type": "error", "error": {**error, "event_id": None}})
             emit({"type": "response.done", "response": self._described("failed", error=error)})
@@ -100,8 +108,24 @@ class PipelineResponse:
         emit = self.context.emit
         if self._message is None:
             self._message = self._start_message()
+            if self.options.audio:
+                self._speaker = SentenceSpeaker(self._speak, self.context.key, self._audio, "pcm")
         kind = "response.output_audio_transcript.delta" if self.options.audio else "response.output_text.delta"
         emit({"type": kind, **self._where(self._message), "content_index": 0, "delta": delta})
+        if self._speaker is not None:
+            await self._speaker.feed(delta)
+
+    async def _speak(self, key: str | None, sentence: str) -> bytes:
+        return await self.context.models.speak(key, sentence, self.options.voice)
+
+    async def _audio(self, event: TurnEvent) -> None:
+        """One spoken sentence (the speaker's event, base64 pcm16 24 kHz) as ~100 ms deltas."""
+        assert self._message is not None  # the speaker starts with the message
+        where = {**self._where(self._message), "content_index": 0}
+        for piece in chunks(base64.b64decode(event.data["data"])):
+            self.context.emit(
+                {"type": "response.output_audio.delta", **where, "delta": base64.b64encode(piece).decode()}
+            )
 
     def _start_message(self) -> dict[str, Any]:
         part = {"type": "output_audio", "transcript": ""} if self.options.audio else {"type": "output_text", "text": ""}
@@ -124,11 +148,8 @@ class PipelineResponse:
         emit, item = self.context.emit, self._message
         assert item is not None  # only called once a delta started it
         where = {**self._where(item), "content_index": 0}
-        if self.options.audio:
-            if text.strip():
-                pcm = await self.context.models.speak(self.context.key, text, self.options.voice)
-                for piece in chunks(pcm):
-                    emit({"type": "response.output_audio.delta", **where, "delta": base64.b64encode(piece).decode()})
+        if self._speaker is not None:
+            await self._speaker.finish()
             emit({"type": "response.output_audio.done", **where})
             emit({"type": "response.output_audio_transcript.done", **where, "transcript": text})
             item["content"] = [{"type": "output_audio", "transcript": text}]

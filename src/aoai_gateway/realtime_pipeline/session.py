@@ -35,6 +35,7 @@ from .vad import SAMPLE_RATE, EnergyVad
 log = logging.getLogger("aoai_gateway.realtime_pipeline")
 
 _MIN_COMMIT_BYTES = SAMPLE_RATE // 10 * 2  # 100 ms, as OpenAI asks
+MAX_QUEUED_EVENTS = 4096  # events not yet taken by the relay (a reply's audio is ~10 a second)
 
 
 class PipelineSession:
@@ -96,22 +97,30 @@ class PipelineSession:
             self._error(exc, client_id)
 
     async def close(self, code: int, reason: str = "") -> None:
-        if self.close_code is not None:
-            return
+        if self.close_code is None:
+            await asyncio.gather(*self._end(code, reason), return_exceptions=True)
+
+    def _end(self, code: int, reason: str) -> list[asyncio.Task[None]]:
+        """Closed: the work in progress cancelled (returned, to await), the relay told there is no more."""
         self.close_code, self.close_reason = code, reason
         if self._on_close is not None:
             self._on_close(self)
         tasks = [*self._hearing.values(), *([self._response[1]] if self._response else [])]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         self._outbox.put_nowait(None)
+        return tasks
 
     # Server events
 
     def emit(self, event: dict[str, Any]) -> None:
-        if self.close_code is None:
-            self._outbox.put_nowait(orjson.dumps({"event_id": f"event_{uuid.uuid4().hex[:20]}", **event}).decode())
+        if self.close_code is not None:
+            return
+        if self._outbox.qsize() >= MAX_QUEUED_EVENTS:
+            # A client that sends and never reads would grow this queue without end: it is closed instead.
+            self._end(1008, "the client does not read its events")
+            return
+        self._outbox.put_nowait(orjson.dumps({"event_id": f"event_{uuid.uuid4().hex[:20]}", **event}).decode())
 
     def _error(self, exc: GatewayError, client_id: str | None) -> None:
         error = {"type": exc.type, "code": exc.code, "message": exc.message, "param": exc.param}

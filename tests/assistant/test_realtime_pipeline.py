@@ -267,3 +267,16 @@ async def test_http_calls_to_a_pipeline_model_are_refused(voice_gateway: AsgiSer
         with pytest.raises(Exception) as refused:
             await sdk.chat.completions.create(model=AGENT, messages=[{"role": "user", "content": "hi"}])
     assert getattr(refused.value, "status_code", None) == 400 and "realtime" in str(refused.value)
+
+
+async def test_an_audio_item_is_heard_too(voice_gateway: AsgiServer) -> None:
+    said = base64.b64encode(pcm24k("yes.wav", silence_after=0.2)).decode()
+    async with client(voice_gateway) as sdk, sdk.realtime.connect(model=AGENT) as connection:
+        await connection.recv()
+        await connection.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": said}]}
+        )
+        events = await until(connection, "conversation.item.input_audio_transcription.completed")
+    added = next(e for e in events if e.type == "conversation.item.added")
+    assert added.item.content[0].type == "input_audio" and added.item.content[0].transcript is None
+    assert events[-1].item_id == added.item.id and "yes" in words(events[-1].transcript)

@@ -280,3 +280,38 @@ async def test_an_audio_item_is_heard_too(voice_gateway: AsgiServer) -> None:
     added = next(e for e in events if e.type == "conversation.item.added")
     assert added.item.content[0].type == "input_audio" and added.item.content[0].transcript is None
     assert events[-1].item_id == added.item.id and "yes" in words(events[-1].transcript)
+
+
+async def test_the_sdks_beta_client_gets_the_beta_protocol(voice_gateway: AsgiServer, script: Script) -> None:
+    script({"content": "The kitchen light is on."})
+    # The beta client always speaks wss:// unless given a WebSocket base URL.
+    ws_base = voice_gateway.url.replace("http://", "ws://") + "/v1"
+    sdk = AsyncOpenAI(base_url=voice_gateway.url + "/v1", api_key=EMULATOR_KEY, websocket_base_url=ws_base)
+    async with sdk, sdk.beta.realtime.connect(model=AGENT) as connection:
+        created = await connection.recv()
+        assert created.type == "session.created" and created.session.modalities == ["text", "audio"]
+        await connection.session.update(
+            session={
+                "modalities": ["text", "audio"],
+                "voice": "alloy",
+                "input_audio_format": "pcm16",
+                "turn_detection": None,
+            }
+        )
+        updated = await connection.recv()
+        assert updated.type == "session.updated" and updated.session.turn_detection is None
+        await connection.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "kitchen light on"}]}
+        )
+        assert (await connection.recv()).type == "conversation.item.created"
+        await connection.response.create()
+        events = await until(connection, "response.done")
+    kinds = {event.type for event in events}
+    assert {"response.audio.delta", "response.audio_transcript.done", "conversation.item.created"} <= kinds
+    ga_only = {"response.output_audio.delta", "response.output_audio_transcript.delta", "conversation.item.added"}
+    assert not kinds & ga_only and "response.output_item.added" in kinds  # (a name both protocols share)
+    transcript = "".join(e.delta for e in events if e.type == "response.audio_transcript.delta")
+    assert transcript == "The kitchen light is on."
+    audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.audio.delta")
+    assert {"kitchen", "light"} <= set(words(transcribe(voice_gateway, as_wav(audio))))
+    assert events[-1].response.output[0].content[0].type == "audio"

@@ -5,8 +5,9 @@ gateway's own models (local or Azure Whisper, any chat deployment, a local or Az
 
 Modules: client.py (the relay's client: one session per connection), session.py (client events, the audio buffer,
 server VAD, turns), response.py (one response: chat, function calls, speech), conversation.py (items and the chat
-messages they become), session_config.py (session.update, checked), models.py (the in-process model calls),
-vad.py (energy voice activity detection), audio.py (pcm16 24 kHz in and out).
+messages they become), session_config.py (session.update, checked), dialect.py (the beta protocol's names),
+models.py (the in-process model calls), vad.py (energy voice activity detection), audio.py (pcm16 24 kHz in and
+out).
 """
 
 from .client import PipelineClient

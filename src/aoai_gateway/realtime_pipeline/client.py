@@ -13,6 +13,7 @@ from ..app import InProcessCaller
 from ..config import Deployment
 from ..errors import InvalidRequest
 from ..upstream import UpstreamRequest, UpstreamResponse, UpstreamWebSocket, WebSocketRequest
+from .dialect import speaks_beta
 from .models import PipelineModels
 from .session import PipelineSession
 
@@ -31,7 +32,12 @@ class PipelineClient:
         models, deployment = self._pipelines[request.deployment]
         assert deployment.pipeline is not None  # kept only with one
         session = PipelineSession(
-            models, deployment.pipeline, deployment.model, request.caller_key, on_close=self._open.discard
+            models,
+            deployment.pipeline,
+            deployment.model,
+            request.caller_key,
+            on_close=self._open.discard,
+            beta=speaks_beta(request.headers),
         )
         self._open.add(session)
         return session

@@ -20,7 +20,14 @@ from typing import Any
 from ..errors import InvalidRequest
 
 _ROLES = ("user", "assistant", "system")
-_TEXT_PARTS = {"input_text": "text", "output_text": "text", "text": "text", "output_audio": "transcript"}
+# GA and beta part types alike (beta: `text` and `audio` for an assistant's output)
+_TEXT_PARTS = {
+    "input_text": "text",
+    "output_text": "text",
+    "text": "text",
+    "output_audio": "transcript",
+    "audio": "transcript",
+}
 MAX_TEXT = 256 * 1024  # characters of one item's text or function output
 
 
@@ -116,7 +123,7 @@ def client_item(item: Any) -> tuple[dict[str, Any], bytes | None]:
             field = _TEXT_PARTS[part_type]
             parts.append({"type": part_type, field: _text(part.get(field), f"{where}.{field}", MAX_TEXT)})
         else:
-            raise _bad("A part is input_text, text, output_text, output_audio, or one user input_audio.", where)
+            raise _bad("A part is input_text, text, output_text, output_audio, audio, or one user input_audio.", where)
     made |= {"type": "message", "role": role, "content": parts}
     return made, audio
 

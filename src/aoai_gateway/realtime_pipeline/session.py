@@ -27,6 +27,7 @@ from ..config.pipeline import PipelineSettings
 from ..errors import GatewayError, InvalidRequest
 from ..upstream import Frame
 from .conversation import Conversation, client_item, decode_audio, item_id
+from .dialect import to_beta
 from .models import PipelineModels
 from .response import PipelineResponse, ResponseContext, ResponseOptions
 from .session_config import SessionConfig, modalities, tool_choice
@@ -48,8 +49,11 @@ class PipelineSession:
         model: str,
         key: str | None,
         on_close: Callable[[PipelineSession], None] | None = None,
+        *,
+        beta: bool = False,
     ) -> None:
         self.models = models
+        self.beta = beta  # the client speaks the beta protocol: events renamed on their way out (dialect.py)
         self._on_close = on_close
         self.model = model
         self.key = key
@@ -120,6 +124,11 @@ class PipelineSession:
             # A client that sends and never reads would grow this queue without end: it is closed instead.
             self._end(1008, "the client does not read its events")
             return
+        if self.beta:
+            renamed = to_beta(event)
+            if renamed is None:
+                return
+            event = renamed
         self._outbox.put_nowait(orjson.dumps({"event_id": f"event_{uuid.uuid4().hex[:20]}", **event}).decode())
 
     def _error(self, exc: GatewayError, client_id: str | None) -> None:
@@ -272,8 +281,9 @@ class PipelineSession:
         if not isinstance(instructions, str):
             raise InvalidRequest("instructions must be a string.", param="response.instructions", code="invalid_value")
         shown = config.output_modalities
-        if "output_modalities" in overrides:
-            shown = modalities(overrides["output_modalities"], "response.output_modalities")
+        for name in ("output_modalities", "modalities"):  # GA, beta
+            if name in overrides:
+                shown = modalities(overrides[name], f"response.{name}")
         choice = tool_choice(overrides["tool_choice"]) if "tool_choice" in overrides else config.tool_choice
         return ResponseOptions(instructions, config.voice, shown == ("audio",), config.tools, choice)
 

@@ -47,7 +47,7 @@ def test_example_configs_load() -> None:
     settings = load_settings(
         ROOT / "examples" / "config.yaml", {"AZURE_OPENAI_KEY_EASTUS": "k", "AZURE_OPENAI_KEY_SWC": "s"}
     )
-    assert [d.provider for d in settings.deployments] == ["azure", "azure", "openai", "local"]
+    assert [d.provider for d in settings.deployments] == ["azure", "azure", "openai", "local", "local", "pipeline"]
     # The reference file claims to show every default: hold it to that.
     exclude = {"deployments", "sources"}
     assert settings.model_dump(exclude=exclude) == Settings().model_dump(exclude=exclude)

@@ -24,7 +24,7 @@ from .access.events_cli import add_event_commands
 from .assistant.cli import add_assistant_command
 from .calls.cli import add_calls_commands
 from .cli_options import CommandError, add_config
-from .config import ENV_VARS, ConfigError, Settings, load_settings
+from .config import ENV_VARS, ConfigError, Deployment, Settings, load_settings
 from .extras import MissingExtra, check_extras
 from .providers import PROVIDERS
 from .tables import text_table
@@ -156,12 +156,20 @@ def _load(config_path: str | None, host: str | None = None, port: int | None = N
     return settings
 
 
+def _in_process(deployment: Deployment) -> str:
+    """What an in-process deployment without a model directory is made of: a pipeline's models, or its engine."""
+    pipeline = deployment.pipeline
+    if pipeline is None:
+        return deployment.engine
+    return f"{pipeline.transcription_model} -> {pipeline.chat_model} -> {pipeline.speech_model}"
+
+
 def routing_table(settings: Settings) -> str:
     """The resolved routing table as `config check` prints it, keys masked."""
     rows = [("MODEL", "PROVIDER", "ENDPOINT", "DEPLOYMENT", "API-VERSION", "KEY")]
     for d in settings.deployments:
         version = PROVIDERS[d.provider].version_label(d)
-        where = d.endpoint or str(d.model_path)  # a local model: its directory
+        where = d.endpoint or d.model_path or _in_process(d)  # a local model: its directory
         rows.append((d.model, d.provider, where, d.deployment, version, _mask(d.key)))
     lines = [text_table(rows)]
     sources = ", ".join(settings.sources) or "defaults only"

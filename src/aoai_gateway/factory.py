@@ -7,7 +7,8 @@ The order: the tracer (only with `tracing.enabled`: shut down last, so every spa
 routing table; the access mode (`auth:`, its database, limiter and ledger); the pooled upstream HTTP client and
 each provider's client (local models load here, once); the upstream credentials (keys, Entra ID); the proxy
 service; with `assistant.enabled`, the assistant (its tools, MCP servers and sessions), calling that service
-in-process; the routes and the WebSocket routes (realtime sessions); the listeners that hear about every finished
+in-process; the routes and the WebSocket routes (realtime sessions, relayed upstream or, for `provider:
+pipeline`, served in-process through that service); the listeners that hear about every finished
 request (usage ledger, metrics, access log, traces). Nothing is filled in later: what a part needs, it is given
 when it is made. Closing runs the same list backwards: the access log is flushed, the ledger written,
 credentials, local models and the upstream pool closed, the last spans exported.
@@ -103,12 +104,13 @@ async def open_gateway(
         assistant = await _open_assistant(settings, service, listeners, tracer, access, stack)
         archive = await _open_call_archive(settings, access, stack)
         router = build_router(settings, service, access, metrics, assistant, archive)
+        in_process = _realtime_pipelines(settings, InProcessCaller(service, listeners, tracer), stack)
         yield Gateway(
             router,
             service,
             listeners,
             deployment_header=settings.admin.deployment_header,
-            sockets=build_socket_router(settings, service, metrics, router),
+            sockets=build_socket_router(settings, service, metrics, router, in_process),
             tracer=tracer,
         )
 
@@ -162,6 +164,21 @@ async def _open_call_archive(settings: Settings, access: object, stack: AsyncExi
     stack.push_async_callback(playback.aclose)
     fields = await asyncio.to_thread(schema_fields, calls.schema_path)
     return CallArchive(CallStore(db, "console", calls.lease_seconds), playback, calls, fields)
+
+
+def _realtime_pipelines(
+    settings: Settings, caller: InProcessCaller, stack: AsyncExitStack
+) -> dict[str, UpstreamClient]:
+    """With a `provider: pipeline` deployment: the client of its realtime sessions, calling the service
+    in-process (the service holds a placeholder that refuses HTTP calls; see providers/pipeline.py)."""
+    pipelines = [d for d in settings.deployments if d.provider == "pipeline"]
+    if not pipelines:
+        return {}
+    from .realtime_pipeline import PipelineClient
+
+    client = PipelineClient(caller, pipelines)
+    stack.push_async_callback(client.aclose)  # ends the sessions still open, before the service closes
+    return {"pipeline": client}
 
 
 async def _open_affinity(

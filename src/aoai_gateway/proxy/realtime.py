@@ -45,6 +45,7 @@ from ..errors import (
     UpstreamTokenUnavailable,
 )
 from ..exchange import Exchange
+from ..http.credentials import client_key
 from ..http.websocket import WebSocket, sendable_close_code
 from ..metrics import GatewayMetrics
 from ..providers import PROVIDERS
@@ -174,6 +175,7 @@ class RealtimeRelay:
                 protocols,
                 self.settings.max_frame_bytes,
                 deployment.deployment,
+                client_key(request.headers),
             )
             started = time.perf_counter()
             clock = self.router.clock
@@ -258,7 +260,7 @@ class RealtimeRelay:
 class _Session:
     """The two pumps and the watchdog of one open session."""
 
-    __slots__ = ("_last", "_relay", "_sending", "health", "socket", "upstream")
+    __slots__ = ("_books", "_last", "_relay", "_sending", "health", "socket", "upstream")
 
     def __init__(
         self, relay: RealtimeRelay, socket: WebSocket, upstream: UpstreamWebSocket, health: DeploymentHealth
@@ -267,6 +269,8 @@ class _Session:
         self.socket = socket
         self.upstream = upstream
         self.health = health
+        # An in-process pipeline's model calls were booked as they were made: its `response.done` is not again.
+        self._books = PROVIDERS[health.deployment.provider].books_realtime_usage
         self._last = 0.0  # loop time a message was last relayed
         self._sending: list[float] = []  # loop times at which each pump's send in progress began
 
@@ -324,7 +328,7 @@ class _Session:
         response_started = session.started
         spent = False
         while (frame := await upstream.receive()) is not None:
-            if isinstance(frame, str) and _RESPONSE_DONE in frame:
+            if self._books and isinstance(frame, str) and _RESPONSE_DONE in frame:
                 event = _event(frame)
                 if event is not None and event.get("type") == "response.done":
                     spent = not await self._relay.book(session, self.health, event, response_started)

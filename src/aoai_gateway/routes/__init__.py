@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..access import Access, ManagedAccess
@@ -14,6 +15,7 @@ from ..proxy.client_secrets import ClientSecrets
 from ..proxy.files import FilesService
 from ..proxy.realtime import RealtimeRelay
 from ..store.owners import ObjectOwners
+from ..upstream import UpstreamClient
 from .admin import add_admin_routes
 from .azure_api import add_azure_routes
 from .events import add_event_routes
@@ -59,14 +61,19 @@ def build_router(
 
 
 def build_socket_router(
-    settings: Settings, service: ProxyService, metrics: GatewayMetrics | None, router: Router
+    settings: Settings,
+    service: ProxyService,
+    metrics: GatewayMetrics | None,
+    router: Router,
+    in_process: Mapping[str, UpstreamClient] | None = None,
 ) -> SocketRouter:
-    """The WebSocket routes (the Realtime API), and the HTTP routes that go with them (added to `router`)."""
+    """The WebSocket routes (the Realtime API), and the HTTP routes that go with them (added to `router`);
+    `in_process` (provider -> client) serves realtime sessions of providers that call the service themselves."""
     sockets = SocketRouter()
     relay = RealtimeRelay(
         service.router,
         service.access,
-        service.clients,
+        {**service.clients, **(in_process or {})},
         service.headers,
         service.upstream_credentials,
         settings.realtime,

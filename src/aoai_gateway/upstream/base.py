@@ -92,6 +92,9 @@ class WebSocketRequest:
     protocols: tuple[str, ...] = ()
     max_frame_bytes: int = 16 * 1024 * 1024
     deployment: str = ""
+    # The key the client presented: an in-process session (`provider: pipeline`) calls the gateway's models with
+    # it, as the client would; HTTP clients never send it anywhere.
+    caller_key: str | None = None
 
 
 Frame = str | bytes  # a text or binary WebSocket message

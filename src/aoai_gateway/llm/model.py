@@ -15,8 +15,10 @@ from __future__ import annotations
 import codecs
 import os
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jinja2
 from llama_cpp import Llama, LogitsProcessorList, llama_vocab_is_eog
@@ -42,6 +44,23 @@ class Outcome:
     finish_reason: str  # "stop" (end of answer or a stop sequence), "length" (max_tokens or the context)
     prompt_tokens: int
     completion_tokens: int
+
+
+# Private-use characters around a number: what a message's text is replaced by while the template is rendered.
+_PLACEHOLDER = re.compile("\ue000([0-9]+)\ue001")
+
+
+def _placeholders(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The messages with each text content replaced by a placeholder, and the texts (in placeholder order)."""
+    texts: list[str] = []
+    replaced = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            texts.append(content)
+            message = {**message, "content": f"\ue000{len(texts) - 1}\ue001"}
+        replaced.append(message)
+    return replaced, texts
 
 
 class Cancelled(Exception):
@@ -71,20 +90,39 @@ class LocalChatModel:
         self._vocab = vocab.vocab
         self._utf8 = Utf8Guard(self._llm)
 
+    def _tokenize(self, rendered: str, texts: list[str]) -> list[int]:
+        """Token ids of a rendered template: its own text with special tokens, the callers' texts without."""
+        tokens: list[int] = []
+        for index, piece in enumerate(_PLACEHOLDER.split(rendered)):
+            if not piece:
+                continue
+            if index % 2:  # a placeholder's number: the caller's text, plain
+                tokens += self._llm.tokenize(texts[int(piece)].encode(), add_bos=not tokens, special=False)
+            else:
+                bos = not tokens and not (self._bos and piece.startswith(self._bos))
+                tokens += self._llm.tokenize(piece.encode(), add_bos=bos, special=True)
+        if not tokens:
+            tokens = self._llm.tokenize(b"", add_bos=True, special=False)
+        return tokens
+
     def prompt(self, request: GenerationRequest) -> list[int]:
         """The request's prompt as token ids, checked against the context window."""
-        if request.messages is None:
-            text = request.prompt
-        else:
+        if request.messages is not None:
             tools = [{"type": "function", "function": t} for t in request.tools] or None
+            # The template is rendered around placeholders: its own markers (`<|im_start|>`) become special
+            # tokens, while the caller's text goes in as plain text, so a message that types a role marker
+            # cannot open a turn of its own (prompt injection through the template's special tokens).
+            messages, texts = _placeholders(request.messages)
             try:
-                text = self._formatter(messages=request.messages, tools=tools).prompt  # type: ignore[arg-type]
+                text = self._formatter(messages=messages, tools=tools).prompt  # type: ignore[arg-type]
             except (jinja2.TemplateError, ValueError, TypeError) as exc:
                 # The template refuses the conversation (roles out of order, say): the caller's to fix.
                 raise InvalidRequest(
                     f"The model's chat template refused these messages: {exc}", param="messages"
                 ) from None
-        tokens = self._llm.tokenize(text.encode(), add_bos=not (self._bos and text.startswith(self._bos)), special=True)
+            tokens = self._tokenize(text, texts)
+        else:  # a completion's prompt is the caller's whole text: plain text, no special tokens
+            tokens = self._llm.tokenize(request.prompt.encode(), add_bos=True, special=False)
         asked = request.max_tokens or 0
         if len(tokens) + max(asked, 1) > self.context_tokens:
             where = "messages" if request.messages is not None else "prompt"

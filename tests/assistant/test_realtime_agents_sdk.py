@@ -175,8 +175,11 @@ async def test_a_text_message_gets_a_reply(voice_gateway: AsgiServer, script: Sc
     async with agent_session(voice_gateway, home_agent([]), settings) as session:
         await session.send_message("Good evening")
         events = await events_until(session, lambda seen: responses_done(seen) == 1)
-    # The SDK's own session.update after session.created: tracing "auto", kept and shown back.
-    assert raw(events, "session.updated")[-1]["session"]["tracing"] == "auto"
+    # The agent's instructions and tools became the session's; the SDK's tracing "auto" is kept and shown back.
+    session_shown = raw(events, "session.updated")[-1]["session"]
+    assert session_shown["instructions"] == "You run a home. Answer briefly."
+    assert [tool["name"] for tool in session_shown["tools"]] == ["set_light"]
+    assert session_shown["tracing"] == "auto"
     text = "".join(e["delta"] for e in raw(events, "response.output_text.delta"))
     assert text == "Good evening, all lights are off."
     assert not [e for e in events if e.type == "audio"]
@@ -184,3 +187,17 @@ async def test_a_text_message_gets_a_reply(voice_gateway: AsgiServer, script: Sc
     assert user.content[0].text == "Good evening"
     reply = next(item for item in history(events) if item.type == "message" and item.role == "assistant")
     assert reply.content[0].text == "Good evening, all lights are off."
+
+
+async def test_the_sdks_default_semantic_vad_is_refused_in_an_error_event(voice_gateway: AsgiServer) -> None:
+    """The SDK asks for semantic_vad unless told otherwise; an energy detector is not that, so the update is
+    refused as a whole, visibly (README: ask for server_vad), rather than served as something it is not."""
+    refused: Any = None
+    async with agent_session(voice_gateway, home_agent([]), {}) as session:
+        async with asyncio.timeout(BOUND_SECONDS):
+            async for event in session:
+                if event.type == "error":
+                    refused = event.error  # the body of the gateway's `error` event, as the SDK parsed it
+                    break
+    assert refused is not None, "no error event"
+    assert refused.param == "session.audio.input.turn_detection" and "server_vad" in refused.message

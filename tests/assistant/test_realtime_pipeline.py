@@ -16,6 +16,9 @@ import numpy as np
 import orjson
 import pytest
 from openai import AsyncOpenAI
+from openai.types.beta.realtime import RealtimeServerEvent as BetaRealtimeServerEvent
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -93,10 +96,27 @@ def client(gateway: AsgiServer) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=gateway.url + "/v1", api_key=EMULATOR_KEY)
 
 
+_GA_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
+_BETA_EVENTS: TypeAdapter[Any] = TypeAdapter(BetaRealtimeServerEvent)
+
+
+def conforms(event: dict[str, Any]) -> None:
+    """The event validates as one of the `openai` package's server event types, GA or beta: the SDK's client does
+    not check what it receives, but the Agents SDK does, and drops (as an error) an event that does not fit."""
+    try:
+        _GA_EVENTS.validate_python(event)
+    except ValidationError as ga:
+        try:
+            _BETA_EVENTS.validate_python(event)
+        except ValidationError:
+            raise AssertionError(f"{event.get('type')} fits no server event type: {ga}") from None
+
+
 async def until(connection: Any, last: str) -> list[Any]:
     """Events up to and including the first of type `last`."""
     seen = []
     async for event in connection:
+        conforms(event.to_dict())
         seen.append(event)
         if event.type == last:
             return seen
@@ -221,6 +241,7 @@ async def test_hostile_events_get_error_events_and_the_session_goes_on(voice_gat
 
         def error(event: dict[str, Any]) -> dict[str, Any]:
             assert event["type"] == "error", event
+            conforms(event)
             body: dict[str, Any] = event["error"]
             assert body["type"] == "invalid_request_error" and body["message"]
             return body
@@ -329,6 +350,7 @@ async def test_items_are_retrieved_and_a_reply_truncated_to_what_was_played(
         async def next_of(kind: str) -> dict[str, Any]:
             while True:
                 event: dict[str, Any] = orjson.loads(await socket.recv())
+                conforms(event)
                 if event["type"] in (kind, "error"):
                     return event
 

@@ -71,7 +71,9 @@ class Conversation:
             found["content"][0]["transcript"] = transcript
 
     def said(self, wanted: str, size: int) -> None:
-        self.spoken[wanted] = self.spoken.get(wanted, 0) + size
+        # Only for an item still here: one trimmed or deleted while it spoke must not leave a count behind.
+        if wanted in self.spoken or self.find(wanted) is not None:
+            self.spoken[wanted] = self.spoken.get(wanted, 0) + size
 
     def truncate(self, wanted: Any, content_index: Any, audio_end_ms: Any) -> None:
         """The client played an assistant's audio up to `audio_end_ms`: as OpenAI does, the transcript goes (the

@@ -16,6 +16,9 @@ import numpy as np
 import orjson
 import pytest
 from openai import AsyncOpenAI
+from openai.types.beta.realtime import RealtimeServerEvent as BetaRealtimeServerEvent
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -93,10 +96,27 @@ def client(gateway: AsgiServer) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=gateway.url + "/v1", api_key=EMULATOR_KEY)
 
 
+_GA_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
+_BETA_EVENTS: TypeAdapter[Any] = TypeAdapter(BetaRealtimeServerEvent)
+
+
+def conforms(event: dict[str, Any]) -> None:
+    """The event validates as one of the `openai` package's server event types, GA or beta: the SDK's client does
+    not check what it receives, but the Agents SDK does, and drops (as an error) an event that does not fit."""
+    try:
+        _GA_EVENTS.validate_python(event)
+    except ValidationError as ga:
+        try:
+            _BETA_EVENTS.validate_python(event)
+        except ValidationError:
+            raise AssertionError(f"{event.get('type')} fits no server event type: {ga}") from None
+
+
 async def until(connection: Any, last: str) -> list[Any]:
     """Events up to and including the first of type `last`."""
     seen = []
     async for event in connection:
+        conforms(event.to_dict())
         seen.append(event)
         if event.type == last:
             return seen
@@ -221,6 +241,7 @@ async def test_hostile_events_get_error_events_and_the_session_goes_on(voice_gat
 
         def error(event: dict[str, Any]) -> dict[str, Any]:
             assert event["type"] == "error", event
+            conforms(event)
             body: dict[str, Any] = event["error"]
             assert body["type"] == "invalid_request_error" and body["message"]
             return body
@@ -240,6 +261,8 @@ async def test_hostile_events_get_error_events_and_the_session_goes_on(voice_gat
         assert error(await answer(text(g711)))["param"] == "session.audio.input.format"
         semantic = {"type": "session.update", "session": {"turn_detection": {"type": "semantic_vad"}}}
         assert error(await answer(text(semantic)))["param"] == "session.turn_detection"
+        tracing = {"type": "session.update", "session": {"tracing": {"workflow_name": ["<b>"]}}}
+        assert error(await answer(text(tracing)))["param"] == "session.tracing.workflow_name"
         function = {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": 7}}
         assert error(await answer(text(function)))["param"] == "item.call_id"
         # 11 s of audio in frames under the frame limit: the 10 s buffer refuses the rest, and keeps what it had.
@@ -315,3 +338,51 @@ async def test_the_sdks_beta_client_gets_the_beta_protocol(voice_gateway: AsgiSe
     audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.audio.delta")
     assert {"kitchen", "light"} <= set(words(transcribe(voice_gateway, as_wav(audio))))
     assert events[-1].response.output[0].content[0].type == "audio"
+
+
+async def test_items_are_retrieved_and_a_reply_truncated_to_what_was_played(
+    voice_gateway: AsgiServer, script: Script
+) -> None:
+    script({"content": "The kitchen light is on."})
+    url = voice_gateway.url.replace("http://", "ws://") + f"/v1/realtime?model={AGENT}"
+    async with connect(url, additional_headers={"authorization": f"Bearer {EMULATOR_KEY}"}) as socket:
+
+        async def next_of(kind: str) -> dict[str, Any]:
+            while True:
+                event: dict[str, Any] = orjson.loads(await socket.recv())
+                conforms(event)
+                if event["type"] in (kind, "error"):
+                    return event
+
+        await socket.send(text({"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}))
+        await next_of("session.updated")
+        said = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "kitchen light"}]}
+        await socket.send(text({"type": "conversation.item.create", "item": {**said, "id": "item_user_1"}}))
+        await socket.send(text({"type": "response.create"}))
+        reply = (await next_of("response.done"))["response"]["output"][0]
+        assert reply["content"][0]["transcript"] == "The kitchen light is on."
+
+        await socket.send(text({"type": "conversation.item.retrieve", "item_id": "item_user_1"}))
+        assert (await next_of("conversation.item.retrieved"))["item"]["content"][0]["text"] == "kitchen light"
+        await socket.send(text({"type": "conversation.item.retrieve", "item_id": "<b>nope</b>"}))
+        assert (await next_of("conversation.item.retrieved"))["error"]["code"] == "item_not_found"
+
+        def truncate(item: str, end: Any, index: Any = 0) -> str:
+            event = {"type": "conversation.item.truncate", "item_id": item, "content_index": index}
+            return text({**event, "audio_end_ms": end})
+
+        await socket.send(truncate("item_user_1", 100))
+        assert (await next_of("conversation.item.truncated"))["error"]["param"] == "content_index"
+        await socket.send(truncate(reply["id"], 100, index=3))
+        assert (await next_of("conversation.item.truncated"))["error"]["param"] == "content_index"
+        for beyond in (60_000, -1, "100", True):  # longer than the reply's audio, or not a count of ms
+            await socket.send(truncate(reply["id"], beyond))
+            assert (await next_of("conversation.item.truncated"))["error"]["param"] == "audio_end_ms"
+        await socket.send(truncate(reply["id"], 400))
+        truncated = await next_of("conversation.item.truncated")
+        assert truncated == {**truncated, "item_id": reply["id"], "content_index": 0, "audio_end_ms": 400}
+        # As OpenAI does: the transcript goes (the user did not hear it all), and the audio is 400 ms long now.
+        await socket.send(text({"type": "conversation.item.retrieve", "item_id": reply["id"]}))
+        assert (await next_of("conversation.item.retrieved"))["item"]["content"][0]["transcript"] == ""
+        await socket.send(truncate(reply["id"], 401))
+        assert (await next_of("conversation.item.truncated"))["error"]["param"] == "audio_end_ms"

@@ -3,6 +3,8 @@
     conversation = Conversation(max_items=200)
     item = conversation.add(client_item(event["item"]))        # checked: message, function_call(_output)
     conversation.heard(item_id, "turn on the light")           # a user audio item's transcript, once known
+    conversation.said(item_id, 4800)                           # bytes of pcm16 an assistant item has spoken
+    conversation.truncate(item_id, 0, audio_end_ms=800)        # the client played only that much of it
     messages = conversation.messages(instructions)             # system, user, assistant + tool_calls, tool
 
 Items keep Realtime's shapes (what `conversation.item.added` shows the client); `messages()` writes them as chat
@@ -18,6 +20,7 @@ import uuid
 from typing import Any
 
 from ..errors import InvalidRequest
+from .vad import SAMPLE_RATE
 
 _ROLES = ("user", "assistant", "system")
 # GA and beta part types alike (beta: `text` and `audio` for an assistant's output)
@@ -39,6 +42,7 @@ class Conversation:
     def __init__(self, max_items: int) -> None:
         self.items: list[dict[str, Any]] = []
         self.max_items = max_items
+        self.spoken: dict[str, int] = {}  # assistant item -> bytes of pcm16 24 kHz sent for it (for truncation)
 
     @property
     def last_id(self) -> str | None:
@@ -46,6 +50,8 @@ class Conversation:
 
     def add(self, item: dict[str, Any]) -> dict[str, Any]:
         self.items.append(item)
+        for gone in self.items[: max(0, len(self.items) - self.max_items)]:
+            self.spoken.pop(gone["id"], None)
         del self.items[: max(0, len(self.items) - self.max_items)]
         return item
 
@@ -56,12 +62,40 @@ class Conversation:
         found = self.find(wanted)
         if found is not None:
             self.items.remove(found)
+            self.spoken.pop(wanted, None)
         return found is not None
 
     def heard(self, wanted: str, transcript: str) -> None:
         found = self.find(wanted)
         if found is not None:
             found["content"][0]["transcript"] = transcript
+
+    def said(self, wanted: str, size: int) -> None:
+        # Only for an item still here: one trimmed or deleted while it spoke must not leave a count behind.
+        if wanted in self.spoken or self.find(wanted) is not None:
+            self.spoken[wanted] = self.spoken.get(wanted, 0) + size
+
+    def truncate(self, wanted: Any, content_index: Any, audio_end_ms: Any) -> None:
+        """The client played an assistant's audio up to `audio_end_ms`: as OpenAI does, the transcript goes (the
+        model must not believe it said what the user never heard), and the audio is that long from now on."""
+        found = self.find(wanted) if isinstance(wanted, str) else None
+        if found is None:
+            raise _bad("No such item in the conversation.", "item_id", "item_not_found")
+        content: list[dict[str, Any]] = found.get("content") or []
+        if (
+            found["type"] != "message"
+            or found["role"] != "assistant"
+            or not isinstance(content_index, int)
+            or isinstance(content_index, bool)
+            or not 0 <= content_index < len(content)
+            or content[content_index]["type"] not in ("output_audio", "audio")
+        ):
+            raise _bad("Only an assistant message's audio content can be truncated.", "content_index")
+        heard_ms = self.spoken.get(wanted, 0) * 1000 // (2 * SAMPLE_RATE)
+        if isinstance(audio_end_ms, bool) or not isinstance(audio_end_ms, int) or not 0 <= audio_end_ms <= heard_ms:
+            raise _bad(f"audio_end_ms must be from 0 to the audio's {heard_ms} ms.", "audio_end_ms")
+        content[content_index]["transcript"] = ""
+        self.spoken[wanted] = audio_end_ms * 2 * SAMPLE_RATE // 1000
 
     def messages(self, instructions: str) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = [{"role": "system", "content": instructions}] if instructions else []
@@ -156,5 +190,5 @@ def _text(value: Any, where: str, limit: int) -> str:
     return value
 
 
-def _bad(message: str, param: str) -> InvalidRequest:
-    return InvalidRequest(message, param=param, code="invalid_value")
+def _bad(message: str, param: str, code: str = "invalid_value") -> InvalidRequest:
+    return InvalidRequest(message, param=param, code=code)

@@ -123,6 +123,7 @@ class PipelineResponse:
         assert self._message is not None  # the speaker starts with the message
         where = {**self._where(self._message), "content_index": 0}
         for piece in chunks(base64.b64decode(event.data["data"])):
+            self.context.conversation.said(self._message["id"], len(piece))
             self.context.emit(
                 {"type": "response.output_audio.delta", **where, "delta": base64.b64encode(piece).decode()}
             )

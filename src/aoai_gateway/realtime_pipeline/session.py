@@ -10,7 +10,8 @@ an event that is not JSON, of an unknown type, or with a bad field gets OpenAI's
 goes on. Audio appended is bounded (`pipeline.max_turn_seconds`); with `server_vad` the energy VAD marks speech
 (`input_audio_buffer.speech_started` / `speech_stopped`) and the end of speech commits the turn and asks for a
 response. A committed turn is transcribed in the background (`conversation.item.input_audio_transcription.
-completed`); responses run one at a time (response.py).
+completed`); responses run one at a time (response.py). `conversation.item.retrieve` and `.truncate` (sent by the
+Agents SDK's realtime agents after each transcript and on barge-in) answer as OpenAI's do.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class PipelineSession:
             "input_audio_buffer.clear": self._clear,
             "conversation.item.create": self._item_create,
             "conversation.item.delete": self._item_delete,
+            "conversation.item.retrieve": self._item_retrieve,
+            "conversation.item.truncate": self._item_truncate,
             "response.create": self._response_create,
             "response.cancel": self._response_cancel,
         }
@@ -218,6 +221,20 @@ class PipelineSession:
             raise InvalidRequest("No such item in the conversation.", param="item_id", code="item_not_found")
         self.emit({"type": "conversation.item.deleted", "item_id": wanted})
 
+    async def _item_retrieve(self, event: dict[str, Any]) -> None:
+        wanted = event.get("item_id")
+        found = self.conversation.find(wanted) if isinstance(wanted, str) else None
+        if found is None:
+            raise InvalidRequest("No such item in the conversation.", param="item_id", code="item_not_found")
+        self.emit({"type": "conversation.item.retrieved", "item": found})
+
+    async def _item_truncate(self, event: dict[str, Any]) -> None:
+        wanted, index, end = event.get("item_id"), event.get("content_index"), event.get("audio_end_ms")
+        self.conversation.truncate(wanted, index, end)
+        self.emit(
+            {"type": "conversation.item.truncated", "item_id": wanted, "content_index": index, "audio_end_ms": end}
+        )
+
     async def _response_create(self, event: dict[str, Any]) -> None:
         if self._response is not None:
             raise InvalidRequest(
@@ -270,7 +287,16 @@ class PipelineSession:
             self.emit({"type": "conversation.item.input_audio_transcription.failed", **where, "error": error})
             return
         self.conversation.heard(spoken, text)
-        self.emit({"type": "conversation.item.input_audio_transcription.completed", **where, "transcript": text})
+        # Whisper is billed by the second of audio, and OpenAI's event says so (clients' event types require it).
+        usage = {"type": "duration", "seconds": round(len(audio) / (2 * SAMPLE_RATE), 3)}
+        self.emit(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                **where,
+                "transcript": text,
+                "usage": usage,
+            }
+        )
 
     def _options(self, overrides: Any) -> ResponseOptions:
         config = self.config

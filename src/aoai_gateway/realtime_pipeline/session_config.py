@@ -45,6 +45,8 @@ class SessionConfig:
     output_modalities: tuple[str, ...] = ("audio",)
     tools: tuple[dict[str, Any], ...] = ()  # as the client gave them (Realtime's flat function shape)
     tool_choice: str | dict[str, Any] = "auto"
+    # Kept and shown as the client set it (the Agents SDK sends "auto"): nothing is traced at OpenAI from here.
+    tracing: str | dict[str, Any] | None = None
 
     @classmethod
     def starting(cls, settings: PipelineSettings) -> SessionConfig:
@@ -84,6 +86,8 @@ class SessionConfig:
             change["tools"] = _tools(session["tools"])
         if "tool_choice" in session:
             change["tool_choice"] = tool_choice(session["tool_choice"])
+        if "tracing" in session:
+            change["tracing"] = _tracing(session["tracing"])
         return dataclasses.replace(self, **change)
 
     def described(self, model: str, session_id: str) -> dict[str, Any]:
@@ -98,6 +102,7 @@ class SessionConfig:
             "tools": list(self.tools),
             "tool_choice": self.tool_choice,
             "max_output_tokens": "inf",
+            "tracing": self.tracing,
             "audio": {
                 "input": {
                     "format": dict(_PCM),
@@ -145,6 +150,19 @@ def _tools(value: Any) -> tuple[dict[str, Any], ...]:
             {"type": "function", "name": name, "description": _text(description, where), "parameters": parameters}
         )
     return tuple(tools)
+
+
+def _tracing(value: Any) -> str | dict[str, Any] | None:
+    if value is None or value == "auto":
+        return None if value is None else "auto"
+    config = _object(value, "session.tracing")
+    shown: dict[str, Any] = {}
+    for name in ("workflow_name", "group_id"):
+        if config.get(name) is not None:
+            shown[name] = _text(config[name], f"session.tracing.{name}")[:256]
+    if config.get("metadata") is not None:
+        shown["metadata"] = _object(config["metadata"], "session.tracing.metadata")
+    return shown
 
 
 def _turn_detection(value: Any, where: str) -> TurnDetection | None:

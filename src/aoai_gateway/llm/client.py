@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
 from ..config import Deployment
 from ..config.local_llm import LocalLlmSettings
 from ..errors import InvalidRequest, ModelNotFound, UpstreamError
 from ..speech.pool import SpeechPool
 from ..upstream import UpstreamRequest, UpstreamWebSocket, WebSocketRequest
+from ..upstream.local_response import LocalResponse, content_length, mark_retrieved
 from .model import Cancelled, LocalChatModel, Outcome
 from .render import Rendering
 from .request import GenerationRequest
@@ -55,7 +56,7 @@ class LocalChatClient:
                 raise ValueError(f"the local chat model {path!r} did not load: {exc}") from None
             log.info("local chat model %s loaded (context %d tokens)", path, self._models[path].context_tokens)
 
-    async def send(self, request: UpstreamRequest, *, stream: bool) -> LocalChatResponse:
+    async def send(self, request: UpstreamRequest, *, stream: bool) -> LocalResponse:
         parse = _PARSERS.get(request.operation)
         if parse is None:
             raise InvalidRequest(
@@ -71,10 +72,10 @@ class LocalChatClient:
         future = self._pools[path].submit(job.run)  # ModelBusy (429) when the queue is full: the proxy fails over
         try:
             if generation.stream:
-                future.add_done_callback(_retrieve)  # the outcome travels as events
+                future.add_done_callback(mark_retrieved)  # the outcome travels as events
                 return await job.stream_response()
             body = rendering.whole(*await future)
-            return LocalChatResponse(200, [(b"content-type", b"application/json"), _length(body)], body=body)
+            return LocalResponse(200, [(b"content-type", b"application/json"), content_length(body)], body=body)
         except asyncio.CancelledError:
             job.cancel()  # the client left or the deadline passed: stop at the next token
             raise
@@ -145,24 +146,14 @@ class _Job:
     def _emit(self, item: bytes | BaseException | None) -> None:
         self._loop.call_soon_threadsafe(self._events.put_nowait, item)
 
-    async def stream_response(self) -> LocalChatResponse:
+    async def stream_response(self) -> LocalResponse:
         """Answer once the prompt was accepted (so a too-long one still gets its 400), then relay events."""
         await self._ready
-        return LocalChatResponse(200, [(b"content-type", _EVENT_STREAM)], events=self._events, job=self)
+        return LocalResponse(200, [(b"content-type", _EVENT_STREAM)], events=self._events, job=self)
 
 
 def _ignore(text: str) -> None:
     pass
-
-
-def _length(body: bytes) -> tuple[bytes, bytes]:
-    return (b"content-length", str(len(body)).encode())
-
-
-def _retrieve(future: asyncio.Future[tuple[Outcome, Reply]]) -> None:
-    # A failed stream already told its client through an error event; this marks the exception as seen.
-    if not future.cancelled():
-        future.exception()
 
 
 def _settle(future: asyncio.Future[None], outcome: BaseException | None) -> None:
@@ -172,42 +163,3 @@ def _settle(future: asyncio.Future[None], outcome: BaseException | None) -> None
         future.set_result(None)
     else:
         future.set_exception(outcome)
-
-
-class LocalChatResponse:
-    """An `UpstreamResponse` made in-process: a whole body, or events from a running generation."""
-
-    __slots__ = ("_body", "_events", "_job", "audio_seconds", "raw_headers", "status")
-
-    def __init__(
-        self,
-        status: int,
-        raw_headers: list[tuple[bytes, bytes]],
-        *,
-        body: bytes = b"",
-        events: asyncio.Queue[bytes | BaseException | None] | None = None,
-        job: _Job | None = None,
-    ) -> None:
-        self.status = status
-        self.audio_seconds = 0.0
-        self.raw_headers = raw_headers
-        self._body = body
-        self._events = events
-        self._job = job
-
-    async def read(self) -> bytes:
-        return self._body if self._events is None else b"".join([chunk async for chunk in self.iter_chunks()])
-
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        if self._events is None:
-            if self._body:
-                yield self._body
-            return
-        while (item := await self._events.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    async def release(self) -> None:
-        if self._job is not None:
-            self._job.cancel()  # a no-op once the job finished; stops it when the client went away mid-stream

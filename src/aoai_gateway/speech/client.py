@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -30,6 +30,7 @@ from ..errors import InvalidRequest, ModelNotFound, UpstreamError
 from ..extras import needs
 from ..http.multipart import MultipartForm
 from ..upstream import UpstreamRequest, UpstreamWebSocket, WebSocketRequest
+from ..upstream.local_response import LocalResponse, content_length, mark_retrieved
 from .audio import SAMPLE_RATE, decode_audio
 from .engine import Cancelled, Decoding, SpeechModel
 from .formats import EVENT_STREAM, delta_event, done_event, render
@@ -96,7 +97,7 @@ class LocalSpeechClient:
         try:
             if speech.stream:
                 # The transcript travels as events; the future only holds the pool slot until the job ends.
-                future.add_done_callback(_retrieve)
+                future.add_done_callback(mark_retrieved)
                 return await job.stream_response()
             return job.whole_response(await future)
         except asyncio.CancelledError:
@@ -123,7 +124,7 @@ class LocalSpeechClient:
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         content_type, audio, seconds = await self._voice.speak(VoiceRequest.from_json(body))
-        headers = [(b"content-type", content_type.encode()), _length(audio)]
+        headers = [(b"content-type", content_type.encode()), content_length(audio)]
         return LocalResponse(200, headers, body=audio, audio_seconds=seconds)
 
     async def aclose(self) -> None:
@@ -244,12 +245,6 @@ class _Job:
         return LocalResponse(200, _headers(EVENT_STREAM), events=self._events, job=self, audio_seconds=duration)
 
 
-def _retrieve(future: asyncio.Future[Transcript]) -> None:
-    # A failed stream already told its client through an error event; this marks the exception as seen.
-    if not future.cancelled():
-        future.exception()
-
-
 def _settle(future: asyncio.Future[float], outcome: float | BaseException) -> None:
     if future.done():
         return
@@ -264,47 +259,3 @@ def _headers(content_type: bytes, length: int | None = None) -> list[tuple[bytes
     if length is not None:
         headers.append((b"content-length", str(length).encode()))
     return headers
-
-
-class LocalResponse:
-    """An `UpstreamResponse` made in-process: a whole body, or events from a running job."""
-
-    __slots__ = ("_body", "_events", "_job", "audio_seconds", "raw_headers", "status")
-
-    def __init__(
-        self,
-        status: int,
-        raw_headers: list[tuple[bytes, bytes]],
-        *,
-        body: bytes = b"",
-        events: asyncio.Queue[bytes | BaseException | None] | None = None,
-        job: _Job | None = None,
-        audio_seconds: float = 0.0,
-    ) -> None:
-        self.status = status
-        self.audio_seconds = audio_seconds
-        self.raw_headers = raw_headers
-        self._body = body
-        self._events = events
-        self._job = job
-
-    async def read(self) -> bytes:
-        return self._body if self._events is None else b"".join([chunk async for chunk in self.iter_chunks()])
-
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        if self._events is None:
-            if self._body:
-                yield self._body
-            return
-        while (item := await self._events.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    async def release(self) -> None:
-        if self._job is not None:
-            self._job.cancel()  # a no-op once the job finished; stops it when the client went away mid-stream
-
-
-def _length(body: bytes) -> tuple[bytes, bytes]:
-    return (b"content-length", str(len(body)).encode())

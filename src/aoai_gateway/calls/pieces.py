@@ -11,8 +11,6 @@ the last tenth of its piece so words are not split, and transcribes the pieces i
 
 from __future__ import annotations
 
-import io
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 
 from ..errors import GatewayError
 from ..speech.audio import SAMPLE_RATE, Samples, decode_audio
+from ..wav import wav_bytes
 from .errors import ModelCallError
 
 _FRAME = SAMPLE_RATE // 10  # 100 ms
@@ -49,11 +48,4 @@ def _quiet_cut(samples: Samples, start: int, end: int) -> int:
 
 
 def _wav(samples: Samples) -> bytes:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    out = io.BytesIO()
-    with wave.open(out, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(SAMPLE_RATE)
-        writer.writeframes(pcm)
-    return out.getvalue()
+    return wav_bytes((np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes(), SAMPLE_RATE)

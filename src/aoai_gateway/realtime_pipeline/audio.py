@@ -14,26 +14,21 @@ from array import array
 from collections.abc import Iterator
 
 from ..errors import ModelAnswerError
+from ..wav import wav_bytes
 from .vad import SAMPLE_RATE
 
 _CHUNK_BYTES = SAMPLE_RATE // 10 * 2
 
 
 def as_wav(pcm: bytes) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(SAMPLE_RATE)
-        writer.writeframes(pcm)
-    return out.getvalue()
+    return wav_bytes(pcm, SAMPLE_RATE)
 
 
-def to_realtime_pcm(model: str, wav_bytes: bytes) -> bytes:
+def to_realtime_pcm(model: str, wav: bytes) -> bytes:
     """A speech model's WAV answer as mono pcm16 at 24 kHz (linear interpolation: speech needs no better); run it
     off the event loop."""
     try:
-        with wave.open(io.BytesIO(wav_bytes), "rb") as reader:
+        with wave.open(io.BytesIO(wav), "rb") as reader:
             channels, width, rate = reader.getnchannels(), reader.getsampwidth(), reader.getframerate()
             frames = reader.readframes(reader.getnframes())
     except (wave.Error, EOFError) as exc:

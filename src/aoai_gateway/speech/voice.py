@@ -19,11 +19,11 @@ import ctypes
 import io
 import re
 import threading
-import wave
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidRequest, UpstreamError
+from ..wav import wav_bytes
 
 __all__ = ["DEFAULT_VOICE", "LocalVoice", "VoiceRequest"]
 
@@ -111,7 +111,7 @@ class LocalVoice:
         if request.response_format == "pcm":
             return "audio/pcm", pcm, seconds
         if request.response_format == "wav":
-            return "audio/wav", _wav(pcm, self.sample_rate), seconds
+            return "audio/wav", wav_bytes(pcm, self.sample_rate), seconds
         content_type, audio = await asyncio.to_thread(_encode, pcm, self.sample_rate, request.response_format)
         return content_type, audio, seconds
 
@@ -128,16 +128,6 @@ class LocalVoice:
 
     def close(self) -> None:
         self._lib.espeak_Terminate()
-
-
-def _wav(pcm: bytes, rate: int) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(pcm)
-    return out.getvalue()
 
 
 def _encode(pcm: bytes, rate: int, response_format: str) -> tuple[str, bytes]:

@@ -7,6 +7,7 @@ event = make_event(gateway, shared_code="open-sesame")
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -65,3 +66,11 @@ def csrf_of(page: httpx.Response) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert found, page.text
     return found[1]
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests put their screenshots: $AOAI_GATEWAY_SCREENSHOTS (docs/screenshots/ for the README)
+    when set, else a temporary folder."""
+    folder = os.environ.get("AOAI_GATEWAY_SCREENSHOTS")
+    return Path(folder) if folder else tmp_path_factory.mktemp("screenshots")

@@ -120,7 +120,9 @@ def home_of(gateway: Any, key: str) -> Any:
     return answer.json()
 
 
-def test_an_admin_holds_to_talk_and_the_home_answers_aloud(voice_page: tuple[Page, Any], script: Any) -> None:
+def test_an_admin_holds_to_talk_and_the_home_answers_aloud(
+    voice_page: tuple[Page, Any], script: Any, shots: Path
+) -> None:
     page, gateway = voice_page
     script(
         {"tool_calls": [{"name": "set_light", "arguments": {"room": "kitchen", "on": True, "color": "blue"}}]},
@@ -162,6 +164,7 @@ def test_an_admin_holds_to_talk_and_the_home_answers_aloud(voice_page: tuple[Pag
     assert home_of(gateway, key)["lights"]["kitchen"] == {"on": True, "brightness": 100, "color": "blue"}
     page.wait_for_function("document.querySelector('#as-home').textContent.includes('blue')")
     check_accessibility(page)
+    page.screenshot(path=str(shots / "assistant.png"), full_page=True)
 
     # The space bar is a talk button too (not while typing in a field): held, it records; let go, it sends.
     script({"content": "It is on already."})

@@ -59,12 +59,6 @@ def phone(browser: Browser, console_gateway: Any) -> Iterator[tuple[Page, Any]]:
     assert dialogs == [], f"a page opened a dialog: {dialogs}"  # no injected script ever ran
 
 
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = os.environ.get("AOAI_GATEWAY_SCREENSHOTS")
-    return Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
-
-
 def check_accessibility(page: Page) -> None:
     """axe-core in the page: no serious or critical violation."""
     if not AXE.exists():

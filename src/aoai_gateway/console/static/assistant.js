@@ -14,34 +14,8 @@ const MIN_RECORDING_MS = 250;
 let session = null;
 let busy = false;
 
-function key() {
-  return $("as-key").value.trim();
-}
-
-function headers(extra = {}) {
-  return { Authorization: `Bearer ${key()}`, ...extra };
-}
-
-function showStatus(text) {
-  const status = $("as-status");
-  status.textContent = text;
-  status.hidden = !text;
-}
-
-async function refusal(response) {
-  let message = `The gateway answered ${response.status}.`;
-  try {
-    const body = await response.json();
-    if (body && body.error && body.error.message) message = body.error.message;
-  } catch {
-    // not JSON: keep the status line
-  }
-  const prefix = { 401: "Key refused", 403: "Not allowed", 404: "Not found", 429: "Slow down" }[response.status];
-  let text = `${prefix || "Error"} (${response.status}): ${message}`;
-  const retry = response.headers.get("retry-after");
-  if (response.status === 429 && retry) text += ` Try again in ${retry} seconds.`;
-  return text;
-}
+const { gatewayClient } = await import(root.dataset.client);
+const { key, headers, showStatus, refusal } = gatewayClient("as");
 
 function setReady(ready) {
   for (const id of ["as-talk", "as-send", "as-new", "as-home-refresh", "as-home-reset"]) {

@@ -7,35 +7,8 @@ const apiBase = root.dataset.apiBase;
 const $ = (id) => document.getElementById(id);
 const history = [];
 
-function key() {
-  return $("pg-key").value.trim();
-}
-
-function headers(extra = {}) {
-  return { Authorization: `Bearer ${key()}`, ...extra };
-}
-
-function showStatus(text) {
-  const status = $("pg-status");
-  status.textContent = text;
-  status.hidden = !text;
-}
-
-// A refusal in words: the gateway's message, and when to try again for a 429.
-async function refusal(response) {
-  let message = `The gateway answered ${response.status}.`;
-  try {
-    const body = await response.json();
-    if (body && body.error && body.error.message) message = body.error.message;
-  } catch {
-    // not JSON: keep the status line
-  }
-  const retry = response.headers.get("retry-after");
-  const prefix = { 401: "Key refused", 403: "Not allowed", 429: "Slow down" }[response.status] || "Error";
-  let text = `${prefix} (${response.status}): ${message}`;
-  if (response.status === 429 && retry) text += ` Try again in ${retry} seconds.`;
-  return text;
-}
+const { gatewayClient } = await import(root.dataset.client);
+const { key, headers, showStatus, refusal } = gatewayClient("pg");
 
 function fill(select, names, prefer) {
   select.replaceChildren(...names.map((name) => new Option(name, name)));

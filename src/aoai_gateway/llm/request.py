@@ -51,7 +51,7 @@ class GenerationRequest:
 
     @classmethod
     def from_chat(cls, body: Any) -> GenerationRequest:
-        body = _object(body)
+        body = body_object(body)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("'messages' must be a non-empty array.", param="messages", code="invalid_value")
@@ -63,7 +63,7 @@ class GenerationRequest:
 
     @classmethod
     def from_completion(cls, body: Any) -> GenerationRequest:
-        body = _object(body)
+        body = body_object(body)
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]
@@ -164,7 +164,7 @@ class GenerationRequest:
             )
 
 
-def _object(body: Any) -> dict[str, Any]:
+def body_object(body: Any) -> dict[str, Any]:
     if isinstance(body, bytes | bytearray | memoryview):
         try:
             body = orjson.loads(bytes(body))

@@ -48,6 +48,7 @@ class GenerationRequest:
     json_object: bool = False  # response_format json_object
     tools: list[dict[str, Any]] = field(default_factory=list)  # the declared functions: {name, parameters}
     tool_choice: ToolChoice = ToolChoice("none")
+    parallel_tool_calls: bool = False  # only when asked for explicitly: several calls with "required"
 
     @classmethod
     def from_chat(cls, body: Any) -> GenerationRequest:
@@ -59,6 +60,10 @@ class GenerationRequest:
         request._common(body, tokens_field="max_completion_tokens")
         request._response_format(body.get("response_format"))
         request._tools(body.get("tools"), body.get("tool_choice"))
+        parallel = body.get("parallel_tool_calls")
+        if not isinstance(parallel, bool | None):
+            raise InvalidRequest("'parallel_tool_calls' must be a boolean.", param="parallel_tool_calls")
+        request.parallel_tool_calls = parallel is True
         return request
 
     @classmethod

@@ -10,6 +10,7 @@ at a time, so each model has a pool of one worker thread and `queue_size` places
 is refused with a 429 and Retry-After (ModelBusy), which lets the router fail over to another deployment of the
 model. A prompt too long for the context is a 400 `context_length_exceeded` before any byte of an answer; a
 client that leaves (or a routing deadline) cancels the request, which stops the generation at the next token.
+Embeddings run on the same worker and queue (embedding.py: a second instance of the GGUF, loaded on first use).
 """
 
 from __future__ import annotations

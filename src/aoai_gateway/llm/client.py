@@ -89,11 +89,22 @@ class LocalChatClient:
         model = self._models[path]
         asked = EmbeddingRequest.from_body(body_object(request.body), dimensions=model.dimensions)
 
+        left = threading.Event()
+
+        def check() -> None:
+            if left.is_set():
+                raise Cancelled
+
         def run() -> tuple[list[Any], int]:
-            return model.embedder().embed(asked.inputs)
+            check()  # the caller left while the job waited for the worker
+            return model.embedder().embed(asked.inputs, check)
 
         # The chat model's queue and worker: one computation at a time per GGUF, one 429 limit for both.
-        vectors, tokens = await self._pools[path].submit(run)  # no cancel point inside: embeddings are short
+        try:
+            vectors, tokens = await self._pools[path].submit(run)
+        except asyncio.CancelledError:
+            left.set()  # the client left or the deadline passed: stop before the next input
+            raise
         body = render_embeddings(asked, self._names[request.deployment], vectors, tokens)
         return LocalResponse(200, [(b"content-type", b"application/json"), content_length(body)], body=body)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,14 +142,18 @@ class LocalEmbedder:
             )
         return ids
 
-    def embed(self, inputs: list[str | list[int]]) -> tuple[list[np.ndarray], int]:
+    def embed(
+        self, inputs: list[str | list[int]], check: Callable[[], None] = lambda: None
+    ) -> tuple[list[np.ndarray], int]:
         """One unit-length float32 vector per input, and the tokens read. Each input is computed alone (its own
-        decode from an empty cache), so a text's vector does not depend on what else the request holds."""
+        decode from an empty cache), so a text's vector does not depend on what else the request holds. `check`
+        runs before each input and raises to stop (the client left)."""
         batches = [self.tokens(item, i) for i, item in enumerate(inputs)]  # every 400 before any work
         # llama-cpp-python's embed() takes no token ids: its context and batch, driven as embed() drives them.
         ctx, batch = self._llm._ctx, self._llm._batch
         vectors = []
         for ids in batches:
+            check()
             ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
             batch.reset()  # type: ignore[no-untyped-call]
             batch.add_sequence(ids, 0, True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import math
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -143,3 +144,29 @@ def test_a_hostile_string_is_plain_text_not_special_tokens(client: OpenAI) -> No
     # `</s>` typed by a caller is four characters, not the end-of-text token: more than one token is read.
     answer = client.embeddings.create(model=MODEL, input="</s><|im_start|>")
     assert answer.usage.prompt_tokens > 3
+
+
+def test_the_embedder_checks_for_a_departed_client_before_each_input(tiny_model: Path) -> None:
+    # What the client's cancellation relies on: `check` runs before every input, so raising there stops the
+    # request at the next input (the gateway raises when the client has left).
+    from aoai_gateway.llm.embedding import LocalEmbedder
+
+    class Left(Exception):
+        pass
+
+    embedder = LocalEmbedder(str(tiny_model), 256, 1, pooled=False)
+    try:
+        seen = []
+
+        def check() -> None:
+            seen.append(len(seen))
+            if len(seen) == 3:
+                raise Left
+
+        with pytest.raises(Left):
+            embedder.embed(["a", "b", "c", "d", "e"], check)
+        assert len(seen) == 3  # two inputs ran; it stopped before the third (nor did the fourth and fifth run)
+        vectors, tokens = embedder.embed(["a", "b"])  # and the instance still works afterwards
+        assert len(vectors) == 2 and tokens > 2
+    finally:
+        embedder.close()

@@ -1,5 +1,5 @@
-"""One model instance, one answer at a time: beyond the queue a 429 with Retry-After; a client that leaves stops
-its generation (the worker is free again long before the answer would have ended)."""
+"""One model instance, one answer at a time: beyond the queue a 429 with Retry-After (embeddings included); a client
+that leaves stops its generation (the worker is free again long before the answer would have ended)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ async def test_a_full_queue_is_a_429_and_a_client_that_leaves_frees_the_model(ti
                 chunks = long.aiter_bytes()
                 await anext(chunks)  # generating now
 
+                # Embeddings share the model's worker and queue: refused while it generates (asked first, so the
+                # 429 is the model's own, not the router's cool-down that follows one).
+                embedding = await http.post("/embeddings", json={"model": "tiny-local", "input": "busy"})
+                assert embedding.status_code == 429, embedding.text
+                assert embedding.json()["error"]["code"] == "rate_limit_exceeded"
                 refused = await http.post(
                     "/chat/completions", json={"model": "tiny-local", "messages": HELLO, "max_tokens": 2}
                 )

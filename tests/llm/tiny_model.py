@@ -41,8 +41,16 @@ def _vocabulary() -> tuple[list[str], list[float], list[int]]:
 
 
 def write_tiny_model(
-    path: Path, *, chat_template: str | None = CHATML, context_length: int = 131072, seed: int = 7
+    path: Path,
+    *,
+    chat_template: str | None = CHATML,
+    context_length: int = 131072,
+    seed: int = 7,
+    favour: str | None = None,
+    strength: float = 4.0,
 ) -> Path:
+    """`favour`: one ASCII character the model writes far more often than the others (about half the time where
+    the grammar lets it choose), so a test sees both branches of a grammar that starts with it."""
     rng = np.random.default_rng(seed)
     tokens, scores, types = _vocabulary()
     writer = gguf.GGUFWriter(str(path), "llama")
@@ -71,10 +79,17 @@ def write_tiny_model(
     def weights(*shape: int, scale: float = 0.02) -> np.ndarray:
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
-    writer.add_tensor("token_embd.weight", weights(len(tokens), DIM, scale=1.0))
-    writer.add_tensor("output_norm.weight", np.ones(DIM, dtype=np.float32))
+    embeddings = weights(len(tokens), DIM, scale=1.0)
     output = weights(len(tokens), DIM, scale=0.5)
     output[: len(SPECIAL)] = 0.0  # see the module's docstring
+    if favour is not None:
+        # Every embedding gets a constant feature on dimension 0 (it survives the RMS norm with one sign), and
+        # only the favoured character's output row reads it: its logit is raised wherever the model is.
+        embeddings[:, 0] = 3.0
+        output[:, 0] = 0.0
+        output[tokens.index(favour), 0] = strength
+    writer.add_tensor("token_embd.weight", embeddings)
+    writer.add_tensor("output_norm.weight", np.ones(DIM, dtype=np.float32))
     writer.add_tensor("output.weight", output)
     for layer in range(LAYERS):
         block = f"blk.{layer}"

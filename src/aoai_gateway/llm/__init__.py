@@ -1,10 +1,11 @@
 """Local chat: `provider: local`, `engine: llama.cpp` deployments served in-process from a GGUF file by llama.cpp,
-on the OpenAI chat completions and completions APIs.
+on the OpenAI chat completions, completions and embeddings APIs.
 
 client = await LocalProvider().open_client(settings, deployments, http)   # providers/local.py: loads models once
 
 llama.cpp (llama-cpp-python, the `local-llm` extra) is imported only when such a deployment is configured.
 Modules: request.py (what a request asks), shapes.py (the grammar an answer is sampled under: JSON Schema, tool
 calls), model.py (the model: prompt, context check, generation), render.py (OpenAI's JSON and SSE shapes),
-client.py (the `UpstreamClient` the proxy calls: one worker per model, a bounded queue, cancellation).
+embedding.py (embeddings, from a second instance loaded on first use), client.py (the `UpstreamClient` the proxy
+calls: one worker per model, a bounded queue, cancellation).
 """

@@ -10,6 +10,7 @@ at a time, so each model has a pool of one worker thread and `queue_size` places
 is refused with a 429 and Retry-After (ModelBusy), which lets the router fail over to another deployment of the
 model. A prompt too long for the context is a 400 `context_length_exceeded` before any byte of an answer; a
 client that leaves (or a routing deadline) cancels the request, which stops the generation at the next token.
+Embeddings run on the same worker and queue (embedding.py: a second instance of the GGUF, loaded on first use).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from ..config import Deployment
 from ..config.local_llm import LocalLlmSettings
@@ -25,9 +27,10 @@ from ..errors import InvalidRequest, ModelNotFound, UpstreamError
 from ..speech.pool import SpeechPool
 from ..upstream import UpstreamRequest, UpstreamWebSocket, WebSocketRequest
 from ..upstream.local_response import LocalResponse, content_length, mark_retrieved
+from .embedding import EmbeddingRequest, render_embeddings
 from .model import Cancelled, LocalChatModel, Outcome
 from .render import Rendering
-from .request import GenerationRequest
+from .request import GenerationRequest, body_object
 from .shapes import Reply, answer_shape
 
 log = logging.getLogger("aoai_gateway.llm")
@@ -58,14 +61,16 @@ class LocalChatClient:
 
     async def send(self, request: UpstreamRequest, *, stream: bool) -> LocalResponse:
         parse = _PARSERS.get(request.operation)
-        if parse is None:
+        if parse is None and request.operation != "embeddings":
             raise InvalidRequest(
-                f"Local chat models serve chat/completions and completions, not {request.operation}.",
+                f"Local chat models serve chat/completions, completions and embeddings, not {request.operation}.",
                 code="unsupported_operation",
             )
         path = self._paths.get(request.deployment)
         if path is None or path not in self._models:
             raise ModelNotFound(request.deployment, available=self._paths)
+        if parse is None:
+            return await self._embeddings(request, path)
         generation = parse(request.body)
         rendering = Rendering(request.operation, self._names[request.deployment], generation)
         job = _Job(self._models[path], generation, rendering)
@@ -79,6 +84,29 @@ class LocalChatClient:
         except asyncio.CancelledError:
             job.cancel()  # the client left or the deadline passed: stop at the next token
             raise
+
+    async def _embeddings(self, request: UpstreamRequest, path: str) -> LocalResponse:
+        model = self._models[path]
+        asked = EmbeddingRequest.from_body(body_object(request.body), dimensions=model.dimensions)
+
+        left = threading.Event()
+
+        def check() -> None:
+            if left.is_set():
+                raise Cancelled
+
+        def run() -> tuple[list[Any], int]:
+            check()  # the caller left while the job waited for the worker
+            return model.embedder().embed(asked.inputs, check)
+
+        # The chat model's queue and worker: one computation at a time per GGUF, one 429 limit for both.
+        try:
+            vectors, tokens = await self._pools[path].submit(run)
+        except asyncio.CancelledError:
+            left.set()  # the client left or the deadline passed: stop before the next input
+            raise
+        body = render_embeddings(asked, self._names[request.deployment], vectors, tokens)
+        return LocalResponse(200, [(b"content-type", b"application/json"), content_length(body)], body=body)
 
     async def connect_websocket(self, request: WebSocketRequest, timeout: float) -> UpstreamWebSocket:
         # Never reached: the local provider names no realtime URL, so no session is routed here.

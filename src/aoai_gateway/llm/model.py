@@ -27,6 +27,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 
 from ..config.local_llm import LocalLlmSettings
 from ..errors import InvalidRequest
+from .embedding import LocalEmbedder
 from .request import GenerationRequest
 from .shapes import AnswerShape
 from .utf8 import Utf8Guard
@@ -89,6 +90,17 @@ class LocalChatModel:
             raise ValueError(f"the chat template in {path!r} does not compile: {exc}") from None
         self._vocab = vocab.vocab
         self._utf8 = Utf8Guard(self._llm)
+        self.dimensions = self._llm.n_embd()
+        self._path, self._threads = path, threads
+        arch = metadata.get("general.architecture", "")
+        self._pooled = f"{arch}.pooling_type" in metadata  # an embedding model names its pooling
+        self._embedder: LocalEmbedder | None = None
+
+    def embedder(self) -> LocalEmbedder:
+        """The embeddings instance, loaded on first use (in the worker thread: never on the event loop)."""
+        if self._embedder is None:
+            self._embedder = LocalEmbedder(self._path, self.context_tokens, self._threads, self._pooled)
+        return self._embedder
 
     def _tokenize(self, rendered: str, texts: list[str]) -> list[int]:
         """Token ids of a rendered template: its own text with special tokens, the callers' texts without."""
@@ -197,6 +209,8 @@ class LocalChatModel:
         return Outcome(text, finish, len(prompt), count)
 
     def close(self) -> None:
+        if self._embedder is not None:
+            self._embedder.close()
         self._llm.close()
 
 

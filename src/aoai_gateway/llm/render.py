@@ -36,8 +36,8 @@ class Rendering:
         finish = _finish(outcome, reply)
         if self.chat:
             message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
-            if reply.tool_call is not None:
-                message["tool_calls"] = [_tool_call(reply.tool_call)]
+            if reply.tool_calls:
+                message["tool_calls"] = [_tool_call(call) for call in reply.tool_calls]
             choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
         else:
             choice = {"index": 0, "text": outcome.text, "logprobs": None, "finish_reason": finish}
@@ -53,8 +53,9 @@ class Rendering:
     def closing(self, outcome: Outcome, buffered: Reply | None) -> bytes:
         """The events after the last piece of text; `buffered`: an answer held back whole (a tool call)."""
         events = []
-        if buffered is not None and buffered.tool_call is not None:
-            events.append(self._chunk({"tool_calls": [{"index": 0, **_tool_call(buffered.tool_call)}]}))
+        if buffered is not None and buffered.tool_calls:
+            calls = [{"index": i, **_tool_call(call)} for i, call in enumerate(buffered.tool_calls)]
+            events.append(self._chunk({"tool_calls": calls}))
         elif buffered is not None and buffered.content:
             events.append(self.delta(buffered.content))
         finish = _finish(outcome, buffered or Reply(content=outcome.text))
@@ -84,7 +85,7 @@ def _event(value: dict[str, Any]) -> bytes:
 
 
 def _finish(outcome: Outcome, reply: Reply) -> str:
-    if reply.tool_call is not None and outcome.finish_reason == "stop":
+    if reply.tool_calls and outcome.finish_reason == "stop":
         return "tool_calls"
     return outcome.finish_reason
 

@@ -48,10 +48,11 @@ class GenerationRequest:
     json_object: bool = False  # response_format json_object
     tools: list[dict[str, Any]] = field(default_factory=list)  # the declared functions: {name, parameters}
     tool_choice: ToolChoice = ToolChoice("none")
+    parallel_tool_calls: bool = False  # only when asked for explicitly: several calls with "required"
 
     @classmethod
     def from_chat(cls, body: Any) -> GenerationRequest:
-        body = _object(body)
+        body = body_object(body)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest("'messages' must be a non-empty array.", param="messages", code="invalid_value")
@@ -59,11 +60,15 @@ class GenerationRequest:
         request._common(body, tokens_field="max_completion_tokens")
         request._response_format(body.get("response_format"))
         request._tools(body.get("tools"), body.get("tool_choice"))
+        parallel = body.get("parallel_tool_calls")
+        if not isinstance(parallel, bool | None):
+            raise InvalidRequest("'parallel_tool_calls' must be a boolean.", param="parallel_tool_calls")
+        request.parallel_tool_calls = parallel is True
         return request
 
     @classmethod
     def from_completion(cls, body: Any) -> GenerationRequest:
-        body = _object(body)
+        body = body_object(body)
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]
@@ -164,7 +169,7 @@ class GenerationRequest:
             )
 
 
-def _object(body: Any) -> dict[str, Any]:
+def body_object(body: Any) -> dict[str, Any]:
     if isinstance(body, bytes | bytearray | memoryview):
         try:
             body = orjson.loads(bytes(body))

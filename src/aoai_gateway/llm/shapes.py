@@ -2,16 +2,19 @@
 
 shape = answer_shape(request)          # None: free text
 shape.grammar                          # GBNF: every sampled token keeps the answer inside it
-shape.read(text)                       # -> Reply(content=...) or Reply(tool_call=("name", '{"city": "Oslo"}'))
+shape.read(text)                       # -> Reply(content=...) or Reply(tool_calls=(("name", '{"city": "Oslo"}'),))
 
 Grammar-constrained decoding is what makes the guarantee: with `response_format` json_schema the answer can only
 be a JSON document valid against the schema, and with `tool_choice` "required" or a named function it can only be
 a call of a declared tool whose arguments are valid against that tool's parameters (the call is generated as
-`{"name": ..., "arguments": {...}}` and returned in OpenAI's `tool_calls` shape). An answer cut off at
+`{"name": ..., "arguments": {...}}` and returned in OpenAI's `tool_calls` shape); "required" with
+`parallel_tool_calls: true` allows 1 to MAX_PARALLEL calls (a JSON array of them). An answer cut off at
 `max_tokens` is incomplete, as OpenAI's is: its finish_reason says "length".
 
-With `tool_choice` "auto" the model writes freely; an answer that is a JSON call of a declared tool (bare, or in
-`<tool_call>` tags as several chat templates ask) is read as one, anything else as text.
+With `tool_choice` "auto" the grammar has two alternatives: exactly one well-formed call of a declared tool (bare
+JSON, or inside `<tool_call>` tags as several chat templates ask), or plain text, which then cannot begin with
+`{`, `<` or white space (what would make it ambiguous with a call); so an answer is read back as one or the other,
+never as a malformed call. With a json_schema or json_object response_format, "auto" keeps that format's grammar.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+from llama_cpp.llama_grammar import JSON_GBNF, SchemaConverter
 
 from ..errors import InvalidRequest
 from .request import GenerationRequest
@@ -33,13 +36,21 @@ MAX_REPETITION = 4096
 _QUANTIFIER = re.compile(r"[{,]\s*(\d+)")  # the numbers of a regex quantifier (and a few harmless others)
 _LOOSE_CHAR = r'char ::= [^"\\] |'
 _JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+MAX_PARALLEL = 4  # calls in one answer with parallel_tool_calls: a bound keeps a gibberish model from looping
+# "auto": a call (bare or tagged) or text that cannot be mistaken for one. `[^\x00]` is any character.
+_AUTO_RULES = r"""
+root ::= tool-call | "<tool_call>" auto-ws tool-call auto-ws "</tool_call>" | auto-text
+auto-ws ::= [ \n]?
+auto-text ::= [^{<\x00-\x20] [^\x00]*
+"""
+_AUTO_NAMES = re.compile(r"^(root|auto-ws|auto-text) ::=", re.MULTILINE)
 _TAGGED = re.compile(r"^\s*<tool_call>\s*(.*?)\s*(?:</tool_call>)?\s*$", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     content: str | None = None
-    tool_call: tuple[str, str] | None = None  # (function name, arguments as JSON text)
+    tool_calls: tuple[tuple[str, str], ...] = ()  # (function name, arguments as JSON text) of each call
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,7 @@ class AnswerShape:
     tools: dict[str, dict[str, Any]]  # name -> parameters, for reading a call back
     named: str | None = None  # the answer is the arguments of this tool
     any_call: bool = False  # the answer is {"name": ..., "arguments": ...} of one of the tools
+    parallel: bool = False  # with any_call: a JSON array of 1 to MAX_PARALLEL such calls
 
     @property
     def forced(self) -> bool:
@@ -55,7 +67,9 @@ class AnswerShape:
 
     def read(self, text: str) -> Reply:
         if self.named is not None:
-            return Reply(tool_call=(self.named, _compact(text)))
+            return Reply(tool_calls=((self.named, _compact(text)),))
+        if self.parallel:
+            return _as_calls(text, self.tools) or Reply(content=text)  # only when cut off at max_tokens
         if self.any_call:
             return _as_call(text, self.tools) or Reply(content=text)  # only when cut off at max_tokens
         if self.tools:
@@ -70,29 +84,45 @@ def answer_shape(request: GenerationRequest) -> AnswerShape:
     tools = {t["name"]: t["parameters"] or _NO_PARAMETERS for t in request.tools} if choice.mode != "none" else {}
     if choice.mode == "named" and choice.name is not None:
         return AnswerShape(_grammar(tools[choice.name], "tools"), tools, named=choice.name)
+    if choice.mode == "required" and request.parallel_tool_calls:
+        schema = {"type": "array", "items": _call_schema(tools), "minItems": 1, "maxItems": MAX_PARALLEL}
+        return AnswerShape(_grammar(schema, "tools"), tools, any_call=True, parallel=True)
     if choice.mode == "required":
-        calls = [
-            {
-                "type": "object",
-                "properties": {"name": {"const": name}, "arguments": parameters},
-                "required": ["name", "arguments"],
-                "additionalProperties": False,
-            }
-            for name, parameters in tools.items()
-        ]
-        schema = calls[0] if len(calls) == 1 else {"anyOf": calls}
-        return AnswerShape(_grammar(schema, "tools"), tools, any_call=True)
+        return AnswerShape(_grammar(_call_schema(tools), "tools"), tools, any_call=True)
     if request.json_schema is not None:
         return AnswerShape(_grammar(request.json_schema, "response_format.json_schema.schema"), tools)
     if request.json_object:
         return AnswerShape(JSON_GBNF, tools)
+    if tools:  # "auto": one valid call or plain text
+        return AnswerShape(_grammar(_call_schema(tools), "tools", name="tool-call") + _AUTO_RULES, tools)
     return AnswerShape(None, tools)
 
 
-def _grammar(schema: dict[str, Any], param: str) -> str:
+def _call_schema(tools: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One call of any of `tools`, as the model writes it: `{"name": ..., "arguments": {...}}`."""
+    calls = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": name}, "arguments": parameters},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for name, parameters in tools.items()
+    ]
+    return calls[0] if len(calls) == 1 else {"anyOf": calls}
+
+
+def _grammar(schema: dict[str, Any], param: str, *, name: str = "") -> str:
+    """The GBNF of `schema`; its top rule is `root`, or `name` when the caller adds its own root."""
     try:
         _check_schema(schema, param)
-        grammar: str = json_schema_to_gbnf(orjson.dumps(_split_type_lists(schema)).decode())
+        # What json_schema_to_gbnf does, with the top rule's name chosen (JSON round trip: plain values only).
+        converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)  # type: ignore[no-untyped-call]
+        resolved = converter.resolve_refs(orjson.loads(orjson.dumps(_split_type_lists(schema))), "stdin")
+        converter.visit(resolved, name)  # type: ignore[no-untyped-call]
+        grammar: str = converter.format_grammar()  # type: ignore[no-untyped-call]
+        if name and _AUTO_NAMES.search(grammar):  # a $defs entry named like one of the added rules
+            raise ValueError("a definition is named 'root', 'auto-ws' or 'auto-text'")
         # llama-cpp-python's converter lets a string hold raw control characters, which JSON forbids (llama.cpp's
         # own converter excludes them): without this a gibberish model wrote "\n" raw into a string.
         return grammar.replace(_LOOSE_CHAR, _JSON_CHAR)
@@ -156,7 +186,20 @@ def _as_call(text: str, tools: dict[str, dict[str, Any]]) -> Reply | None:
         return None
     if not isinstance(value, dict) or value.get("name") not in tools or not isinstance(value.get("arguments"), dict):
         return None
-    return Reply(tool_call=(value["name"], orjson.dumps(value["arguments"]).decode()))
+    return Reply(tool_calls=((value["name"], orjson.dumps(value["arguments"]).decode()),))
+
+
+def _as_calls(text: str, tools: dict[str, dict[str, Any]]) -> Reply | None:
+    try:
+        values = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(values, list) or not values:
+        return None
+    replies = [_as_call(orjson.dumps(value).decode(), tools) for value in values]
+    if not all(replies):
+        return None
+    return Reply(tool_calls=tuple(call for reply in replies if reply for call in reply.tool_calls))
 
 
 def _compact(text: str) -> str:

@@ -54,7 +54,7 @@ def add_assistant_command(commands: Any) -> None:
         help="record it from this machine's microphone with ffmpeg until Enter or --seconds (default: off)",
     )
     parser.add_argument(
-        "--seconds", type=float, default=8.0, help="--mic: the longest recording, in seconds (default: 8)"
+        "--seconds", type=float, default=8.0, help="--mic: the longest recording, in seconds (default: %(default)s)"
     )
     parser.add_argument(
         "--mic-device",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -257,3 +259,52 @@ async def test_keys_mode_on_postgresql(
     rows = await db.fetch("SELECT status FROM usage WHERE key_id = ? ORDER BY at", [key.id])
     assert [row["status"] for row in rows] == [200, 200, 429, 401]
     await db.close()
+
+
+async def test_a_client_that_leaves_after_done_still_has_its_usage_counted(keyed: Any) -> None:
+    """An upstream that sends the usage event and `[DONE]` but ends its body only later: the client reads to
+    `[DONE]` and closes at once, which cancels the relay mid-stream. The usage it had seen still reaches the ledger."""
+    release = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def upstream() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            events = (
+                b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":'
+                b'[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+                b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],'
+                b'"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12}}\n\n'
+                b"data: [DONE]\n\n"
+            )
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                + b"%x\r\n%b\r\n" % (len(events), events)
+            )
+            release.wait(60)  # the body's last chunk only after the client has gone
+
+    thread = threading.Thread(target=upstream, daemon=True)
+    thread.start()
+    start, keys, db, _ = keyed
+    gateway = start(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    secret = await keys.make()
+    try:
+        chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        headers = {"authorization": f"Bearer {secret}"}
+        with (
+            httpx.Client(timeout=60) as http,
+            http.stream("POST", f"{gateway.url}/v1/chat/completions", json=chat, headers=headers) as answer,
+        ):
+            seen = b""
+            for piece in answer.iter_raw():
+                seen += piece
+                if b"[DONE]" in seen:
+                    break  # and close, as the SDKs do
+        rows = await eventually(
+            lambda: usage_report(db, by="key"), lambda rows: bool(rows) and rows[0]["requests"] == 1
+        )
+        assert rows[0]["prompt_tokens"] == 7 and rows[0]["completion_tokens"] == 5
+    finally:
+        release.set()
+        listener.close()

@@ -429,6 +429,12 @@ class ProxyService:
                 chunk = await anext(chunks, b"")
             if hidden is not None and (rest := hidden.rest()):
                 await send({"type": "http.response.body", "body": rest, "more_body": True})
+        except asyncio.CancelledError:
+            # The client left mid-stream (often right after `[DONE]`, before the body's end was relayed): what the
+            # upstream reported it used still counts, for the ledger and the caps.
+            if event_stream and exchange.usage is None:
+                exchange.usage = tail.usage()
+            raise
         except UpstreamError as exc:
             exchange.stream_error = exc.code
             log.warning("upstream stream ended early: %s", exc.message)

@@ -14,7 +14,7 @@ import time
 from .database import Database
 from .rollups import DAY, DIMS_SQL, EVER_TABLE, KEYLESS, KEYLESS_DIMS_SQL, MEASURES, TABLES
 
-# A rollup table's shape (migration 0004 spells out the first two).
+# A rollup table's shape: the hourly and daily ones (0004), the keyless and all-time ones (0009).
 _ROLLUP_TABLE = """CREATE TABLE {table} (
     bucket BIGINT NOT NULL,
     dims TEXT NOT NULL,
@@ -151,23 +151,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         [
             # Usage summed per UTC hour and day (store/rollups.py), kept in step by the ledger's flush and
             # back-filled here from the rows already written; usage reports read these, not the raw ledger.
-            *(
-                f"""CREATE TABLE {table} (
-                    bucket BIGINT NOT NULL,
-                    dims TEXT NOT NULL,
-                    key_id TEXT,
-                    event_id TEXT,
-                    model TEXT,
-                    deployment TEXT,
-                    requests BIGINT NOT NULL,
-                    errors BIGINT NOT NULL,
-                    prompt_tokens BIGINT NOT NULL,
-                    completion_tokens BIGINT NOT NULL,
-                    audio_seconds DOUBLE PRECISION NOT NULL,
-                    PRIMARY KEY (bucket, dims)
-                )"""
-                for table in ("usage_hourly", "usage_daily")
-            ),
+            *(_ROLLUP_TABLE.format(table=table) for table in ("usage_hourly", "usage_daily")),
             "CREATE INDEX usage_daily_key ON usage_daily (key_id, bucket)",
             "CREATE INDEX usage_daily_event ON usage_daily (event_id, bucket)",
             f"""INSERT INTO usage_hourly

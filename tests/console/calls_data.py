@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import json
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +191,57 @@ async def _seed_blobs(database_url: str, connection_string: str, blobs: dict[str
     finally:
         await db.close()
     return ids
+
+
+async def _seed_recordings(database_url: str, uris: dict[str, str]) -> dict[str, str]:
+    db = await connect_database(database_url)
+    ids: dict[str, str] = {}
+    try:
+        store = CallStore(db, "seeder", 60.0)
+        for name, uri in uris.items():
+            call_id = hashlib.sha256(f"recording:{name}".encode()).hexdigest()
+            assert (await store.claim(call_id, SourceItem(uri, name, 1, "1", 0.0), max_attempts=3)).won
+            assert await store.fail(call_id, "kept for the playback tests", None)
+            ids[name] = call_id
+    finally:
+        await db.close()
+    return ids
+
+
+def seed_recordings(database_url: str, uris: dict[str, str]) -> dict[str, str]:
+    """A failed call for each `name: stored path` (the path as the store would hold it); name -> call id."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _seed_recordings(database_url, uris)).result(timeout=120)
+
+
+async def _seed_bulk(database_url: str, count: int, transcript: Callable[[int], str]) -> None:
+    db = await connect_database(database_url)
+    insert = (
+        "INSERT INTO calls (id, status, source_uri, name, size, attempts, fields, document, created_at, updated_at) "
+        "VALUES (?, 'done', ?, ?, 1, 1, ?, ?, ?, ?)"
+    )
+    start = time.time() - 86400  # older than the seeded calls: bulk-000 the newest of these, one a second
+    try:
+        rows = []
+        for i in range(count):
+            call_id, name, at = hashlib.sha256(f"bulk-{i}".encode()).hexdigest(), f"bulk-{i:03d}", start - i
+            document = {
+                "id": call_id,
+                "source": {"uri": f"/bulk/{name}.ogg", "name": name},
+                "transcript": transcript(i),
+            }
+            rows.append([call_id, f"/bulk/{name}.ogg", name, json.dumps({}), json.dumps(document), at, at])
+        await db.execute_many(insert, rows)
+    finally:
+        await db.close()
+
+
+def seed_bulk(database_url: str, count: int, transcript: Callable[[int], str]) -> list[str]:
+    """`count` more done calls written in one batch (as `calls_explorer_bench.py` does), older than those of
+    `seed_calls`, call i saying `transcript(i)`; their names, newest first."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _seed_bulk(database_url, count, transcript)).result(timeout=120)
+    return [f"bulk-{i:03d}" for i in range(count)]
 
 
 def seed_blob_calls(database_url: str, connection_string: str, blobs: dict[str, str]) -> dict[str, str]:

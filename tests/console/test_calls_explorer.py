@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import os
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,22 +24,28 @@ from .calls_data import (
     HOSTILE_FORMULA,
     HOSTILE_SCRIPT,
     seed_blob_calls,
+    seed_bulk,
     seed_calls,
+    seed_recordings,
 )
 from .conftest import csrf_of
 from .test_admin_pages import signed_in
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def explorer(request: pytest.FixtureRequest, tmp_path: Path, console_gateway: Any) -> Iterator[tuple[Any, Any]]:
-    """A console gateway whose calls explorer reads a seeded call store; (gateway, the seeded records)."""
+def call_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The call store's URL: SQLite in the test's folder, or the session's PostgreSQL database."""
     if request.param == "postgresql":
-        database_url = request.getfixturevalue("postgres_url")
-    else:
-        database_url = f"sqlite:///{tmp_path / 'calls.db'}"
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'calls.db'}"
+
+
+@pytest.fixture
+def explorer(call_database: str, tmp_path: Path, console_gateway: Any) -> Iterator[tuple[Any, Any]]:
+    """A console gateway whose calls explorer reads a seeded call store; (gateway, the seeded records)."""
     folder = tmp_path / "recordings"
-    records = seed_calls(database_url, folder)
-    gateway = console_gateway(calls={"database_url": database_url, "playback_sources": [str(folder)]})
+    records = seed_calls(call_database, folder)
+    gateway = console_gateway(calls={"database_url": call_database, "playback_sources": [str(folder)]})
     yield gateway, records
 
 
@@ -139,6 +149,53 @@ def test_a_hostile_call_stays_text(explorer: tuple[Any, Any]) -> None:
         assert client.get("/console/admin/calls.xlsx").status_code == 404
 
 
+def test_an_export_of_a_search_holds_every_match_and_says_when_it_is_cut(
+    explorer: tuple[Any, Any], call_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aoai_gateway.calls import browse
+    from aoai_gateway.console import calls
+
+    monkeypatch.setattr(browse, "SEARCH_WINDOW", 50)  # 359 calls: the search reads 8 windows
+    monkeypatch.setattr(calls, "MAX_EXPORT", 120)
+    gateway, _ = explorer
+    names = seed_bulk(
+        call_database,
+        300,
+        lambda i: f"Call {i}." + (" Needle" if i % 2 == 0 else "") + (" rare word" if i % 4 == 0 else ""),
+    )
+    rare = [name for i, name in enumerate(names) if i % 4 == 0]  # 75, none in the newest window
+    needles = [name for i, name in enumerate(names) if i % 2 == 0]  # 150: more than MAX_EXPORT
+    with signed_in(gateway) as client:
+        # Every match, found window after window, in the order the explorer's pages list them.
+        found = client.get("/console/admin/calls.csv", params={"q": "RARE WORD"})
+        assert found.status_code == 200 and "x-gateway-export-truncated" not in found.headers
+        assert found.headers["content-disposition"] == 'attachment; filename="calls.csv"'
+        assert [row["name"] for row in csv.DictReader(io.StringIO(found.text))] == rare
+        listed: list[str] = []
+        page = client.get("/console/admin/calls", params={"q": "rare word"})
+        while True:  # "Older calls", or "search older calls" where a window ended with none
+            listed += rows(page)
+            if (after := re.search(r"after=([^\"&]+)", page.text)) is None:
+                break
+            page = client.get("/console/admin/calls", params={"q": "rare word", "after": html.unescape(after[1])})
+        assert listed == rare
+        assert "calls-newest-120" in page.text  # the page says what a cut download is called
+
+        # More matches than the limit: the newest 120, and the cut said in the file's name and a header.
+        cut = client.get("/console/admin/calls.jsonl", params={"q": "needle"})
+        assert cut.status_code == 200 and cut.headers["x-gateway-export-truncated"] == "120"
+        assert cut.headers["content-disposition"] == 'attachment; filename="calls-newest-120.jsonl"'
+        lines = [json.loads(line) for line in cut.text.splitlines()]
+        assert [line["source"]["name"] for line in lines] == needles[:120]
+        assert all("Needle" in line["transcript"] for line in lines)
+
+        everything = client.get("/console/admin/calls.csv")  # no search: the same cut
+        assert everything.headers["x-gateway-export-truncated"] == "120"
+        assert len(list(csv.DictReader(io.StringIO(everything.text)))) == 120
+        exactly = client.get("/console/admin/calls.csv", params={"q": "needle", "since": "2000-01-01"})
+        assert exactly.headers["x-gateway-export-truncated"] == "120"
+
+
 def test_audio_ranges(explorer: tuple[Any, Any]) -> None:
     gateway, records = explorer
     audio = AUDIO.read_bytes()
@@ -177,6 +234,91 @@ def test_audio_never_leaves_the_playback_folder(explorer: tuple[Any, Any]) -> No
             assert answer.status_code in (400, 404), path
             assert set(answer.json()["error"]) == {"message", "type", "param", "code"}
             assert "root:" not in answer.text
+
+
+def test_audio_refuses_links_and_odd_files_below_the_folder(
+    explorer: tuple[Any, Any], call_database: str, tmp_path: Path
+) -> None:
+    """Links anywhere below the folder are refused, not followed (even to a file inside it), a FIFO too, and the
+    answer is the route's JSON error, never a 500 or a hang."""
+    gateway, records = explorer
+    folder = tmp_path / "recordings"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(AUDIO, outside / "acme.ogg")
+    (folder / "linked-dir").symlink_to(outside, target_is_directory=True)
+    (folder / "inner-link.ogg").symlink_to(folder / "acme.ogg")
+    os.mkfifo(folder / "pipe.ogg")
+    (folder / "dir.ogg").mkdir()
+    ids = seed_recordings(
+        call_database,
+        {
+            "dir-link": str(folder / "linked-dir" / "acme.ogg"),
+            "inner-link": str(folder / "inner-link.ogg"),
+            "fifo": str(folder / "pipe.ogg"),
+            "directory": str(folder / "dir.ogg"),
+            "gone": str(folder / "gone.ogg"),
+        },
+    )
+    with signed_in(gateway) as client:
+        for name, status in (
+            ("dir-link", 403),
+            ("inner-link", 403),
+            ("fifo", 403),
+            ("directory", 403),
+            ("gone", 404),
+        ):
+            answer = client.get(f"/console/admin/calls/{ids[name]}/audio", headers={"range": "bytes=0-99"})
+            assert answer.status_code == status, (name, answer.text)
+            assert set(answer.json()["error"]) == {"message", "type", "param", "code"}
+        assert client.get(f"/console/admin/calls/{records['acme'].id}/audio").content == AUDIO.read_bytes()
+
+
+async def test_a_recording_swapped_for_a_link_after_the_check_is_not_served(tmp_path: Path) -> None:
+    """The path is checked and opened in one walk: a swap after `locate` changes nothing that is served, and a
+    directory swapped for a link out while the walk is under way is refused."""
+    from aoai_gateway.calls import playback
+    from aoai_gateway.config.calls import CallsSettings
+    from aoai_gateway.errors import PermissionDenied
+
+    folder, outside = tmp_path / "recordings", tmp_path / "outside"
+    (folder / "day").mkdir(parents=True)
+    outside.mkdir()
+    inside_bytes = AUDIO.read_bytes()
+    (folder / "day" / "call.ogg").write_bytes(inside_bytes)
+    (outside / "call.ogg").write_bytes(b"SECRET" * 1000)
+    player = await playback.Playback.open(CallsSettings(playback_sources=(str(folder),)))
+
+    recording = await player.locate(str(folder / "day" / "call.ogg"))
+    swap(folder / "day" / "call.ogg", outside / "call.ogg")  # after the check, before any byte is read
+    body = b"".join([chunk async for chunk in recording.read(0, recording.size)])
+    assert b"SECRET" not in body and body == inside_bytes
+    await recording.aclose()
+    assert (folder / "day" / "call.ogg").is_symlink()
+
+    (folder / "day" / "call.ogg").unlink()
+    (folder / "day" / "call.ogg").write_bytes(inside_bytes)
+    real_open = os.open
+
+    def racing_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if path == "day":  # the walk is inside the folder: the attacker swaps the next directory for a link out
+            swap(folder / "day", outside)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(playback.os, "open", racing_open)
+        with pytest.raises(PermissionDenied):
+            await player.locate(str(folder / "day" / "call.ogg"))
+    assert (folder / "day").is_symlink()  # the swap did happen, and the link was not followed
+
+
+def swap(path: Path, target: Path) -> None:
+    """`path` atomically replaced by a link to `target` (rename over it, as an attacker racing a check would)."""
+    link = path.with_name(path.name + ".swap")
+    link.symlink_to(target, target_is_directory=target.is_dir())
+    if path.is_dir() and not path.is_symlink():
+        path.rename(path.with_name(path.name + ".old"))
+    os.replace(link, path)
 
 
 def test_retry_needs_a_session_and_its_csrf_token(explorer: tuple[Any, Any]) -> None:

@@ -8,7 +8,8 @@
 Pages are keyset-paginated on `(created_at, id)`, which migration 0009 indexes (with `status` in front for a status
 filter), so page 1,000 costs what page 1 does. A field filter is the store's own clause (a scalar equal to the
 value, or a list holding it; bound parameters only). Transcript search is a case-insensitive substring of the
-stored transcript: it reads the documents the other filters leave, which is why it pairs well with a date range.
+stored transcript: SQLite reads the documents the other filters leave (a window at a time, which is why it pairs
+well with a date range); PostgreSQL finds them on a pg_trgm index where migration 0011 could make one.
 Every query goes through the store's async database (aiosqlite threads, asyncpg), never on the event loop.
 """
 
@@ -23,17 +24,21 @@ from typing import Any
 from .errors import QueryError
 from .store import _COLUMNS, STATUSES, CallRecord, CallStore, field_clause
 
-__all__ = ["CallBrowser", "CallFilter", "CallPage", "Figures", "budget_band"]
+__all__ = ["CallBrowser", "CallFilter", "CallPage", "CallSelection", "Figures", "budget_band"]
 
 PAGE_SIZE = 50
 FIGURE_CALLS = 10_000  # the charts read at most this many (the newest) of the matching calls
 SEARCH_WINDOW = 10_000  # a transcript search reads at most this many documents a page
 _AFTER = "(created_at < ? OR (created_at = ? AND id < ?))"  # older than a cursor (newest first)
 _NOT_BEFORE = "(created_at > ? OR (created_at = ? AND id >= ?))"  # not older than a window's edge
+# The same test in both: the lower-cased search text is a substring of the lower-cased transcript. PostgreSQL's is a
+# LIKE with the text's wildcards escaped (`\` is LIKE's default escape), so migration 0011's pg_trgm index on
+# `lower(document ->> 'transcript')` can serve it; without that index it reads each document, as strpos did.
 _TRANSCRIPT = {
     "sqlite": "instr(lower(json_extract(document, '$.transcript')), lower(?)) > 0",
-    "postgresql": "strpos(lower(document ->> 'transcript'), lower(?)) > 0",
+    "postgresql": "lower(document ->> 'transcript') LIKE '%' || lower(?) || '%'",
 }
+_LIKE_SPECIAL = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
 _CURSOR = re.compile(r"^(\d{1,12}(?:\.\d{1,9})?)~([0-9a-f]{1,64})$")
 
 
@@ -74,7 +79,7 @@ class CallFilter:
         """The transcript search's clause and its parameter."""
         if not self.text or "\x00" in self.text:
             raise QueryError("the search text is empty or holds a NUL character, which no transcript can")
-        return _TRANSCRIPT[dialect], self.text
+        return _TRANSCRIPT[dialect], self.text.translate(_LIKE_SPECIAL) if dialect == "postgresql" else self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,12 @@ class CallPage:
     # A transcript search reads at most SEARCH_WINDOW calls a page: True when this page's window ended before a
     # full page was found, so `next_cursor` goes on searching older calls from where it stopped.
     window_ended: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallSelection:
+    records: list[CallRecord]  # the newest matching calls, newest first
+    truncated: bool  # more calls match than were asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +145,18 @@ class CallBrowser:
         rows = await self.store.db.fetch(sql, params)
         return (float(rows[0]["created_at"]), str(rows[0]["id"])) if rows else None
 
-    async def matching(self, where: CallFilter, limit: int) -> list[CallRecord]:
-        """The newest `limit` calls that match (exports)."""
-        clauses, params = where.where(self.store.db.dialect)
-        return await self._select(clauses, params, limit)
+    async def matching(self, where: CallFilter, limit: int) -> CallSelection:
+        """The newest `limit` calls that match (exports), and whether more do. A transcript search goes through
+        the search windows one after another, as the pages do, so no query reads more than SEARCH_WINDOW
+        documents and the selection holds every match up to `limit`, not only those of the newest window."""
+        records: list[CallRecord] = []
+        cursor: str | None = None
+        while True:  # one more than `limit` tells that more match
+            page = await self.page(where, cursor, limit + 1 - len(records))
+            records += page.records
+            cursor = page.next_cursor
+            if cursor is None or len(records) > limit:  # the last window searched, or enough found
+                return CallSelection(records[:limit], truncated=len(records) > limit)
 
     async def figures(self, where: CallFilter) -> Figures:
         """The charts' counts over the newest `FIGURE_CALLS` matching calls (with a transcript search: those

@@ -86,7 +86,7 @@ class CallsSettings(BaseModel):
     queue_name: str = Field("aoai-calls", pattern=r"^[a-zA-Z_][a-zA-Z0-9._-]*$", max_length=200)
     azure_storage: AzureStorageSettings = AzureStorageSettings()
     # Folders and azure://container[/prefix] sources whose recordings the console's calls explorer may play;
-    # a recording anywhere else (or reached through a link out of them) is refused.
+    # a recording anywhere else (or reached through a link below them) is refused.
     playback_sources: tuple[str, ...] = Field((), max_length=32)
 
     @property

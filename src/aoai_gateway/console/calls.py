@@ -2,6 +2,8 @@
 
     GET  {prefix}/admin/calls?status=done&since=2026-11-01&until=2026-11-30&field=sentiment&value=positive&q=battery
     GET  {prefix}/admin/calls.csv?...   {prefix}/admin/calls.jsonl?...   the same filters, up to MAX_EXPORT calls
+                                        (a transcript search: every match, window after window; when more match,
+                                        the file is calls-newest-10000.csv and x-gateway-export-truncated says so)
     GET  {prefix}/admin/calls/{id}          transcript synced with the player, fields with their quotes, models
     GET  {prefix}/admin/calls/{id}/audio    the recording, with HTTP Range (calls/playback.py decides what may play)
     POST {prefix}/admin/calls/{id}/retry    a failed call back to the queue, as `calls retry ID` does
@@ -28,7 +30,7 @@ from urllib.parse import quote
 from ..calls.browse import PAGE_SIZE, SEARCH_WINDOW, CallBrowser, CallFilter
 from ..calls.errors import QueryError
 from ..calls.export import write_export
-from ..calls.playback import Playback
+from ..calls.playback import Playback, Recording
 from ..calls.store import FAILED, STATUSES, CallRecord, CallStore
 from ..calls.transcript import Transcript
 from ..config.calls import CallsSettings
@@ -154,6 +156,7 @@ class CallPages:
             first_page=not query.get("after"),
             window_ended=page.window_ended,
             search_window=SEARCH_WINDOW,
+            max_export=MAX_EXPORT,
             charts=[(slug, title, bar_chart(rows), rows) for slug, title, rows in charts if rows],
             figure_calls=figures.calls if figures is not None else 0,
         )
@@ -165,19 +168,18 @@ class CallPages:
         if kind not in _EXPORTS:
             raise NotFound("Export as calls.csv or calls.jsonl.")
         try:
-            records = await CallBrowser(archive.store).matching(call_filter(dict(visit.request.query)), MAX_EXPORT)
+            selection = await CallBrowser(archive.store).matching(call_filter(dict(visit.request.query)), MAX_EXPORT)
         except QueryError as exc:
             raise InvalidRequest(exc.message) from None
         out = io.StringIO()
-        await asyncio.to_thread(write_export, records, kind, out)  # 10,000 documents: not on the event loop
-        disposition = f'attachment; filename="calls.{kind}"'.encode()
-        return Html(
-            200,
-            out.getvalue().encode("utf-8"),
-            [*visit.headers(), (b"content-disposition", disposition)],
-            no_store=True,
-            content_type=_EXPORTS[kind],
-        )
+        await asyncio.to_thread(write_export, selection.records, kind, out)  # 10,000 documents: not on the event loop
+        # Cut at MAX_EXPORT: said where the person downloading sees it (the file's name, as the page says it will
+        # be) and where a script does (a header), never as a line that would corrupt the CSV or JSON Lines.
+        name = f"calls-newest-{MAX_EXPORT}.{kind}" if selection.truncated else f"calls.{kind}"
+        headers = [*visit.headers(), (b"content-disposition", f'attachment; filename="{name}"'.encode())]
+        if selection.truncated:
+            headers.append((b"x-gateway-export-truncated", str(MAX_EXPORT).encode()))
+        return Html(200, out.getvalue().encode("utf-8"), headers, no_store=True, content_type=_EXPORTS[kind])
 
     async def show(self, visit: Visit, params: dict[str, str]) -> Html:
         if not self.admin.signed_in(visit):
@@ -227,27 +229,36 @@ class CallPages:
             self.admin.require(visit)
             record = await self._record(params["call_id"])
             recording = await self._archive().playback.locate(record.source_uri)
-            start, end = _byte_range(request.headers.get("range"), recording.size)
         except GatewayError as exc:
             await send_error(send, exc, page_headers(no_store=True))
             return
-        length = end - start
-        headers: RawHeaders = [
-            (b"content-type", recording.content_type.encode()),
-            (b"content-length", str(length).encode()),
-            (b"accept-ranges", b"bytes"),
-            (b"cache-control", b"private, no-cache"),
-            *page_headers(),
-        ]
-        partial = request.headers.get("range") is not None
-        if partial:
-            headers.append((b"content-range", f"bytes {start}-{end - 1}/{recording.size}".encode()))
-        await send({"type": "http.response.start", "status": 206 if partial else 200, "headers": headers})
-        # Closed at once if the player goes away mid-body (it does so on every seek): the file or blob download too.
-        async with contextlib.aclosing(recording.read(start, length)) as chunks:
-            async for chunk in chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        # The file located is the one served (its descriptor, opened once), and let go of however the answer ends.
+        async with contextlib.aclosing(recording):
+            try:
+                start, end = _byte_range(request.headers.get("range"), recording.size)
+            except GatewayError as exc:
+                await send_error(send, exc, page_headers(no_store=True))
+                return
+            await _send_recording(send, recording, start, end, partial=request.headers.get("range") is not None)
+
+
+async def _send_recording(send: Send, recording: Recording, start: int, end: int, *, partial: bool) -> None:
+    length = end - start
+    headers: RawHeaders = [
+        (b"content-type", recording.content_type.encode()),
+        (b"content-length", str(length).encode()),
+        (b"accept-ranges", b"bytes"),
+        (b"cache-control", b"private, no-cache"),
+        *page_headers(),
+    ]
+    if partial:
+        headers.append((b"content-range", f"bytes {start}-{end - 1}/{recording.size}".encode()))
+    await send({"type": "http.response.start", "status": 206 if partial else 200, "headers": headers})
+    # Closed at once if the player goes away mid-body (it does so on every seek): the file or blob download too.
+    async with contextlib.aclosing(recording.read(start, length)) as chunks:
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int]:

@@ -4,13 +4,18 @@
 
 A migration is a list of portable SQL statements (TEXT, BIGINT, DOUBLE PRECISION work on SQLite and
 PostgreSQL alike; `{json}` becomes JSONB on PostgreSQL and TEXT on SQLite); add new ones at the end, never edit
-an applied one.
+an applied one. What only one dialect can do is a step in `DIALECT_STEPS`, keyed by (migration, dialect): an async
+function giving more statements for that migration, or None when this server cannot take them now (a missing
+extension): then the migration is not recorded, the log says why, and the next start tries it again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable
 
+from ..errors import GatewayError
 from .database import Database
 from .rollups import DAY, DIMS_SQL, EVER_TABLE, KEYLESS, KEYLESS_DIMS_SQL, MEASURES, TABLES
 
@@ -263,7 +268,54 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX calls_status_created ON calls (status, created_at, id)",
         ],
     ),
+    (
+        # The transcript search's index: PostgreSQL only (DIALECT_STEPS); SQLite has no trigram index and keeps
+        # reading a window of documents a page.
+        "0011_calls_transcript_search",
+        [],
+    ),
 ]
+
+log = logging.getLogger("aoai_gateway.migrations")
+
+DialectStep = Callable[[Database], Awaitable[list[str] | None]]
+
+
+async def _transcript_trigrams(db: Database) -> list[str] | None:
+    """PostgreSQL: a pg_trgm index serving the calls explorer's transcript search (calls/browse.py's LIKE on
+    `lower(document ->> 'transcript')`), so a search finds its calls on the index instead of reading every document
+    of its window. pg_trgm ships with PostgreSQL but creating it needs CREATE on the database (it is a trusted
+    extension) or a superuser; without it the search reads the documents, with the same results."""
+    if not await _has_trgm(db):
+        try:
+            await db.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        except GatewayError:  # the database itself is unavailable: not a missing privilege
+            raise
+        except Exception as exc:  # any driver error: privilege, extension not installed, a concurrent creation
+            if not await _has_trgm(db):
+                log.warning(
+                    "transcript search without an index: CREATE EXTENSION pg_trgm failed (%s: %s); the calls "
+                    "explorer's search reads each document instead. Run it as a superuser (or grant CREATE on the "
+                    "database) and restart to build the index (migration 0011_calls_transcript_search).",
+                    type(exc).__name__,
+                    exc,
+                )
+                return None
+    return [
+        "CREATE INDEX calls_transcript_trgm ON calls USING gin (lower(document ->> 'transcript') gin_trgm_ops)",
+        # The planner's statistics of the indexed expression, now rather than at autovacuum's next pass: without
+        # them it cannot tell a term most transcripts hold (walk the newest calls) from a rare one (the index).
+        "ANALYZE calls",
+    ]
+
+
+async def _has_trgm(db: Database) -> bool:
+    return bool(await db.fetch("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"))
+
+
+DIALECT_STEPS: dict[tuple[str, str], DialectStep] = {
+    ("0011_calls_transcript_search", "postgresql"): _transcript_trigrams,
+}
 
 _JSON_TYPE = {"postgresql": "JSONB", "sqlite": "TEXT"}
 
@@ -278,10 +330,15 @@ async def migrate(db: Database) -> list[str]:
     for name, statements in MIGRATIONS:
         if name in done:
             continue
+        json_type = _JSON_TYPE.get(db.dialect, "TEXT")
+        portable = [statement.replace("{json}", json_type) for statement in statements]
+        if (step := DIALECT_STEPS.get((name, db.dialect))) is not None:
+            if (own := await step(db)) is None:
+                continue  # not possible on this server now: not recorded, tried again at the next start
+            portable += own
         record = f"INSERT INTO schema_migrations (name, applied_at) VALUES ('{name}', {time.time()})"
         try:
-            json_type = _JSON_TYPE.get(db.dialect, "TEXT")
-            await db.script([*(statement.replace("{json}", json_type) for statement in statements), record])
+            await db.script([*portable, record])
         except Exception:
             # Another process (the server and a CLI command starting together) may have applied it first.
             if name in {row["name"] for row in await db.fetch("SELECT name FROM schema_migrations")}:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from aoai_gateway.store import Database, UsageLedger, UsageRow, connect_database, migrate, migrations, usage_report
-from aoai_gateway.store.usage import _INSERT, GROUPS, _values, key_totals
+from aoai_gateway.store.usage import _INSERT, GROUPS, _values, key_totals, recent_activity
 
 from .keyed import MASTER, chat
 from .services import drop_gateway_tables
@@ -154,6 +154,72 @@ async def test_pages_add_up_to_the_whole_report(empty_db: Database) -> None:
         _same([row for page in pages for row in page], whole)
         assert pages[-1] == [] and all(len(page) == 3 for page in pages[:-2])
         _same(await usage_report(db, by=by, offset=2), whole[2:])
+
+
+async def test_a_page_since_an_instant_is_a_slice_of_the_raw_report(empty_db: Database) -> None:
+    # Each source stops at the page's end (offset + limit groups): the page must still be the raw report's slice,
+    # with groups that only some sources have, and sums over all three sources (raw, hourly, daily).
+    db = empty_db
+    await migrate(db)
+    ledger = UsageLedger(db)
+    for row in _random_rows(random.Random(11), 900):
+        ledger.record(row)
+    await ledger.flush()
+    for by in GROUPS:
+        for key_id, since in ((None, None), (None, DAY + 1800.5), (None, DAY - 2 * 86400 + 7.25), ("key_a", DAY)):
+            whole = await _raw_report(db, by, key_id, None, since)
+            assert len(whole) > 2 or by == "key"
+            for limit, offset in ((1, 0), (2, 1), (3, max(0, len(whole) - 2)), (len(whole), 0), (4, len(whole) + 1)):
+                page = await usage_report(db, by=by, key_id=key_id, since=since, limit=limit, offset=offset)
+                _same(page, whole[offset : offset + limit])
+
+
+async def test_recent_activity_counts_each_row_in_its_minute(empty_db: Database) -> None:
+    db = empty_db
+    await migrate(db)
+    rng = random.Random(5)
+    start = DAY + 600.0
+    rows = [
+        UsageRow(
+            at,
+            rng.choice(["key_a", "key_b", None]),
+            event,
+            "gpt-4o",
+            "d",
+            "/v1/chat/completions",
+            rng.choice([200, 429]),
+            rng.randrange(50),
+            rng.randrange(50),
+            0.0,
+            1.0,
+        )
+        for event in ("evt_1", "evt_2")
+        # Rows on minute boundaries, just before them, at the window's ends, and anywhere.
+        for at in [start, start + 60, start + 59.999999, start + 600 - 1e-6, start + 600, start - 0.001]
+        + [start + rng.uniform(0, 600) for _ in range(200)]
+    ]
+    ledger = UsageLedger(db)
+    for row in rows:
+        ledger.record(row)
+    await ledger.flush()
+    until = start + 600 - 0.5  # mid-minute: the last minute is cut there
+    minutes, top = await recent_activity(db, event_id="evt_1", since=start, until=until, top=2)
+    shown = [row for row in rows if row.event_id == "evt_1" and start <= row.at < until]
+    expected = []
+    for index in range(int(start // 60), int(-(-until // 60))):
+        inside = [row for row in shown if index * 60 <= row.at < (index + 1) * 60]
+        tokens = sum(row.prompt_tokens + row.completion_tokens for row in inside)
+        expected.append((len(inside), sum(row.status >= 400 for row in inside), tokens))
+    assert [(m["requests"], m["errors"], m["tokens"]) for m in minutes] == expected and len(minutes) == 10
+    assert sum(m["requests"] for m in minutes) == len(shown)
+    per_key: dict[str, list[int]] = {}
+    for row in shown:
+        if row.key_id is not None:
+            sums = per_key.setdefault(row.key_id, [0, 0])
+            sums[0] += row.prompt_tokens + row.completion_tokens
+            sums[1] += 1
+    leaders = sorted(per_key.items(), key=lambda item: (-item[1][0], -item[1][1], item[0]))
+    assert [(t["key_id"], t["tokens"], t["requests"]) for t in top] == [(k, s[0], s[1]) for k, s in leaders]
 
 
 async def test_admin_usage_pages_and_refuses_bad_parameters(keyed: Any) -> None:

@@ -286,6 +286,9 @@ def test_the_live_view(console_gateway: Any) -> None:
         assert "default-src 'none'" in polled.headers["content-security-policy"]
         body = polled.json()
         assert body["requests"] == 2 and body["top_attendees"][0]["name"] == "<i>Zed</i>"
+        # One summary for everyone watching, for a few seconds: the page says when its figures were taken.
+        assert f'figures as of <span data-live="until">{body["until"][11:19]}</span> UTC' in live.text
+        assert "at most 5 seconds old" in live.text
         missing = client.get("/console/admin/events/evt_nope/live.json")
         assert missing.status_code == 404 and missing.json()["error"]["param"] == "event_id"
     stranger = httpx.get(f"{gateway.url}/console/admin/events/{event['id']}/live.json")

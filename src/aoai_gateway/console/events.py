@@ -39,6 +39,7 @@ from ..http.paths import Router
 from ..store.events import Event
 from .admin import AdminPages
 from .charts import bar_chart
+from .live import SharedSummaries, Summary
 from .pages import Html, Pages, Visit
 
 CAPS = ("daily_requests", "daily_tokens", "max_tokens", "max_attendees")
@@ -46,6 +47,8 @@ PAGE = 50
 LIVE_MINUTES = 15
 LIVE_TOP = 10
 LIVE_REFRESH_SECONDS = 10
+# How long viewers share one live summary (live.py): well within the page's poll period.
+LIVE_SHARED_SECONDS = 5
 EXTENSIONS = {"1h": "one hour", "1d": "one day"}
 # What a redirect may announce: fixed texts chosen by the server, so a crafted link cannot put words on the page.
 NOTICES = {
@@ -65,6 +68,7 @@ class EventPages:
         self.pages = pages
         self.admin = admin
         self.models = models
+        self.live_summaries = SharedSummaries(LIVE_SHARED_SECONDS)
 
     def organiser(self) -> EventOrganiser:
         store = self.admin.store()
@@ -199,7 +203,7 @@ class EventPages:
             return visit.redirect(f"{self.pages.prefix}/sign-in")
         organiser = self.organiser()
         event = await organiser.show(params["event_id"])
-        summary = await organiser.live(event.id, minutes=LIVE_MINUTES, top=LIVE_TOP)
+        summary = await self._live(event.id)
         minutes = [(row["minute"][11:16], row) for row in summary["per_minute"]]
         return visit.html(
             "event_live.html",
@@ -210,13 +214,22 @@ class EventPages:
             chart=bar_chart([(label, row["requests"]) for label, row in minutes]),
             leaders=summary["top_attendees"],
             refresh=LIVE_REFRESH_SECONDS,
+            shared=LIVE_SHARED_SECONDS,
+        )
+
+    async def _live(self, event_id: str) -> Summary:
+        """The event's live summary, shared with whoever else watches it (at most `LIVE_SHARED_SECONDS` old)."""
+        organiser = self.organiser()
+        return await self.live_summaries.get(
+            (event_id, LIVE_MINUTES, LIVE_TOP),
+            lambda: organiser.live(event_id, minutes=LIVE_MINUTES, top=LIVE_TOP),
         )
 
     async def live_json(self, visit: Visit, params: dict[str, str]) -> Html:
         """The live summary for the page's script: the admin API's `GET /admin/events/{id}/live` answer."""
         try:
             self.admin.require(visit)
-            summary = await self.organiser().live(params["event_id"], minutes=LIVE_MINUTES, top=LIVE_TOP)
+            summary = await self._live(params["event_id"])
         except GatewayError as exc:
             headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
             return Html(exc.status, exc.body(), [*visit.headers(), *headers], True, _JSON)

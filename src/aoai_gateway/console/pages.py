@@ -26,6 +26,7 @@ from ..http.asgi import RawHeaders, Send
 from ..http.paths import Handler
 from ..http.request import Request
 from ..http.responses import send_bytes
+from ..store.database import console_reads
 from .assets import Assets
 from .security import CSRF_COOKIE, CSRF_FIELD, CsrfGuard, cookie_header, new_secret, page_headers, read_cookies
 from .sessions import SESSION_COOKIE, Sessions
@@ -145,8 +146,11 @@ class Pages:
         async def handle(request: Request, send: Send, params: dict[str, str]) -> None:
             visit = Visit(request, self, read_cookies(request.headers.get("cookie", "")), signed_in=False)
             try:
-                await self.sign_in(visit)  # a database that cannot answer is an error page like any other
-                html = await page(visit, params)
+                # Everything a page reads runs on the database's low-priority readers: a page can wait a little,
+                # the proxy's requests on the same core should not.
+                with console_reads():
+                    await self.sign_in(visit)  # a database that cannot answer is an error page like any other
+                    html = await page(visit, params)
             except GatewayError as exc:
                 body = self.render("error.html", title=_TITLES.get(exc.status, "Error"), error=exc, csrf=visit.csrf)
                 headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]

@@ -6,7 +6,9 @@
 SQL is written once with `?` placeholders and portable types (TEXT, BIGINT, DOUBLE PRECISION); the PostgreSQL
 backend numbers the placeholders. SQLite runs in WAL mode: reads run on a small pool of reader threads (each with
 its own connection; WAL lets them read while the writer writes) and writes on one writer thread, so neither a
-long report nor a slow disk ever stalls the event loop.
+long report nor a slow disk ever stalls the event loop. Reads made inside `console_reads()` (every console page)
+run on readers of their own at a lower CPU priority (`CONSOLE_NICE`), so an organiser's report never takes the
+CPU from the proxy's loop or its key lookups.
 
 Both backends translate their drivers' failures here and nowhere else: a database that cannot be reached (or is
 locked past its timeout, or shutting down) raises `DatabaseUnavailable` (503), a full disk `StorageFull` (507),
@@ -17,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import re
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -32,6 +36,25 @@ from ..errors import DatabaseUnavailable, GatewayError, StorageFull
 
 Row = dict[str, Any]
 Params = Sequence[Any]
+
+# How much less CPU the console's reader threads ask for (Linux per-thread nice: at 10 a thread gets about a
+# tenth of a core that the proxy's loop also wants, and all of an idle one).
+CONSOLE_NICE = 10
+_CONSOLE = contextvars.ContextVar("aoai_gateway_console_reads", default=False)
+
+
+@contextlib.contextmanager
+def console_reads() -> Iterator[None]:
+    """Reads in here run on the database's low-priority readers: `with console_reads(): html = await page(...)`.
+
+    For work that can wait (console pages, reports); writes are unaffected (one writer: a lowered writer would
+    hold the write lock longer, and the proxy's ledger flushes wait on it).
+    """
+    token = _CONSOLE.set(True)
+    try:
+        yield
+    finally:
+        _CONSOLE.reset(token)
 
 
 class Database(Protocol):
@@ -114,11 +137,23 @@ class SqliteDatabase:
         self._probe = self._open(path)
         # A lock is never waited for on the event loop: `generation()` answers None ("cannot tell") instead.
         self._probe.execute("PRAGMA busy_timeout=0")
-        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._local = threading.local()
-        self._reads = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-reader")
+        self._threads: dict[str, set[int]] = {"reader": set(), "console reader": set(), "writer": set()}
+        self._writes = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sqlite-writer", initializer=self._started, initargs=("writer", 0)
+        )
+        self._reads = ThreadPoolExecutor(
+            max_workers=readers, thread_name_prefix="sqlite-reader", initializer=self._started, initargs=("reader", 0)
+        )
+        # Two: a report and a live view at once; more would only share the same lowered slice of the CPU.
+        self._console_reads = ThreadPoolExecutor(
+            max_workers=2,
+            thread_name_prefix="sqlite-console-reader",
+            initializer=self._started,
+            initargs=("console reader", CONSOLE_NICE),
+        )
 
     @staticmethod
     def _open(path: str) -> sqlite3.Connection:
@@ -139,6 +174,21 @@ class SqliteDatabase:
         connection.execute("PRAGMA busy_timeout=30000")
         return connection
 
+    def _started(self, role: str, nice: int) -> None:
+        # Each pool thread as it starts: a lower priority for the console's (per thread on Linux, where a
+        # thread's native id is its own scheduling entity; elsewhere PRIO_PROCESS would mean the whole process).
+        tid = threading.get_native_id()
+        if nice and sys.platform == "linux":
+            with contextlib.suppress(OSError):  # a sandbox that refuses it: the reads still run, at full priority
+                # Relative to the process's own (a gateway started under `nice` stays below its console).
+                os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        self._threads[role].add(tid)
+
+    def threads(self) -> dict[str, list[int]]:
+        """The native ids of the threads that have run this database's work, by role ("reader", "console
+        reader", "writer"): `/proc/self/task/<id>` for each, in diagnostics and tests."""
+        return {role: sorted(ids) for role, ids in self._threads.items()}
+
     def _reader(self) -> sqlite3.Connection:
         # One connection per reader thread, opened on its first read and closed by `close()`.
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -152,8 +202,9 @@ class SqliteDatabase:
         def run() -> list[Row]:
             return [dict(row) for row in self._reader().execute(sql, tuple(params)).fetchall()]
 
+        pool = self._console_reads if _CONSOLE.get() else self._reads
         with self._translated():
-            rows: list[Row] = await asyncio.get_running_loop().run_in_executor(self._reads, run)
+            rows: list[Row] = await asyncio.get_running_loop().run_in_executor(pool, run)
         return rows
 
     def generation(self) -> int | None:
@@ -208,6 +259,7 @@ class SqliteDatabase:
     async def close(self) -> None:
         self._writes.shutdown(wait=True)
         self._reads.shutdown(wait=True)
+        self._console_reads.shutdown(wait=True)
         for connection in [*self._readers, self._probe, self._writer]:
             connection.close()
 

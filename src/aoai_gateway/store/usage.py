@@ -53,6 +53,8 @@ _values = operator.attrgetter(*_COLUMNS)  # dataclasses.astuple deep-copies: ten
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 # What `by` may be, and the column (or "day") it groups on.
 GROUPS = {"model": "model", "key": "key_id", "day": "day", "event": "event_id", "deployment": "deployment"}
+_COUNTS = ("requests", "errors", "prompt_tokens", "completion_tokens")
+_MINUTES_A_QUERY = 240  # a live view's minutes in one query: SQLite allows 500 SELECTs in one UNION ALL
 
 
 def _batches(rows: list[UsageRow]) -> list[tuple[str, list[Any]]]:
@@ -140,25 +142,37 @@ async def usage_report(
     """
     filters = [(column, value) for column, value in (("key_id", key_id), ("event_id", event_id)) if value is not None]
     parts = report_parts(by_column=GROUPS[by], filters=filters, since=since)
-    page = ""
+    if limit is not None:
+        # The page's groups are among each source's first `offset + limit` groups (a group ranked r overall has
+        # at most r - 1 smaller groups in any source it appears in), and each of those sources has all of its
+        # rows for that group: so each source stops there, in the order of its index (usage by key reads the
+        # first keys, not all of them), and the sums stay exact.
+        parts = [
+            (f"SELECT * FROM ({sql} ORDER BY grp LIMIT ?) AS part{index}", [*part_params, offset + limit])
+            for index, (sql, part_params) in enumerate(parts)
+        ]
     params = [value for _, part_params in parts for value in part_params]
+    page = ""
     if limit is not None or offset:
         # SQLite needs a LIMIT before an OFFSET and PostgreSQL refuses a negative one: "no limit" is a huge one.
         page = " LIMIT ? OFFSET ?"
         params += [limit if limit is not None else 2**62, offset]
+    # The rows come back as the report's own: named and typed in SQL (PostgreSQL sums BIGINTs as NUMERIC), so a
+    # page of 10,000 groups is not rebuilt row by row in Python.
+    if len(parts) == 1:  # already one row per group (a report without `since`): no second grouping
+        sums = [*(f"CAST({m} AS BIGINT) AS {m}" for m in _COUNTS), "audio_seconds"]
+        grouping = ""
+    else:
+        sums = [*(f"CAST(SUM({m}) AS BIGINT) AS {m}" for m in _COUNTS), "SUM(audio_seconds) AS audio_seconds"]
+        grouping = " GROUP BY grp"
     union = " UNION ALL ".join(sql for sql, _ in parts)
-    rows = await db.fetch(
-        "SELECT grp, SUM(requests) AS requests, SUM(errors) AS errors, SUM(prompt_tokens) AS prompt_tokens, "
-        "SUM(completion_tokens) AS completion_tokens, SUM(audio_seconds) AS audio_seconds "
-        f"FROM ({union}) AS parts GROUP BY grp ORDER BY grp{page}",
-        params,
+    report: list[dict[str, Any]] = await db.fetch(
+        f'SELECT grp AS "{by}", {", ".join(sums)} FROM ({union}) AS parts{grouping} ORDER BY grp{page}', params
     )
-    report = []
-    for row in rows:
-        name = row.pop("grp")
-        if by == "day" and name is not None:
-            name = dt.datetime.fromtimestamp(int(name) * 86400, dt.UTC).date().isoformat()
-        report.append({by: name, **{k: (int(v) if k != "audio_seconds" else float(v or 0)) for k, v in row.items()}})
+    if by == "day":
+        for row in report:
+            if row["day"] is not None:
+                row["day"] = dt.datetime.fromtimestamp(int(row["day"]) * 86400, dt.UTC).date().isoformat()
     return report
 
 
@@ -208,18 +222,26 @@ async def recent_activity(
         "COUNT(*) AS requests, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors, "
         "SUM(prompt_tokens + completion_tokens) AS tokens"
     )
-    minute = "CAST(FLOOR(at / 60) AS BIGINT)"
     window = "WHERE event_id = ? AND at >= ? AND at < ?"
-    params = [event_id, since, until]
-    by_minute = await db.fetch(f"SELECT {minute} AS minute, {sums} FROM usage {window} GROUP BY {minute}", params)
+    # One range of the index per minute (a row is in minute m when m * 60 <= at < (m + 1) * 60), each summed as
+    # it is read: no grouping on a computed minute, which would sort every row of the window first.
+    indexes = range(int(since // 60), int(-(-until // 60)))
+    spans = [(index, max(since, index * 60.0), min(until, (index + 1) * 60.0)) for index in indexes]
+    by_minute: list[dict[str, Any]] = []
+    for first in range(0, len(spans), _MINUTES_A_QUERY):
+        chunk = spans[first : first + _MINUTES_A_QUERY]
+        by_minute += await db.fetch(
+            " UNION ALL ".join(f"SELECT CAST(? AS BIGINT) AS minute, {sums} FROM usage {window}" for _ in chunk),
+            [value for index, start, end in chunk for value in (index, event_id, start, end)],
+        )
     leaders = await db.fetch(
         f"SELECT key_id, {sums} FROM usage {window} AND key_id IS NOT NULL GROUP BY key_id "
         "ORDER BY tokens DESC, requests DESC, key_id LIMIT ?",
-        [*params, top],
+        [event_id, since, until, top],
     )
     counted = {int(row["minute"]): row for row in by_minute}
     minutes = []
-    for index in range(int(since // 60), int(-(-until // 60))):
+    for index in indexes:
         row = counted.get(index, {})
         minutes.append(
             {

@@ -2,10 +2,14 @@
 
 call = voice_call(calls_dir, seconds=600, cache=Path("bench/results/speech-audio"))
 call.path, call.seconds, call.text          # a 16 kHz mono WAV, its length, the words spoken
+other = voice_call(calls_dir, 600, cache, variant=2)    # another recording: other calls, order and voices
 
 Turns are voiced exactly as calls-dev's generate_audio.py voices them (its own functions: the same espeak-ng
 voices per call, the same trimming, pauses and peak level), one call after another, and stop at the first turn
-boundary past `seconds`: the reference text is then exactly what was said. Files are cached by their length.
+boundary past `seconds`: the reference text is then exactly what was said. Variant 0 takes the scripts in name
+order with calls-dev's own voices; variant k > 0 shuffles the scripts with seed k (so the first ten minutes are
+other calls, in another order) and picks each call's voices and pauses as generate_audio.py would for the id
+"<id>#k" (same genders, often another voice of the pool). Files are cached by their length and variant.
 """
 
 from __future__ import annotations
@@ -42,9 +46,10 @@ def _generator(calls_dir: Path) -> ModuleType:
     return module
 
 
-def voice_call(calls_dir: Path, seconds: float, cache: Path) -> VoicedCall:
+def voice_call(calls_dir: Path, seconds: float, cache: Path, variant: int = 0) -> VoicedCall:
     """A recording of at least `seconds` (whole turns), made once and cached."""
-    wav, meta = cache / f"call-{int(seconds)}s.wav", cache / f"call-{int(seconds)}s.json"
+    name = f"call-{int(seconds)}s" + (f"-v{variant}" if variant else "")
+    wav, meta = cache / f"{name}.wav", cache / f"{name}.json"
     if wav.exists() and meta.exists():
         info = json.loads(meta.read_text())
         return VoicedCall(wav, info["seconds"], info["text"])
@@ -54,10 +59,14 @@ def voice_call(calls_dir: Path, seconds: float, cache: Path) -> VoicedCall:
     gen = _generator(calls_dir)
     samples: array.array[int] = array.array("h")
     spoken: list[str] = []
-    for script in sorted(calls_dir.glob("*.json")):
+    scripts = sorted(calls_dir.glob("*.json"))
+    if variant:
+        random.Random(variant).shuffle(scripts)
+    for script in scripts:
         call = json.loads(script.read_text())
-        agent, customer = gen.pick_voices(call["id"], call.get("speaker_gender"))
-        rng = random.Random(call["id"])
+        voiced_as = call["id"] + (f"#{variant}" if variant else "")
+        agent, customer = gen.pick_voices(voiced_as, call.get("speaker_gender"))
+        rng = random.Random(voiced_as)
         for n, turn in enumerate(call["turns"]):
             voice = agent if turn["speaker"] == "agent" else customer
             audio, rate = gen.synthesize(turn["text"], voice, espeak)

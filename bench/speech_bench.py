@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/speech_bench.py                 # 60 s and 10 min calls, about 14 minutes
     .venv/bin/python bench/speech_bench.py --quick         # the 60 s call only, about 1 minute
+    .venv/bin/python bench/speech_bench.py --several       # 3 recordings of 10 min x 2 rounds, 15-20 minutes
+    .venv/bin/python bench/speech_bench.py --several --quick   # smoke test: 1 recording of 1 min, 1 round
 
 The calls are calls-dev's scripted sales calls voiced with espeak-ng (_speech_audio.py), cut at the first turn
 boundary past 60 s and 600 s. Every configuration runs in a process of its own, so its peak RSS is its own:
@@ -19,6 +21,14 @@ Then throughput with several calls at once: one worker with every core (the defa
 two worker threads of one core each, and two processes of one core each. Model loading is timed apart and
 left out of the real-time factor (a server loads its model once). The word error rate uses the normalisation
 of aoai_gateway/speech/wer.py. The report is printed and saved as bench/results/speech-bench-<timestamp>.md (+ .json).
+
+`--several [N]` (3) `--minutes M` (10) `--rounds R` (2) settles the README's speed claim on several recordings
+(_speech_several.py): N different recordings of M minutes (other calls, order and voices each), on each of them
+in interleaved order, R rounds, four configurations in processes of their own: the engine with `batch_size`
+1 (A) and 4 (B, the default), `WhisperModel(path).transcribe()` with every default (C, the claim's baseline)
+and `WhisperModel(path, compute_type="int8", cpu_threads=2).transcribe()` (D). It reports transcription
+seconds, peak anonymous memory (RssAnon, sampled every 0.1 s) and WER per run, and the speed-ups of A and B
+over C and D paired within each round (median, min-max). Saved as bench/results/speech-several-<timestamp>.md.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from _procs import ProcessGroup, free_port, wait_for_port  # noqa: E402
 from _speech_audio import VoicedCall, voice_call  # noqa: E402
+from _speech_several import as_json, measure_several, render_several  # noqa: E402
 
 from aoai_gateway.speech.wer import word_error_rate  # noqa: E402
 
@@ -197,14 +208,49 @@ def render(rows: list[dict[str, Any]], pools: list[dict[str, Any]], copies: int)
     return "\n".join(lines)
 
 
+def several(args: argparse.Namespace, cache: Path) -> None:
+    recordings, minutes, rounds = (1, 1.0, 1) if args.quick else (args.several, args.minutes, args.rounds)
+    started, load = time.perf_counter(), os.getloadavg()[0]
+    runs = measure_several(args.calls, cache, recordings, minutes, rounds)
+    report = render_several(runs)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    from ctranslate2 import __version__ as ct2
+    from faster_whisper import __version__ as fw
+
+    header = (
+        f"# Speech benchmark, several recordings {stamp}\n\n{recordings} recording(s) of {minutes:g} min, "
+        f"{rounds} round(s); {os.cpu_count()} CPUs, load average {load:.2f} at the start and "
+        f"{os.getloadavg()[0]:.2f} at the end; faster-whisper {fw} / CTranslate2 {ct2}; "
+        f"{time.perf_counter() - started:.0f} s in all\n\n"
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"speech-several-{stamp}.md").write_text(header + report + "\n")
+    (RESULTS / f"speech-several-{stamp}.json").write_text(as_json(runs))
+    print(header + report)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=Path, default=CALLS, help="calls-dev's calls/ folder (call scripts)")
-    parser.add_argument("--quick", action="store_true", help="the 60 s call only, no throughput runs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the 60 s call only, no throughput runs; with --several: 1 recording of 1 min, 1 round",
+    )
     parser.add_argument("--copies", type=int, default=4, help="calls at once in the throughput runs")
     parser.add_argument(
         "--baseline-runs", type=int, default=3, help="runs of the baseline per call: its WER is a mean (default 3)"
     )
+    parser.add_argument(
+        "--several",
+        type=int,
+        nargs="?",
+        const=3,
+        metavar="N",
+        help="N recordings (3), engine batch 1 and 4 against two plain faster-whisper runs, interleaved",
+    )
+    parser.add_argument("--minutes", type=float, default=10, help="--several: length of each recording (10)")
+    parser.add_argument("--rounds", type=int, default=2, help="--several: interleaved rounds (2)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
@@ -217,6 +263,9 @@ def main() -> None:
     if not args.calls.is_dir():
         raise SystemExit(f"call scripts not found in {args.calls}: pass --calls DIR (calls-dev's calls/)")
     cache = RESULTS / "speech-audio"
+    if args.several is not None:
+        several(args, cache)
+        return
     calls = {"60 s": voice_call(args.calls, 60, cache)}
     if not args.quick:
         calls["10 min"] = voice_call(args.calls, 600, cache)

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from llama_cpp import Llama, LogitsProcessorList, llama_vocab_is_eog
+from llama_cpp import Llama, LogitsProcessorList, llama_print_system_info, llama_vocab_is_eog
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from ..config.local_llm import LocalLlmSettings
 from ..errors import InvalidRequest
+from .cpu import check_build, cpu_flags
 from .embedding import LocalEmbedder
 from .request import GenerationRequest
 from .shapes import AnswerShape
@@ -70,6 +71,7 @@ class Cancelled(Exception):
 
 class LocalChatModel:
     def __init__(self, path: str, settings: LocalLlmSettings) -> None:
+        check_build(llama_print_system_info().decode(errors="replace"), cpu_flags())
         threads = settings.cpu_threads or len(os.sched_getaffinity(0))
         self._llm = Llama(
             model_path=path,

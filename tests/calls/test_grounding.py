@@ -48,8 +48,9 @@ def test_the_model_is_asked_for_each_value_with_its_quote_in_a_strict_schema() -
         k: v for k, v in SCHEMA.schema["properties"]["summary"].items() if k != "x-grounded"
     }
     name = wrapped["properties"]["customer_name"]
-    assert name["required"] == ["value", "quote"] and name["properties"]["value"]["type"] == ["string", "null"]
-    assert wrapped["properties"]["products_of_interest"]["items"]["required"] == ["value", "quote"]
+    assert name["required"] == ["quote", "value"] == list(name["properties"])  # the quote is written first
+    assert name["properties"]["value"]["type"] == ["string", "null"]
+    assert wrapped["properties"]["products_of_interest"]["items"]["required"] == ["quote", "value"]
     assert asked.problem(answer()) is None
     assert asked.problem({**answer(), "company": "Acme"}) is not None  # a bare value is not an answer
 

@@ -51,9 +51,11 @@ __all__ = [
     "MAX_WINDOWS",
     "Grounded",
     "QuoteMatch",
+    "field_kind",
     "find_quote",
     "ground",
     "grounded_schema",
+    "without_annotations",
 ]
 
 FUZZY_THRESHOLD = 0.9
@@ -88,8 +90,8 @@ def grounded_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """`schema` with each property asked as {"value", "quote"} (list items each so), `x-` annotations removed."""
     properties = {}
     for name, prop in schema["properties"].items():
-        kind = _plan(prop)
-        plain = _without_annotations(prop)
+        kind = field_kind(prop)
+        plain = without_annotations(prop)
         if kind == "plain":
             properties[name] = plain
         elif kind == "list":
@@ -100,22 +102,23 @@ def grounded_schema(schema: dict[str, Any]) -> dict[str, Any]:
             }
         else:
             properties[name] = _pair(plain, plain.get("description"))
-    return {**_without_annotations(schema), "properties": properties}
+    return {**without_annotations(schema), "properties": properties}
 
 
 def _pair(value: Any, description: Any) -> dict[str, Any]:
     pair: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["value", "quote"],
-        "properties": {"value": value, "quote": _QUOTE_SCHEMA},
+        "required": ["quote", "value"],
+        # The quote first: the model copies the passage, then writes the value it reads there.
+        "properties": {"quote": _QUOTE_SCHEMA, "value": value},
     }
     if isinstance(description, str):
         pair["description"] = description
     return pair
 
 
-def _plan(prop: Any) -> str:
+def field_kind(prop: Any) -> str:
     """ "plain" (not grounded), "list" (each item grounded) or "value" (the field grounded)."""
     if not isinstance(prop, dict) or prop.get("x-grounded") is False:
         return "plain"
@@ -150,12 +153,12 @@ def _nullable(prop: Any) -> bool:
     )
 
 
-def _without_annotations(node: Any) -> Any:
+def without_annotations(node: Any) -> Any:
     """The schema less our own `x-...` keywords, which OpenAI's strict mode would refuse."""
     if isinstance(node, dict):
-        return {k: _without_annotations(v) for k, v in node.items() if not (isinstance(k, str) and k.startswith("x-"))}
+        return {k: without_annotations(v) for k, v in node.items() if not (isinstance(k, str) and k.startswith("x-"))}
     if isinstance(node, list):
-        return [_without_annotations(v) for v in node]
+        return [without_annotations(v) for v in node]
     return node
 
 
@@ -169,7 +172,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
     for name, prop in schema.schema["properties"].items():
         if name not in answer:
             continue
-        kind = _plan(prop)
+        kind = field_kind(prop)
         given = answer[name]
         if kind == "plain":
             result.fields[name] = given

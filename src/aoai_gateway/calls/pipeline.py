@@ -146,7 +146,7 @@ class Pipeline:
                     f"the transcript is about {estimate} tokens, over calls.max_transcript_tokens "
                     f"({self.settings.max_transcript_tokens})"
                 )
-            extraction = await self.extractor.extract(text)
+            extraction = await self.extractor.extract(transcript.lines)
             model_seconds += extraction.seconds
             if self.extractor.grounded:  # CPU work in proportion to the transcript: off the event loop
                 grounded = await asyncio.to_thread(ground, extraction.fields, self.extractor.schema, transcript)

@@ -1,7 +1,8 @@
 """A call's transcript as the extraction reads it: segments with their times, joined into one text.
 
     transcript = Transcript.from_transcription(record.transcription)   # Whisper's segments, or the text alone
-    transcript.text                          # what the model reads: the segments' texts joined by spaces
+    transcript.text                          # the segments' texts joined by spaces: what quotes are found in
+    transcript.lines                         # the same, a segment a line: what the model reads
     transcript.segments_between(120, 160)    # (3, 4): the segments that characters 120..160 of the text lie in
     transcript.resolved()                    # spelled-out names and letter/digit runs written as words (spelling.py)
 
@@ -60,6 +61,11 @@ class Transcript:
         if not any(segment.text.strip() for segment in segments):
             segments = [Segment(str(transcription.get("text") or ""), None, None)]
         return cls.of(segments)
+
+    @property
+    def lines(self) -> str:
+        """The segments one to a line: the turns of the call, as far as the transcription tells them apart."""
+        return "\n".join(segment.text for segment in self.segments)
 
     def resolved(self) -> Transcript:
         """The same segments with spelled-out names and letter/digit sequences written as words."""

@@ -35,11 +35,15 @@ from .audio import SAMPLE_RATE, decode_audio
 from .engine import Cancelled, Decoding, SpeechModel
 from .formats import EVENT_STREAM, delta_event, done_event, render
 from .languages import LANGUAGES
+from .memory import TRIM_AFTER_SECONDS, give_back
 from .pool import SpeechPool, pool_size
 from .request import SpeechRequest, Task
 from .transcript import Transcript
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from .voice import LocalVoice
 
 log = logging.getLogger("aoai_gateway.speech")
@@ -205,6 +209,14 @@ class _Job:
             self.audio.release()
         duration = len(samples) / SAMPLE_RATE
         self._decoded(duration)
+        try:
+            return self._transcribe(samples, duration)
+        finally:
+            if duration >= TRIM_AFTER_SECONDS:  # the decoding's buffers are free now: back to the system
+                del samples
+                give_back()
+
+    def _transcribe(self, samples: npt.NDArray[np.float32], duration: float) -> Transcript:
         try:
             language, batches = self.model.transcribe(
                 samples,

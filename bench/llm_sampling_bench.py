@@ -18,15 +18,18 @@ emptied first), greedy (temperature 0, as the extractor asks):
   checked against the guard and the grammar; the whole vocabulary only when it is refused).
 
 Prompt tokens/s is the prompt over the time to the first token; generation tokens/s the other tokens over the
-rest. The table gives medians and the ratios to the old grammar path and to free generation, and the bench checks
-that both grammar paths wrote the same greedy answer (they must: the constrained argmax is the free argmax
-whenever that token is allowed).
+rest. The table gives medians and the ratios to the old grammar path and to free generation, and how many of the
+new path's tokens were refused at first (drawn again from the whole vocabulary); the bench checks that both
+grammar paths wrote the same greedy answer (they must: the constrained argmax is the free argmax whenever that
+token is allowed). Before the runs, the sampling alone is timed in CPU time (what a busy machine disturbs least):
+one token drawn by each path from the same logits, the model evaluated once.
 """
 
 from __future__ import annotations
 
 import argparse
 import codecs
+import ctypes
 import json
 import statistics
 import sys
@@ -41,7 +44,13 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from llama_cpp import LogitsProcessorList, llama_vocab_is_eog  # noqa: E402
+from llama_cpp import (  # noqa: E402
+    LogitsProcessorList,
+    llama_sampler_apply,
+    llama_token_data,
+    llama_token_data_array,
+    llama_vocab_is_eog,
+)
 from llama_cpp.llama_grammar import LlamaGrammar  # noqa: E402
 
 from aoai_gateway.calls.extract import Extractor  # noqa: E402
@@ -49,6 +58,7 @@ from aoai_gateway.calls.schema import ExtractionSchema  # noqa: E402
 from aoai_gateway.config.local_llm import LocalLlmSettings  # noqa: E402
 from aoai_gateway.llm.model import LocalChatModel  # noqa: E402
 from aoai_gateway.llm.request import GenerationRequest  # noqa: E402
+from aoai_gateway.llm.sampling import TokenSampler  # noqa: E402
 from aoai_gateway.llm.shapes import AnswerShape, answer_shape  # noqa: E402
 from aoai_gateway.llm.utf8 import Utf8Guard  # noqa: E402
 
@@ -108,6 +118,65 @@ class Run:
             "tokens": tokens,
             "text": text,
         }
+
+
+class Refusals:
+    """Counts the tokens the new path drew again from the whole vocabulary (its one-token check refused them)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        fits = TokenSampler._fits
+
+        def counted(sampler: TokenSampler, token: int) -> bool:
+            fitted = fits(sampler, token)
+            self.count += not fitted
+            return fitted
+
+        TokenSampler._fits = counted  # type: ignore[method-assign]
+
+
+def sampling_alone(model: LocalChatModel, prompt: list[int], shape: AnswerShape, times: int = 50) -> dict[str, float]:
+    """CPU milliseconds to choose one token from the same logits: free, the new path (its one-token check and, as
+    when refused, the whole vocabulary) and llama-cpp-python's chain as the old path built it."""
+    llm = model._llm
+    llm.reset()
+    llm.eval(prompt)
+
+    def timed(draw: Callable[[], object]) -> float:
+        started = time.process_time()
+        for _ in range(times):
+            draw()
+        return (time.process_time() - started) / times * 1000
+
+    with (
+        TokenSampler(llm, None, model._utf8, temperature=0.0, top_p=1.0, seed=0) as free,
+        TokenSampler(llm, shape.grammar, model._utf8, temperature=0.0, top_p=1.0, seed=0) as grammar,
+    ):
+        token = free.sample()
+        old = llm._init_sampler(
+            top_k=0,
+            top_p=1.0,
+            min_p=0.0,
+            temp=0.0,
+            logits_processor=LogitsProcessorList([_GuardProcessor(model._utf8)]),
+            grammar=LlamaGrammar.from_string(shape.grammar or ""),
+        )
+
+        def old_draw() -> None:
+            free._draw(grammar=False)  # the whole-vocabulary array, as llama_sampler_sample builds it ...
+            array = llama_token_data_array(
+                data=ctypes.cast(free._buffer, ctypes.POINTER(llama_token_data)), size=free._vocab, selected=-1
+            )
+            llama_sampler_apply(old.sampler, ctypes.byref(array))  # ... through the old chain
+
+        result = {
+            "free": timed(free.sample),
+            "new, accepted": timed(lambda: (free._draw(grammar=False), grammar._fits(token))),
+            "new, refused": timed(lambda: (free._draw(grammar=False), grammar._draw(grammar=True))),
+            "old": timed(old_draw),
+        }
+        old.close()
+    return result
 
 
 def run_new(model: LocalChatModel, prompt: list[int], request: GenerationRequest, shape: AnswerShape) -> dict[str, Any]:
@@ -177,6 +246,10 @@ def main() -> None:
         f"prompt: {len(prompts['grammar'])} tokens; {args.max_tokens} tokens at most, {args.runs} runs per mode",
         flush=True,
     )
+    short = model.prompt(GenerationRequest.from_chat({"messages": [{"role": "user", "content": "Fill in the form."}]}))
+    alone = sampling_alone(model, short, shapes["grammar"])
+    print("sampling alone, CPU ms per token: " + ", ".join(f"{k} {v:.2f}" for k, v in alone.items()), flush=True)
+    refusals = Refusals()
     modes: dict[str, Callable[[], dict[str, Any]]] = {
         "free": lambda: run_new(model, prompts["free"], free, shapes["free"]),
         "old grammar": lambda: run_old(model, prompts["grammar"], forced, shapes["grammar"]),
@@ -186,11 +259,13 @@ def main() -> None:
     for index in range(args.runs):
         for mode in MODES:
             model._llm.reset()  # empty the context: every run evaluates its whole prompt
+            before = refusals.count
             result = modes[mode]()
+            result["refused"] = refusals.count - before
             results[mode].append(result)
             print(
                 f"  run {index + 1} {mode:<12} prompt {result['prompt_tps']:7.1f} tok/s  "
-                f"generation {result['gen_tps']:6.2f} tok/s  ({result['tokens']} tokens)",
+                f"generation {result['gen_tps']:6.2f} tok/s  ({result['tokens']} tokens, {result['refused']} refused)",
                 flush=True,
             )
 
@@ -200,14 +275,15 @@ def main() -> None:
     }
     old, plain = medians["old grammar"]["gen_tps"], medians["free"]["gen_tps"]
     print()
-    print("| mode | prompt tok/s | generation tok/s | vs old grammar | vs free | tokens |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| mode | prompt tok/s | generation tok/s | vs old grammar | vs free | tokens | refused |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for mode in MODES:
         gen = medians[mode]["gen_tps"]
         tokens = statistics.median(r["tokens"] for r in results[mode])
+        refused = statistics.median(r["refused"] for r in results[mode]) if mode == "new grammar" else "-"
         print(
             f"| {mode} | {medians[mode]['prompt_tps']:.1f} | {gen:.2f} | {gen / old:.2f}x | {gen / plain:.2f}x "
-            f"| {tokens:.0f} |"
+            f"| {tokens:.0f} | {refused} |"
         )
     answers = {(r["text"]) for mode in ("old grammar", "new grammar") for r in results[mode]}
     print()

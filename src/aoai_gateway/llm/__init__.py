@@ -5,7 +5,8 @@ client = await LocalProvider().open_client(settings, deployments, http)   # prov
 
 llama.cpp (llama-cpp-python, the `local-llm` extra) is imported only when such a deployment is configured.
 Modules: request.py (what a request asks), shapes.py (the grammar an answer is sampled under: JSON Schema, tool
-calls), model.py (the model: prompt, context check, generation), render.py (OpenAI's JSON and SSE shapes),
+calls), sampling.py (a token under that grammar, drawn first and checked after, as llama.cpp's common sampler does),
+model.py (the model: prompt, context check, generation), render.py (OpenAI's JSON and SSE shapes),
 embedding.py (embeddings, from a second instance loaded on first use), client.py (the `UpstreamClient` the proxy
 calls: one worker per model, a bounded queue, cancellation).
 """

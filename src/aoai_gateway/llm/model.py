@@ -5,9 +5,10 @@ prompt = model.prompt(request)                        # token ids; InvalidReques
 outcome = model.generate(prompt, request, shape, on_text=print, cancelled=event.is_set)
 
 The chat template is the model's own (`tokenizer.chat_template` in the GGUF), with the request's tools passed to
-it; a model without one gets ChatML. Tokens are sampled under the answer's grammar (shapes.py), and the loop
-checks `cancelled` before each token, so a client that leaves stops the generation at the next token. Stop
-sequences are matched on the decoded text: what could be the start of one is held back until it is clear.
+it; a model without one gets ChatML. Tokens are sampled under the answer's grammar (shapes.py, sampling.py), and
+the loop checks `cancelled` before each token, so a client that leaves stops the generation at the next token. Stop
+sequences are matched on the decoded text: what could be the start of one is held back until it is clear. A prompt
+that starts like the previous one (a shared system prompt) evaluates only what differs.
 """
 
 from __future__ import annotations
@@ -16,20 +17,21 @@ import codecs
 import os
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from llama_cpp import Llama, LogitsProcessorList, llama_print_system_info, llama_vocab_is_eog
+import numpy as np
+from llama_cpp import Llama, llama_print_system_info, llama_vocab_is_eog
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-from llama_cpp.llama_grammar import LlamaGrammar
 
 from ..config.local_llm import LocalLlmSettings
 from ..errors import InvalidRequest
 from .cpu import check_build, cpu_flags
 from .embedding import LocalEmbedder
 from .request import GenerationRequest
+from .sampling import TokenSampler
 from .shapes import AnswerShape
 from .utf8 import Utf8Guard
 
@@ -160,37 +162,18 @@ class LocalChatModel:
     ) -> Outcome:
         """Sample until the answer ends, a stop sequence, `max_tokens` or the context's end; `on_text` gets each
         piece of the answer as soon as it cannot be the start of a stop sequence."""
-        llm = self._llm
         limit = min(request.max_tokens or self.context_tokens, self.context_tokens - len(prompt))
-        llm.set_seed(request.seed if request.seed is not None else random.getrandbits(32))
-        grammar = LlamaGrammar.from_string(shape.grammar) if shape.grammar is not None else None
-        # Under a grammar the bytes must be valid UTF-8 too, or a string's length is not what the grammar counted.
-        guard = LogitsProcessorList([self._utf8]) if grammar is not None else None
-        self._utf8.reset()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text, sent, count, cut = "", 0, 0, None
         hold = max((len(s) for s in request.stop), default=1) - 1
         finish = "length"
-        tokens = llm.generate(
-            prompt,
-            temp=request.temperature,
-            top_p=request.top_p,
-            top_k=0,
-            min_p=0.0,
-            grammar=grammar,
-            logits_processor=guard,
-            reset=True,
-        )
+        tokens = self.tokens(prompt, request, shape, cancelled)
         try:
-            for token in tokens:
-                if cancelled():
-                    raise Cancelled
+            for token, piece in tokens:
                 if llama_vocab_is_eog(self._vocab, token):
                     finish = "stop"
                     break
                 count += 1
-                piece = llm.detokenize([token])
-                self._utf8.feed(piece)
                 text += decoder.decode(piece)
                 cut = _first_stop(text, request.stop, max(0, sent - hold))
                 if cut is not None:
@@ -203,12 +186,55 @@ class LocalChatModel:
                     on_text(text[sent:ready])
                     sent = ready
         finally:
-            tokens.close()  # the generator's own cleanup, also when cancelled
+            tokens.close()  # frees the sampler now, also when cancelled or failed
         if cut is None:
             text += decoder.decode(b"", final=True)  # an incomplete UTF-8 sequence at the end: U+FFFD
         if len(text) > sent:
             on_text(text[sent:])
         return Outcome(text, finish, len(prompt), count)
+
+    def tokens(
+        self, prompt: list[int], request: GenerationRequest, shape: AnswerShape, cancelled: Callable[[], bool]
+    ) -> Generator[tuple[int, bytes], None, None]:
+        """The answer's tokens and their bytes, end-of-generation included, without end: the caller stops (and
+        closes the generator, which frees the sampler). Cancelled when `cancelled()` before a token.
+
+        A token is evaluated only when the caller asks for the next one, so the context holds the prompt and the
+        answer but its last token, as after llama-cpp-python's `Llama.generate`: the next prompt's shared prefix
+        is not evaluated again (`_evaluate_prompt`)."""
+        llm = self._llm
+        seed = request.seed if request.seed is not None else random.getrandbits(32)
+        # Under a grammar the bytes must be valid UTF-8 too, or a string's length is not what the grammar counted.
+        sampler = TokenSampler(
+            llm, shape.grammar, self._utf8, temperature=request.temperature, top_p=request.top_p, seed=seed
+        )
+        with sampler:
+            if cancelled():
+                raise Cancelled
+            self._evaluate_prompt(prompt)
+            while True:
+                if cancelled():
+                    raise Cancelled
+                token = sampler.sample()
+                piece = llm.detokenize([token])
+                sampler.accept(token, piece)
+                yield token, piece
+                llm.eval([token])
+
+    def _evaluate_prompt(self, prompt: list[int]) -> None:
+        """Evaluate `prompt` in the context, keeping what it shares with the context's tokens (a long system
+        prompt is evaluated once), as llama-cpp-python's `Llama.generate` does. Its last token is evaluated again
+        in any case: the first token is sampled from its logits, which the context may no longer hold."""
+        llm = self._llm
+        shared = min(llm.n_tokens, len(prompt) - 1)
+        same = llm.input_ids[:shared] == np.asarray(prompt[:shared], dtype=np.intc)
+        keep = shared if same.all() else int(same.argmin())
+        if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            llm.n_tokens = keep
+        else:  # nothing shared, or a context that cannot drop its tail (a recurrent model): start over
+            llm.reset()  # type: ignore[no-untyped-call]
+            keep = 0
+        llm.eval(prompt[keep:])
 
     def close(self) -> None:
         if self._embedder is not None:

@@ -5,6 +5,7 @@ ledger loses nothing; /readyz says which service is down and comes back."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import tempfile
@@ -274,13 +275,15 @@ async def test_admin_write_on_a_full_disk_is_507(
     async with httpx.AsyncClient(timeout=30) as client:
         assert (await client.post(f"{gateway.url}/admin/keys", json={"name": "a"}, headers=admin)).status_code == 201
         filler = small_disk / "filler"
-        with filler.open("wb") as out:
-            try:
-                while True:
-                    out.write(b"\0" * 65536)
-                    out.flush()
-            except OSError:
-                pass  # the disk is full
+        # Unbuffered: a buffered file's close would retry what the full disk refused, and raise.
+        descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(descriptor, b"\0" * 65536)
+        except OSError:
+            pass  # the disk is full
+        finally:
+            os.close(descriptor)
         refused = None
         for index in range(200):  # the WAL may still have room for a few pages
             answer = await client.post(f"{gateway.url}/admin/keys", json={"name": f"k{index}" * 50}, headers=admin)

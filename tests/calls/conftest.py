@@ -29,11 +29,13 @@ SPEECH_AUDIO = Path(__file__).parent.parent / "speech" / "audio"
 CALL_AUDIO = Path(__file__).parent / "audio"
 
 ACME = {
+    "agent_name": "Sam Carter",
+    "seller_company": "Northlight Solar",
     "customer_name": "Dana Whitfield",
     "company": "Acme Ltd",
     "location": "Leeds",
     "products_of_interest": ["solar panels", "home battery"],
-    "budget": "£9,000",
+    "budget": "a few thousand pounds",  # no amount: the emulated transcript states none to quote
     "timeline": "before the summer",
     "sentiment": "positive",
     "next_steps": "roof survey on Thursday",
@@ -56,7 +58,8 @@ def grounded(fields: dict[str, Any], quote: str = QUOTE) -> dict[str, Any]:
 
 
 ACME_ANSWER = grounded(ACME)
-# A model that invents: a name the call never says, hostile and oversized quotes, one value quoted loosely.
+# A model that invents: a name the call never says, hostile and oversized quotes, a budget its quote does not state,
+# one value quoted loosely.
 INVENTED_ANSWER = {
     **grounded({name: None for name in ACME}),
     "customer_name": {"value": "Dana Whitfield", "quote": "my name is Dana Whitfield"},
@@ -66,7 +69,8 @@ INVENTED_ANSWER = {
         {"value": "solar panels", "quote": QUOTE},
         {"value": "home battery", "quote": "battery " * 2_000},
     ],
-    "budget": {"value": "£9,000", "quote": "  AN Emulated,\ttranscription!! "},
+    "budget": {"value": "£9,000", "quote": QUOTE},  # a real quote that states no amount
+    "timeline": {"value": "before the summer", "quote": "  AN Emulated,\ttranscription!! "},
     "sentiment": {"value": "positive", "quote": "The customer is keen to buy."},
     "summary": "Made up.",
 }

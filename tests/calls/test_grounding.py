@@ -118,6 +118,37 @@ def test_an_invented_value_is_dropped_to_null_and_the_reason_kept() -> None:
     assert result.evidence["sentiment"]["reason"].startswith("kept unsupported")
 
 
+@pytest.mark.parametrize(
+    ("agent", "customer", "kept"),
+    [
+        ("Priya Raman", "Priya Raman", False),  # the agent taken for the customer
+        ("Priya Raman", "Priya", False),  # the same person, by one of her names
+        ("Priya", "priya RAMAN", False),
+        ("Priya Raman", "Callum Fairbairn", True),
+        (None, "Callum Fairbairn", True),
+    ],
+)
+def test_a_customer_who_is_the_agent_is_dropped(agent: str | None, customer: str, kept: bool) -> None:
+    said = "Good afternoon, this is Priya Raman calling from Northlight Solar. Am I speaking with Callum Fairbairn?"
+    call = Transcript.of([Segment(said, 0.0, 4.0)])
+    result = ground(
+        answer(
+            agent_name={"quote": "this is Priya Raman" if agent else None, "value": agent},
+            seller_company={"quote": "calling from Northlight Solar", "value": "Northlight Solar"},
+            customer_name={"quote": "Priya Raman calling from", "value": customer},
+            company={"quote": "Northlight Solar", "value": "Northlight Solar"},
+        ),
+        SCHEMA,
+        call,
+    )
+    assert result.fields["customer_name"] == (customer if kept else None)
+    assert result.fields["company"] is None  # the seller's company is never the customer's
+    assert result.evidence["company"]["reason"].startswith("dropped: the same as seller_company ('Northlight Solar')")
+    assert result.fields["agent_name"] == agent and result.fields["seller_company"] == "Northlight Solar"
+    if not kept:
+        assert "the same as agent_name" in result.evidence["customer_name"]["reason"]
+
+
 def test_hostile_quotes_are_refused_quickly_and_never_match() -> None:
     hostile = [
         "\x1b]0;pwned\x07\x00\u202e",  # controls and an override only: no words
@@ -176,13 +207,14 @@ def test_an_inventing_model_through_the_pipeline_stores_and_shows_the_evidence(
 
     fields, evidence = document["fields"], document["evidence"]
     assert fields["customer_name"] is None and fields["location"] is None
-    assert fields["company"] == "Acme Ltd" and fields["budget"] == "£9,000"
+    assert fields["company"] == "Acme Ltd" and fields["timeline"] == "before the summer" and fields["budget"] is None
     assert fields["products_of_interest"] == ["solar panels"] and fields["summary"] == "Made up."
-    assert document["models"]["extraction"]["dropped"] == 3 and document["models"]["extraction"]["grounded"]
+    assert document["models"]["extraction"]["dropped"] == 4 and document["models"]["extraction"]["grounded"]
     company = evidence["company"]
     assert company["found"] and company["start"] == 0.0 and company["end"] > 0
     assert company["passage"] == "an emulated transcription"
-    assert evidence["budget"]["found"] and evidence["budget"]["score"] == 1.0
+    assert evidence["timeline"]["found"] and evidence["timeline"]["score"] == 1.0
+    assert evidence["budget"]["reason"] == "dropped: the value's numbers (9,000) are not in its quote"
     assert evidence["location"]["reason"].startswith("dropped: the quote is not in the transcript")
     assert evidence["location"]["value"] == "\x1b]0;pwned\x07Leeds"  # stored as given, escaped when shown
     assert "over 400" in evidence["products_of_interest"][1]["reason"]

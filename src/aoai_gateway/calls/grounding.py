@@ -16,7 +16,12 @@ quote costs a look-up per word, not a comparison with every window of a long cal
 A value whose quote is not found, or that has no quote, is dropped to null (a list item is dropped) and the
 evidence records what it was and why. A field that cannot be null in the schema (the bundled `sentiment`) keeps
 its value, its evidence marked unsupported. A property marked `"x-grounded": false` in the schema (the bundled
-`summary`, which is the model's own words) is asked for and kept as it is.
+`summary`, which is the model's own words) is asked for and kept as it is. A property marked `"x-differs-from":
+"other"` is dropped when it names what `other` names (the bundled `customer_name` and `agent_name`: a small model
+takes the agent, who introduces themselves first, for the customer). A value's numbers must be among its
+passage's, said in digits or words (numbers.py): a budget beside a quote that states no amount is dropped. A
+value written with another currency symbol than the one its passage names ("£200" beside "two hundred dollars")
+is kept with the passage's; a value that is a word for nothing ("null", "n/a", "not mentioned") is null.
 
 Why 0.9, measured on calls-dev (12 calls; each quote its sentence's first 12 words, as the emulator quotes):
 - quotes that are not in the call: each script sentence of the 11 other calls against this call's transcript
@@ -37,11 +42,13 @@ where to look.
 from __future__ import annotations
 
 import difflib
+import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .numbers import amounts
 from .schema import ExtractionSchema
 from .transcript import Transcript
 
@@ -179,10 +186,12 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
         elif kind == "list":
             kept, notes = [], []
             for pair in given if isinstance(given, list) else []:
+                if isinstance(pair, dict) and _nullish(pair.get("value")):
+                    continue
                 note = _check(pair, searcher, transcript)
                 notes.append(note)
                 if note["found"]:
-                    kept.append(pair["value"])
+                    kept.append(note.get("kept", pair["value"]))
                 else:
                     note["reason"] = f"dropped: {note['reason']}"
                     result.dropped += 1
@@ -190,13 +199,13 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
             if notes:
                 result.evidence[name] = notes
         else:
-            if not isinstance(given, dict) or given.get("value") is None:
-                result.fields[name] = None if not isinstance(given, dict) else given.get("value")
+            if not isinstance(given, dict) or _nullish(given.get("value")):
+                result.fields[name] = None
                 continue
             note = _check(given, searcher, transcript)
             result.evidence[name] = note
             if note["found"]:
-                result.fields[name] = given["value"]
+                result.fields[name] = note.get("kept", given["value"])
             elif _nullable(prop):
                 result.fields[name] = None
                 note["reason"] = f"dropped: {note['reason']}"
@@ -204,7 +213,25 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
             else:
                 result.fields[name] = given["value"]
                 note["reason"] = f"kept unsupported (the schema does not allow null): {note['reason']}"
+    _apart(result, schema)
     return result
+
+
+def _apart(result: Grounded, schema: ExtractionSchema) -> None:
+    """Drop a value that names what its `x-differs-from` field names: the customer the model took for the agent.
+
+    The same words, or all of one's words among the other's ("Priya" and "Priya Raman"), count as the same."""
+    for name, prop in schema.schema["properties"].items():
+        other = prop.get("x-differs-from") if isinstance(prop, dict) else None
+        value, theirs = result.fields.get(name), result.fields.get(other) if isinstance(other, str) else None
+        if not (isinstance(value, str) and isinstance(theirs, str) and _nullable(prop)):
+            continue
+        mine, them = set(_words(value)[0]), set(_words(theirs)[0])
+        if mine and them and (mine <= them or them <= mine):
+            result.fields[name] = None
+            result.dropped += 1
+            note = result.evidence.setdefault(name, {"value": value, "found": False})
+            note["reason"] = f"dropped: the same as {other} ({theirs!r}), which it must differ from"
 
 
 def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, Any]:
@@ -229,6 +256,12 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
         return note
     first, last = transcript.segments_between(match.start, match.end)
     passage = transcript.text[match.start : match.end]
+    stated = amounts(value) if isinstance(value, str) else set()
+    if stated and not stated <= amounts(passage):  # "$1,500,000" quoted from "cut their costs by half"
+        said = ", ".join(f"{n:,.0f}" if n.is_integer() else f"{n:,}" for n in sorted(stated - amounts(passage)))
+        note["reason"] = f"the value's numbers ({said}) are not in its quote"
+        note["passage"] = passage
+        return note
     note.update(
         found=True,
         passage=passage,
@@ -236,10 +269,42 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
         end=transcript.segments[last].end,
         segments=[first, last],
     )
+    in_words = _currency(value, passage) if isinstance(value, str) else value
+    if in_words != value:  # "£200" beside "two hundred dollars": the call's currency, not the model's
+        note["kept"] = in_words
+        note["reason"] = "currency written as the quote names it"
     if isinstance(value, str):  # how far the value itself is in its passage: 1.0 word for word, for a reviewer
         in_passage = _Searcher(passage).find(value)
         note["value_score"] = round(in_passage.score, 3) if in_passage else 0.0
     return note
+
+
+# What a model writes for "not said" when it writes a string anyway: read as null.
+_NULLISH = frozenset(
+    {"", "null", "none", "n/a", "na", "nil", "unknown", "not mentioned", "not stated", "not specified", "not given"}
+)
+_CURRENCIES = {"$": ("dollar", "dollars", "bucks", "$"), "£": ("pound", "pounds", "quid", "sterling", "£")}
+_CURRENCIES["€"] = ("euro", "euros", "€")
+_CURRENCY_WORD = re.compile(r"[$£€]|\b(?:dollars?|bucks|pounds?|quid|sterling|euros?)\b", re.IGNORECASE)
+
+
+def _nullish(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower().strip(".") in _NULLISH)
+
+
+def _currency(value: str, passage: str) -> str:
+    """`value` with its currency symbol replaced by the one currency its passage names, if it names one."""
+    named = {
+        symbol
+        for word in _CURRENCY_WORD.findall(passage)
+        for symbol, words in _CURRENCIES.items()
+        if word.lower() in words
+    }
+    written = {symbol for symbol in _CURRENCIES if symbol in value}
+    if len(named) != 1 or not written or written == named:
+        return value
+    (symbol,) = named
+    return re.sub("[$£€]", symbol, value)
 
 
 def find_quote(quote: str, text: str) -> QuoteMatch | None:

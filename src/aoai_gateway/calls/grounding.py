@@ -283,9 +283,14 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
 _NULLISH = frozenset(
     {"", "null", "none", "n/a", "na", "nil", "unknown", "not mentioned", "not stated", "not specified", "not given"}
 )
-_CURRENCIES = {"$": ("dollar", "dollars", "bucks", "$"), "£": ("pound", "pounds", "quid", "sterling", "£")}
-_CURRENCIES["€"] = ("euro", "euros", "€")
-_CURRENCY_WORD = re.compile(r"[$£€]|\b(?:dollars?|bucks|pounds?|quid|sterling|euros?)\b", re.IGNORECASE)
+# What a call says for a currency -> the symbol a value writes it with.
+_CURRENCIES = {
+    **dict.fromkeys(("$", "dollar", "dollars", "bucks"), "$"),
+    **dict.fromkeys(("£", "pound", "pounds", "quid", "sterling"), "£"),
+    **dict.fromkeys(("€", "euro", "euros"), "€"),
+}
+_SYMBOLS = "".join(sorted(set(_CURRENCIES.values())))
+_CURRENCY_WORD = re.compile(rf"[{_SYMBOLS}]|\b(?:{'|'.join(w for w in _CURRENCIES if w.isalpha())})\b", re.IGNORECASE)
 
 
 def _nullish(value: Any) -> bool:
@@ -294,17 +299,12 @@ def _nullish(value: Any) -> bool:
 
 def _currency(value: str, passage: str) -> str:
     """`value` with its currency symbol replaced by the one currency its passage names, if it names one."""
-    named = {
-        symbol
-        for word in _CURRENCY_WORD.findall(passage)
-        for symbol, words in _CURRENCIES.items()
-        if word.lower() in words
-    }
-    written = {symbol for symbol in _CURRENCIES if symbol in value}
+    named = {_CURRENCIES[word.lower()] for word in _CURRENCY_WORD.findall(passage)}
+    written = {symbol for symbol in _SYMBOLS if symbol in value}
     if len(named) != 1 or not written or written == named:
         return value
     (symbol,) = named
-    return re.sub("[$£€]", symbol, value)
+    return re.sub(f"[{_SYMBOLS}]", symbol, value)
 
 
 def find_quote(quote: str, text: str) -> QuoteMatch | None:

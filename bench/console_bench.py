@@ -13,9 +13,14 @@ cookie and token, then the session cookie), and measures, all in one run:
   a kept-alive connection; p50 and p95 of the loopback round trip (request written to last byte read: the
   server's time plus a loopback hop), against the 200 ms target;
 - **proxy throughput**: wrk (`-t1 -c--connections`, core 0) on `POST /v1/chat/completions` with a gateway key,
-  alone and while a browser-like client loads console pages (`--page-rate` a second, cycling through the pages),
-  `--runs` pairs interleaved (alone, with; reversed every other run), medians and their ratio; the page times
+  alone and while a browser-like client loads console pages (`--page-rate` a second, cycling through the pages;
+  `--load-pages heavy`: only the three heaviest usage reports, the worst case), `--runs` pairs interleaved (alone, with; reversed every other run), medians and their ratio; the page times
   measured under that load are reported too.
+
+Both ways of rendering the read-only pages are measured in the same run (`--modes`): `console.process: true`
+(the default: a nice-19 child of the gateway renders them; the gateway relays) and `false` (the gateway's own
+process renders them). The child inherits the gateway's core, so both compete for the same CPU; the gateway's
+CPU is split into its own process and the page process.
 
 The report is printed and saved as `bench/results/console-bench-<timestamp>.md`. Needs `wrk` and `nginx`
 (`apt-get install -y wrk nginx-light`) and two CPUs; a full run takes about 3 to 5 minutes on SQLite.
@@ -45,7 +50,7 @@ import yaml  # noqa: E402
 from _console_seed import Seeded, seed  # noqa: E402
 from _gateway import API_VERSION, MODEL, chat_body  # noqa: E402
 from _nginx import NginxUpstream  # noqa: E402
-from _procs import LOOPBACK, ProcessGroup, cpu_ns, free_port, wait_for_port  # noqa: E402
+from _procs import LOOPBACK, ProcessGroup, cpu_ns, free_port, own_cpu_ns, wait_for_port  # noqa: E402
 from _report import machine_info  # noqa: E402
 from _results import percentile  # noqa: E402
 from _wrk import WrkResult, run_wrk, write_script  # noqa: E402
@@ -53,6 +58,8 @@ from _wrk import WrkResult, run_wrk, write_script  # noqa: E402
 MASTER = "bench-master-key-" + uuid.uuid4().hex
 TARGET_MS = 200.0
 CORES = {"upstream": 0, "wrk": 0, "gateway": 1}
+MODES = {"page-process": True, "in-process": False}  # --modes: console.process
+HEAVY = ("usage by key, all time", "usage by key, since 7d", "usage by key, CSV")  # --load-pages heavy
 Page = tuple[str, str, dict[str, str] | None]  # label, path, form (a POST with the CSRF token)
 
 
@@ -184,14 +191,17 @@ def measure_throughput(
     # shared machine req/s moves with whatever else runs; CPU per request much less.
     cpu: dict[str, list[tuple[float, float]]] = {"alone": [], "console": []}
     console_cpu: list[tuple[float, int]] = []  # (CPU seconds, proxied requests) of each run with the console
+    child_cpu = 0.0  # of those seconds, the page process's (console.process)
     for run in range(args.runs):
         for mode in ("alone", "console") if run % 2 == 0 else ("console", "alone"):
             loader = PageLoader(browser, shown, args.page_rate) if mode == "console" else None
             if loader:
                 loader.start()
-            before = cpu_ns(pid)
+            before, own_before = cpu_ns(pid), own_cpu_ns(pid)
             result = run_wrk(port, script, connections=args.connections, duration=args.duration, core=CORES["wrk"])
             used = (cpu_ns(pid) - before) / 1e9
+            if mode == "console":
+                child_cpu += used - (own_cpu_ns(pid) - own_before) / 1e9
             cpu[mode].append((used / max(result.requests, 1) * 1e6, used / result.seconds if result.seconds else 0))
             if mode == "console":
                 console_cpu.append((used, result.requests))
@@ -216,9 +226,10 @@ def measure_throughput(
     alone_us = statistics.median(u for u, _ in cpu["alone"])
     extra = sum(used for used, _ in console_cpu) - alone_us / 1e6 * sum(n for _, n in console_cpu)
     page_cpu_ms = extra / max(len(page_times), 1) * 1000
+    child_ms = child_cpu / max(len(page_times), 1) * 1000
     return [
         f"wrk -t1 -c{args.connections}, {args.duration:g} s a run, {args.runs} runs each, interleaved; console load "
-        f"{args.page_rate:g} pages/s asked, {pages_per_s:.1f} pages/s done",
+        f"{args.page_rate:g} pages/s asked ({args.load_pages} pages in turn), {pages_per_s:.1f} pages/s done",
         "",
         "| | req/s (median) | each run | p50 ms | p99 ms | gateway CPU µs/req | gateway core busy | failed |",
         "| --- | --: | --- | --: | --: | --: | --: | --: |",
@@ -238,18 +249,19 @@ def measure_throughput(
         f"request (the console's pages included) with / without: "
         f"{statistics.median(u for u, _ in cpu['console']) / statistics.median(u for u, _ in cpu['alone']):.3f}",
         f"the console's pages cost the gateway about {page_cpu_ms:.1f} ms of CPU each (its CPU in the console runs "
-        "beyond what their proxied requests cost alone)",
+        f"beyond what their proxied requests cost alone), of which {child_ms:.1f} ms in the page process",
         f"console pages during the load: p50 {statistics.median(page_times):.1f} ms, "
         f"p95 {percentile(page_times, 95):.1f} ms, max {max(page_times):.1f} ms ({len(page_times)} loads)",
     ]
 
 
-def gateway_config(url: str, workdir: Path, upstream: str) -> dict[str, object]:
+def gateway_config(url: str, workdir: Path, upstream: str, page_process: bool) -> dict[str, object]:
     return {
         "auth": "keys",
         "database_url": url,
         "data_dir": str(workdir),
         "admin": {"master_key": MASTER},
+        "console": {"process": page_process},
         "logging": {"access_log": True},
         "deployments": [
             {"model": MODEL, "deployment": "dep1", "endpoint": upstream, "api_key": "k", "api_version": API_VERSION}
@@ -269,34 +281,45 @@ def run(args: argparse.Namespace, url: str, label: str, workdir: Path) -> list[s
     seeded = asyncio.run(_seed(url, args))
     seconds = time.perf_counter() - started
     gc.collect()
-    with ProcessGroup() as procs:
-        nginx_port = free_port()
-        nginx = NginxUpstream.write(workdir, nginx_port)
-        wait_for_port(nginx_port, procs.start(nginx.argv(), core=CORES["upstream"]))
-        config = workdir / "gateway.yaml"
-        config.write_text(yaml.safe_dump(gateway_config(url, workdir, f"http://{LOOPBACK}:{nginx_port}/prefix")))
-        port = free_port()
-        argv = [sys.executable, "-m", "aoai_gateway", "serve", "--config", str(config), "--host", LOOPBACK]
-        with (workdir / "gateway.log").open("wb") as log:
-            gateway = procs.start([*argv, "--port", str(port)], core=CORES["gateway"], stderr=log)
-        wait_for_port(port, gateway, 60)
-        browser = Browser(port)
-        browser.sign_in()
-        shown = pages(seeded, args.keys)
-        lines = [
-            f"## {label}: {seeded.keys:,} keys, {seeded.rows:,} ledger rows (seeded in {seconds:.0f} s: "
-            + ", ".join(f"{k} {v:.1f} s" for k, v in seeded.timings.items())
-            + ")",
-            "",
-            f"### Page time ({args.loads} loads each after 2 warm-ups; loopback round trip)",
-            "",
-        ]
-        print("\n".join(lines), flush=True)
-        lines += measure_pages(browser, shown, args.loads)
-        lines += ["", "### Proxy throughput, alone and with the console in use", ""]
-        script = write_script(workdir / "chat.lua", "/v1/chat/completions", chat_body(MODEL, False), seeded.load_secret)
-        lines += measure_throughput(args, port, gateway.pid, script, browser, shown)
-        print("\n".join(lines[-3:]), flush=True)
+    lines = [
+        f"## {label}: {seeded.keys:,} keys, {seeded.rows:,} ledger rows (seeded in {seconds:.0f} s: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in seeded.timings.items())
+        + ")",
+    ]
+    print(lines[0], flush=True)
+    for mode in args.modes.split(","):
+        page_process = MODES[mode]
+        with ProcessGroup() as procs:
+            nginx_port = free_port()
+            nginx = NginxUpstream.write(workdir, nginx_port)
+            wait_for_port(nginx_port, procs.start(nginx.argv(), core=CORES["upstream"]))
+            config = workdir / "gateway.yaml"
+            upstream = f"http://{LOOPBACK}:{nginx_port}/prefix"
+            config.write_text(yaml.safe_dump(gateway_config(url, workdir, upstream, page_process)))
+            port = free_port()
+            argv = [sys.executable, "-m", "aoai_gateway", "serve", "--config", str(config), "--host", LOOPBACK]
+            with (workdir / f"gateway-{mode}.log").open("wb") as log:
+                gateway = procs.start([*argv, "--port", str(port)], core=CORES["gateway"], stderr=log)
+            wait_for_port(port, gateway, 60)
+            browser = Browser(port)
+            browser.sign_in()
+            shown = pages(seeded, args.keys)
+            head = [
+                "",
+                f"### console.process: {str(page_process).lower()} ({mode})",
+                "",
+                f"Page time ({args.loads} loads each after 2 warm-ups; loopback round trip):",
+                "",
+            ]
+            print("\n".join(head), flush=True)
+            lines += head
+            lines += measure_pages(browser, shown, args.loads)
+            lines += ["", "Proxy throughput, alone and with the console in use:", ""]
+            body = chat_body(MODEL, False)
+            script = write_script(workdir / "chat.lua", "/v1/chat/completions", body, seeded.load_secret)
+            loaded = [page for page in shown if args.load_pages == "all" or page[0] in HEAVY]
+            lines += measure_throughput(args, port, gateway.pid, script, browser, loaded)
+            print("\n".join(lines[-4:]), flush=True)
     return lines
 
 
@@ -309,8 +332,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="wrk runs alone and with the console (default 3 each)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--page-rate", type=float, default=4, help="console pages a second under load (default 4)")
+    parser.add_argument(
+        "--load-pages",
+        choices=("all", "heavy"),
+        default="all",
+        help="pages loaded under wrk: all of them in turn, or the three heaviest usage reports (default all)",
+    )
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL instead of SQLite (a database made and dropped)")
+    parser.add_argument(
+        "--modes",
+        default="page-process,in-process",
+        help="console.process settings measured, in order (default page-process,in-process)",
+    )
     args = parser.parse_args()
+    if unknown := [m for m in args.modes.split(",") if m not in MODES]:
+        parser.error(f"--modes: unknown {', '.join(unknown)}; known: {', '.join(MODES)}")
     started_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="aoai-console-bench-") as tmp:

@@ -51,6 +51,7 @@ import orjson
 __all__ = [
     "AuthenticationError",
     "Conflict",
+    "ConsoleUnavailable",
     "DatabaseUnavailable",
     "DependencyUnavailable",
     "GatewayError",
@@ -325,6 +326,11 @@ class LimitsUnavailable(DependencyUnavailable):
 class DatabaseUnavailable(DependencyUnavailable):
     component = "its database (keys, events, usage)"
     code = "database_unavailable"
+
+
+class ConsoleUnavailable(DependencyUnavailable):
+    component = "the console's page process (console.process)"
+    code = "console_unavailable"
 
 
 class MicrophoneUnavailable(DependencyUnavailable):

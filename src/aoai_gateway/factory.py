@@ -28,6 +28,7 @@ from .balancing.affinity import ResponseAffinity, needs_placements
 from .config import Settings
 from .exchange import ExchangeListener
 from .extras import needs
+from .http.paths import Handler, Router
 from .logs import AccessLog, default_access_log
 from .metrics import GatewayMetrics
 from .providers import open_clients, upload_limits
@@ -103,7 +104,8 @@ async def open_gateway(
             listeners.append(tracer)  # closes the request's span (the last listener: nothing is added after it)
         assistant = await _open_assistant(settings, service, listeners, tracer, access, stack)
         archive = await _open_call_archive(settings, access, stack)
-        router = build_router(settings, service, access, metrics, assistant, archive)
+        relay = _console_relay(settings, access, stack)
+        router = build_router(settings, service, access, metrics, assistant, archive, relay)
         in_process = _realtime_pipelines(settings, InProcessCaller(service, listeners, tracer), stack)
         yield Gateway(
             router,
@@ -166,6 +168,38 @@ async def _open_call_archive(settings: Settings, access: object, stack: AsyncExi
     return CallArchive(CallStore(db, "console", calls.lease_seconds), playback, calls, fields)
 
 
+def _console_relay(settings: Settings, access: object, stack: AsyncExitStack) -> Handler | None:
+    """With the console on, `console.process`, `auth: keys` (sessions in the database both processes read) and a
+    master key (from which both derive the CSRF secret): the relay of the read-only pages to the page process,
+    which starts with the first of them."""
+    wanted = settings.console_enabled and settings.console.process and settings.admin.master_key is not None
+    if not wanted or not isinstance(access, ManagedAccess):
+        return None
+    from .console.relay import PageProcess, PageRelay, relay_client
+
+    relay = PageRelay(PageProcess(settings), relay_client(settings))
+    stack.push_async_callback(relay.aclose)
+    return relay.forward
+
+
+@asynccontextmanager
+async def open_console_pages(settings: Settings) -> AsyncIterator[Router]:
+    """The page process's side (console/worker.py): the console's routes over the database and calls archive the
+    gateway uses, rendered here (no relay), and nothing of the proxy (no upstream client, no model)."""
+    from .console import add_console_routes
+
+    async with AsyncExitStack() as stack:
+        access = await ACCESS_MODES[settings.auth](settings)
+        stack.push_async_callback(access.close)
+        if not isinstance(access, ManagedAccess):
+            raise ValueError("the console's page process serves `auth: keys` only")
+        archive = await _open_call_archive(settings, access, stack)
+        router = Router()
+        deployments = DeploymentRouter(settings.deployments, settings.routing)  # its page stays in the gateway
+        add_console_routes(router, settings, access, deployments, archive)
+        yield router
+
+
 def _realtime_pipelines(
     settings: Settings, caller: InProcessCaller, stack: AsyncExitStack
 ) -> dict[str, UpstreamClient]:
@@ -197,4 +231,4 @@ async def _open_affinity(
     return ResponseAffinity(router, ResponsePlacements(db, ttl), bind_keys=False)
 
 
-__all__ = ["open_gateway"]
+__all__ = ["open_console_pages", "open_gateway"]

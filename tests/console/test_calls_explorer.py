@@ -49,6 +49,16 @@ def explorer(call_database: str, tmp_path: Path, console_gateway: Any) -> Iterat
     yield gateway, records
 
 
+@pytest.fixture
+def explorer_in_process(call_database: str, tmp_path: Path, console_gateway: Any) -> Iterator[tuple[Any, Any]]:
+    """`explorer` with its pages rendered in the gateway's process (`console.process: false`): for tests that
+    change a module's limits in this process."""
+    folder = tmp_path / "recordings"
+    records = seed_calls(call_database, folder)
+    calls = {"database_url": call_database, "playback_sources": [str(folder)]}
+    yield console_gateway(calls=calls, console={"process": False}), records
+
+
 def rows(page: httpx.Response) -> list[str]:
     """The call names listed on an explorer page, in order."""
     assert page.status_code == 200, page.text
@@ -150,14 +160,14 @@ def test_a_hostile_call_stays_text(explorer: tuple[Any, Any]) -> None:
 
 
 def test_an_export_of_a_search_holds_every_match_and_says_when_it_is_cut(
-    explorer: tuple[Any, Any], call_database: str, monkeypatch: pytest.MonkeyPatch
+    explorer_in_process: tuple[Any, Any], call_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aoai_gateway.calls import browse
     from aoai_gateway.console import calls
 
     monkeypatch.setattr(browse, "SEARCH_WINDOW", 50)  # 359 calls: the search reads 8 windows
     monkeypatch.setattr(calls, "MAX_EXPORT", 120)
-    gateway, _ = explorer
+    gateway, _ = explorer_in_process
     names = seed_bulk(
         call_database,
         300,

@@ -213,7 +213,7 @@ def test_unknown_ids_are_404(console_gateway: Any) -> None:
 
 def test_attendees_search_page_and_revoke(console_gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(event_pages, "PAGE", 2)
-    gateway = console_gateway()
+    gateway = console_gateway(console={"process": False})  # the pages of this process see the patched PAGE
     event = make_event(gateway)
     people = [
         register(gateway, event["id"], name="Ann"),

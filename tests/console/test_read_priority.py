@@ -84,7 +84,7 @@ def _lowered_threads() -> set[int]:
 
 
 def test_the_gateway_lowers_its_console_pages_reads_only(console_gateway: Any) -> None:
-    gateway = console_gateway()
+    gateway = console_gateway(console={"process": False})  # in-process pages (test_page_process.py: the child)
     before = _lowered_threads()
     secret = httpx.post(
         f"{gateway.url}/admin/keys", json={"name": "ci"}, headers={"authorization": f"Bearer {MASTER}"}

@@ -201,12 +201,19 @@ class ConsoleSettings(_Section):
 
     `enabled: null` (the default) means on exactly when a master key is set. Sign-in attempts count per client
     address: `sign_in_attempts` per 15 minutes, then 429 until the quarter-hour ends.
+
+    `process: true` (the default; it takes effect with `auth: keys`) has the pages that only read (the events and
+    keys lists, an event's attendees and live view, usage reports and their CSV, the calls explorer) rendered by a
+    separate process at the lowest CPU priority (nice 19), started with the first such page: the gateway relays
+    them over loopback, so the proxy keeps its throughput while the console is used. `false` renders them in the
+    gateway's own process.
     """
 
     enabled: bool | None = None
     prefix: str = "/console"
     session_minutes: float = Field(480.0, gt=0, le=60 * 24 * 30)
     sign_in_attempts: int = Field(10, ge=1)
+    process: bool = True
 
     @field_validator("prefix")
     @classmethod

@@ -18,7 +18,7 @@ from ..access.runtime import ManagedAccess
 from ..balancing import DeploymentRouter
 from ..config import Settings
 from ..http.asgi import Send
-from ..http.paths import Router
+from ..http.paths import Handler, Router
 from ..http.request import Request
 from ..http.responses import send_bytes
 from . import admin, assistant, attendee, calls, deployments, events, keys, playground, reports
@@ -36,6 +36,7 @@ def add_console_routes(
     managed: ManagedAccess | None,
     deployment_router: DeploymentRouter,
     archive: calls.CallArchive | None = None,
+    relay: Handler | None = None,
 ) -> None:
     prefix = settings.console.prefix
     assets = Assets.load()
@@ -44,7 +45,8 @@ def add_console_routes(
     ttl = settings.console.session_minutes * 60
     # With a database, sessions are rows every worker shares and a restart keeps; without one, in memory.
     sessions: Sessions = StoredSessions(managed.db, ttl) if managed is not None else AdminSessions(ttl)
-    pages = Pages(prefix, assets, CsrfGuard.for_master_key(master_key), sessions, api_base=settings.api_base)
+    guard = CsrfGuard.for_master_key(master_key)
+    pages = Pages(prefix, assets, guard, sessions, relay, api_base=settings.api_base)
     attendee.register_routes(
         router,
         pages,

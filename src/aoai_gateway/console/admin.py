@@ -117,4 +117,4 @@ def register_routes(router: Router, pages: Pages, admin: AdminPages) -> None:
     form, post = pages.handler(admin.sign_in_form), pages.handler(admin.sign_in)
     router.add(f"{prefix}/sign-in", ["GET", "POST"], lambda r, s, p: (post if r.method == "POST" else form)(r, s, p))
     router.add(f"{prefix}/sign-out", ["POST"], pages.handler(admin.sign_out))
-    router.add(f"{prefix}/admin", ["GET"], pages.handler(admin.home))
+    router.add(f"{prefix}/admin", ["GET"], pages.reader(admin.home))

@@ -336,8 +336,8 @@ def _clock(seconds: float) -> str:
 
 def register_routes(router: Router, pages: Pages, calls: CallPages) -> None:
     base = f"{pages.prefix}/admin/calls"
-    router.add(base, ["GET"], pages.handler(calls.index))
-    router.add(f"{base}.{{kind}}", ["GET"], pages.handler(calls.export))
-    router.add(f"{base}/{{call_id}}", ["GET"], pages.handler(calls.show))
-    router.add(f"{base}/{{call_id}}/audio", ["GET"], calls.audio)
+    router.add(base, ["GET"], pages.reader(calls.index))
+    router.add(f"{base}.{{kind}}", ["GET"], pages.reader(calls.export))
+    router.add(f"{base}/{{call_id}}", ["GET"], pages.reader(calls.show))
+    router.add(f"{base}/{{call_id}}/audio", ["GET"], pages.reader_route(calls.audio))
     router.add(f"{base}/{{call_id}}/retry", ["POST"], pages.handler(calls.retry))

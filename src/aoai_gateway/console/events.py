@@ -344,7 +344,7 @@ def _event_request(fields: dict[str, str], served: list[str]) -> EventRequest:
 def register_routes(router: Router, pages: Pages, events: EventPages) -> None:
     prefix = pages.prefix
     base = f"{prefix}/admin/events/{{event_id}}"
-    show, edit = pages.handler(events.show), pages.handler(events.edit)
+    show, edit = pages.reader(events.show), pages.handler(events.edit)
     confirm, delete = pages.handler(events.confirm_delete), pages.handler(events.delete)
     router.add(f"{prefix}/admin/events", ["POST"], pages.handler(events.create))
     router.add(base, ["GET", "POST"], lambda r, s, p: (edit if r.method == "POST" else show)(r, s, p))
@@ -353,5 +353,5 @@ def register_routes(router: Router, pages: Pages, events: EventPages) -> None:
     router.add(f"{base}/code", ["POST"], pages.handler(events.rotate_code))
     router.add(f"{base}/delete", ["GET", "POST"], lambda r, s, p: (delete if r.method == "POST" else confirm)(r, s, p))
     router.add(f"{base}/attendees/{{key_id}}/revoke", ["POST"], pages.handler(events.revoke))
-    router.add(f"{base}/live", ["GET"], pages.handler(events.live))
-    router.add(f"{base}/live.json", ["GET"], pages.handler(events.live_json))
+    router.add(f"{base}/live", ["GET"], pages.reader(events.live))
+    router.add(f"{base}/live.json", ["GET"], pages.reader(events.live_json))

@@ -150,7 +150,7 @@ def _row(key: GatewayKey) -> dict[str, Any]:
 
 def register_routes(router: Router, pages: Pages, keys: KeyPages) -> None:
     prefix = pages.prefix
-    listing, create = pages.handler(keys.listing), pages.handler(keys.create)
+    listing, create = pages.reader(keys.listing), pages.handler(keys.create)
     router.add(
         f"{prefix}/admin/keys", ["GET", "POST"], lambda r, s, p: (create if r.method == "POST" else listing)(r, s, p)
     )

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from ..errors import GatewayError, InvalidRequest, UnsupportedMediaType
+from ..errors import ConsoleUnavailable, GatewayError, InvalidRequest, UnsupportedMediaType
 from ..http.asgi import RawHeaders, Send
 from ..http.paths import Handler
 from ..http.request import Request
@@ -112,11 +112,20 @@ PageHandler = Callable[[Visit, dict[str, str]], Awaitable[Html]]
 
 
 class Pages:
-    def __init__(self, prefix: str, assets: Assets, guard: CsrfGuard, sessions: Sessions, **globals_: Any) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        assets: Assets,
+        guard: CsrfGuard,
+        sessions: Sessions,
+        relay: Handler | None = None,
+        **globals_: Any,
+    ) -> None:
         self.prefix = prefix
         self.assets = assets
         self.guard = guard
         self.sessions = sessions
+        self.relay = relay  # with console.process: forwards a read-only page to the page process (relay.py)
         self.env = Environment(
             loader=PackageLoader("aoai_gateway.console", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -140,6 +149,23 @@ class Pages:
         session = visit.cookies.get(SESSION_COOKIE)
         visit.signed_in = await self.sessions.valid(session) if session else False
 
+    def reader(self, page: PageHandler) -> Handler:
+        """The route handler of a page that only reads (a GET): relayed to the page process where there is one,
+        else rendered here as `handler` does."""
+        return self._relayed if self.relay is not None else self.handler(page)
+
+    def reader_route(self, route: Handler) -> Handler:
+        """`reader` for a route handler that answers other than with a page (a recording)."""
+        return self._relayed if self.relay is not None else route
+
+    async def _relayed(self, request: Request, send: Send, params: dict[str, str]) -> None:
+        assert self.relay is not None
+        try:
+            await self.relay(request, send, params)
+        except ConsoleUnavailable as exc:  # raised before anything was sent: the error page, as any page's
+            visit = Visit(request, self, read_cookies(request.headers.get("cookie", "")), signed_in=False)
+            await send_html(send, self.error_page(visit, exc))
+
     def handler(self, page: PageHandler) -> Handler:
         """A route handler that runs `page` and sends its Html, or the error page of a `GatewayError`."""
 
@@ -152,15 +178,25 @@ class Pages:
                     await self.sign_in(visit)  # a database that cannot answer is an error page like any other
                     html = await page(visit, params)
             except GatewayError as exc:
-                body = self.render("error.html", title=_TITLES.get(exc.status, "Error"), error=exc, csrf=visit.csrf)
-                headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
-                html = Html(exc.status, body, [*visit.headers(), *headers])
+                html = self.error_page(visit, exc)
             await send_html(send, html)
 
         return handle
 
+    def error_page(self, visit: Visit, exc: GatewayError) -> Html:
+        body = self.render("error.html", title=_TITLES.get(exc.status, "Error"), error=exc, csrf=visit.csrf)
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
+        return Html(exc.status, body, [*visit.headers(), *headers])
 
-_TITLES = {400: "Bad request", 401: "Not signed in", 403: "Refused", 404: "Not found", 429: "Too many attempts"}
+
+_TITLES = {
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Refused",
+    404: "Not found",
+    429: "Too many attempts",
+    503: "Not available right now",
+}
 
 
 async def send_html(send: Send, html: Html) -> None:

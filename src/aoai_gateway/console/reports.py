@@ -133,5 +133,5 @@ def _csv(by: str, rows: list[dict[str, Any]]) -> bytes:
 
 
 def register_routes(router: Router, pages: Pages, reports: ReportPages) -> None:
-    router.add(f"{pages.prefix}/admin/usage", ["GET"], pages.handler(reports.page))
-    router.add(f"{pages.prefix}/admin/usage.csv", ["GET"], pages.handler(reports.export))
+    router.add(f"{pages.prefix}/admin/usage", ["GET"], pages.reader(reports.page))
+    router.add(f"{pages.prefix}/admin/usage.csv", ["GET"], pages.reader(reports.export))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..access import Access, ManagedAccess
 from ..config import Settings
 from ..console import add_console_routes
-from ..http.paths import Router, SocketRouter
+from ..http.paths import Handler, Router, SocketRouter
 from ..metrics import GatewayMetrics
 from ..proxy import ProxyService
 from ..proxy.client_secrets import ClientSecrets
@@ -38,6 +38,7 @@ def build_router(
     metrics: GatewayMetrics | None,
     assistant: AssistantService | None = None,
     calls: CallArchive | None = None,
+    console_relay: Handler | None = None,
 ) -> Router:
     managed = access if isinstance(access, ManagedAccess) else None  # the stores behind keys and events
     router = Router()
@@ -56,7 +57,7 @@ def build_router(
     add_responses_routes(router, settings.api_base, service, settings.limits)
     add_azure_routes(router, service, settings.limits)
     if settings.console_enabled:
-        add_console_routes(router, settings, managed, service.router, calls)
+        add_console_routes(router, settings, managed, service.router, calls, console_relay)
     return router
 
 

@@ -10,7 +10,10 @@ against the transcript.
 The instructions live in the system message; the transcript goes in a user message between <transcript> tags and
 is declared to be data, so a caller who says "ignore your instructions" on the phone is just quoted. An answer
 that is not JSON or breaks the schema is sent back with the validation error, at most `reasks` times; then the
-call fails with the last error as its reason.
+call fails with the last error as its reason. The first answer is greedy (temperature 0); a re-ask samples
+(`REASK_TEMPERATURE`, seeded by the attempt: reproducible), as a deterministic local model asked again would
+repeat itself; an answer cut off at max_tokens (a string looping to the end) is not shown back: the call is asked
+afresh.
 """
 
 from __future__ import annotations
@@ -76,6 +79,9 @@ class _Tally:
         self.seconds += reply.seconds
 
 
+REASK_TEMPERATURE = 0.5
+
+
 class Extractor:
     def __init__(
         self,
@@ -125,13 +131,17 @@ class Extractor:
         )
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
-    def request(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    def request(self, messages: list[dict[str, Any]], attempt: int = 0) -> dict[str, Any]:
+        """The chat request of attempt `attempt` (0 first): greedy first; a re-ask samples at REASK_TEMPERATURE
+        with the attempt as seed, since a deterministic model asked the same again answers the same again."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
-            "temperature": 0,
+            "temperature": 0 if attempt == 0 else REASK_TEMPERATURE,
             "max_tokens": self.max_output_tokens,
         }
+        if attempt:
+            body["seed"] = attempt
         answer = self.answer
         definition = {"name": self.schema.name, "strict": answer.strict, "parameters": answer.schema}
         if self.mode == "tool":
@@ -149,8 +159,9 @@ class Extractor:
         messages = self.messages(transcript)
         tally = _Tally()
         reply: ChatReply | None = None
-        for _ in range(self.reasks + 1):
-            reply = await self.models.chat(self.request(messages))
+        first = messages
+        for attempt in range(self.reasks + 1):
+            reply = await self.models.chat(self.request(messages, attempt))
             tally.add(reply)
             answer, problem = self._read(reply)
             if problem is None:
@@ -164,7 +175,9 @@ class Extractor:
                     seconds=tally.seconds,
                 )
             tally.errors.append(problem)
-            messages = [*messages, *self._reask(reply, problem)]
+            # Cut off (a string that looped until max_tokens): showing it back would only lengthen the prompt.
+            cut = reply.finish_reason == "length"
+            messages = first if cut else [*messages, *self._reask(reply, problem)]
         raise ExtractionError(
             f"no answer valid against the schema after {tally.attempts} attempt(s); last: {tally.errors[-1]}",
             retryable=False,

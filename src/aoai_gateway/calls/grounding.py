@@ -43,14 +43,15 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from .numbers import amounts
+from .roles import settle_roles
 from .schema import ExtractionSchema
 from .transcript import Transcript
+from .words import same_name, words
 
 __all__ = [
     "FUZZY_THRESHOLD",
@@ -73,7 +74,6 @@ _QUOTE_SCHEMA = {
     "description": "A short verbatim quote from the transcript (a few words, copied exactly as written there) "
     "that states the value; null when the value is null.",
 }
-_APOSTROPHES = frozenset("'\u2018\u2019\u02bc`\u00b4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +213,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
             else:
                 result.fields[name] = given["value"]
                 note["reason"] = f"kept unsupported (the schema does not allow null): {note['reason']}"
+    settle_roles(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _apart(result, schema)
     return result
 
@@ -226,8 +227,7 @@ def _apart(result: Grounded, schema: ExtractionSchema) -> None:
         value, theirs = result.fields.get(name), result.fields.get(other) if isinstance(other, str) else None
         if not (isinstance(value, str) and isinstance(theirs, str) and _nullable(prop)):
             continue
-        mine, them = set(_words(value)[0]), set(_words(theirs)[0])
-        if mine and them and (mine <= them or them <= mine):
+        if same_name(value, theirs):
             result.fields[name] = None
             result.dropped += 1
             note = result.evidence.setdefault(name, {"value": value, "found": False})
@@ -317,7 +317,7 @@ class _Searcher:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.words, self.spans = _words(text)
+        self.words, self.spans = words(text)
         self.where: dict[str, list[int]] = {}  # word -> its positions, for the fuzzy search's anchors
         for at, word in enumerate(self.words):
             self.where.setdefault(word, []).append(at)
@@ -329,15 +329,15 @@ class _Searcher:
         self.starts = starts
 
     def find(self, quote: str) -> QuoteMatch | None:
-        words = _words(quote)[0]
-        if not words:
+        said = words(quote)[0]
+        if not said:
             return None
-        needle = " ".join(words)
+        needle = " ".join(said)
         at = self.padded.find(" " + needle + " ")
         if at >= 0:  # the quote's words as they are: a run of whole words of the transcript
             first = self.starts.index(at + 1)
-            return self._match(1.0, first, first + len(words))
-        return self._fuzzy(words, needle)
+            return self._match(1.0, first, first + len(said))
+        return self._fuzzy(said, needle)
 
     def _fuzzy(self, words: list[str], needle: str) -> QuoteMatch:
         """The most similar window of about the quote's length among those holding half its words in place."""
@@ -370,35 +370,3 @@ class _Searcher:
         if not self.spans or last <= first:
             return QuoteMatch(score, 0, 0)
         return QuoteMatch(score, self.spans[first][0], self.spans[last - 1][1])
-
-
-def _words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """The normalised words of `text` and where each lies in it: case, accents, apostrophes and punctuation gone."""
-    words: list[str] = []
-    spans: list[tuple[int, int]] = []
-    current: list[str] = []
-    start = 0
-    for i, char in enumerate(text):
-        if char in _APOSTROPHES:  # "we're" is one word, "were" when folded
-            continue
-        folded = _fold(char)
-        if folded:
-            if not current:
-                start = i
-            current.append(folded)
-        elif current:
-            words.append("".join(current))
-            spans.append((start, i))
-            current = []
-    if current:
-        words.append("".join(current))
-        spans.append((start, len(text)))
-    return words, spans
-
-
-def _fold(char: str) -> str:
-    """The letters and digits `char` stands for, lower case, accents gone; "" for anything else."""
-    if char.isascii():
-        return char.lower() if char.isalnum() else ""
-    decomposed = unicodedata.normalize("NFKD", char)
-    return "".join(c for c in decomposed.casefold() if c.isalnum() and not unicodedata.combining(c))

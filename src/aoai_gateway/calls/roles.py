@@ -1,0 +1,126 @@
+"""Who is who in a call: the agent is the one who gives their name as calling from the seller's company.
+
+    introduced = introduction(text, "SkyFarm Drones")   # Introduction("Lena Hoffmann", passage, start, end)
+    settle_roles(fields, evidence, schema_properties, text)   # called by grounding.ground
+
+A small model often swaps the two people of a call: the agent says "It's Lena Hoffmann from SkyFarm Drones", the
+customer "Bronwyn speaking", and the answer names Lena the customer. The call itself says who the agent is: the
+name said next to "from / with / at <the seller's company>" ("this is Rebecca Lindqvist from Orisa Dental
+Supply", "my name is Samuel Okafor, from Brightfield LED", "Priya Raman calling from Northlight Solar").
+
+A property marked `"x-introduced-from": "<seller field>"` (the bundled `agent_name`, with `seller_company`) is
+settled from that introduction when the call has one: the agent becomes the name introduced, and the person the
+model had named the agent, when it is someone else, is the customer (the field whose `x-differs-from` names the
+agent's) where the model gave no customer, gave the agent's name as the customer, or where that person names
+themselves in the call ("this is Doctor Arjun Venkataraman"). Both moves are written in the evidence, with the
+introduction's passage as the agent's quote. Without an introduction nothing changes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .words import same_name, words
+
+# A name: one to four capitalised words (letters of any script, apostrophes and hyphens inside).
+_NAME = r"((?:[A-Z\u00c0-\u024f][\w'\u2019-]*\s+){0,3}[A-Z\u00c0-\u024f][\w'\u2019-]*)"
+_INTRODUCTION = re.compile(
+    r"(?i:\b(?:this is|it's|it is|my name is|i'm|i am|name's)\s+)?"
+    + _NAME
+    + r",?\s+(?i:(?:and\s+)?(?:i'm\s+|i am\s+)?(?:calling\s+|ringing\s+|here\s+)?(?:from|with|at)\s+(?:the\s+)?)"
+    + r"([\w'\u2019-]+)"
+)
+_SELF_NAMING = (
+    r"(?i:\b(?:this is|it's|it is|my name is|i'm|i am|name's|speaking,?))\s+"
+    r"(?:(?i:doctor|dr\.?|mr\.?|mrs\.?|ms\.?)\s+)?"
+)
+_CUE_WORDS = frozenset({"this", "is", "its", "it", "my", "name", "im", "i", "am", "names", "hi", "hello", "yes"})
+
+
+@dataclass(frozen=True, slots=True)
+class Introduction:
+    name: str
+    passage: str
+    start: int
+    end: int
+
+
+def introduction(text: str, seller: str) -> Introduction | None:
+    """The first name said as calling from `seller` (its first word, folded, after from / with / at)."""
+    wanted = words(seller)[0]
+    if not wanted:
+        return None
+    for found in _INTRODUCTION.finditer(text):
+        if words(found[2])[0][:1] != wanted[:1]:
+            continue
+        name_words = words(found[1])[0]
+        while name_words and name_words[0] in _CUE_WORDS:  # "Hi" or "This" caught as capitalised words
+            name_words = name_words[1:]
+        if not name_words:
+            continue
+        name = " ".join(found[1].split()[-len(name_words) :])
+        at = found.start(2)
+        whole = at + len(seller)  # the passage runs to the seller's last word where the call says it all
+        end = whole if words(text[at:whole])[0] == wanted else found.end()
+        return Introduction(name, text[found.start() : end], found.start(), end)
+    return None
+
+
+def names_themselves(text: str, name: str) -> bool:
+    """Whether `name` is said after "this is", "my name is", "I'm" and the like (a title between allowed)."""
+    said = name.split()
+    if not said:
+        return False
+    # The name's words as said, each allowing what the folding forgives (case), in order.
+    pattern = _SELF_NAMING + r"\s+".join(re.escape(word) for word in said if word.lower() not in _TITLES)
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
+_TITLES = frozenset({"doctor", "dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms."})
+
+
+def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: dict[str, Any], text: str) -> None:
+    """Apply the introduction to each `x-introduced-from` field and the field that must differ from it."""
+    for agent_field, prop in properties.items():
+        seller_field = prop.get("x-introduced-from") if isinstance(prop, dict) else None
+        seller = fields.get(seller_field) if isinstance(seller_field, str) else None
+        if not isinstance(seller, str):
+            continue
+        introduced = introduction(text, seller)
+        if introduced is None:
+            continue
+        named = fields.get(agent_field)
+        if isinstance(named, str) and same_name(named, introduced.name):
+            continue
+        original = evidence.get(agent_field)
+        fields[agent_field] = introduced.name
+        evidence[agent_field] = {
+            "value": introduced.name,
+            "quote": introduced.passage,
+            "found": True,
+            "score": 1.0,
+            "reason": f"the one who calls from {seller!r}" + (f" (the model named {named!r})" if named else ""),
+        }
+        if not isinstance(named, str):
+            continue
+        for customer_field, other in properties.items():
+            if not (isinstance(other, dict) and other.get("x-differs-from") == agent_field):
+                continue
+            customer = fields.get(customer_field)
+            if not isinstance(customer, str):
+                move = True  # no customer: the other person the model named is theirs
+            elif same_name(customer, introduced.name):
+                move = True  # the agent taken for the customer: swapped
+            else:
+                move = not same_name(customer, named) and names_themselves(text, named)
+            if move:
+                moved = dict(original) if isinstance(original, dict) else {}
+                fields[customer_field] = named
+                evidence[customer_field] = {
+                    **moved,
+                    "value": named,
+                    "found": True,
+                    "reason": f"named by the model as {agent_field}, who is {introduced.name!r} (from {seller!r})",
+                }

@@ -1,0 +1,50 @@
+"""Words as the grounding compares them: Unicode compatibility forms, case, accents, apostrophes and punctuation
+folded away, each word with where it lies in the text.
+
+    words("We're in Ålesund.")     # (["were", "in", "alesund"], [(0, 5), (6, 8), (9, 16)])
+    same_name("Priya", "Priya Raman")   # True: all of one's words are among the other's
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+_APOSTROPHES = frozenset("'\u2018\u2019\u02bc`\u00b4")
+
+
+def words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """The normalised words of `text` and where each lies in it: case, accents, apostrophes and punctuation gone."""
+    words: list[str] = []
+    spans: list[tuple[int, int]] = []
+    current: list[str] = []
+    start = 0
+    for i, char in enumerate(text):
+        if char in _APOSTROPHES:  # "we're" is one word, "were" when folded
+            continue
+        folded = fold(char)
+        if folded:
+            if not current:
+                start = i
+            current.append(folded)
+        elif current:
+            words.append("".join(current))
+            spans.append((start, i))
+            current = []
+    if current:
+        words.append("".join(current))
+        spans.append((start, len(text)))
+    return words, spans
+
+
+def fold(char: str) -> str:
+    """The letters and digits `char` stands for, lower case, accents gone; "" for anything else."""
+    if char.isascii():
+        return char.lower() if char.isalnum() else ""
+    decomposed = unicodedata.normalize("NFKD", char)
+    return "".join(c for c in decomposed.casefold() if c.isalnum() and not unicodedata.combining(c))
+
+
+def same_name(a: str, b: str) -> bool:
+    """The same words, or all of one's words among the other's ("Priya" and "Priya Raman")."""
+    mine, theirs = set(words(a)[0]), set(words(b)[0])
+    return bool(mine and theirs and (mine <= theirs or theirs <= mine))

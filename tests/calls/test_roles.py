@@ -1,0 +1,146 @@
+"""Who is who in a call (calls/roles.py): the agent is the one who calls from the seller's company."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aoai_gateway.calls.grounding import ground
+from aoai_gateway.calls.roles import introduction, names_themselves
+from aoai_gateway.calls.schema import ExtractionSchema
+from aoai_gateway.calls.transcript import Segment, Transcript
+
+BUNDLED = ExtractionSchema.load(None)
+
+
+@pytest.mark.parametrize(
+    ("text", "seller", "name"),
+    [
+        (
+            "G'day, is that Rhiannon Pike? It's Tomasz Wrobel from Skyward Sprayers.",
+            "Skyward Sprayers",
+            "Tomasz Wrobel",
+        ),
+        ("Hello, my name is Adaeze Obi, from Brightway Lamps. We met at the fair.", "Brightway Lamps", "Adaeze Obi"),
+        ("Good morning, this is Sunniva Dahl calling from Nordkapp Freight.", "Nordkapp Freight", "Sunniva Dahl"),
+        ("Hi, Marco Bellini with Verdant Office here.", "Verdant Office", "Marco Bellini"),
+        ("Hi, I'm Li Wei and I'm calling from Harbour Telecom.", "harbour telecom", "Li Wei"),
+        ("Hello, this is Jörg Müller-Lüdenscheidt from Äpfel Gruppe.", "Äpfel Gruppe", "Jörg Müller-Lüdenscheidt"),
+    ],
+)
+def test_the_name_said_as_calling_from_the_seller_is_the_agent(text: str, seller: str, name: str) -> None:
+    found = introduction(text, seller)
+    assert found is not None and found.name == name
+    assert text[found.start : found.end] == found.passage
+
+
+@pytest.mark.parametrize(
+    ("text", "seller"),
+    [
+        ("Is that Rhiannon Pike? It's Tomasz Wrobel from Skyward Sprayers.", "Another Company"),  # not the seller
+        ("I work at Skyward Sprayers, we sell drones.", "Skyward Sprayers"),  # nobody named
+        ("this is from Skyward Sprayers", "Skyward Sprayers"),
+        ("", "Skyward Sprayers"),
+        ("It's Tomasz Wrobel from Skyward Sprayers.", ""),
+    ],
+)
+def test_no_introduction_no_answer(text: str, seller: str) -> None:
+    assert introduction(text, seller) is None
+
+
+def test_names_themselves() -> None:
+    text = "Hi Rebecca, this is Doctor Arun Mehta. Thanks for calling back. I'm Ola."
+    assert names_themselves(text, "Doctor Arun Mehta") and names_themselves(text, "Arun Mehta")
+    assert names_themselves(text, "Ola")
+    assert not names_themselves(text, "Rebecca") and not names_themselves(text, "")
+
+
+def pair(value: Any, quote: str | None = None) -> dict[str, Any]:
+    return {"value": value, "quote": quote if quote is not None else value}
+
+
+def answer(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "agent_name": pair(None),
+        "seller_company": pair(None),
+        "customer_name": pair(None),
+        "company": pair(None),
+        "location": pair(None),
+        "products_of_interest": [],
+        "budget": pair(None),
+        "timeline": pair(None),
+        "sentiment": "neutral",
+        "next_steps": pair(None),
+        "summary": None,
+    }
+    return {**base, **fields}
+
+
+def grounded(text: str, **fields: Any) -> Any:
+    transcript = Transcript.of([Segment(line, None, None) for line in text.split("\n")])
+    return ground(answer(**fields), BUNDLED, transcript)
+
+
+def test_swapped_agent_and_customer_are_put_back() -> None:
+    text = "G'day, is that Rhiannon Pike? It's Tomasz Wrobel from Skyward Sprayers.\nYeah, Rhiannon speaking."
+    result = grounded(
+        text,
+        agent_name=pair("Rhiannon Pike"),
+        seller_company=pair("Skyward Sprayers"),
+        customer_name=pair("Tomasz Wrobel"),
+    )
+    assert result.fields["agent_name"] == "Tomasz Wrobel"
+    assert result.fields["customer_name"] == "Rhiannon Pike"
+    assert "Skyward Sprayers" in result.evidence["agent_name"]["quote"]
+    assert "named by the model as agent_name" in result.evidence["customer_name"]["reason"]
+    assert result.evidence["customer_name"]["quote"] == "Rhiannon Pike"  # the quote the model gave for that person
+
+
+def test_a_customer_who_names_themselves_replaces_an_organisation_taken_for_them() -> None:
+    text = (
+        "Good morning, is this Riverside Dental? This is Rebecca Holm from Dentaply Supply.\n"
+        "Hi Rebecca, this is Doctor Arun Mehta. Thanks for calling back."
+    )
+    result = grounded(
+        text,
+        agent_name=pair("Doctor Arun Mehta", "this is Doctor Arun Mehta"),
+        seller_company=pair("Dentaply Supply"),
+        customer_name=pair("Riverside Dental"),
+    )
+    assert (result.fields["agent_name"], result.fields["customer_name"]) == ("Rebecca Holm", "Doctor Arun Mehta")
+
+
+def test_a_right_answer_is_left_alone_and_the_agent_as_customer_still_dropped() -> None:
+    text = "Hello, this is Sunniva Dahl calling from Nordkapp Freight. Am I speaking with Per Lund?\nYes."
+    right = grounded(
+        text,
+        agent_name=pair("Sunniva Dahl"),
+        seller_company=pair("Nordkapp Freight"),
+        customer_name=pair("Per Lund"),
+    )
+    assert (right.fields["agent_name"], right.fields["customer_name"]) == ("Sunniva Dahl", "Per Lund")
+    assert "reason" not in right.evidence["agent_name"]
+    both_agent = grounded(
+        text,
+        agent_name=pair("Sunniva Dahl"),
+        seller_company=pair("Nordkapp Freight"),
+        customer_name=pair("Sunniva Dahl"),
+    )
+    assert both_agent.fields["customer_name"] is None  # x-differs-from, as before
+
+
+def test_without_an_introduction_or_a_seller_nothing_moves() -> None:
+    text = "Hi, it's me again about the order.\nOh hello, Per Lund here."
+    result = grounded(
+        text, agent_name=pair("Per Lund"), seller_company=pair(None), customer_name=pair("Per Lund", "Per Lund here")
+    )
+    assert result.fields["agent_name"] == "Per Lund" and result.fields["customer_name"] is None  # dropped as before
+
+
+def test_hostile_text_cannot_make_the_rule_slow_or_crash() -> None:
+    # A long run of capitalised words and "from" with no seller after them: linear, no catastrophic backtracking.
+    text = ("Aaa Bbb Ccc Ddd Eee from " * 5000) + "It's Mo Ali from Skyward Sprayers."
+    found = introduction(text, "Skyward Sprayers")
+    assert found is not None and found.name == "Mo Ali"
+    assert introduction("<script>alert(1)</script> from Skyward", "Skyward") is None

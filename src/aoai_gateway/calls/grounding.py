@@ -47,6 +47,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .corrections import apply_corrections
 from .numbers import amounts
 from .roles import settle_roles
 from .schema import ExtractionSchema
@@ -213,6 +214,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
             else:
                 result.fields[name] = given["value"]
                 note["reason"] = f"kept unsupported (the schema does not allow null): {note['reason']}"
+    apply_corrections(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     settle_roles(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _apart(result, schema)
     return result

@@ -1,0 +1,106 @@
+"""Names the call corrects, and names said in full: "we're in Leeds, not Manchester", "It's Katarzyna. Not Katherine."
+
+    corrected("Ah, no, actually we're in Leeds, not Manchester.", "Manchester")    # "Leeds"
+    completed("It's Katarzyna Wiśniewska. Everyone gets it wrong.", "Katarzyna")     # "Katarzyna Wiśniewska"
+    apply_corrections(fields, evidence, schema_properties, text)   # called by grounding.ground
+
+A property marked `"x-corrections": true` (the bundled `customer_name`, `company`, `location`) whose value the call
+itself takes back ("<X>, not <value>", "<X>. Not <value>") becomes the name said in its place, the nearest one
+before the "not"; a property marked `"x-full-name": true` (the bundled `customer_name` and `agent_name`) given as
+one word becomes the fullest form the call says of it (that word followed by more capitalised words, no sentence
+break between). Both are written in the evidence with the passage that says so. A value is only ever replaced by
+words of the transcript.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .words import words
+
+_CAPITALISED = r"[A-Z\u00c0-\u024f][\w'\u2019-]*"
+_NAME = re.compile(rf"{_CAPITALISED}(?:\s+{_CAPITALISED})*")
+_CUE_WORDS = frozenset(
+    {"its", "it", "i", "im", "we", "were", "no", "ah", "oh", "actually", "not", "yes", "sorry", "so", "and", "but"}
+)
+_FILLER = frozenset({"actually", "sorry", "please", "though", "then", "really"})  # "X, actually. Not V"
+_LOOK_BACK = 80  # characters before "not <value>" searched for the name said instead
+_MAX_NAME_WORDS = 4
+
+
+def corrected(text: str, value: str) -> tuple[str, str] | None:
+    """(the name said in `value`'s place, the passage) where the call says "<X>, not <value>"; else None."""
+    said = value.split()
+    if not said:
+        return None
+    taken_back = re.compile(r"\b(?i:not)\s+" + r"\s+".join(re.escape(word) for word in said) + r"\b", re.IGNORECASE)
+    for found in taken_back.finditer(text):
+        before = text[max(0, found.start() - _LOOK_BACK) : found.start()]
+        # Only "X, not V", "X. Not V", "X, actually. Not V": punctuation and filler between the name and "not".
+        names = [n for n in _NAME.finditer(before) if set(words(before[n.end() :])[0]) <= _FILLER]
+        if not names:
+            continue
+        parts = list(re.finditer(r"\S+", names[-1][0]))
+        first = 0
+        while first < len(parts) and _cue(parts[first][0]):
+            first += 1
+        if first == len(parts) or len(parts) - first > _MAX_NAME_WORDS:
+            continue  # only cue words, or a run of capitalised words too long to be a name
+        name = " ".join(part[0] for part in parts[first:])
+        if words(name)[0] == words(value)[0]:
+            continue
+        start = found.start() - len(before) + names[-1].start() + parts[first].start()
+        return name, text[start : found.end()]
+    return None
+
+
+def completed(text: str, value: str) -> tuple[str, str] | None:
+    """(`value` with the capitalised words the call says right after it, the passage), the longest said; else
+    None. Only for a one-word value."""
+    if len(value.split()) != 1:
+        return None
+    pattern = re.compile(rf"\b{re.escape(value)}((?:[ \t]+{_CAPITALISED}){{1,{_MAX_NAME_WORDS - 1}}})(?![\w'])")
+    best: re.Match[str] | None = None
+    for found in pattern.finditer(text):
+        if best is None or len(found[0]) > len(best[0]):
+            best = found
+    if best is None:
+        return None
+    more = best[1].split()
+    if any(_cue(word) for word in more):
+        return None  # "Katarzyna It's ..." is no surname
+    return f"{value} {' '.join(more)}", best[0]
+
+
+def apply_corrections(fields: dict[str, Any], evidence: dict[str, Any], properties: dict[str, Any], text: str) -> None:
+    for name, prop in properties.items():
+        if not isinstance(prop, dict):
+            continue
+        value = fields.get(name)
+        if not isinstance(value, str):
+            continue
+        if prop.get("x-corrections") is True and (found := corrected(text, value)) is not None:
+            value, passage = found
+            fields[name] = value
+            evidence[name] = _note(evidence.get(name), value, passage, f"the call corrects {_was(evidence, name)}")
+        if prop.get("x-full-name") is True and (full := completed(text, value)) is not None:
+            value, passage = full
+            fields[name] = value
+            evidence[name] = _note(evidence.get(name), value, passage, "the name as the call says it in full")
+
+
+def _cue(word: str) -> bool:
+    folded = words(word)[0]
+    return not folded or folded[0] in _CUE_WORDS
+
+
+def _was(evidence: dict[str, Any], name: str) -> str:
+    note = evidence.get(name)
+    return repr(note.get("value")) if isinstance(note, dict) else "the model's value"
+
+
+def _note(before: Any, value: str, passage: str, reason: str) -> dict[str, Any]:
+    note = dict(before) if isinstance(before, dict) else {}
+    note.update(value=value, quote=passage, found=True, score=1.0, reason=reason)
+    return note

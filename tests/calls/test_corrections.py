@@ -1,0 +1,95 @@
+"""Names the call corrects and names said in full (calls/corrections.py), alone and through `ground`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aoai_gateway.calls.corrections import completed, corrected
+from aoai_gateway.calls.grounding import ground
+from aoai_gateway.calls.schema import ExtractionSchema
+from aoai_gateway.calls.transcript import Segment, Transcript
+
+BUNDLED = ExtractionSchema.load(None)
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "name"),
+    [
+        ("I have you down in Bristol? Ah, no, actually we're in Cardiff, not Bristol.", "Bristol", "Cardiff"),
+        ("It's Małgorzata, actually. Not Margaret. Małgorzata Zięba.", "Margaret", "Małgorzata"),
+        ("We're Harbour Fresh Foods. Not Harbour Foods, that's our old name.", "Harbour Foods", "Harbour Fresh Foods"),
+        ("Sorry, it's São Paulo, not Rio.", "rio", "São Paulo"),
+    ],
+)
+def test_a_name_the_call_takes_back_is_replaced_by_the_one_said_instead(text: str, value: str, name: str) -> None:
+    found = corrected(text, value)
+    assert found is not None and found[0] == name
+    assert found[1] in text and found[1].startswith(name.split()[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("We're in Bristol, and we are not moving.", "Bristol"),  # "not" before something else
+        ("I do not Bristol anything.", "Bristol"),  # no name said in its place
+        ("Bristol, not Bristol.", "Bristol"),  # the same name
+        ("We are based in Cardiff and the office is huge, not Bristol.", "Bristol"),  # words between: not a correction
+        ("", "Bristol"),
+        ("Cardiff, not Bristol.", ""),
+        ("Cardiff, knot Bristol.", "Bristol"),
+    ],
+)
+def test_no_correction_without_one(text: str, value: str) -> None:
+    assert corrected(text, value) is None
+
+
+def test_a_one_word_name_is_completed_from_the_call() -> None:
+    text = "Am I speaking with Katherine? Katarzyna Wiśniewska. Everyone gets it wrong. Katarzyna, yes."
+    assert completed(text, "Katarzyna") == ("Katarzyna Wiśniewska", "Katarzyna Wiśniewska")
+    assert completed("Thanks, Callum. So, the roof?", "Callum") is None  # a sentence break is no surname
+    assert completed("Hamid It's me", "Hamid") is None
+    assert completed("Callum Fairbairn here", "Callum Fairbairn") is None  # already more than one word
+    assert completed("callum fairbairn", "Callum") is None  # lower case: no name
+
+
+def transcript(*lines: str) -> Transcript:
+    return Transcript.of([Segment(line, None, None) for line in lines])
+
+
+def answer(**fields: Any) -> dict[str, Any]:
+    empty = {"value": None, "quote": None}
+    base: dict[str, Any] = {name: empty for name in BUNDLED.schema["properties"]}
+    return {**base, "products_of_interest": [], "sentiment": "neutral", "summary": None, **fields}
+
+
+def test_ground_applies_them_and_says_so() -> None:
+    call = transcript(
+        "Hello, this is Ana Costa from Solaria. Am I speaking with Margaret?",
+        "It's Małgorzata, actually. Not Margaret. Małgorzata Zięba.",
+        "I have your address as Bristol. Ah, no, actually we're in Cardiff, not Bristol.",
+    )
+    result = ground(
+        answer(
+            customer_name={"value": "Margaret", "quote": "Am I speaking with Margaret"},
+            location={"value": "Bristol", "quote": "your address as Bristol"},
+            seller_company={"value": "Solaria", "quote": "from Solaria"},
+        ),
+        BUNDLED,
+        call,
+    )
+    assert result.fields["customer_name"] == "Małgorzata Zięba"
+    assert result.fields["location"] == "Cardiff"
+    assert result.evidence["location"]["reason"] == "the call corrects 'Bristol'"
+    assert result.evidence["location"]["quote"] == "Cardiff, not Bristol"
+    assert result.evidence["customer_name"]["reason"] == "the name as the call says it in full"
+    assert result.fields["agent_name"] == "Ana Costa"  # from the introduction (roles.py)
+
+
+def test_hostile_values_and_long_text_stay_cheap() -> None:
+    text = "and then " * 20_000 + "Cardiff, not Bristol."
+    assert corrected(text, "Bristol") == ("Cardiff", "Cardiff, not Bristol")
+    assert corrected("Aaa " * 20_000 + "Cardiff, not Bristol.", "Bristol") is None  # no name is 20,000 words long
+    assert corrected("Leeds, not (.*)+$", "(.*)+$") is None  # a value is matched literally, never as a pattern
+    assert completed("a]b[ c", "a]b[") is None

@@ -84,6 +84,9 @@ def test_ground_applies_them_and_says_so() -> None:
     assert result.evidence["location"]["reason"] == "the call corrects 'Bristol'"
     assert result.evidence["location"]["quote"] == "Cardiff, not Bristol"
     assert result.evidence["customer_name"]["reason"] == "the name as the call says it in full"
+    assert result.evidence["location"]["was"] == {"value": "Bristol", "quote": "your address as Bristol"}
+    # Corrected, then said in full: the model's own answer is what `was` keeps.
+    assert result.evidence["customer_name"]["was"] == {"value": "Margaret", "quote": "Am I speaking with Margaret"}
     assert result.fields["agent_name"] == "Ana Costa"  # from the introduction (roles.py)
 
 

@@ -95,6 +95,9 @@ def test_swapped_agent_and_customer_are_put_back() -> None:
     assert "Skyward Sprayers" in result.evidence["agent_name"]["quote"]
     assert "named by the model as agent_name" in result.evidence["customer_name"]["reason"]
     assert result.evidence["customer_name"]["quote"] == "Rhiannon Pike"  # the quote the model gave for that person
+    # What the model answered stays in the evidence.
+    assert result.evidence["agent_name"]["was"] == {"value": "Rhiannon Pike", "quote": "Rhiannon Pike"}
+    assert result.evidence["customer_name"]["was"] == {"value": "Tomasz Wrobel", "quote": "Tomasz Wrobel"}
 
 
 def test_a_customer_who_names_themselves_replaces_an_organisation_taken_for_them() -> None:

@@ -246,3 +246,32 @@ def test_a_child_that_cannot_start_is_a_503_page_and_the_proxy_goes_on(
         # What the gateway answers itself still works: a write, the deployments page, and the proxy.
         assert client.get("/console/admin/deployments").status_code == 200
     chat(gateway, secret)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/console/admin/calls/%2e%2e%2f%2e%2e%2fetc%2fpasswd/audio",
+        b"/console/admin/calls/..%2F..%2Fsecret",
+        b"/console/admin/usage?by=%0d%0aX-Injected:%201",
+        b"/console/admin/usage?by=key&by=model&offset=-1",
+        b"/console/admin/events/%00/live.json",
+        b"/console/admin/keys?offset=99999999999999999999999",
+        b"/console/admin/usage.csv?since=%ff%fe",
+    ],
+)
+def test_hostile_targets_through_the_relay_answer_as_in_process(console_gateway: Any, target: bytes) -> None:
+    """Raw request lines a client would normalise: the relayed answer is the in-process one, never a 5xx, and no
+    header the request smuggled comes back."""
+    from ..attacks.raw import raw_request
+
+    relayed, local = console_gateway(), console_gateway(console={"process": False})
+    answers = []
+    for gateway in (relayed, local):
+        with signed_in(gateway) as client:
+            cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        status, headers, body = raw_request(gateway.port, b"GET " + target + b" HTTP/1.1", {"Cookie": cookie})
+        assert status < 500, (gateway, status, body[:300])
+        assert "x-injected" not in headers
+        answers.append(status)
+    assert answers[0] == answers[1]

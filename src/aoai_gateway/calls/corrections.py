@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .roles import was
 from .words import words
 
 _CAPITALISED = r"[A-Z\u00c0-\u024f][\w'\u2019-]*"
@@ -102,5 +103,5 @@ def _was(evidence: dict[str, Any], name: str) -> str:
 
 def _note(before: Any, value: str, passage: str, reason: str) -> dict[str, Any]:
     note = dict(before) if isinstance(before, dict) else {}
-    note.update(value=value, quote=passage, found=True, score=1.0, reason=reason)
+    note.update(value=value, quote=passage, found=True, score=1.0, reason=reason, was=was(before))
     return note

@@ -102,6 +102,7 @@ def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: d
             "found": True,
             "score": 1.0,
             "reason": f"the one who calls from {seller!r}" + (f" (the model named {named!r})" if named else ""),
+            "was": was(original),
         }
         if not isinstance(named, str):
             continue
@@ -117,10 +118,24 @@ def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: d
                 move = not same_name(customer, named) and names_themselves(text, named)
             if move:
                 moved = dict(original) if isinstance(original, dict) else {}
+                moved.pop("was", None)
+                before = evidence.get(customer_field)
                 fields[customer_field] = named
                 evidence[customer_field] = {
                     **moved,
                     "value": named,
                     "found": True,
                     "reason": f"named by the model as {agent_field}, who is {introduced.name!r} (from {seller!r})",
+                    "was": was(before),
                 }
+
+
+def was(note: Any) -> dict[str, Any]:
+    """What the model answered for a field whose value the call itself settled: its value and quote, kept in
+    the evidence (`was`) so a reviewer sees both, and a re-grounding can start from the model's answer again."""
+    if isinstance(note, dict):
+        inner = note.get("was")
+        if isinstance(inner, dict):
+            return inner  # settled twice: the model's answer is the first
+        return {"value": note.get("value"), "quote": note.get("quote")}
+    return {"value": None, "quote": None}

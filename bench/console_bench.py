@@ -14,8 +14,9 @@ cookie and token, then the session cookie), and measures, all in one run:
   server's time plus a loopback hop), against the 200 ms target;
 - **proxy throughput**: wrk (`-t1 -c--connections`, core 0) on `POST /v1/chat/completions` with a gateway key,
   alone and while a browser-like client loads console pages (`--page-rate` a second, cycling through the pages;
-  `--load-pages heavy`: only the three heaviest usage reports, the worst case), `--runs` pairs interleaved (alone, with; reversed every other run), medians and their ratio; the page times
-  measured under that load are reported too.
+  `--load-pages heavy`: only the three heaviest usage reports, the worst case), `--runs` pairs interleaved
+  (alone, with; reversed every other run), medians and their ratio; the page times measured under that load are
+  reported too.
 
 Both ways of rendering the read-only pages are measured in the same run (`--modes`): `console.process: true`
 (the default: a nice-19 child of the gateway renders them; the gateway relays) and `false` (the gateway's own

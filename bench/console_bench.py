@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import http.client
 import os
@@ -41,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -341,6 +343,13 @@ def main() -> None:
     )
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL instead of SQLite (a database made and dropped)")
     parser.add_argument(
+        "--pin-postgres",
+        type=int,
+        metavar="CORE",
+        help="with --postgres on this machine: run its processes on CORE only while measuring, as a database on "
+        "its own host would (default: where the kernel puts them)",
+    )
+    parser.add_argument(
         "--modes",
         default="page-process,in-process",
         help="console.process settings measured, in order (default page-process,in-process)",
@@ -380,9 +389,36 @@ def _postgres(args: argparse.Namespace, workdir: Path) -> list[str]:
 
     asyncio.run(admin(f"CREATE DATABASE {name}"))
     try:
-        return run(args, args.postgres.rsplit("/", 1)[0] + f"/{name}", "PostgreSQL", workdir)
+        with pinned_postgres(args.pin_postgres):
+            label = "PostgreSQL" + (f" (its processes on core {args.pin_postgres})" if args.pin_postgres else "")
+            return run(args, args.postgres.rsplit("/", 1)[0] + f"/{name}", label, workdir)
     finally:
         asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@contextlib.contextmanager
+def pinned_postgres(core: int | None) -> Iterator[None]:
+    """With `core`: every process named postgres (the server on this machine; new backends inherit the
+    postmaster's CPUs) runs on that core only, as a database on its own host would leave the gateway's core
+    alone; the CPUs each had are given back after. Needs the right to change their affinity (root, or their user)."""
+    if core is None:
+        yield
+        return
+    before: dict[int, set[int]] = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                pid = int(entry.name)
+                before[pid] = os.sched_getaffinity(pid)
+                os.sched_setaffinity(pid, {core})
+    if not before:
+        raise SystemExit("--pin-postgres: no process named postgres runs on this machine")
+    try:
+        yield
+    finally:
+        for pid, cpus in before.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, cpus)
 
 
 if __name__ == "__main__":

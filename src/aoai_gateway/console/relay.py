@@ -123,6 +123,7 @@ class PageProcess:
             self._ready.set_result(where)
             log.info("the console's page process (pid %d) serves on 127.0.0.1:%d at nice 19", where.pid, where.port)
         returncode = await process.wait()
+        process.stdin.close()
         if self._ready is not None and self._ready.done():
             self._ready = asyncio.get_running_loop().create_future()  # the next page waits for the next process
         return returncode

@@ -147,3 +147,16 @@ def test_hostile_text_cannot_make_the_rule_slow_or_crash() -> None:
     found = introduction(text, "Skyward Sprayers")
     assert found is not None and found.name == "Mo Ali"
     assert introduction("<script>alert(1)</script> from Skyward", "Skyward") is None
+
+
+def test_a_customer_named_as_the_buyers_company_is_dropped_and_the_company_kept() -> None:
+    text = "Hello, this is Mo Ali from Skyward Sprayers. Is that Greenacre Farms?\nYes, Greenacre Farms here."
+    result = grounded(
+        text,
+        agent_name=pair("Mo Ali"),
+        seller_company=pair("Skyward Sprayers"),
+        customer_name=pair("Greenacre Farms"),
+        company=pair("Greenacre Farms"),
+    )
+    assert result.fields["customer_name"] is None and result.fields["company"] == "Greenacre Farms"
+    assert "the same as company" in result.evidence["customer_name"]["reason"]

@@ -50,7 +50,7 @@ from typing import Any
 from .corrections import apply_corrections
 from .numbers import amounts
 from .roles import settle_roles
-from .schema import ExtractionSchema
+from .schema import ExtractionSchema, differs_from
 from .transcript import Transcript
 from .words import same_name, words
 
@@ -221,19 +221,21 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
 
 
 def _apart(result: Grounded, schema: ExtractionSchema) -> None:
-    """Drop a value that names what its `x-differs-from` field names: the customer the model took for the agent.
+    """Drop a value that names what a field of its `x-differs-from` (a name, or a list of names) names: the
+    customer the model took for the agent, a company that is the customer's name or the city.
 
     The same words, or all of one's words among the other's ("Priya" and "Priya Raman"), count as the same."""
     for name, prop in schema.schema["properties"].items():
-        other = prop.get("x-differs-from") if isinstance(prop, dict) else None
-        value, theirs = result.fields.get(name), result.fields.get(other) if isinstance(other, str) else None
-        if not (isinstance(value, str) and isinstance(theirs, str) and _nullable(prop)):
-            continue
-        if same_name(value, theirs):
-            result.fields[name] = None
-            result.dropped += 1
-            note = result.evidence.setdefault(name, {"value": value, "found": False})
-            note["reason"] = f"dropped: the same as {other} ({theirs!r}), which it must differ from"
+        others = differs_from(prop)
+        for other in others:
+            value, theirs = result.fields.get(name), result.fields.get(other)
+            if not (isinstance(value, str) and isinstance(theirs, str) and _nullable(prop)):
+                continue
+            if same_name(value, theirs):
+                result.fields[name] = None
+                result.dropped += 1
+                note = result.evidence.setdefault(name, {"value": value, "found": False})
+                note["reason"] = f"dropped: the same as {other} ({theirs!r}), which it must differ from"
 
 
 def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .schema import differs_from
 from .words import same_name, words
 
 # A name: one to four capitalised words (letters of any script, apostrophes and hyphens inside).
@@ -107,7 +108,7 @@ def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: d
         if not isinstance(named, str):
             continue
         for customer_field, other in properties.items():
-            if not (isinstance(other, dict) and other.get("x-differs-from") == agent_field):
+            if agent_field not in differs_from(other):
                 continue
             customer = fields.get(customer_field)
             if not isinstance(customer, str):

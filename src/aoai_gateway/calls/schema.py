@@ -93,3 +93,11 @@ def _strict_compatible(node: Any) -> bool:
         if not closed or set(node.get("required", ())) != set(node["properties"]):
             return False
     return all(_strict_compatible(value) for key, value in node.items() if key not in ("enum", "const", "default"))
+
+
+def differs_from(prop: Any) -> list[str]:
+    """The fields a property's `x-differs-from` names: one name or a list of them."""
+    given = prop.get("x-differs-from") if isinstance(prop, dict) else None
+    if isinstance(given, str):
+        return [given]
+    return [other for other in given if isinstance(other, str)] if isinstance(given, list) else []

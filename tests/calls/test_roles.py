@@ -160,3 +160,34 @@ def test_a_customer_named_as_the_buyers_company_is_dropped_and_the_company_kept(
     )
     assert result.fields["customer_name"] is None and result.fields["company"] == "Greenacre Farms"
     assert "the same as company" in result.evidence["customer_name"]["reason"]
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {"x-differs-from": 7, "x-introduced-from": ["seller"], "x-corrections": "yes", "x-full-name": 1},
+        {"x-differs-from": [None, 3, "no_such_field", "seller"], "x-introduced-from": "no_such_field"},
+        {"x-differs-from": {"a": "b"}, "x-introduced-from": None},
+    ],
+)
+def test_odd_annotations_in_a_users_schema_change_nothing_and_break_nothing(annotations: dict[str, Any]) -> None:
+    """A schema file is outside input: annotations of the wrong type or naming no field are ignored."""
+    schema = ExtractionSchema.from_dict(
+        {
+            "title": "odd",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["customer_name", "seller"],
+            "properties": {
+                "customer_name": {"type": ["string", "null"], **annotations},
+                "seller": {"type": ["string", "null"]},
+            },
+        }
+    )
+    call = Transcript.of([Segment("It's Mo Ali from Skyward Sprayers. Is that Per Lund, not Per Lind?", None, None)])
+    result = ground(
+        {"customer_name": pair("Per Lund"), "seller": pair("Skyward Sprayers")},
+        schema,
+        call,
+    )
+    assert result.fields == {"customer_name": "Per Lund", "seller": "Skyward Sprayers"}

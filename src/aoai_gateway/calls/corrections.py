@@ -18,10 +18,9 @@ import re
 from typing import Any
 
 from .roles import was
-from .words import words
+from .words import CAPITALISED, words
 
-_CAPITALISED = r"[A-Z\u00c0-\u024f][\w'\u2019-]*"
-_NAME = re.compile(rf"{_CAPITALISED}(?:\s+{_CAPITALISED})*")
+_NAME = re.compile(rf"{CAPITALISED}(?:\s+{CAPITALISED})*")
 _CUE_WORDS = frozenset(
     {"its", "it", "i", "im", "we", "were", "no", "ah", "oh", "actually", "not", "yes", "sorry", "so", "and", "but"}
 )
@@ -61,7 +60,7 @@ def completed(text: str, value: str) -> tuple[str, str] | None:
     None. Only for a one-word value."""
     if len(value.split()) != 1:
         return None
-    pattern = re.compile(rf"\b{re.escape(value)}((?:[ \t]+{_CAPITALISED}){{1,{_MAX_NAME_WORDS - 1}}})(?![\w'])")
+    pattern = re.compile(rf"\b{re.escape(value)}((?:[ \t]+{CAPITALISED}){{1,{_MAX_NAME_WORDS - 1}}})(?![\w'])")
     best: re.Match[str] | None = None
     for found in pattern.finditer(text):
         if best is None or len(found[0]) > len(best[0]):

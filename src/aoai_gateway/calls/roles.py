@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .schema import differs_from
-from .words import same_name, words
+from .words import CAPITALISED, same_name, words
 
-# A name: one to four capitalised words (letters of any script, apostrophes and hyphens inside).
-_NAME = r"((?:[A-Z\u00c0-\u024f][\w'\u2019-]*\s+){0,3}[A-Z\u00c0-\u024f][\w'\u2019-]*)"
+# A name: one to four capitalised words.
+_NAME = rf"((?:{CAPITALISED}\s+){{0,3}}{CAPITALISED})"
 _INTRODUCTION = re.compile(
     r"(?i:\b(?:this is|it's|it is|my name is|i'm|i am|name's)\s+)?"
     + _NAME

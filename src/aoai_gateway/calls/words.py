@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import unicodedata
 
+# A capitalised word as a name is written: a capital (Latin, accents included), then letters, apostrophes, hyphens.
+CAPITALISED = r"[A-Z\u00c0-\u024f][\w'\u2019-]*"
 _APOSTROPHES = frozenset("'\u2018\u2019\u02bc`\u00b4")
 
 

@@ -65,7 +65,6 @@ class PageProcess:
         self.settings = settings
         self.secret = secrets.token_urlsafe(32)
         self.start_wait = _FIRST_START_WAIT if start_wait is None else start_wait
-        self.starts = 0  # processes started so far (tests, the log)
         self._ready: asyncio.Future[Listening] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -85,9 +84,6 @@ class PageProcess:
         except TimeoutError:
             raise ConsoleUnavailable(f"not ready after {self.start_wait:g} s", retry_after=5) from None
 
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None and self._process.returncode is None else None
-
     async def _supervise(self) -> None:
         delay = _BACKOFF[0]
         while not self._closing:
@@ -100,7 +96,6 @@ class PageProcess:
             await asyncio.sleep(delay)
 
     async def _run_once(self) -> int | None:
-        self.starts += 1
         process = await asyncio.create_subprocess_exec(
             *COMMAND,
             stdin=asyncio.subprocess.PIPE,

@@ -177,7 +177,7 @@ def _console_relay(settings: Settings, access: object, stack: AsyncExitStack) ->
         return None
     from .console.relay import PageProcess, PageRelay, relay_client
 
-    relay = PageRelay(PageProcess(settings), relay_client(settings))
+    relay = PageRelay(PageProcess(settings), relay_client(settings), before=access.ledger.flush)
     stack.push_async_callback(relay.aclose)
     return relay.forward
 

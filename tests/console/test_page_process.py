@@ -275,3 +275,17 @@ def test_hostile_targets_through_the_relay_answer_as_in_process(console_gateway:
         assert "x-injected" not in headers
         answers.append(status)
     assert answers[0] == answers[1]
+
+
+def test_a_relayed_report_holds_the_requests_the_gateway_still_buffers(console_gateway: Any) -> None:
+    """The ledger writes once an hour here: only the relay's flush before forwarding can make the chat visible."""
+    gateway = console_gateway(access={"usage_flush_seconds": 3600})
+    secret = httpx.post(
+        f"{gateway.url}/admin/keys", json={"name": "buffered"}, headers={"authorization": f"Bearer {MASTER}"}
+    ).json()["secret"]
+    with signed_in(gateway) as client:
+        assert "No usage yet" in client.get("/console/admin/usage?by=model").text
+        chat(gateway, secret)
+        report = client.get("/console/admin/usage?by=model")
+        assert report.status_code == 200 and "gpt-4o" in report.text
+        assert re.search(r"^key_\w+,1,0,", client.get("/console/admin/usage.csv?by=key").text, re.M)

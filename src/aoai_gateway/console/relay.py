@@ -28,6 +28,7 @@ import secrets
 import struct
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -147,14 +148,22 @@ class PageProcess:
 
 
 class PageRelay:
-    """Forwards a console request to the page process and copies its answer back, as it comes."""
+    """Forwards a console request to the page process and copies its answer back, as it comes.
 
-    def __init__(self, process: PageProcess, client: UpstreamClient) -> None:
+    `before` runs first in the gateway (the usage ledger's flush): a report the child reads then holds the
+    requests this process still buffered, as the pages did when they ran here (an empty buffer costs nothing)."""
+
+    def __init__(
+        self, process: PageProcess, client: UpstreamClient, before: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self.process = process
         self.client = client
+        self.before = before
 
     async def forward(self, request: Request, send: Send, params: dict[str, str]) -> None:
         where = await self.process.listening()
+        if self.before is not None:
+            await self.before()
         scope = request.scope
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k.lower() in _FORWARDED]
         client = scope.get("client")

@@ -104,15 +104,17 @@ def test_an_mcp_server_over_streamable_http_with_a_secret_header(
 def test_an_mcp_call_that_hangs_times_out_and_the_server_stays_usable(
     assistant_with: ClientFactory, script: Script
 ) -> None:
-    # 5 s: the hang must end by the timeout; the quick calls, on the same server, are far inside it even when busy.
-    client = assistant_with(mcp_servers=[{"name": "heat", "command": [sys.executable, SERVER_SCRIPT], "timeout_s": 5}])
+    # 3 s: the hang must end by the timeout; the quick calls, on the same server, are far inside it even when busy.
+    # Not 5 s: the turn's next model request would then come as the test upstream (uvicorn, 5 s keep-alive) closes
+    # the idle pooled connection, and race that close (a 502 "closed before its answer"; see the closing note).
+    client = assistant_with(mcp_servers=[{"name": "heat", "command": [sys.executable, SERVER_SCRIPT], "timeout_s": 3}])
     script(
         {"tool_calls": [{"name": "heat__hang"}, {"name": "heat__echo", "arguments": {"text": "still here"}}]},
         {"content": "One of them timed out."},
     )
     turn = client.turn(client.session(), text="hang")
     hang, echo = turn["tool_calls"]
-    assert hang["error"] == "The tool timed out after 5 s."
+    assert hang["error"] == "The tool timed out after 3 s."
     assert echo["ok"] and echo["result"] in ("still here", {"result": "still here"})
     script({"tool_calls": [{"name": "heat__get_temperature"}]}, {"content": "19 degrees."})
     assert client.turn(client.session(), text="temperature")["tool_calls"][0]["result"] == {"celsius": 19}

@@ -64,6 +64,7 @@ class Transcription:
     # and the speaker where the transcript knows it: what evidence quotes are located in.
     segments: tuple[dict[str, Any], ...] = ()
     prompt: str | None = None  # the vocabulary hint it was given
+    vocabulary: tuple[str, ...] = ()  # the names of that hint, one by one (respell.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class Transcription:
             "deployment": self.deployment,
             "segments": list(self.segments),
             "prompt": self.prompt,
+            "vocabulary": list(self.vocabulary),
             "seconds": round(self.seconds, 3),
         }
 

@@ -7,8 +7,9 @@ The call id is the SHA-256 of the audio: the same recording under two names, or 
 store's lease decides who works on it; the transcript is checkpointed before extraction, so a crash or a failed
 extraction never pays for Whisper twice. While a call is being worked on, a heartbeat renews the lease; when the
 process dies the lease runs out and the next worker resumes the call. Before extraction, spelled-out names in the
-transcript are written as words (spelling.py; the original is kept); after it, each value's quote is checked
-against that transcript (grounding.py) and the evidence stored beside the fields.
+transcript are written as words (spelling.py) and names of the recording's vocabulary that speech recognition
+misheard are written as the vocabulary spells them (respell.py; the original is kept, each change listed); after it,
+each value's quote is checked against that transcript (grounding.py) and the evidence stored beside the fields.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .errors import CallError, ExtractionError, ModelCallError
 from .extract import Extraction, Extractor
 from .grounding import Grounded, ground
 from .models import ModelClient
+from .respell import Respelling
 from .sources import Source, SourceItem
 from .store import DONE, FAILED, CallRecord, CallStore, Claim
 from .transcribers import SpeechTranscriber, Transcriber
@@ -136,7 +138,7 @@ class Pipeline:
                 model_seconds += heard.seconds
                 transcription = heard.as_dict()
                 await self.store.checkpoint(record.id, transcription)
-            heard_text, transcript = await asyncio.to_thread(_read_transcript, transcription)
+            heard_text, transcript, respelled = await asyncio.to_thread(_read_transcript, transcription)
             text = transcript.text
             if not text.strip():
                 raise ExtractionError("the recording has no speech that could be transcribed")
@@ -153,7 +155,7 @@ class Pipeline:
             else:
                 grounded = Grounded(fields=extraction.fields)
             resolved = text if text != heard_text.text else None
-            document = self._document(record, transcription, resolved, extraction, grounded)
+            document = self._document(record, transcription, resolved, respelled, extraction, grounded)
             if not await self.store.complete(record.id, document):
                 log.warning("call %s: lease lost before storing; the worker that took over stores it", record.id)
             usage = document["usage"]
@@ -220,6 +222,7 @@ class Pipeline:
         record: CallRecord,
         transcription: dict[str, Any],
         resolved: str | None,
+        respelled: list[Respelling],
         extraction: Extraction,
         grounded: Grounded,
     ) -> dict[str, Any]:
@@ -237,8 +240,10 @@ class Pipeline:
             # Per field: the quote it rests on, where it is (segment times) and, for a value dropped, why.
             "evidence": grounded.evidence,
             "transcript": transcription["text"],
-            # What the model read when it differs: spelled-out names written as words (spelling.py).
+            # What the model read when it differs: spelled-out names written as words (spelling.py), misheard
+            # names of the vocabulary as it writes them (respell.py; each change below, with what was heard).
             "resolved_transcript": resolved,
+            "respelled": [{"heard": r.heard, "name": r.name, "score": r.score} for r in respelled],
             "models": {
                 "transcription": {
                     "model": transcription["model"],
@@ -269,10 +274,14 @@ class Pipeline:
         }
 
 
-def _read_transcript(transcription: dict[str, Any]) -> tuple[Transcript, Transcript]:
-    """The transcript as heard, and as the model reads it (spelled-out names written as words)."""
+def _read_transcript(transcription: dict[str, Any]) -> tuple[Transcript, Transcript, list[Respelling]]:
+    """The transcript as heard, as the model reads it (spelled-out names written as words, misheard names of the
+    vocabulary it was primed with written as the vocabulary does), and those respellings."""
     heard = Transcript.from_transcription(transcription)
-    return heard, heard.resolved()
+    names = transcription.get("vocabulary")
+    vocabulary = [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
+    read, respelled = heard.resolved().respelled(vocabulary)
+    return heard, read, respelled
 
 
 def _detail(exc: DependencyUnavailable | StorageFull) -> str:

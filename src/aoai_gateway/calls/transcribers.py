@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +19,7 @@ from ..config.calls import CallsSettings
 from .errors import SourceError
 from .models import ModelClient, Transcription
 from .sources import SourceItem
-from .vocabulary import Vocabulary
+from .vocabulary import Vocabulary, prompt_text
 
 __all__ = ["ScriptTranscriber", "SpeechTranscriber", "Transcriber"]
 
@@ -29,7 +30,8 @@ class Transcriber(Protocol):
 
 
 class SpeechTranscriber:
-    """The configured transcription model, primed with the recording's vocabulary."""
+    """The configured transcription model, primed with the recording's vocabulary (kept with the transcript, whose
+    misheard names respell.py writes as the vocabulary does)."""
 
     def __init__(self, models: ModelClient, settings: CallsSettings, vocabulary: Vocabulary) -> None:
         self.models = models
@@ -38,13 +40,11 @@ class SpeechTranscriber:
 
     async def transcribe(self, path: Path, item: SourceItem) -> Transcription:
         settings = self.settings
-        return await self.models.transcribe(
-            path,
-            settings.transcribe_model,
-            settings.language,
-            settings.piece_seconds,
-            prompt=await self.vocabulary.prompt_for(item),
+        names = await self.vocabulary.names_for(item)
+        heard = await self.models.transcribe(
+            path, settings.transcribe_model, settings.language, settings.piece_seconds, prompt=prompt_text(names)
         )
+        return replace(heard, vocabulary=tuple(names))
 
 
 class ScriptTranscriber:

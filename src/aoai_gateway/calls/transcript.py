@@ -5,6 +5,7 @@
     transcript.lines                         # the same, a segment a line: what the model reads
     transcript.segments_between(120, 160)    # (3, 4): the segments that characters 120..160 of the text lie in
     transcript.resolved()                    # spelled-out names and letter/digit runs written as words (spelling.py)
+    transcript.respelled(["Callum Fairbairn"])   # (transcript, changes): misheard vocabulary names (respell.py)
 
 A checkpoint from before segments were kept, or a transcription model that gives none, is one segment with no
 times: quotes are still checked, only their timestamps are unknown.
@@ -16,6 +17,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Any
 
+from .respell import Respelling, respell
 from .spelling import resolve_spelling
 
 __all__ = ["Segment", "Transcript"]
@@ -70,6 +72,17 @@ class Transcript:
     def resolved(self) -> Transcript:
         """The same segments with spelled-out names and letter/digit sequences written as words."""
         return Transcript.of([Segment(resolve_spelling(s.text), s.start, s.end, s.speaker) for s in self.segments])
+
+    def respelled(self, names: list[str] | tuple[str, ...]) -> tuple[Transcript, list[Respelling]]:
+        """The same segments with misheard names of the vocabulary written as it spells them, and the changes."""
+        if not names:
+            return self, []
+        segments, changes = [], []
+        for segment in self.segments:
+            text, changed = respell(segment.text, names)
+            segments.append(Segment(text, segment.start, segment.end, segment.speaker))
+            changes += changed
+        return (Transcript.of(segments), changes) if changes else (self, [])
 
     def segments_between(self, start: int, end: int) -> tuple[int, int]:
         """Indexes of the first and last segment that characters [start, end) of `text` fall in."""

@@ -2,6 +2,7 @@
 
     vocabulary = Vocabulary.load(settings.calls.vocabulary_path)   # the config's list, read once at start
     prompt = await vocabulary.prompt_for(item)   # "Fjordline Seafood, Ingrid Solberg, ..." or None
+    names = await vocabulary.names_for(item)     # the same names as a list: what respell.py writes back
 
 Whisper takes its prompt as text said just before the recording, so names in it come out spelled that way. Three
 lists are joined, broadest first: `calls.vocabulary_path` (a CRM export of company, product and contact names),
@@ -23,7 +24,7 @@ from urllib.parse import unquote
 from .errors import SourceError
 from .sources import SourceItem
 
-__all__ = ["MAX_PROMPT_CHARS", "VOCABULARY_METADATA", "Vocabulary", "metadata_names", "read_names"]
+__all__ = ["MAX_PROMPT_CHARS", "VOCABULARY_METADATA", "Vocabulary", "metadata_names", "prompt_names", "read_names"]
 
 log = logging.getLogger("aoai_gateway.calls")
 
@@ -50,16 +51,27 @@ class Vocabulary:
 
     async def prompt_for(self, item: SourceItem) -> str | None:
         """Whisper's prompt for this recording: the configured names, then its folder's and its own."""
+        return prompt_text(await self.names_for(item))
+
+    async def names_for(self, item: SourceItem) -> list[str]:
+        """The names of this recording's prompt, most specific last: the configured ones, its folder's, its own,
+        as many as the prompt holds (what respell.py compares the transcript with)."""
         local: list[str] = []
         if item.uri.startswith("/"):  # a file of a folder source: its sidecar lists may lie beside it
             recording = Path(item.uri)
             for sidecar in (recording.parent / FOLDER_FILE, recording.parent / (recording.name + CALL_SUFFIX)):
                 local += await asyncio.to_thread(_read_if_there, sidecar)
-        return prompt_text([*self.names, *local, *item.hints])
+        return prompt_names([*self.names, *local, *item.hints])
 
 
 def prompt_text(names: list[str]) -> str | None:
     """The names as one comma-separated line, later names first to stay, at most MAX_PROMPT_CHARS; None if none."""
+    kept = prompt_names(names)
+    return ", ".join(kept) + "." if kept else None
+
+
+def prompt_names(names: list[str]) -> list[str]:
+    """The names a prompt keeps, in order: each once (at its latest place), the latest that fit MAX_PROMPT_CHARS."""
     seen: set[str] = set()
     unique = []
     for name in reversed(names):  # a name listed twice keeps its most specific (latest) place
@@ -73,7 +85,7 @@ def prompt_text(names: list[str]) -> str | None:
             break
         kept.append(name)
         size += len(name) + 2
-    return ", ".join(reversed(kept)) + "." if kept else None
+    return kept[::-1]
 
 
 def read_names(path: Path) -> list[str]:

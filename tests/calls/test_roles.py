@@ -163,6 +163,69 @@ def test_a_customer_named_as_the_buyers_company_is_dropped_and_the_company_kept(
 
 
 @pytest.mark.parametrize(
+    ("text", "company"),
+    [
+        # tiny.en, calls-dev d02 and d09: the seller misheard, the buyer's company said by the buyer
+        (
+            "The law to master error here from pipewell CRM, returning your call. Who am I speaking with?\n"
+            "Hi, Tamars. This is Oluwaseun Adeyemi. I'm the sales operations manager at Harbourline Insurance Brokers.",
+            "Harbourline Insurance Brokers",
+        ),
+        (
+            "You'll have to noon for the mail saying speaking from lift right material handling.\n"
+            "I'm Fatima. Tobias Grünewald here, operations manager at Kessler Cold Storage.",
+            "Kessler Cold Storage",
+        ),
+    ],
+)
+def test_the_buyers_company_given_as_the_seller_too_is_the_buyers(text: str, company: str) -> None:
+    result = grounded(text, seller_company=pair(company), company=pair(company))
+    assert result.fields["company"] == company and result.fields["seller_company"] is None
+    note = result.evidence["seller_company"]
+    assert note["found"] is False and "no one in the call is from it" in note["reason"]
+    assert note["was"] == {"value": company, "quote": company}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello, this is Mo Ali from Skyward Sprayers. Is that Greenacre Farms?\nYes.",  # introduced from it
+        "T.K. is not wrong with Tuckwell, it's seen a halfman from Sky Farm Bronze.\nYes.",  # "from" it, opening
+    ],
+)
+def test_the_sellers_company_given_as_the_buyers_too_is_the_sellers(text: str) -> None:
+    seller = "Skyward Sprayers" if "Skyward" in text else "Sky Farm Bronze"
+    result = grounded(text, seller_company=pair(seller), company=pair(seller))
+    assert result.fields["seller_company"] == seller and result.fields["company"] is None
+    assert "the same as seller_company" in result.evidence["company"]["reason"]
+
+
+def test_a_mangled_quote_beside_a_value_the_call_says_word_for_word_keeps_the_value() -> None:
+    text = "Hi, this is Oluwaseun Adeyemi. The surname Adeyemi.\nAnd we have a budget of nine thousand pounds."
+    result = grounded(
+        text,
+        customer_name=pair("Oluwaseun Adeyemi", "Oluwaseun Adeyemi Adeyemi Adeyemi"),
+        company=pair("Adeyemi Holdings", "Adeyemi Holdings Ltd"),  # not said: still dropped
+        location=pair("Leeds", "we are in Leeds"),  # neither quote nor value in the call: dropped
+    )
+    assert result.fields["customer_name"] == "Oluwaseun Adeyemi"
+    assert "the value it holds is, word for word" in result.evidence["customer_name"]["reason"]
+    assert result.evidence["customer_name"]["passage"] == "Oluwaseun Adeyemi"
+    assert result.fields["company"] is None and result.fields["location"] is None
+
+
+def test_an_item_listed_twice_is_kept_once() -> None:
+    text = "We want home batteries. Home batteries, yes, and solar panels."
+    result = grounded(
+        text,
+        products_of_interest=[pair("home batteries"), pair("Home Batteries!", "Home batteries"), pair("solar panels")],
+    )
+    assert result.fields["products_of_interest"] == ["home batteries", "solar panels"]
+    assert result.evidence["products_of_interest"][1]["reason"] == "dropped: listed already"
+    assert result.dropped == 1
+
+
+@pytest.mark.parametrize(
     "annotations",
     [
         {"x-differs-from": 7, "x-introduced-from": ["seller"], "x-corrections": "yes", "x-full-name": 1},

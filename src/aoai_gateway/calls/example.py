@@ -59,7 +59,10 @@ class Example:
         missing = [
             name
             for name, notes in evidence.items()
-            if not all(note["found"] for note in (notes if isinstance(notes, list) else [notes]))
+            if not all(
+                note["found"] and note.get("quote_found", True)
+                for note in (notes if isinstance(notes, list) else [notes])
+            )
         ]
         if missing:
             raise SchemaError(f"{where}: quotes not found in its transcript for: {', '.join(missing)}")

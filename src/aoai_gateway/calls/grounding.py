@@ -13,15 +13,17 @@ character by character, to the quote. Only windows holding at least half of the 
 puts them are compared (a passage 90% alike shares that much), the `MAX_WINDOWS` holding most, so an invented
 quote costs a look-up per word, not a comparison with every window of a long call.
 
-A value whose quote is not found, or that has no quote, is dropped to null (a list item is dropped) and the
-evidence records what it was and why. A field that cannot be null in the schema (the bundled `sentiment`) keeps
-its value, its evidence marked unsupported. A property marked `"x-grounded": false` in the schema (the bundled
-`summary`, which is the model's own words) is asked for and kept as it is. A property marked `"x-differs-from":
-"other"` is dropped when it names what `other` names (the bundled `customer_name` and `agent_name`: a small model
-takes the agent, who introduces themselves first, for the customer). A value's numbers must be among its
-passage's, said in digits or words (numbers.py): a budget beside a quote that states no amount is dropped. A
-value written with another currency symbol than the one its passage names ("£200" beside "two hundred dollars")
-is kept with the passage's; a value that is a word for nothing ("null", "n/a", "not mentioned") is null.
+A value whose quote is not found, or that has no quote, is dropped to null (a list item is dropped) and the evidence
+records what it was and why; a value its quote holds, said word for word in the transcript, is its own quote (the
+model mangled the quote around it: "Oluwaseun Adeyemi Adeyemi"). A list keeps an item said twice once. A field that
+cannot be null in the schema (the bundled `sentiment`) keeps its value, its evidence marked unsupported. A property
+marked `"x-grounded": false` in the schema (the bundled `summary`, which is the model's own words) is asked for and
+kept as it is. A property marked `"x-differs-from": "other"` is dropped when it names what `other` names (the
+bundled `customer_name` and `agent_name`: a small model takes the agent, who introduces themselves first, for the
+customer). A value's numbers must be among its passage's, said in digits or words (numbers.py): a budget beside a
+quote that states no amount is dropped. A value written with another currency symbol than the one its passage names
+("£200" beside "two hundred dollars") is kept with the passage's; a value that is a word for nothing ("null", "n/a",
+"not mentioned") is null.
 
 Why 0.9, measured on calls-dev (12 calls; each quote its sentence's first 12 words, as the emulator quotes):
 - quotes that are not in the call: each script sentence of the 11 other calls against this call's transcript
@@ -185,14 +187,19 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
         if kind == "plain":
             result.fields[name] = given
         elif kind == "list":
-            kept, notes = [], []
+            kept: list[Any] = []
+            notes: list[dict[str, Any]] = []
             for pair in given if isinstance(given, list) else []:
                 if isinstance(pair, dict) and _nullish(pair.get("value")):
                     continue
                 note = _check(pair, searcher, transcript)
                 notes.append(note)
-                if note["found"]:
-                    kept.append(note.get("kept", pair["value"]))
+                item = note.get("kept", note["value"])
+                if note["found"] and _listed(item, kept):  # the same item twice: once is what it means
+                    note.update(found=False, reason="dropped: listed already")
+                    result.dropped += 1
+                elif note["found"]:
+                    kept.append(item)
                 else:
                     note["reason"] = f"dropped: {note['reason']}"
                     result.dropped += 1
@@ -215,7 +222,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
                 result.fields[name] = given["value"]
                 note["reason"] = f"kept unsupported (the schema does not allow null): {note['reason']}"
     apply_corrections(result.fields, result.evidence, schema.schema["properties"], transcript.text)
-    settle_roles(result.fields, result.evidence, schema.schema["properties"], transcript.text)
+    result.dropped += settle_roles(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _apart(result, schema)
     return result
 
@@ -250,6 +257,15 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
         note["reason"] = f"the quote is {len(quote)} characters, over {MAX_QUOTE_CHARS}: not a short quote"
         return note
     match = searcher.find(quote)
+    if (match is None or match.score < FUZZY_THRESHOLD) and isinstance(value, str) and _within(value, quote):
+        # A quote mangled around its value ("Oluwaseun Adeyemi Adeyemi") where the call says the value word for
+        # word: the value is its own quote. Only word for word, never fuzzily: a value close to the call's words
+        # is not in it; and only a value the quote holds: a quote about something else supports nothing.
+        itself = searcher.find(value)
+        if itself is not None and itself.score == 1.0:
+            note["reason"] = "the quote is not in the transcript; the value it holds is, word for word"
+            note["quote_found"] = False
+            match = itself
     if match is None:
         note["reason"] = "the quote has no words"
         return note
@@ -295,6 +311,20 @@ _CURRENCIES = {
 }
 _SYMBOLS = "".join(sorted(set(_CURRENCIES.values())))
 _CURRENCY_WORD = re.compile(rf"[{_SYMBOLS}]|\b(?:{'|'.join(w for w in _CURRENCIES if w.isalpha())})\b", re.IGNORECASE)
+
+
+def _within(value: str, quote: str) -> bool:
+    """Whether the words of `value` are a run of the words of `quote`."""
+    inner, outer = words(value)[0], words(quote)[0]
+    return bool(inner) and any(outer[at : at + len(inner)] == inner for at in range(len(outer) - len(inner) + 1))
+
+
+def _listed(item: Any, kept: list[Any]) -> bool:
+    """Whether `item` is among `kept`, as the grounding compares words (case, accents, punctuation aside)."""
+    if not isinstance(item, str):
+        return item in kept
+    said = words(item)[0]
+    return any(isinstance(other, str) and words(other)[0] == said for other in kept)
 
 
 def _nullish(value: Any) -> bool:

@@ -18,6 +18,7 @@ introduction's passage as the agent's quote. Without an introduction nothing cha
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -82,11 +83,16 @@ def names_themselves(text: str, name: str) -> bool:
 _TITLES = frozenset({"doctor", "dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms."})
 
 
-def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: dict[str, Any], text: str) -> None:
-    """Apply the introduction to each `x-introduced-from` field and the field that must differ from it."""
+def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: dict[str, Any], text: str) -> int:
+    """Apply the introduction to each `x-introduced-from` field and the field that must differ from it; the number
+    of values dropped (a seller that is the buyer's company)."""
+    dropped = 0
     for agent_field, prop in properties.items():
         seller_field = prop.get("x-introduced-from") if isinstance(prop, dict) else None
-        seller = fields.get(seller_field) if isinstance(seller_field, str) else None
+        if not isinstance(seller_field, str):
+            continue
+        dropped += settle_seller(seller_field, fields, evidence, properties, text)
+        seller = fields.get(seller_field)
         if not isinstance(seller, str):
             continue
         introduced = introduction(text, seller)
@@ -129,6 +135,50 @@ def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: d
                     "reason": f"named by the model as {agent_field}, who is {introduced.name!r} (from {seller!r})",
                     "was": was(before),
                 }
+    return dropped
+
+
+def settle_seller(
+    seller_field: str, fields: dict[str, Any], evidence: dict[str, Any], properties: dict[str, Any], text: str
+) -> int:
+    """When the model gave one organisation as both the seller and a field that must differ from it (the buyer's
+    company), say which it is: the seller when someone introduces themselves from it, or the opening says it
+    after "from" ("here from Pipewell CRM"); otherwise the buyer's, and the seller is dropped, since a call names
+    the seller as the agent introduces themselves. Leaving the buyer's field to be dropped is grounding's `_apart`.
+    """
+    seller = fields.get(seller_field)
+    if not isinstance(seller, str):
+        return 0
+    for name, prop in properties.items():
+        value = fields.get(name)
+        if seller_field not in differs_from(prop) or not isinstance(value, str) or not same_name(value, seller):
+            continue
+        if introduction(text, seller) is not None or _named_from(_opening(text), seller):
+            return 0
+        fields[seller_field] = None
+        evidence[seller_field] = {
+            **(evidence.get(seller_field) or {"value": seller}),
+            "found": False,
+            "reason": f"dropped: the model gave it as {name} too, and no one in the call is from it: it is {name}",
+            "was": was(evidence.get(seller_field)),
+        }
+        return 1
+    return 0
+
+
+OPENING_WORDS = 25  # where the agent says whom they call from: the call's first words
+
+
+def _opening(text: str) -> str:
+    found = list(re.finditer(r"\S+", text))
+    return text[: found[OPENING_WORDS - 1].end()] if len(found) >= OPENING_WORDS else text
+
+
+def _named_from(text: str, company: str) -> bool:
+    """Whether `text` says `company` (its first word) right after "from"."""
+    wanted = words(company)[0]
+    said = words(text)[0]
+    return bool(wanted) and any(a == "from" and b == wanted[0] for a, b in itertools.pairwise(said))
 
 
 def was(note: Any) -> dict[str, Any]:

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from aoai_gateway.calls.grounding import field_kind, ground  # noqa: E402
+from aoai_gateway.calls.pipeline import read_transcript  # noqa: E402
 from aoai_gateway.calls.schema import ExtractionSchema  # noqa: E402
-from aoai_gateway.calls.transcript import Transcript  # noqa: E402
 
 
 def model_answer(document: dict[str, Any], schema: ExtractionSchema) -> dict[str, Any]:
@@ -65,11 +65,8 @@ def reground(run: Path, out: Path) -> int:
         connection.close()
     with out.open("w") as lines:
         for name, transcription, document in rows:
-            grounded = ground(
-                model_answer(json.loads(document), schema),
-                schema,
-                Transcript.from_transcription(json.loads(transcription)),
-            )
+            _, read, _ = read_transcript(json.loads(transcription))  # what the model read, as the pipeline makes it
+            grounded = ground(model_answer(json.loads(document), schema), schema, read)
             lines.write(json.dumps({"id": name.rsplit(".", 1)[0], "fields": grounded.fields}) + "\n")
     return len(rows)
 

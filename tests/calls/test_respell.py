@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from aoai_gateway.calls.pipeline import _read_transcript
+from aoai_gateway.calls.pipeline import read_transcript
 from aoai_gateway.calls.respell import respell, sound_key
 from aoai_gateway.calls.transcript import Segment, Transcript
 
@@ -100,12 +100,12 @@ def test_the_pipeline_respells_with_the_vocabulary_kept_in_the_checkpoint() -> N
         "segments": [{"start": 0.0, "end": 3.0, "text": "Hi, Calum. S-M-I-T-H."}],
         "vocabulary": ["Callum Fairbairn", 7, None],  # a damaged checkpoint: only the names are used
     }
-    heard, read, changes = _read_transcript(checkpoint)
+    heard, read, changes = read_transcript(checkpoint)
     assert heard.text == "Hi, Calum. S-M-I-T-H."
     assert read.text == "Hi, Callum. Smith."
     assert [(c.heard, c.name) for c in changes] == [("Calum", "Callum")]
     # a checkpoint from before the vocabulary was kept: spelling resolved, nothing respelled
-    _, read, changes = _read_transcript({"text": "Hi, Calum.", "segments": []})
+    _, read, changes = read_transcript({"text": "Hi, Calum.", "segments": []})
     assert read.text == "Hi, Calum." and changes == []
 
 

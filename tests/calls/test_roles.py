@@ -200,6 +200,32 @@ def test_the_sellers_company_given_as_the_buyers_too_is_the_sellers(text: str) -
     assert "the same as seller_company" in result.evidence["company"]["reason"]
 
 
+def test_a_location_that_names_a_person_or_the_seller_is_dropped_and_no_person_moves_into_it() -> None:
+    text = (
+        "Good morning, this is Rebecca Lindqvist from Orisa Dental Supply.\n"
+        "Hi Rebecca, this is Doctor Arjun Venkataraman, in Duluth, Minnesota."
+    )
+    # the model swapped the two people: the customer is moved back, the location stays where it is
+    result = grounded(
+        text,
+        agent_name=pair("Doctor Arjun Venkataraman"),
+        seller_company=pair("Orisa Dental Supply"),
+        location=pair("Duluth, Minnesota"),
+    )
+    assert result.fields["customer_name"] == "Doctor Arjun Venkataraman"
+    assert result.fields["location"] == "Duluth, Minnesota"
+    for wrong in ("Arjun Venkataraman", "Orisa Dental Supply", "Rebecca Lindqvist"):  # a person, the seller
+        result = grounded(
+            text,
+            agent_name=pair("Rebecca Lindqvist"),
+            seller_company=pair("Orisa Dental Supply"),
+            customer_name=pair("Doctor Arjun Venkataraman"),
+            location=pair(wrong),
+        )
+        assert result.fields["location"] is None, wrong
+        assert "which it must differ from" in result.evidence["location"]["reason"]
+
+
 def test_a_mangled_quote_beside_a_value_the_call_says_word_for_word_keeps_the_value() -> None:
     text = "Hi, this is Oluwaseun Adeyemi. The surname Adeyemi.\nAnd we have a budget of nine thousand pounds."
     result = grounded(

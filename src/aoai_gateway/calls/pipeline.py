@@ -138,7 +138,7 @@ class Pipeline:
                 model_seconds += heard.seconds
                 transcription = heard.as_dict()
                 await self.store.checkpoint(record.id, transcription)
-            heard_text, transcript, respelled = await asyncio.to_thread(_read_transcript, transcription)
+            heard_text, transcript, respelled = await asyncio.to_thread(read_transcript, transcription)
             text = transcript.text
             if not text.strip():
                 raise ExtractionError("the recording has no speech that could be transcribed")
@@ -274,7 +274,7 @@ class Pipeline:
         }
 
 
-def _read_transcript(transcription: dict[str, Any]) -> tuple[Transcript, Transcript, list[Respelling]]:
+def read_transcript(transcription: dict[str, Any]) -> tuple[Transcript, Transcript, list[Respelling]]:
     """The transcript as heard, as the model reads it (spelled-out names written as words, misheard names of the
     vocabulary it was primed with written as the vocabulary does), and those respellings."""
     heard = Transcript.from_transcription(transcription)

@@ -10,10 +10,10 @@ Supply", "my name is Samuel Okafor, from Brightfield LED", "Priya Raman calling 
 
 A property marked `"x-introduced-from": "<seller field>"` (the bundled `agent_name`, with `seller_company`) is
 settled from that introduction when the call has one: the agent becomes the name introduced, and the person the
-model had named the agent, when it is someone else, is the customer (the field whose `x-differs-from` names the
-agent's) where the model gave no customer, gave the agent's name as the customer, or where that person names
-themselves in the call ("this is Doctor Arjun Venkataraman"). Both moves are written in the evidence, with the
-introduction's passage as the agent's quote. Without an introduction nothing changes.
+model had named the agent, when it is someone else, is the customer (the person's name, `x-full-name`, whose
+`x-differs-from` names the agent's) where the model gave no customer, gave the agent's name as the customer, or
+where that person names themselves in the call ("this is Doctor Arjun Venkataraman"). Both moves are written in the
+evidence, with the introduction's passage as the agent's quote. Without an introduction nothing changes.
 """
 
 from __future__ import annotations
@@ -114,7 +114,9 @@ def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: d
         if not isinstance(named, str):
             continue
         for customer_field, other in properties.items():
-            if agent_field not in differs_from(other):
+            # The customer: a person's name (x-full-name) that must differ from the agent's; a place that must
+            # differ from them too is no one to move a person into.
+            if agent_field not in differs_from(other) or other.get("x-full-name") is not True:
                 continue
             customer = fields.get(customer_field)
             if not isinstance(customer, str):

@@ -141,7 +141,10 @@ def test_a_customer_who_is_the_agent_is_dropped(agent: str | None, customer: str
         SCHEMA,
         call,
     )
-    assert result.fields["customer_name"] == (customer if kept else None)
+    # Dropped when it is the agent; then the other person the call names is the customer (roles.name_the_customer).
+    assert result.fields["customer_name"] == (customer if kept else "Callum Fairbairn")
+    if not kept:
+        assert result.evidence["customer_name"]["was"]["value"] == customer
     assert result.fields["company"] is None  # the seller's company is never the customer's
     assert result.evidence["company"]["reason"].startswith("dropped: the same as seller_company ('Northlight Solar')")
     # No agent given: the one who calls from the seller is the agent (roles.py).
@@ -149,7 +152,7 @@ def test_a_customer_who_is_the_agent_is_dropped(agent: str | None, customer: str
     assert result.fields["agent_name"] == ("Priya Raman" if agent in (None, "Priya") else agent)
     assert result.fields["seller_company"] == "Northlight Solar"
     if not kept:
-        assert "the same as agent_name" in result.evidence["customer_name"]["reason"]
+        assert "the other person the call names than the agent" in result.evidence["customer_name"]["reason"]
 
 
 def test_hostile_quotes_are_refused_quickly_and_never_match() -> None:

@@ -130,7 +130,9 @@ def test_a_right_answer_is_left_alone_and_the_agent_as_customer_still_dropped() 
         seller_company=pair("Nordkapp Freight"),
         customer_name=pair("Sunniva Dahl"),
     )
-    assert both_agent.fields["customer_name"] is None  # x-differs-from, as before
+    # dropped as the agent (x-differs-from), then the other person the call names is the customer
+    assert both_agent.fields["customer_name"] == "Per Lund"
+    assert both_agent.evidence["customer_name"]["was"]["value"] == "Sunniva Dahl"
 
 
 def test_without_an_introduction_or_a_seller_nothing_moves() -> None:
@@ -224,6 +226,52 @@ def test_a_location_that_names_a_person_or_the_seller_is_dropped_and_no_person_m
         )
         assert result.fields["location"] is None, wrong
         assert "which it must differ from" in result.evidence["location"]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("text", "customer"),
+    [
+        (
+            "Good afternoon, this is Priya Raman calling from Northlight Solar. Am I speaking with Callum Fairbairn?\n"
+            "Yes, speaking. Hi Priya.",
+            "Callum Fairbairn",
+        ),
+        (
+            "Hi, it's March already. Fatima Al-Sayed speaking, from LiftRight Material Handling.\n"
+            "Tobias Grünewald here, operations manager at Kessler Cold Storage.",
+            "Tobias Grünewald",
+        ),
+        ("Hello, this is Mo Ali from Skyward Sprayers. Is that Doctor Rhiannon Pike?\nYes.", "Rhiannon Pike"),
+    ],
+)
+def test_a_customer_given_as_the_agent_is_the_other_person_the_call_names(text: str, customer: str) -> None:
+    agent = "Priya Raman" if "Priya" in text else "Fatima Al-Sayed" if "Fatima" in text else "Mo Ali"
+    result = grounded(text, agent_name=pair(agent), customer_name=pair(agent))
+    assert result.fields["customer_name"] == customer
+    note = result.evidence["customer_name"]
+    assert note["found"] and customer in note["quote"] and note["quote"] in text.replace("\n", " ")
+    assert note["was"] == {"value": agent, "quote": agent} and "the other person" in note["reason"]
+
+
+def test_no_other_person_no_customer_and_a_given_customer_stays() -> None:
+    text = "Hi, this is Mo Ali from Skyward Sprayers. It's Thursday, is that Skyward Sprayers' account?\nYes."
+    assert (
+        grounded(text, agent_name=pair("Mo Ali"), seller_company=pair("Skyward Sprayers")).fields["customer_name"]
+        is None
+    )  # the agent, the day and the seller are no one else
+    text = "Hi, this is Mo Ali from Skyward Sprayers. Am I speaking with Per Lund?\nYes, Per Lund speaking."
+    kept = grounded(text, agent_name=pair("Mo Ali"), customer_name=pair("Per Lund", "Yes, Per Lund speaking"))
+    assert kept.fields["customer_name"] == "Per Lund" and "reason" not in kept.evidence["customer_name"]
+
+
+def test_a_budget_that_states_no_amount_is_dropped() -> None:
+    text = "Do you have a budget?\nNot yet. I can't give you a number until I see pricing. Maybe twelve grand."
+    said = "Not yet. I can't give you a number until I see pricing."
+    none = grounded(text, budget=pair(said))
+    assert none.fields["budget"] is None and none.evidence["budget"]["reason"] == "dropped: the value states no amount"
+    assert grounded(text, budget=pair("$12,000", "Maybe twelve grand")).fields["budget"] == "$12,000"
+    rough = "Do you have a budget?\nA few thousand pounds."
+    assert grounded(rough, budget=pair("a few thousand pounds")).fields["budget"] == "a few thousand pounds"
 
 
 def test_a_mangled_quote_beside_a_value_the_call_says_word_for_word_keeps_the_value() -> None:

@@ -20,10 +20,12 @@ cannot be null in the schema (the bundled `sentiment`) keeps its value, its evid
 marked `"x-grounded": false` in the schema (the bundled `summary`, which is the model's own words) is asked for and
 kept as it is. A property marked `"x-differs-from": "other"` is dropped when it names what `other` names (the
 bundled `customer_name` and `agent_name`: a small model takes the agent, who introduces themselves first, for the
-customer). A value's numbers must be among its passage's, said in digits or words (numbers.py): a budget beside a
-quote that states no amount is dropped. A value written with another currency symbol than the one its passage names
-("£200" beside "two hundred dollars") is kept with the passage's; a value that is a word for nothing ("null", "n/a",
-"not mentioned") is null.
+customer; a customer so dropped, or not given, is the other person the call names, roles.name_the_customer). A
+value's numbers must be among its passage's, said in digits or words (numbers.py): a budget beside a quote that
+states no amount is dropped, and so is a value of a property marked `"x-amount": true` (the bundled `budget`) that
+states none ("Not yet, I can't give you a number"). A value written with another currency symbol than the one its
+passage names ("£200" beside "two hundred dollars") is kept with the passage's; a value that is a word for nothing
+("null", "n/a", "not mentioned") is null.
 
 Why 0.9, measured on calls-dev (12 calls; each quote its sentence's first 12 words, as the emulator quotes):
 - quotes that are not in the call: each script sentence of the 11 other calls against this call's transcript
@@ -51,7 +53,7 @@ from typing import Any
 
 from .corrections import apply_corrections
 from .numbers import amounts
-from .roles import settle_roles
+from .roles import name_the_customer, settle_roles
 from .schema import ExtractionSchema, differs_from
 from .transcript import Transcript
 from .words import same_name, words
@@ -212,6 +214,8 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
                 continue
             note = _check(given, searcher, transcript)
             result.evidence[name] = note
+            if note["found"] and prop.get("x-amount") is True and not _states_amount(str(given["value"])):
+                note.update(found=False, reason="the value states no amount")  # "Not yet, no number until..."
             if note["found"]:
                 result.fields[name] = note.get("kept", given["value"])
             elif _nullable(prop):
@@ -224,7 +228,26 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
     apply_corrections(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     result.dropped += settle_roles(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _apart(result, schema)
+    name_the_customer(result.fields, result.evidence, schema.schema["properties"], transcript.text)
+    for note in result.evidence.values():  # the passages the call's own words settled (roles, corrections): where
+        if isinstance(note, dict) and note.get("found") and "segments" not in note:
+            _place(note, searcher, transcript)
     return result
+
+
+def _place(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -> None:
+    """Add where a settled value's passage lies (its segments and their times), as `_check` does for a quote."""
+    quote = note.get("quote")
+    match = searcher.find(quote) if isinstance(quote, str) and len(quote) <= MAX_QUOTE_CHARS else None
+    if match is None or match.score < 1.0:
+        return
+    first, last = transcript.segments_between(match.start, match.end)
+    note.update(
+        passage=transcript.text[match.start : match.end],
+        start=transcript.segments[first].start,
+        end=transcript.segments[last].end,
+        segments=[first, last],
+    )
 
 
 def _apart(result: Grounded, schema: ExtractionSchema) -> None:
@@ -311,6 +334,14 @@ _CURRENCIES = {
 }
 _SYMBOLS = "".join(sorted(set(_CURRENCIES.values())))
 _CURRENCY_WORD = re.compile(rf"[{_SYMBOLS}]|\b(?:{'|'.join(w for w in _CURRENCIES if w.isalpha())})\b", re.IGNORECASE)
+
+
+_SCALE_WORD = re.compile(r"\b(?:hundreds?|thousands?|millions?|billions?|grand)\b", re.IGNORECASE)
+
+
+def _states_amount(value: str) -> bool:
+    """Whether `value` states an amount, exact ("$12,000", "twelve grand") or rough ("a few thousand pounds")."""
+    return bool(amounts(value)) or _SCALE_WORD.search(value) is not None
 
 
 def _within(value: str, quote: str) -> bool:

@@ -38,6 +38,20 @@ _SELF_NAMING = (
     r"(?i:\b(?:this is|it's|it is|my name is|i'm|i am|name's|speaking,?))\s+"
     r"(?:(?i:doctor|dr\.?|mr\.?|mrs\.?|ms\.?)\s+)?"
 )
+# The customer as the agent addresses them ("Am I speaking with Callum Fairbairn?", "Is that Rhiannon Pike?") or as
+# they name themselves ("this is Doctor Arjun Venkataraman", "Tobias Grünewald here", "Kgomotso speaking").
+_ADDRESSED = (
+    re.compile(
+        r"(?i:\b(?:speaking (?:with|to)|speak (?:with|to)|is that|is this|this is|my name is|it's|it is|i'm|i am)\s+"
+        r"(?:(?:doctor|dr\.?|mr\.?|mrs\.?|ms\.?)\s+)?)" + _NAME
+    ),
+    re.compile(_NAME + r",?\s+(?i:here|speaking)\b"),
+)
+_CALENDAR = frozenset(
+    {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november"}
+    | {"december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today"}
+    | {"tomorrow", "christmas", "easter", "spring", "summer", "autumn", "winter"}
+)
 _CUE_WORDS = frozenset({"this", "is", "its", "it", "my", "name", "im", "i", "am", "names", "hi", "hello", "yes"})
 
 
@@ -138,6 +152,56 @@ def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: d
                     "was": was(before),
                 }
     return dropped
+
+
+def name_the_customer(fields: dict[str, Any], evidence: dict[str, Any], properties: dict[str, Any], text: str) -> None:
+    """A person's name field (`x-full-name`) that must differ from an `x-introduced-from` agent and is null (the
+    model gave the agent, or no one) becomes the first other person the call addresses or who names themselves,
+    when there is one: the call's customer. Written in the evidence with the passage that names them."""
+    for agent_field, prop in properties.items():
+        if not (isinstance(prop, dict) and isinstance(prop.get("x-introduced-from"), str)):
+            continue
+        agent = fields.get(agent_field)
+        if not isinstance(agent, str):
+            continue
+        seller = fields.get(prop["x-introduced-from"])
+        for customer_field, other in properties.items():
+            if fields.get(customer_field) is not None or agent_field not in differs_from(other):
+                continue
+            if other.get("x-full-name") is not True:
+                continue
+            # Not the agent, the seller, nor what else the customer must differ from (the buyer's company).
+            taken = [fields.get(field) for field in differs_from(other)] + [agent, seller]
+            found = _other_person(text, [value for value in taken if isinstance(value, str)])
+            if found is None:
+                continue
+            name, start, end = found
+            before = evidence.get(customer_field)
+            fields[customer_field] = name
+            evidence[customer_field] = {
+                "value": name,
+                "quote": text[start:end],
+                "found": True,
+                "score": 1.0,
+                "reason": f"the other person the call names than the agent ({agent!r})",
+                "was": was(before),
+            }
+
+
+def _other_person(text: str, taken: list[str]) -> tuple[str, int, int] | None:
+    """The first name the call addresses or that names itself, other than those `taken`: (name, start, end)."""
+    said_where = sorted((found for pattern in _ADDRESSED for found in pattern.finditer(text)), key=lambda f: f.start())
+    for found in said_where:
+        name_words, said = words(found[1])[0], found[1].split()
+        while name_words and name_words[0] in _CUE_WORDS:
+            name_words, said = name_words[1:], said[1:]
+        if not name_words or _CALENDAR.intersection(name_words):  # "it's March", "this is Thursday"
+            continue
+        name = " ".join(said).strip(",.?!")
+        if any(same_name(name, other) for other in taken):
+            continue
+        return name, found.start(), found.end()
+    return None
 
 
 def settle_seller(

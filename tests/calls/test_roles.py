@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -272,6 +273,30 @@ def test_a_budget_that_states_no_amount_is_dropped() -> None:
     assert grounded(text, budget=pair("$12,000", "Maybe twelve grand")).fields["budget"] == "$12,000"
     rough = "Do you have a budget?\nA few thousand pounds."
     assert grounded(rough, budget=pair("a few thousand pounds")).fields["budget"] == "a few thousand pounds"
+
+
+def test_a_buyer_who_declines_has_no_next_step_nor_timeline() -> None:
+    text = "We signed with someone else last month. Maybe check back after harvest.\nUnderstood."
+    fields = {
+        "timeline": pair("last month", "We signed with someone else last month"),
+        "next_steps": pair("check back after harvest", "Maybe check back after harvest"),
+    }
+    declined = grounded(text, sentiment=pair("negative", "We signed with someone else"), **fields)
+    assert declined.fields["timeline"] is None and declined.fields["next_steps"] is None
+    assert declined.evidence["next_steps"]["reason"] == "dropped: null when sentiment is 'negative'"
+    assert declined.evidence["next_steps"]["value"] == "check back after harvest"  # what the model said stays
+    kept = grounded(text, sentiment=pair("neutral", "Understood"), **fields)
+    assert kept.fields["timeline"] == "last month" and kept.fields["next_steps"] == "check back after harvest"
+
+
+@pytest.mark.parametrize("when", [[], "negative", {"no_such_field": None}, {}, {"sentiment": ["negative"]}])
+def test_odd_null_when_annotations_change_nothing(when: Any) -> None:
+    schema = copy.deepcopy(BUNDLED.schema)
+    schema["properties"]["next_steps"]["x-null-when"] = when
+    text = "Let's book the demo for Friday.\nSure."
+    answer_ = answer(next_steps=pair("demo on Friday", "book the demo for Friday"), sentiment=pair("negative", "Sure"))
+    transcript = Transcript.of([Segment(line, None, None) for line in text.split("\n")])
+    assert ground(answer_, ExtractionSchema.from_dict(schema), transcript).fields["next_steps"] == "demo on Friday"
 
 
 def test_a_mangled_quote_beside_a_value_the_call_says_word_for_word_keeps_the_value() -> None:

@@ -228,11 +228,29 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
     apply_corrections(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     result.dropped += settle_roles(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _apart(result, schema)
+    _null_when(result, schema)
     name_the_customer(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     for note in result.evidence.values():  # the passages the call's own words settled (roles, corrections): where
         if isinstance(note, dict) and note.get("found") and "segments" not in note:
             _place(note, searcher, transcript)
     return result
+
+
+def _null_when(result: Grounded, schema: ExtractionSchema) -> None:
+    """Null a value where its `x-null-when` holds: `{"sentiment": "negative"}` on the bundled `next_steps` and
+    `timeline` (a buyer who declines has no next step, and wants nothing by any date)."""
+    for name, prop in schema.schema["properties"].items():
+        when = prop.get("x-null-when") if isinstance(prop, dict) else None
+        value = result.fields.get(name)
+        if not (isinstance(when, dict) and when and value is not None and _nullable(prop)):
+            continue
+        properties = schema.schema["properties"]
+        if all(other in properties and result.fields.get(other) == wanted for other, wanted in when.items()):
+            said = ", ".join(f"{other} is {wanted!r}" for other, wanted in when.items())
+            result.fields[name] = None
+            result.dropped += 1
+            note = result.evidence.setdefault(name, {"value": value})
+            note.update(found=False, reason=f"dropped: null when {said}")
 
 
 def _place(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -> None:

@@ -299,6 +299,40 @@ def test_odd_null_when_annotations_change_nothing(when: Any) -> None:
     assert ground(answer_, ExtractionSchema.from_dict(schema), transcript).fields["next_steps"] == "demo on Friday"
 
 
+def test_an_amount_quoted_from_the_wrong_sentence_rests_on_the_one_that_states_it() -> None:
+    text = "We've got two kids and an electric car.\nWe've put aside about 9,000 pounds. Maybe 9.5 thousand at most."
+    result = grounded(text, budget=pair("£9,000", "We've got two kids and an electric car"))
+    assert result.fields["budget"] == "£9,000"
+    note = result.evidence["budget"]
+    assert note["passage"] == "We've put aside about 9,000 pounds." and note["quote_found"] is False
+    assert note["segments"] == [1, 1] and "the one sentence of the call that does" in note["reason"]
+    # an amount the call never states, or states in two sentences (which one?), is dropped as before
+    assert grounded(text, budget=pair("£12,000", "We've got two kids")).fields["budget"] is None
+    twice = "It was 9,000 last year.\nWe have 9,000 pounds now."
+    assert grounded(twice, budget=pair("£9,000", "It was last year")).fields["budget"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("by the end of the quarter", True),
+        ("within six weeks", True),
+        ("Q3", True),
+        ("before reopening on the 1st of March", True),
+        ("after the summer holidays", True),
+        ("understood", False),
+        ("not called every day at all", True),  # "day": a time word, kept (the rule is lenient on purpose)
+        ("as agreed with the board", False),
+    ],
+)
+def test_a_timeline_must_name_a_time(value: str, kept: bool) -> None:
+    text = f"So when would you want it?\n{value}."
+    result = grounded(text, timeline=pair(value))
+    assert (result.fields["timeline"] == value) is kept
+    if not kept:
+        assert result.evidence["timeline"]["reason"] == "dropped: the value states no time"
+
+
 def test_a_mangled_quote_beside_a_value_the_call_says_word_for_word_keeps_the_value() -> None:
     text = "Hi, this is Oluwaseun Adeyemi. The surname Adeyemi.\nAnd we have a budget of nine thousand pounds."
     result = grounded(

@@ -216,6 +216,8 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
             result.evidence[name] = note
             if note["found"] and prop.get("x-amount") is True and not _states_amount(str(given["value"])):
                 note.update(found=False, reason="the value states no amount")  # "Not yet, no number until..."
+            if note["found"] and prop.get("x-time") is True and not _states_time(str(given["value"])):
+                note.update(found=False, reason="the value states no time")  # "understood", "not every day"
             if note["found"]:
                 result.fields[name] = note.get("kept", given["value"])
             elif _nullable(prop):
@@ -315,14 +317,24 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
         closest = f"closest passage {match.score:.2f} similar" if match.score else "no passage holds half its words"
         note["reason"] = f"the quote is not in the transcript ({closest})"
         return note
-    first, last = transcript.segments_between(match.start, match.end)
     passage = transcript.text[match.start : match.end]
     stated = amounts(value) if isinstance(value, str) else set()
     if stated and not stated <= amounts(passage):  # "$1,500,000" quoted from "cut their costs by half"
-        said = ", ".join(f"{n:,.0f}" if n.is_integer() else f"{n:,}" for n in sorted(stated - amounts(passage)))
-        note["reason"] = f"the value's numbers ({said}) are not in its quote"
-        note["passage"] = passage
-        return note
+        # The model quoted the wrong sentence for an amount the call does state: the one sentence that states it
+        # is the passage ("about 9,000 pounds" for "£9,000" quoted beside "we've got two kids").
+        stating = [
+            (start, end) for start, end in _sentences(transcript.text) if stated <= amounts(transcript.text[start:end])
+        ]
+        if len(stating) != 1:
+            said = ", ".join(f"{n:,.0f}" if n.is_integer() else f"{n:,}" for n in sorted(stated - amounts(passage)))
+            note["reason"] = f"the value's numbers ({said}) are not in its quote"
+            note["passage"] = passage
+            return note
+        (start, end), note["quote_found"] = stating[0], False
+        match = QuoteMatch(1.0, start, end)
+        passage = transcript.text[start:end]
+        note["reason"] = "the quote does not state the amount; the one sentence of the call that does is its passage"
+    first, last = transcript.segments_between(match.start, match.end)
     note.update(
         found=True,
         passage=passage,
@@ -354,12 +366,37 @@ _SYMBOLS = "".join(sorted(set(_CURRENCIES.values())))
 _CURRENCY_WORD = re.compile(rf"[{_SYMBOLS}]|\b(?:{'|'.join(w for w in _CURRENCIES if w.isalpha())})\b", re.IGNORECASE)
 
 
+_SENTENCE = re.compile(r"\S.*?(?:[.?!]+(?=\s|$)|$)", re.DOTALL)  # to a . ? ! before a space: "9.5" stays one
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """Where each sentence of `text` lies."""
+    return [(found.start(), found.end()) for found in _SENTENCE.finditer(text)]
+
+
 _SCALE_WORD = re.compile(r"\b(?:hundreds?|thousands?|millions?|billions?|grand)\b", re.IGNORECASE)
 
 
 def _states_amount(value: str) -> bool:
     """Whether `value` states an amount, exact ("$12,000", "twelve grand") or rough ("a few thousand pounds")."""
     return bool(amounts(value)) or _SCALE_WORD.search(value) is not None
+
+
+_TIME_WORDS = frozenset(
+    {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november"}
+    | {"december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday"}
+    | {"tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "weekend", "today", "tonight"}
+    | {"tomorrow", "yesterday", "morning", "afternoon", "evening", "noon", "midday", "day", "days", "week", "weeks"}
+    | {"fortnight", "fortnights", "month", "months", "quarter", "quarters", "year", "years", "hour", "hours"}
+    | {"spring", "summer", "autumn", "fall", "winter", "season", "christmas", "easter", "holidays", "holiday"}
+    | {"soon", "now", "asap", "immediately", "yearly", "annually", "monthly", "weekly", "fy", "q1", "q2", "q3", "q4"}
+)
+
+
+def _states_time(value: str) -> bool:
+    """Whether `value` names a time: a number, a month, a day, a season, a unit of time, "soon", "now"."""
+    said = words(value)[0]
+    return any(word in _TIME_WORDS or any(char.isdigit() for char in word) for word in said) or bool(amounts(value))
 
 
 def _within(value: str, quote: str) -> bool:

@@ -333,6 +333,28 @@ def test_a_timeline_must_name_a_time(value: str, kept: bool) -> None:
         assert result.evidence["timeline"]["reason"] == "dropped: the value states no time"
 
 
+def test_a_value_made_of_the_calls_own_phrases_beside_a_paraphrased_quote_is_kept() -> None:
+    text = (
+        "The next step is a free roof survey. One of our surveyors could come out on Thursday morning.\n"
+        "Lovely, I'll send you a confirmation email today with the surveyor's name."
+    )
+    paraphrase = (
+        "The next step is a free roof survey. Priya will send her a confirmation email with the surveyor's name."
+    )
+    value = "free roof survey, surveyor's name, confirmation email"
+    result = grounded(text, next_steps=pair(value, paraphrase))
+    assert result.fields["next_steps"] == value
+    note = result.evidence["next_steps"]
+    assert note["quote_found"] is False and note["passage"] == "free roof survey" and note["segments"] == [0, 0]
+    # a phrase the call does not say, a one-word phrase, or a quote about something else: dropped as before
+    for wrong, quote in (
+        ("free roof survey, a discount voucher", paraphrase),
+        ("free roof survey, Thursday", "free roof survey on Thursday, as said"),
+        (value, "We talked about the weather and the cricket"),
+    ):
+        assert grounded(text, next_steps=pair(wrong, quote)).fields["next_steps"] is None, wrong
+
+
 def test_a_mangled_quote_beside_a_value_the_call_says_word_for_word_keeps_the_value() -> None:
     text = "Hi, this is Oluwaseun Adeyemi. The surname Adeyemi.\nAnd we have a budget of nine thousand pounds."
     result = grounded(

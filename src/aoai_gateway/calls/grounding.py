@@ -15,17 +15,18 @@ quote costs a look-up per word, not a comparison with every window of a long cal
 
 A value whose quote is not found, or that has no quote, is dropped to null (a list item is dropped) and the evidence
 records what it was and why; a value its quote holds, said word for word in the transcript, is its own quote (the
-model mangled the quote around it: "Oluwaseun Adeyemi Adeyemi"). A list keeps an item said twice once. A field that
-cannot be null in the schema (the bundled `sentiment`) keeps its value, its evidence marked unsupported. A property
-marked `"x-grounded": false` in the schema (the bundled `summary`, which is the model's own words) is asked for and
-kept as it is. A property marked `"x-differs-from": "other"` is dropped when it names what `other` names (the
-bundled `customer_name` and `agent_name`: a small model takes the agent, who introduces themselves first, for the
-customer; a customer so dropped, or not given, is the other person the call names, roles.name_the_customer). A
-value's numbers must be among its passage's, said in digits or words (numbers.py): a budget beside a quote that
-states no amount is dropped, and so is a value of a property marked `"x-amount": true` (the bundled `budget`) that
-states none ("Not yet, I can't give you a number"). A value written with another currency symbol than the one its
-passage names ("£200" beside "two hundred dollars") is kept with the passage's; a value that is a word for nothing
-("null", "n/a", "not mentioned") is null.
+model mangled the quote around it: "Oluwaseun Adeyemi Adeyemi"), and so is a value made of phrases of two words or
+more each said word for word, beside a quote that paraphrases it ("free roof survey, surveyor's name, confirmation
+email"). A list keeps an item said twice once. A field that cannot be null in the schema (the bundled `sentiment`)
+keeps its value, its evidence marked unsupported. A property marked `"x-grounded": false` in the schema (the bundled
+`summary`, which is the model's own words) is asked for and kept as it is. A property marked `"x-differs-from":
+"other"` is dropped when it names what `other` names (the bundled `customer_name` and `agent_name`: a small model
+takes the agent, who introduces themselves first, for the customer; a customer so dropped, or not given, is the
+other person the call names, roles.name_the_customer). A value's numbers must be among its passage's, said in digits
+or words (numbers.py): a budget beside a quote that states no amount is dropped, and so is a value of a property
+marked `"x-amount": true` (the bundled `budget`) that states none ("Not yet, I can't give you a number"). A value
+written with another currency symbol than the one its passage names ("£200" beside "two hundred dollars") is kept
+with the passage's; a value that is a word for nothing ("null", "n/a", "not mentioned") is null.
 
 Why 0.9, measured on calls-dev (12 calls; each quote its sentence's first 12 words, as the emulator quotes):
 - quotes that are not in the call: each script sentence of the 11 other calls against this call's transcript
@@ -309,6 +310,16 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
             note["reason"] = "the quote is not in the transcript; the value it holds is, word for word"
             note["quote_found"] = False
             match = itself
+    if (match is None or match.score < FUZZY_THRESHOLD) and isinstance(value, str) and _near(quote, value):
+        # A value made of the call's own phrases ("free roof survey, surveyor's name, confirmation email") beside a
+        # paraphrased quote: each phrase, of two words or more, said word for word, rests on the call's words.
+        parts = [part for part in _PARTS.split(value) if part.strip()]
+        found = [searcher.find(part) for part in parts]
+        whole = len(parts) >= 2 and all(len(words(part)[0]) >= 2 for part in parts)
+        if whole and all(place is not None and place.score == 1.0 for place in found):
+            note["reason"] = "the quote is not in the transcript; each phrase of the value is, word for word"
+            note["quote_found"] = False
+            match = found[0]
     if match is None:
         note["reason"] = "the quote has no words"
         return note
@@ -397,6 +408,16 @@ def _states_time(value: str) -> bool:
     """Whether `value` names a time: a number, a month, a day, a season, a unit of time, "soon", "now"."""
     said = words(value)[0]
     return any(word in _TIME_WORDS or any(char.isdigit() for char in word) for word in said) or bool(amounts(value))
+
+
+_PARTS = re.compile(r"\s*[,;]\s*|\s+and\s+")
+
+
+def _near(quote: str, value: str) -> bool:
+    """Whether a quote that was not found is still about the value: a fair share of the value's words are in it
+    (a paraphrase), not a quote about something else."""
+    said, quoted = words(value)[0], set(words(quote)[0])
+    return bool(said) and sum(word in quoted for word in said) * 2 >= len(said)
 
 
 def _within(value: str, quote: str) -> bool:

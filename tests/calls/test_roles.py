@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -150,6 +151,12 @@ def test_hostile_text_cannot_make_the_rule_slow_or_crash() -> None:
     found = introduction(text, "Skyward Sprayers")
     assert found is not None and found.name == "Mo Ali"
     assert introduction("<script>alert(1)</script> from Skyward", "Skyward") is None
+    # The same for the customer's naming: capitalised words without end, and cues without a name after them.
+    hostile = "Hi, this is Mo Ali. " + ("Aaa Bbb Ccc Ddd, " * 5000) + ("this is " * 5000) + "Is that Per Lund?"
+    started = time.process_time()
+    result = grounded(hostile, agent_name=pair("Mo Ali"), customer_name=pair("Mo Ali"))
+    assert result.fields["customer_name"] == "Per Lund"
+    assert time.process_time() - started < 30  # linear: generous for a busy machine
 
 
 def test_a_customer_named_as_the_buyers_company_is_dropped_and_the_company_kept() -> None:

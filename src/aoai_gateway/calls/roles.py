@@ -14,12 +14,18 @@ model had named the agent, when it is someone else, is the customer (the person'
 `x-differs-from` names the agent's) where the model gave no customer, gave the agent's name as the customer, or
 where that person names themselves in the call ("this is Doctor Arjun Venkataraman"). Both moves are written in the
 evidence, with the introduction's passage as the agent's quote. Without an introduction nothing changes.
+
+Two more settle what the model confused: `settle_seller`, when the model gave one organisation as both the seller
+and the buyer's company (the seller's only if someone is introduced from it or the opening says it after "from");
+and `name_the_customer`, when the customer is left null (the model gave the agent, or no one): the first other
+person the call addresses or who names themselves ("Am I speaking with Callum Fairbairn?", "Tobias Grünewald here").
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,7 +196,9 @@ def name_the_customer(fields: dict[str, Any], evidence: dict[str, Any], properti
 
 def _other_person(text: str, taken: list[str]) -> tuple[str, int, int] | None:
     """The first name the call addresses or that names itself, other than those `taken`: (name, start, end)."""
-    said_where = sorted((found for pattern in _ADDRESSED for found in pattern.finditer(text)), key=lambda f: f.start())
+    said_where = sorted(
+        (found for pattern in _ADDRESSED for found in _overlapping(pattern, text)), key=lambda f: f.start()
+    )
     for found in said_where:
         name_words, said = words(found[1])[0], found[1].split()
         while name_words and name_words[0] in _CUE_WORDS:
@@ -202,6 +210,15 @@ def _other_person(text: str, taken: list[str]) -> tuple[str, int, int] | None:
             continue
         return name, found.start(), found.end()
     return None
+
+
+def _overlapping(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """Every match of `pattern`, each searched from the character after the last one's start: a cue caught as a
+    name ("this is Is that Per Lund") does not hide the match inside it ("Is that Per Lund")."""
+    at = 0
+    while (found := pattern.search(text, at)) is not None:
+        yield found
+        at = found.start() + 1
 
 
 def settle_seller(
@@ -236,8 +253,8 @@ OPENING_WORDS = 25  # where the agent says whom they call from: the call's first
 
 
 def _opening(text: str) -> str:
-    found = list(re.finditer(r"\S+", text))
-    return text[: found[OPENING_WORDS - 1].end()] if len(found) >= OPENING_WORDS else text
+    found = list(itertools.islice(re.finditer(r"\S+", text), OPENING_WORDS))
+    return text[: found[-1].end()] if len(found) == OPENING_WORDS else text
 
 
 def _named_from(text: str, company: str) -> bool:

@@ -103,6 +103,10 @@ def test_verbose_json_segments_and_words(client: OpenAI) -> None:
     assert starts == sorted(starts), "word timestamps go forward"
     assert all(0 <= w.start <= w.end <= result.duration for w in result.words)
     assert word_error_rate(spoken, " ".join(w.word for w in result.words)) <= WER_MAX
+    # Whisper's confidence in each word, ours (OpenAI's words carry none): the SDK keeps it as an extra field.
+    confidences = [getattr(word, "probability", None) for word in result.words]
+    assert all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in confidences), confidences[:5]
+    assert max(confidences) > 0.5 and min(confidences) < max(confidences)  # measured, not a constant
 
 
 def test_words_only_leaves_segments_out(client: OpenAI) -> None:

@@ -361,7 +361,10 @@ def _seek(start_seconds: float) -> int:
 
 
 def _segment(found: Any, temperature: float) -> Segment:
-    words = tuple(Word(str(w.word), float(w.start), float(w.end)) for w in (found.words or ()))
+    words = tuple(
+        Word(str(w.word), float(w.start), float(w.end), float(getattr(w, "probability", 1.0)))
+        for w in (found.words or ())
+    )
     return Segment(
         start=float(found.start),
         end=float(found.end),
@@ -404,7 +407,7 @@ def _looping(segments: list[Segment]) -> bool:
 
 
 def _shifted(segment: Segment, seconds: float) -> Segment:
-    words = tuple(Word(word.word, word.start + seconds, word.end + seconds) for word in segment.words)
+    words = tuple(replace(word, start=word.start + seconds, end=word.end + seconds) for word in segment.words)
     return replace(segment, start=segment.start + seconds, end=segment.end + seconds, words=words)
 
 

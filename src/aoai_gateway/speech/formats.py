@@ -51,8 +51,14 @@ def render(transcript: Transcript, request: SpeechRequest) -> tuple[bytes, bytes
         if request.segments:
             body["segments"] = [_segment(i, segment) for i, segment in enumerate(transcript.segments)]
         if request.words:
+            # `probability` (Whisper's confidence, 0..1) is ours: OpenAI's words carry none; clients ignore it.
             body["words"] = [
-                {"word": word.word.strip(), "start": round(word.start, 2), "end": round(word.end, 2)}
+                {
+                    "word": word.word.strip(),
+                    "start": round(word.start, 2),
+                    "end": round(word.end, 2),
+                    "probability": round(word.probability, 3),
+                }
                 for segment in transcript.segments
                 for word in segment.words
             ]

@@ -16,6 +16,7 @@ class Word:
     word: str
     start: float
     end: float
+    probability: float = 1.0  # Whisper's confidence in the word, 0..1
 
 
 @dataclass(frozen=True, slots=True)

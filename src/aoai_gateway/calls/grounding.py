@@ -23,10 +23,14 @@ keeps its value, its evidence marked unsupported. A property marked `"x-grounded
 "other"` is dropped when it names what `other` names (the bundled `customer_name` and `agent_name`: a small model
 takes the agent, who introduces themselves first, for the customer; a customer so dropped, or not given, is the
 other person the call names, roles.name_the_customer). A value's numbers must be among its passage's, said in digits
-or words (numbers.py): a budget beside a quote that states no amount is dropped, and so is a value of a property
-marked `"x-amount": true` (the bundled `budget`) that states none ("Not yet, I can't give you a number"). A value
-written with another currency symbol than the one its passage names ("£200" beside "two hundred dollars") is kept
-with the passage's; a value that is a word for nothing ("null", "n/a", "not mentioned") is null.
+or words (numbers.py): a budget beside a quote that states no amount rests on the one sentence of the call that
+states it, where exactly one does, and is dropped otherwise; dropped too is a value of a property marked
+`"x-amount": true` (the bundled `budget`) that states none ("Not yet, I can't give you a number"), and of one marked
+`"x-time": true` (the bundled `timeline`) that names no time ("understood"). A property marked `"x-null-when":
+{"other": value}` is null when the other fields hold those values (the bundled `next_steps` and `timeline` when the
+sentiment is negative: a buyer who declines has neither). A value written with another currency symbol than the one
+its passage names ("£200" beside "two hundred dollars") is kept with the passage's; a value that is a word for
+nothing ("null", "n/a", "not mentioned") is null.
 
 Why 0.9, measured on calls-dev (12 calls; each quote its sentence's first 12 words, as the emulator quotes):
 - quotes that are not in the call: each script sentence of the 11 other calls against this call's transcript
@@ -57,7 +61,7 @@ from .numbers import amounts
 from .roles import name_the_customer, settle_roles
 from .schema import ExtractionSchema, differs_from
 from .transcript import Transcript
-from .words import same_name, words
+from .words import MONTHS_AND_DAYS, same_name, words
 
 __all__ = [
     "FUZZY_THRESHOLD",
@@ -393,14 +397,13 @@ def _states_amount(value: str) -> bool:
     return bool(amounts(value)) or _SCALE_WORD.search(value) is not None
 
 
-_TIME_WORDS = frozenset(
-    {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november"}
-    | {"december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday"}
-    | {"tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "weekend", "today", "tonight"}
-    | {"tomorrow", "yesterday", "morning", "afternoon", "evening", "noon", "midday", "day", "days", "week", "weeks"}
-    | {"fortnight", "fortnights", "month", "months", "quarter", "quarters", "year", "years", "hour", "hours"}
-    | {"spring", "summer", "autumn", "fall", "winter", "season", "christmas", "easter", "holidays", "holiday"}
-    | {"soon", "now", "asap", "immediately", "yearly", "annually", "monthly", "weekly", "fy", "q1", "q2", "q3", "q4"}
+_TIME_WORDS = MONTHS_AND_DAYS | frozenset(
+    {"jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "weekend", "today"}
+    | {"tonight", "tomorrow", "yesterday", "morning", "afternoon", "evening", "noon", "midday", "day", "days"}
+    | {"week", "weeks", "fortnight", "fortnights", "month", "months", "quarter", "quarters", "year", "years", "hour"}
+    | {"hours", "spring", "summer", "autumn", "fall", "winter", "season", "christmas", "easter", "holidays"}
+    | {"holiday", "soon", "now", "asap", "immediately", "yearly", "annually", "monthly", "weekly", "fy", "q1", "q2"}
+    | {"q3", "q4"}
 )
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .schema import differs_from
-from .words import CAPITALISED, same_name, words
+from .words import CAPITALISED, MONTHS_AND_DAYS, same_name, words
 
 # A name: one to four capitalised words.
 _NAME = rf"((?:{CAPITALISED}\s+){{0,3}}{CAPITALISED})"
@@ -53,11 +53,7 @@ _ADDRESSED = (
     ),
     re.compile(_NAME + r",?\s+(?i:here|speaking)\b"),
 )
-_CALENDAR = frozenset(
-    {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november"}
-    | {"december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today"}
-    | {"tomorrow", "christmas", "easter", "spring", "summer", "autumn", "winter"}
-)
+_CALENDAR = MONTHS_AND_DAYS | {"today", "tomorrow", "christmas", "easter", "spring", "summer", "autumn", "winter"}
 _CUE_WORDS = frozenset({"this", "is", "its", "it", "my", "name", "im", "i", "am", "names", "hi", "hello", "yes"})
 
 

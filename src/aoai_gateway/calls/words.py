@@ -11,6 +11,11 @@ import unicodedata
 
 # A capitalised word as a name is written: a capital (Latin, accents included), then letters, apostrophes, hyphens.
 CAPITALISED = r"[A-Z\u00c0-\u024f][\w'\u2019-]*"
+# Months and days, folded: never a person's name, always a time.
+MONTHS_AND_DAYS = frozenset(
+    {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november"}
+    | {"december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+)
 _APOSTROPHES = frozenset("'\u2018\u2019\u02bc`\u00b4")
 
 

@@ -77,6 +77,8 @@ def test_no_vocabulary_or_hostile_names_change_nothing() -> None:
     assert respell(heard, ["", " ", "a", "\x00\x1b[31m", "1234"]) == (heard, [])
     # a name that is markup or a control sequence is written as given, only where it sounds alike: never here
     assert respell(heard, ["<script>alert(1)</script>"]) == (heard, [])
+    assert respell(heard, ["<b>Callum</b>", "Callum\x1b[2J", "Cal\u202eum"]) == (heard, [])  # alike, not name-like
+    assert respell("Hi, Script Alert.", ["<script>alert</script>"]) == ("Hi, Script Alert.", [])
 
 
 def test_sound_key_makes_spellings_of_one_sound_one() -> None:

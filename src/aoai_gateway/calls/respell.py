@@ -64,6 +64,7 @@ _SOFT_C = re.compile(r"c(?=[eiy])")
 _VOWELS = re.compile(r"[aeiou]+")
 _DOUBLES = re.compile(r"(.)\1+")
 _LENGTHS = (0.75, 1.34)  # a run's letters against the name's: no more than a letter in four more or fewer
+_WRITTEN_AS_A_NAME = re.compile(r"[\w .,'\u2019&()/-]+")  # letters, digits, what names and companies hold
 _POSSESSIVE = re.compile(r"['\u2019]s$")
 
 
@@ -170,7 +171,7 @@ class _Targets:
         for name in names[-MAX_NAMES:]:  # the most specific names come last (vocabulary.py)
             folded, _ = words(name)
             letters = "".join(folded)
-            if len(letters) < 3:
+            if len(letters) < 3 or not _WRITTEN_AS_A_NAME.fullmatch(name):  # never markup or controls into a call
                 continue
             targets.setdefault(name, _Target(name, letters, len(folded)))
             if len(folded) < 2:

@@ -174,7 +174,14 @@ async def test_a_text_message_gets_a_reply(voice_gateway: AsgiServer, script: Sc
     settings: RealtimeSessionModelSettings = {"turn_detection": None, "output_modalities": ["text"]}
     async with agent_session(voice_gateway, home_agent([]), settings) as session:
         await session.send_message("Good evening")
-        events = await events_until(session, lambda seen: responses_done(seen) == 1)
+        # The SDK sends its tracing in a session.update of its own once the session is created, which may reach
+        # the gateway after the message: wait for both, not for whichever comes first.
+        events = await events_until(
+            session,
+            lambda seen: (
+                responses_done(seen) == 1 and any(e["session"].get("tracing") for e in raw(seen, "session.updated"))
+            ),
+        )
     # The agent's instructions and tools became the session's; the SDK's tracing "auto" is kept and shown back.
     session_shown = raw(events, "session.updated")[-1]["session"]
     assert session_shown["instructions"] == "You run a home. Answer briefly."

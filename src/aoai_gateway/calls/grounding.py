@@ -28,7 +28,9 @@ states it, where exactly one does, and is dropped otherwise; dropped too is a va
 `"x-amount": true` (the bundled `budget`) that states none ("Not yet, I can't give you a number"), and of one marked
 `"x-time": true` (the bundled `timeline`) that names no time ("understood"). A property marked `"x-null-when":
 {"other": value}` is null when the other fields hold those values (the bundled `next_steps` and `timeline` when the
-sentiment is negative: a buyer who declines has neither). A value written with another currency symbol than the one
+sentiment is negative: a buyer who declines has neither). A value of a property marked `"x-agreed": true` (the
+bundled `next_steps`) that is assent alone, or rests on assent alone ("Will do. Thanks for your time."), is the
+proposal that assent answers (agreed.py), or dropped where none is before it. A value written with another currency symbol than the one
 its passage names ("£200" beside "two hundred dollars") is kept with the passage's; a value that is a word for
 nothing ("null", "n/a", "not mentioned") is null.
 
@@ -56,12 +58,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .agreed import acknowledges, proposal_before, proposal_value
 from .corrections import apply_corrections
 from .numbers import amounts
 from .roles import name_the_customer, settle_roles
 from .schema import ExtractionSchema, differs_from
 from .transcript import Transcript
-from .words import MONTHS_AND_DAYS, same_name, words
+from .words import MONTHS_AND_DAYS, same_name, sentences, words
 
 __all__ = [
     "FUZZY_THRESHOLD",
@@ -223,6 +226,8 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
                 note.update(found=False, reason="the value states no amount")  # "Not yet, no number until..."
             if note["found"] and prop.get("x-time") is True and not _states_time(str(given["value"])):
                 note.update(found=False, reason="the value states no time")  # "understood", "not every day"
+            if note["found"] and prop.get("x-agreed") is True:
+                _agreed(note, searcher, transcript)  # "Will do": the proposal it answers
             if note["found"]:
                 result.fields[name] = note.get("kept", given["value"])
             elif _nullable(prop):
@@ -241,6 +246,30 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
         if isinstance(note, dict) and note.get("found") and "segments" not in note:
             _place(note, searcher, transcript)
     return result
+
+
+def _agreed(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -> None:
+    """A value of assent alone, or resting on assent alone ("Will do. Thanks for your time."), is the proposal that
+    assent answers (agreed.py), or dropped where the exchange before it commits to nothing."""
+    value, passage = note["value"], note["passage"]
+    if not (isinstance(value, str) and (acknowledges(value) or acknowledges(passage))):
+        return
+    match = searcher.find(passage)
+    where = proposal_before(transcript.text, match.start) if match is not None else None
+    if where is None:
+        note.update(found=False, reason="the value is an assent, and no proposal before it commits to anything")
+        return
+    first, last = transcript.segments_between(*where)
+    proposal = transcript.text[where[0] : where[1]]
+    note.update(
+        kept=proposal_value(proposal),
+        passage=proposal,
+        start=transcript.segments[first].start,
+        end=transcript.segments[last].end,
+        segments=[first, last],
+        value_score=1.0,
+        reason="the quote is an assent; the proposal it answers is the value",
+    )
 
 
 def _null_when(result: Grounded, schema: ExtractionSchema) -> None:
@@ -338,7 +367,7 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
         # The model quoted the wrong sentence for an amount the call does state: the one sentence that states it
         # is the passage ("about 9,000 pounds" for "£9,000" quoted beside "we've got two kids").
         stating = [
-            (start, end) for start, end in _sentences(transcript.text) if stated <= amounts(transcript.text[start:end])
+            (start, end) for start, end in sentences(transcript.text) if stated <= amounts(transcript.text[start:end])
         ]
         if len(stating) != 1:
             said = ", ".join(f"{n:,.0f}" if n.is_integer() else f"{n:,}" for n in sorted(stated - amounts(passage)))
@@ -379,14 +408,6 @@ _CURRENCIES = {
 }
 _SYMBOLS = "".join(sorted(set(_CURRENCIES.values())))
 _CURRENCY_WORD = re.compile(rf"[{_SYMBOLS}]|\b(?:{'|'.join(w for w in _CURRENCIES if w.isalpha())})\b", re.IGNORECASE)
-
-
-_SENTENCE = re.compile(r"\S.*?(?:[.?!]+(?=\s|$)|$)", re.DOTALL)  # to a . ? ! before a space: "9.5" stays one
-
-
-def _sentences(text: str) -> list[tuple[int, int]]:
-    """Where each sentence of `text` lies."""
-    return [(found.start(), found.end()) for found in _SENTENCE.finditer(text)]
 
 
 _SCALE_WORD = re.compile(r"\b(?:hundreds?|thousands?|millions?|billions?|grand)\b", re.IGNORECASE)

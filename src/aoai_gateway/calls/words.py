@@ -3,10 +3,12 @@ folded away, each word with where it lies in the text.
 
     words("We're in Ålesund.")     # (["were", "in", "alesund"], [(0, 5), (6, 8), (9, 16)])
     same_name("Priya", "Priya Raman")   # True: all of one's words are among the other's
+    sentences("Yes. 9.5 it is.")        # [(0, 4), (5, 15)]
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # A capitalised word as a name is written: a capital (Latin, accents included), then letters, apostrophes, hyphens.
@@ -16,6 +18,7 @@ MONTHS_AND_DAYS = frozenset(
     {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november"}
     | {"december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 )
+_SENTENCE = re.compile(r"\S.*?(?:[.?!]+(?=\s|$)|$)", re.DOTALL)  # to a . ? ! before a space: "9.5" stays one
 _APOSTROPHES = frozenset("'\u2018\u2019\u02bc`\u00b4")
 
 
@@ -55,3 +58,8 @@ def same_name(a: str, b: str) -> bool:
     """The same words, or all of one's words among the other's ("Priya" and "Priya Raman")."""
     mine, theirs = set(words(a)[0]), set(words(b)[0])
     return bool(mine and theirs and (mine <= theirs or theirs <= mine))
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Where each sentence of `text` lies: to a full stop, question or exclamation mark before a space."""
+    return [(found.start(), found.end()) for found in _SENTENCE.finditer(text)]

@@ -1,0 +1,94 @@
+"""What an assent agrees to (calls/agreed.py): a next step given as "Will do" is the proposal it answers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from aoai_gateway.calls.agreed import LOOK_BACK, acknowledges, proposal_before, proposal_value
+from aoai_gateway.calls.grounding import ground
+from aoai_gateway.calls.transcript import Segment, Transcript
+
+from .test_roles import BUNDLED, answer, grounded, pair
+
+# The close of a call as the scripts have it: the agent's offer, the buyer's reply repeating part of it, the assent.
+CLOSE = (
+    "If we go ahead, the rollout would be in the new financial year.\n"
+    "Okay. I'll send you our per-vehicle pricing and a case study, and then let's talk again next Monday.\n"
+    "Fine. Send it to my email, and we'll talk on Monday.\n"
+    "Will do. Thanks for your time."
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "assent"),
+    [
+        ("Will do. Thanks for your time.", True),
+        ("Sounds good. Thank you, Rebecca.", True),
+        ("Okay, thanks Jordan!", True),
+        ("Lovely, see you soon.", True),
+        ("Thursday works.", False),  # a day: something agreed, not assent alone
+        ("Send it to my email.", False),
+        ("Jordan.", False),  # a name alone, at the start of a sentence, is not assent
+        ("", False),
+        ("...", False),
+    ],
+)
+def test_assent_is_courtesy_and_names_alone(text: str, assent: bool) -> None:
+    assert acknowledges(text) is assent
+
+
+def test_the_proposal_is_the_offer_not_the_reply_that_repeats_it() -> None:
+    where = proposal_before(CLOSE, CLOSE.index("Will do"))
+    assert where is not None
+    assert CLOSE[slice(*where)].startswith("I'll send you our per-vehicle pricing")
+    assert proposal_value(CLOSE[slice(*where)]) == (
+        "I'll send you our per-vehicle pricing and a case study, and then let's talk again next Monday"
+    )
+    assert proposal_value("Great, I'll book it.") == "I'll book it"
+
+
+def test_a_request_between_the_offer_and_the_assent_is_passed_over_within_the_look_back() -> None:
+    text = (
+        "In September.\nGreat. I'll send a proposal this week, and we'll arrange placement tests.\n"
+        "Perfect. Send it to me, and copy my colleague in finance.\nWill do. Thanks, Hamid."
+    )
+    where = proposal_before(text, text.index("Will do"))
+    assert where is not None and text[slice(*where)].startswith("I'll send a proposal this week")
+    far = "I'll send the brochure.\n" + " ".join(f"Fact number {n} is here." for n in range(LOOK_BACK)) + "\nWill do."
+    assert proposal_before(far, far.index("Will do")) is None  # the offer is not in the exchange the assent closes
+    assert proposal_before("Will do.", 0) is None
+
+
+def test_an_assent_given_as_the_next_step_is_the_proposal_with_its_place() -> None:
+    transcript = Transcript.of([Segment(line, 10.0 * at, 10.0 * at + 9) for at, line in enumerate(CLOSE.split("\n"))])
+    for given in (pair("will do", "Will do."), pair("quote, thank you", "Will do. Thanks for your time.")):
+        result = ground(answer(next_steps=given), BUNDLED, transcript)
+        assert result.fields["next_steps"].startswith("I'll send you our per-vehicle pricing")
+        note = result.evidence["next_steps"]
+        assert note["found"] and note["segments"] == [1, 1] and (note["start"], note["end"]) == (10.0, 19.0)
+        assert note["value"] == given["value"] and "assent" in note["reason"]  # the model's answer stays
+
+
+def test_an_assent_with_no_proposal_before_it_is_dropped_and_a_real_next_step_stays() -> None:
+    text = "We have forty trucks.\nWill do. Thanks for your time."
+    dropped = grounded(text, next_steps=pair("will do", "Will do."))
+    assert dropped.fields["next_steps"] is None
+    assert "no proposal" in dropped.evidence["next_steps"]["reason"]
+    kept = grounded(CLOSE, next_steps=pair("pricing and a case study", "our per-vehicle pricing and a case study"))
+    assert kept.fields["next_steps"] == "pricing and a case study" and "reason" not in kept.evidence["next_steps"]
+    # a field without the annotation keeps its assent: only `x-agreed` reads it as what it agrees to
+    assert grounded(CLOSE, company=pair("Will do")).fields["company"] == "Will do"
+
+
+def test_hostile_closes_stay_linear_and_never_fail() -> None:
+    long = "Fine. I'll do it. " * 20_000 + "Will do."
+    began = time.process_time()
+    where = proposal_before(long, len(long) - len("Will do."))
+    assert where == (6, 6 + len("I'll do it."))  # back over the whole run of offers and assents, to the first
+    assert acknowledges("Thanks, " * 20_000 + "Bob.")
+    assert time.process_time() - began < 20  # generous: linear work, on a busy machine
+    for text in ("\x00\x1b[31m Will do \u202e", "Will do.\n" * 3, "I'll\u2019ll.\nWill do."):
+        result = grounded(text, next_steps=pair("will do", "Will do"))
+        assert result.fields["next_steps"] is None or isinstance(result.fields["next_steps"], str)

@@ -196,6 +196,40 @@ def test_the_buyers_company_given_as_the_seller_too_is_the_buyers(text: str, com
     assert note["was"] == {"value": company, "quote": company}
 
 
+# tiny.en, calls-dev d09: the agent's introduction lost, the buyer's own said in full
+LOST_INTRODUCTION = (
+    "You'll have to noon for the mail saying speaking from lift right material handling.\n"
+    "I'm following upon your query. I'm Fatima. Tobias Grünewald here, operations manager at Kessler Cold Storage.\n"
+    "Thanks Tobias. Where is your facility located?"
+)
+
+
+def test_an_agent_introduced_from_the_buyers_company_is_the_customer_and_the_other_person_the_agent() -> None:
+    people = {"company": pair("Kessler Cold Storage"), "agent_name": pair("Tobias Grünewald")}
+    swapped = grounded(LOST_INTRODUCTION, customer_name=pair("Fatima"), **people)
+    assert swapped.fields["customer_name"] == "Tobias Grünewald" and swapped.fields["agent_name"] == "Fatima"
+    note = swapped.evidence["customer_name"]
+    assert note["quote"] == "Tobias Grünewald here, operations manager at Kessler Cold Storage."
+    assert "the buyer's person" in note["reason"] and note["was"] == {"value": "Fatima", "quote": "Fatima"}
+    assert swapped.evidence["agent_name"]["was"] == {"value": "Tobias Grünewald", "quote": "Tobias Grünewald"}
+    alone = grounded(LOST_INTRODUCTION, **people)  # no one else given: the agent is not known, so not given
+    assert alone.fields["customer_name"] == "Tobias Grünewald" and alone.fields["agent_name"] is None
+    assert alone.evidence["agent_name"]["reason"].startswith("dropped: introduced from the buyer's company")
+    right = grounded(LOST_INTRODUCTION, agent_name=pair("Fatima"), customer_name=pair("Tobias Grünewald"))
+    assert right.fields["agent_name"] == "Fatima" and right.fields["customer_name"] == "Tobias Grünewald"
+
+
+def test_a_company_the_call_opens_calling_from_is_the_sellers_and_moves_no_one() -> None:
+    """tiny.en, calls-dev d08: the model took the seller ("Tabletop") for the buyer's company; its agent, introduced
+    from it, stays the agent."""
+    text = "Hi, this is Kevin Tran from Tabletop. Am I speaking with Katarzyna Wiśniewska?\nYes, at Babcia's Kitchen."
+    given = {"agent_name": pair("Kevin Tran"), "customer_name": pair("Katarzyna Wiśniewska")}
+    result = grounded(text, company=pair("Tabletop"), **given)
+    assert result.fields["agent_name"] == "Kevin Tran" and result.fields["customer_name"] == "Katarzyna Wiśniewska"
+    far = "I'm Kevin Tran, and honestly I have been working here for a long time now with Tabletop."
+    assert grounded(far, company=pair("Tabletop"), agent_name=pair("Kevin Tran")).fields["agent_name"] == "Kevin Tran"
+
+
 @pytest.mark.parametrize(
     "text",
     [

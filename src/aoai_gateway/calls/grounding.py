@@ -30,9 +30,9 @@ states it, where exactly one does, and is dropped otherwise; dropped too is a va
 {"other": value}` is null when the other fields hold those values (the bundled `next_steps` and `timeline` when the
 sentiment is negative: a buyer who declines has neither). A value of a property marked `"x-agreed": true` (the
 bundled `next_steps`) that is assent alone, or rests on assent alone ("Will do. Thanks for your time."), is the
-proposal that assent answers (agreed.py), or dropped where none is before it. A value written with another currency symbol than the one
-its passage names ("£200" beside "two hundred dollars") is kept with the passage's; a value that is a word for
-nothing ("null", "n/a", "not mentioned") is null.
+proposal that assent answers (agreed.py), or dropped where none is before it. A value written with another
+currency symbol than the one its passage names ("£200" beside "two hundred dollars") is kept with the passage's;
+a value that is a word for nothing ("null", "n/a", "not mentioned") is null.
 
 Why 0.9, measured on calls-dev (12 calls; each quote its sentence's first 12 words, as the emulator quotes):
 - quotes that are not in the call: each script sentence of the 11 other calls against this call's transcript

@@ -15,10 +15,12 @@ model had named the agent, when it is someone else, is the customer (the person'
 where that person names themselves in the call ("this is Doctor Arjun Venkataraman"). Both moves are written in the
 evidence, with the introduction's passage as the agent's quote. Without an introduction nothing changes.
 
-Two more settle what the model confused: `settle_seller`, when the model gave one organisation as both the seller
+Three more settle what the model confused: `settle_seller`, when the model gave one organisation as both the seller
 and the buyer's company (the seller's only if someone is introduced from it or the opening says it after "from");
-and `name_the_customer`, when the customer is left null (the model gave the agent, or no one): the first other
-person the call addresses or who names themselves ("Am I speaking with Callum Fairbairn?", "Tobias Grünewald here").
+`settle_buyers_person`, when the call introduces the model's agent from the buyer's company ("Tobias Grünewald here,
+operations manager at Kessler Cold Storage": the customer, and the model's customer the agent); and
+`name_the_customer`, when the customer is left null (the model gave the agent, or no one): the first other person
+the call addresses or who names themselves ("Am I speaking with Callum Fairbairn?", "Tobias Grünewald here").
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .schema import differs_from
-from .words import CAPITALISED, MONTHS_AND_DAYS, same_name, words
+from .words import CAPITALISED, MONTHS_AND_DAYS, same_name, sentences, words
 
 # A name: one to four capitalised words.
 _NAME = rf"((?:{CAPITALISED}\s+){{0,3}}{CAPITALISED})"
@@ -108,6 +110,7 @@ def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: d
         if not isinstance(seller_field, str):
             continue
         dropped += settle_seller(seller_field, fields, evidence, properties, text)
+        dropped += settle_buyers_person(agent_field, seller_field, fields, evidence, properties, text)
         seller = fields.get(seller_field)
         if not isinstance(seller, str):
             continue
@@ -243,6 +246,84 @@ def settle_seller(
         }
         return 1
     return 0
+
+
+def settle_buyers_person(
+    agent_field: str,
+    seller_field: str,
+    fields: dict[str, Any],
+    evidence: dict[str, Any],
+    properties: dict[str, Any],
+    text: str,
+) -> int:
+    """The agent the model gave is the buyer's when the call introduces them from the buyer's company (a field that
+    must differ from the seller's): "Tobias Grünewald here, operations manager at Kessler Cold Storage". They are
+    then the customer (the person's name, `x-full-name`, that must differ from the agent), and the person the model
+    gave as the customer, someone else, is the agent; with no such person the agent is dropped. Not where the call
+    opens saying that company after "from": then it is the seller's, which the model took for the buyer's. The
+    number of values dropped."""
+    agent = fields.get(agent_field)
+    if not isinstance(agent, str):
+        return 0
+    for company_field, prop in properties.items():
+        company = fields.get(company_field)
+        if seller_field not in differs_from(prop) or not isinstance(company, str) or company_field == agent_field:
+            continue
+        if _named_from(_opening(text), company):  # the call opens calling from it: the seller's, whatever the model
+            continue
+        passage = _introduced_at(text, agent, company)
+        if passage is None:
+            continue
+        for customer_field, other in properties.items():
+            if agent_field not in differs_from(other) or other.get("x-full-name") is not True:
+                continue
+            customer = fields.get(customer_field)
+            theirs = customer if isinstance(customer, str) and not same_name(customer, agent) else None
+            reason = f"introduced from the buyer's {company_field} ({company!r}): the buyer's person"
+            agent_note, customer_note = evidence.get(agent_field), evidence.get(customer_field)
+            fields[customer_field] = agent
+            evidence[customer_field] = {
+                "value": agent,
+                "quote": passage,
+                "found": True,
+                "score": 1.0,
+                "reason": f"{reason}, given by the model as {agent_field}",
+                "was": was(customer_note),
+            }
+            fields[agent_field] = theirs
+            if theirs is None:
+                evidence[agent_field] = {**(agent_note or {}), "found": False, "reason": f"dropped: {reason}"}
+                evidence[agent_field]["was"] = was(agent_note)
+                return 1
+            evidence[agent_field] = {
+                **(customer_note or {"value": theirs}),
+                "value": theirs,
+                "reason": f"given by the model as {customer_field}, the other person than {agent!r} ({reason})",
+                "was": was(agent_note),
+            }
+            return 0
+    return 0
+
+
+_INTRODUCED_WITHIN = 10  # words from a person's name to "at / from / with <company>" in the sentence introducing them
+
+
+def _introduced_at(text: str, name: str, company: str) -> str | None:
+    """The sentence of `text` that says `name` and then, within `_INTRODUCED_WITHIN` words, `company` (its first
+    word) after "at", "from" or "with": where the call introduces that person as being from that company."""
+    name_words, wanted = words(name)[0], words(company)[0]
+    if not name_words or not wanted:
+        return None
+    for start, end in sentences(text):
+        said = words(text[start:end])[0]
+        for at in range(len(said) - len(name_words) + 1):
+            if said[at : at + len(name_words)] != name_words:
+                continue
+            after = at + len(name_words)
+            window = said[after : after + _INTRODUCED_WITHIN + 1]
+            if any(a in {"at", "from", "with"} and b == wanted[0] for a, b in itertools.pairwise(window)):
+                return text[start:end]
+    return None
 
 
 OPENING_WORDS = 25  # where the agent says whom they call from: the call's first words

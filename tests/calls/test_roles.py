@@ -196,6 +196,45 @@ def test_the_buyers_company_given_as_the_seller_too_is_the_buyers(text: str, com
     assert note["was"] == {"value": company, "quote": company}
 
 
+@pytest.mark.parametrize(
+    ("text", "seller", "buyer"),
+    [
+        # tiny.en, calls-dev d08 and d06: the model gave the seller as the buyer's company and the buyer's as the seller
+        (
+            "Hi, this is Kevin Tran from Tabletop. Am I speaking with Kathryn?\nYou run Babcia's Kitchen, right?",
+            "Tabletop",
+            "Babcia's Kitchen",
+        ),
+        (
+            "Good morning, Disney's Lakeshore Family Dentistry. This is Rebecca Lindquist, from Ory's Agental Supply.",
+            "Ory's Agental Supply",
+            "Disney's Lakeshore Family Dentistry",
+        ),
+    ],
+)
+def test_the_seller_and_the_buyers_company_given_the_wrong_way_round_are_swapped(
+    text: str, seller: str, buyer: str
+) -> None:
+    result = grounded(text, seller_company=pair(buyer), company=pair(seller))
+    assert result.fields["seller_company"] == seller and result.fields["company"] == buyer
+    note = result.evidence["company"]
+    assert note["was"] == {"value": seller, "quote": seller} and "the agent is introduced from" in note["reason"]
+    assert result.evidence["seller_company"]["was"] == {"value": buyer, "quote": buyer}
+
+
+def test_companies_stay_where_the_call_names_the_seller_as_the_models_seller() -> None:
+    both = "Hi, this is Kevin Tran from Tabletop. I'm Kasia Nowak from Babcia's Kitchen.\nLovely."
+    kept = grounded(both, seller_company=pair("Babcia's Kitchen"), company=pair("Tabletop"))
+    assert kept.fields["seller_company"] == "Babcia's Kitchen"  # someone introduced from each: nothing to settle
+    opening = "Hello from Babcia's Kitchen, Kevin Tran from Tabletop speaking.\nHi."
+    stays = grounded(opening, seller_company=pair("Babcia's Kitchen"), company=pair("Tabletop"))
+    assert stays.fields["seller_company"] == "Babcia's Kitchen"
+    plain = "Hi, this is Kevin Tran from Tabletop.\nYou run Babcia's Kitchen, right?"
+    right = grounded(plain, seller_company=pair("Tabletop"), company=pair("Babcia's Kitchen"))
+    assert (right.fields["seller_company"], right.fields["company"]) == ("Tabletop", "Babcia's Kitchen")
+    assert "reason" not in right.evidence["company"]
+
+
 # tiny.en, calls-dev d09: the agent's introduction lost, the buyer's own said in full
 LOST_INTRODUCTION = (
     "You'll have to noon for the mail saying speaking from lift right material handling.\n"

@@ -15,8 +15,10 @@ model had named the agent, when it is someone else, is the customer (the person'
 where that person names themselves in the call ("this is Doctor Arjun Venkataraman"). Both moves are written in the
 evidence, with the introduction's passage as the agent's quote. Without an introduction nothing changes.
 
-Three more settle what the model confused: `settle_seller`, when the model gave one organisation as both the seller
-and the buyer's company (the seller's only if someone is introduced from it or the opening says it after "from");
+Four more settle what the model confused: `swap_companies`, when the model gave the seller as the buyer's company
+and the buyer's as the seller (the agent introduced from the one it gave as the buyer's); `settle_seller`, when the
+model gave one organisation as both the seller and the buyer's company (the seller's only if someone is introduced
+from it or the opening says it after "from");
 `settle_buyers_person`, when the call introduces the model's agent from the buyer's company ("Tobias Grünewald here,
 operations manager at Kessler Cold Storage": the customer, and the model's customer the agent); and
 `name_the_customer`, when the customer is left null (the model gave the agent, or no one): the first other person
@@ -109,6 +111,7 @@ def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: d
         seller_field = prop.get("x-introduced-from") if isinstance(prop, dict) else None
         if not isinstance(seller_field, str):
             continue
+        swap_companies(seller_field, fields, evidence, properties, text)
         dropped += settle_seller(seller_field, fields, evidence, properties, text)
         dropped += settle_buyers_person(agent_field, seller_field, fields, evidence, properties, text)
         seller = fields.get(seller_field)
@@ -246,6 +249,41 @@ def settle_seller(
         }
         return 1
     return 0
+
+
+def swap_companies(
+    seller_field: str, fields: dict[str, Any], evidence: dict[str, Any], properties: dict[str, Any], text: str
+) -> None:
+    """The seller and the buyer's company (a field that must differ from the seller's) given the wrong way round:
+    the agent is introduced from the one the model gave as the buyer's ("This is Kevin Tran from Tabletop"), and
+    no one from, nor the opening after "from", the one it gave as the seller's. Each is put in the other's place,
+    written in the evidence with the model's answers kept (`was`)."""
+    seller = fields.get(seller_field)
+    if not isinstance(seller, str):
+        return
+    for company_field, prop in properties.items():
+        company = fields.get(company_field)
+        if seller_field not in differs_from(prop) or not isinstance(company, str) or same_name(company, seller):
+            continue
+        introduced = introduction(text, company)
+        if introduced is None or introduction(text, seller) is not None or _named_from(_opening(text), seller):
+            continue
+        seller_note, company_note = evidence.get(seller_field), evidence.get(company_field)
+        because = f"the agent is introduced from {company!r} ({introduced.passage!r})"
+        fields[seller_field], fields[company_field] = company, seller
+        evidence[seller_field] = {
+            **(company_note or {}),
+            "value": company,
+            "reason": f"given by the model as {company_field}; {because}",
+            "was": was(seller_note),
+        }
+        evidence[company_field] = {
+            **(seller_note or {}),
+            "value": seller,
+            "reason": f"given by the model as {seller_field}; {because}",
+            "was": was(company_note),
+        }
+        return
 
 
 def settle_buyers_person(

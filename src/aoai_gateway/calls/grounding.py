@@ -30,7 +30,9 @@ states it, where exactly one does, and is dropped otherwise; dropped too is a va
 {"other": value}` is null when the other fields hold those values (the bundled `next_steps` and `timeline` when the
 sentiment is negative: a buyer who declines has neither). A value of a property marked `"x-agreed": true` (the
 bundled `next_steps`) that is assent alone, or rests on assent alone ("Will do. Thanks for your time."), is the
-proposal that assent answers (agreed.py), or dropped where none is before it. A value written with another
+proposal that assent answers (agreed.py), or dropped where none is before it. A property marked `"x-declined":
+value` (the bundled `sentiment`: "negative") is that value where the buyer asks not to be called again ("take my
+number off your list", declines.py). A value written with another
 currency symbol than the one its passage names ("£200" beside "two hundred dollars") is kept with the passage's;
 a value that is a word for nothing ("null", "n/a", "not mentioned") is null.
 
@@ -60,8 +62,9 @@ from typing import Any
 
 from .agreed import acknowledges, proposal_before, proposal_value
 from .corrections import apply_corrections
+from .declines import asked_off_the_list
 from .numbers import amounts
-from .roles import name_the_customer, settle_roles
+from .roles import name_the_customer, settle_roles, was
 from .schema import ExtractionSchema, differs_from
 from .transcript import Transcript
 from .words import MONTHS_AND_DAYS, same_name, sentences, words
@@ -240,6 +243,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
     apply_corrections(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     result.dropped += settle_roles(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _apart(result, schema)
+    _declined(result, schema, transcript)
     _null_when(result, schema)
     name_the_customer(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     for note in result.evidence.values():  # the passages the call's own words settled (roles, corrections): where
@@ -270,6 +274,39 @@ def _agreed(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -
         value_score=1.0,
         reason="the quote is an assent; the proposal it answers is the value",
     )
+
+
+def _declined(result: Grounded, schema: ExtractionSchema, transcript: Transcript) -> None:
+    """Set a property marked `"x-declined": value` (the bundled `sentiment`: "negative") to that value where the
+    buyer asks not to be called again (declines.py), keeping the model's answer in the evidence (`was`)."""
+    properties = schema.schema["properties"]
+    marked = [
+        (name, prop["x-declined"])
+        for name, prop in properties.items()
+        if isinstance(prop, dict) and isinstance(prop.get("x-declined"), str) and _allows(prop, prop["x-declined"])
+    ]  # a value the schema would refuse is never written
+    request = asked_off_the_list(transcript.text) if marked else None
+    if request is None:
+        return
+    for name, wanted in marked:
+        if result.fields.get(name) == wanted:
+            continue
+        before = result.evidence.get(name)
+        result.fields[name] = wanted
+        result.evidence[name] = {
+            "value": wanted,
+            "quote": transcript.text[request[0] : request[1]],
+            "found": True,
+            "score": 1.0,
+            "reason": "the buyer asks not to be called again",
+            "was": was(before),
+        }
+
+
+def _allows(prop: dict[str, Any], value: str) -> bool:
+    """Whether `prop` takes the string `value`: its enum holds it, or it is a string without an enum."""
+    enum = prop.get("enum")
+    return value in enum if isinstance(enum, list) else bool(value) and "string" in _types(prop)
 
 
 def _null_when(result: Grounded, schema: ExtractionSchema) -> None:

@@ -125,14 +125,14 @@ class Refusals:
 
     def __init__(self) -> None:
         self.count = 0
-        fits = TokenSampler._fits
+        fits = TokenSampler.fits
 
         def counted(sampler: TokenSampler, token: int) -> bool:
             fitted = fits(sampler, token)
             self.count += not fitted
             return fitted
 
-        TokenSampler._fits = counted  # type: ignore[method-assign]
+        TokenSampler.fits = counted  # type: ignore[method-assign]
 
 
 def sampling_alone(model: LocalChatModel, prompt: list[int], shape: AnswerShape, times: int = 50) -> dict[str, float]:
@@ -171,7 +171,7 @@ def sampling_alone(model: LocalChatModel, prompt: list[int], shape: AnswerShape,
 
         result = {
             "free": timed(free.sample),
-            "new, accepted": timed(lambda: (free._draw(grammar=False), grammar._fits(token))),
+            "new, accepted": timed(lambda: (free._draw(grammar=False), grammar.fits(token))),
             "new, refused": timed(lambda: (free._draw(grammar=False), grammar._draw(grammar=True))),
             "old": timed(old_draw),
         }
@@ -238,7 +238,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads, 0 for every core (default: %(default)s)")
     args = parser.parse_args()
 
-    model = LocalChatModel(args.model, LocalLlmSettings(context_tokens=4096, cpu_threads=args.threads))
+    settings = LocalLlmSettings(context_tokens=4096, cpu_threads=args.threads, jump_forward=False)  # sampling alone
+    model = LocalChatModel(args.model, settings)
     forced, free = requests(args.calls, args.call.split(","), args.max_tokens)
     prompts = {"free": model.prompt(free), "grammar": model.prompt(forced)}
     shapes = {"free": answer_shape(free), "grammar": answer_shape(forced)}

@@ -21,7 +21,11 @@ class LocalLlmSettings(BaseModel):
     context is not shared between threads), `queue_size` requests waiting for it, the rest refused with a 429.
 
     `context_tokens` is the context window (prompt plus answer; 0: the model's trained length); `cpu_threads` at 0
-    uses every core; `batch_tokens` is how many prompt tokens one forward pass reads.
+    uses every core; `batch_tokens` is how many prompt tokens one forward pass reads. `jump_forward` writes what a
+    strict JSON Schema leaves no choice about (braces, keys, commas) without sampling it, evaluated as one batch
+    (llm/lookahead.py): answers 1.13x sooner on the calls pipeline's requests, but greedy answers then differ a
+    little (the forced text's token boundaries are not always the model's own), and the calls fields measured a
+    little lower with it (bench/README.md), so it is off unless asked for.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -30,6 +34,7 @@ class LocalLlmSettings(BaseModel):
     batch_tokens: int = Field(512, ge=1)
     cpu_threads: int = Field(0, ge=0)
     queue_size: int = Field(8, ge=0)
+    jump_forward: bool = False
 
 
 def check_gguf_file(path: str | None) -> str:

@@ -30,6 +30,7 @@ from ..config.local_llm import LocalLlmSettings
 from ..errors import InvalidRequest
 from .cpu import check_build, cpu_flags
 from .embedding import LocalEmbedder
+from .lookahead import Lookahead
 from .request import GenerationRequest
 from .sampling import TokenSampler
 from .shapes import AnswerShape
@@ -48,6 +49,7 @@ class Outcome:
     finish_reason: str  # "stop" (end of answer or a stop sequence), "length" (max_tokens or the context)
     prompt_tokens: int
     completion_tokens: int
+    forced_tokens: int = 0  # of the completion's, written as the schema forced them, not sampled (lookahead.py)
 
 
 # Private-use characters around a number: what a message's text is replaced by while the template is rendered.
@@ -93,6 +95,7 @@ class LocalChatModel:
         except jinja2.TemplateError as exc:
             raise ValueError(f"the chat template in {path!r} does not compile: {exc}") from None
         self._vocab = vocab.vocab
+        self.jump_forward = settings.jump_forward  # local_llm.jump_forward; a bench compares both on one instance
         self._utf8 = Utf8Guard(self._llm)
         self.dimensions = self._llm.n_embd()
         self._path, self._threads = path, threads
@@ -164,16 +167,17 @@ class LocalChatModel:
         piece of the answer as soon as it cannot be the start of a stop sequence."""
         limit = min(request.max_tokens or self.context_tokens, self.context_tokens - len(prompt))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text, sent, count, cut = "", 0, 0, None
+        text, sent, count, forced, cut = "", 0, 0, 0, None
         hold = max((len(s) for s in request.stop), default=1) - 1
         finish = "length"
         tokens = self.tokens(prompt, request, shape, cancelled)
         try:
-            for token, piece in tokens:
+            for token, piece, jumped in tokens:
                 if llama_vocab_is_eog(self._vocab, token):
                     finish = "stop"
                     break
                 count += 1
+                forced += jumped
                 text += decoder.decode(piece)
                 cut = _first_stop(text, request.stop, max(0, sent - hold))
                 if cut is not None:
@@ -191,18 +195,24 @@ class LocalChatModel:
             text += decoder.decode(b"", final=True)  # an incomplete UTF-8 sequence at the end: U+FFFD
         if len(text) > sent:
             on_text(text[sent:])
-        return Outcome(text, finish, len(prompt), count)
+        return Outcome(text, finish, len(prompt), count, forced)
 
     def tokens(
         self, prompt: list[int], request: GenerationRequest, shape: AnswerShape, cancelled: Callable[[], bool]
-    ) -> Generator[tuple[int, bytes], None, None]:
-        """The answer's tokens and their bytes, end-of-generation included, without end: the caller stops (and
+    ) -> Generator[tuple[int, bytes, bool], None, None]:
+        """The answer's tokens, their bytes and whether the schema forced them (not sampled), end-of-generation
+        included, without end: the caller stops (and
         closes the generator, which frees the sampler). Cancelled when `cancelled()` before a token.
 
         A token is evaluated only when the caller asks for the next one, so the context holds the prompt and the
         answer but its last token, as after llama-cpp-python's `Llama.generate`: the next prompt's shared prefix
-        is not evaluated again (`_evaluate_prompt`)."""
+        is not evaluated again (`_evaluate_prompt`). Under a strict JSON Schema (`shape.schema`) what the schema
+        forces next (lookahead.py: `, "value":`) is written without sampling, each token still checked by the
+        grammar, and evaluated in one batch when the caller asks past it."""
         llm = self._llm
+        ahead = Lookahead(shape.schema) if shape.schema is not None and self.jump_forward else None
+        heard = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending: list[int] = []  # yielded, not yet evaluated
         seed = request.seed if request.seed is not None else random.getrandbits(32)
         # Under a grammar the bytes must be valid UTF-8 too, or a string's length is not what the grammar counted.
         sampler = TokenSampler(
@@ -215,11 +225,44 @@ class LocalChatModel:
             while True:
                 if cancelled():
                     raise Cancelled
+                if pending:
+                    llm.eval(pending)
+                    pending = []
+                for token in self._forced_tokens(ahead.forced()) if ahead is not None else []:
+                    if not sampler.fits(token):  # the grammar is the rule: from here on every token is sampled
+                        ahead = None
+                        break
+                    yield *self._take(token, sampler, ahead, heard), True
+                    pending.append(token)
+                if pending:  # forced tokens written: evaluated together when the caller asks past them
+                    continue
                 token = sampler.sample()
-                piece = llm.detokenize([token])
-                sampler.accept(token, piece)
-                yield token, piece
-                llm.eval([token])
+                yield *self._take(token, sampler, ahead, heard), False
+                pending.append(token)
+
+    def _forced_tokens(self, text: str) -> list[int]:
+        """`text` as tokens whose bytes are exactly it: a tokenizer that adds a space before the first word (a
+        SentencePiece "dummy prefix") gives that space as tokens of its own, which are left out; where it cannot
+        be left out (the space merged into a word), nothing is forced this time."""
+        if not text:
+            return []
+        wanted = text.encode()
+        tokens = self._llm.tokenize(wanted, add_bos=False, special=False)
+        pieces = [self._llm.detokenize([token]) for token in tokens]
+        for skip in range(min(len(tokens), 2)):
+            if b"".join(pieces[skip:]) == wanted:
+                return tokens[skip:]
+        return []
+
+    def _take(
+        self, token: int, sampler: TokenSampler, ahead: Lookahead | None, heard: codecs.IncrementalDecoder
+    ) -> tuple[int, bytes]:
+        """`token` is the answer's next: the grammar and the lookahead move past it; the token and its bytes."""
+        piece = self._llm.detokenize([token])
+        sampler.accept(token, piece)
+        if ahead is not None:
+            ahead.feed(heard.decode(piece))
+        return token, piece
 
     def _evaluate_prompt(self, prompt: list[int]) -> None:
         """Evaluate `prompt` in the context, keeping what it shares with the context's tokens (a long system

@@ -96,7 +96,7 @@ class TokenSampler:
     def sample(self) -> int:
         """The next token, from the logits of the last token evaluated."""
         token = self._draw(grammar=False)
-        if self._grammar is None or self._fits(token):
+        if self.fits(token):
             return token
         return self._draw(grammar=True)  # refused: again, from the tokens the guard and the grammar allow
 
@@ -121,7 +121,10 @@ class TokenSampler:
         llama_sampler_apply(self._chain, ctypes.byref(array))
         return int(array.data[array.selected].id)
 
-    def _fits(self, token: int) -> bool:
+    def fits(self, token: int) -> bool:
+        """Whether `token` may come next: the UTF-8 guard and the grammar allow it (always, with no grammar)."""
+        if self._grammar is None:
+            return True
         if not self._guard.allows(token, self._tail):
             return False
         single = llama_token_data(token, 1.0, 0.0)

@@ -60,6 +60,7 @@ class AnswerShape:
     named: str | None = None  # the answer is the arguments of this tool
     any_call: bool = False  # the answer is {"name": ..., "arguments": ...} of one of the tools
     parallel: bool = False  # with any_call: a JSON array of 1 to MAX_PARALLEL such calls
+    schema: dict[str, Any] | None = None  # the JSON Schema the whole answer is a document of (lookahead.py)
 
     @property
     def forced(self) -> bool:
@@ -83,14 +84,16 @@ def answer_shape(request: GenerationRequest) -> AnswerShape:
     choice = request.tool_choice
     tools = {t["name"]: t["parameters"] or _NO_PARAMETERS for t in request.tools} if choice.mode != "none" else {}
     if choice.mode == "named" and choice.name is not None:
-        return AnswerShape(_grammar(tools[choice.name], "tools"), tools, named=choice.name)
+        parameters = tools[choice.name]
+        return AnswerShape(_grammar(parameters, "tools"), tools, named=choice.name, schema=parameters)
     if choice.mode == "required" and request.parallel_tool_calls:
         schema = {"type": "array", "items": _call_schema(tools), "minItems": 1, "maxItems": MAX_PARALLEL}
         return AnswerShape(_grammar(schema, "tools"), tools, any_call=True, parallel=True)
     if choice.mode == "required":
         return AnswerShape(_grammar(_call_schema(tools), "tools"), tools, any_call=True)
     if request.json_schema is not None:
-        return AnswerShape(_grammar(request.json_schema, "response_format.json_schema.schema"), tools)
+        schema = request.json_schema
+        return AnswerShape(_grammar(schema, "response_format.json_schema.schema"), tools, schema=schema)
     if request.json_object:
         return AnswerShape(JSON_GBNF, tools)
     if tools:  # "auto": one valid call or plain text

@@ -156,6 +156,12 @@ def test_hostile_text_cannot_make_the_rule_slow_or_crash() -> None:
     started = time.process_time()
     result = grounded(hostile, agent_name=pair("Mo Ali"), customer_name=pair("Mo Ali"))
     assert result.fields["customer_name"] == "Per Lund"
+    # The buyer's person and the companies' swap: one long sentence naming the agent again and again, "at" without
+    # the company after it, and both companies given.
+    sentence = "Mo Ali " + "at the " * 20_000 + "Greenacre Farms."
+    given = {"company": pair("Greenacre Farms", "Mo Ali"), "seller_company": pair("Skyward Sprayers", "Mo Ali")}
+    swapped = grounded("Mo Ali " * 5_000 + sentence, agent_name=pair("Mo Ali"), **given)
+    assert swapped.fields["company"] == "Greenacre Farms"
     assert time.process_time() - started < 30  # linear: generous for a busy machine
 
 

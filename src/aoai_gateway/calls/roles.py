@@ -18,11 +18,11 @@ evidence, with the introduction's passage as the agent's quote. Without an intro
 Four more settle what the model confused: `swap_companies`, when the model gave the seller as the buyer's company
 and the buyer's as the seller (the agent introduced from the one it gave as the buyer's); `settle_seller`, when the
 model gave one organisation as both the seller and the buyer's company (the seller's only if someone is introduced
-from it or the opening says it after "from");
-`settle_buyers_person`, when the call introduces the model's agent from the buyer's company ("Tobias Grünewald here,
-operations manager at Kessler Cold Storage": the customer, and the model's customer the agent); and
-`name_the_customer`, when the customer is left null (the model gave the agent, or no one): the first other person
-the call addresses or who names themselves ("Am I speaking with Callum Fairbairn?", "Tobias Grünewald here").
+from it or the opening says it after "from"); `settle_buyers_person`, when the call introduces the model's agent
+from the buyer's company ("Tobias Grünewald here, operations manager at Kessler Cold Storage": the customer, and
+the model's customer the agent); and `name_the_customer`, when the customer is left null (the model gave the
+agent, or no one): the first other person the call addresses or who names themselves ("Am I speaking with Callum
+Fairbairn?", "Tobias Grünewald here").
 """
 
 from __future__ import annotations

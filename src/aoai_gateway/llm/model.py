@@ -201,8 +201,8 @@ class LocalChatModel:
         self, prompt: list[int], request: GenerationRequest, shape: AnswerShape, cancelled: Callable[[], bool]
     ) -> Generator[tuple[int, bytes, bool], None, None]:
         """The answer's tokens, their bytes and whether the schema forced them (not sampled), end-of-generation
-        included, without end: the caller stops (and
-        closes the generator, which frees the sampler). Cancelled when `cancelled()` before a token.
+        included, without end: the caller stops (and closes the generator, which frees the sampler). Cancelled
+        when `cancelled()` before a token.
 
         A token is evaluated only when the caller asks for the next one, so the context holds the prompt and the
         answer but its last token, as after llama-cpp-python's `Llama.generate`: the next prompt's shared prefix

@@ -24,6 +24,7 @@ forcing for the rest of the answer, and the model samples as before: forcing is 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -82,12 +83,18 @@ class Lookahead:
     def forced(self) -> str:
         """The text that must come next, as far as the schema fixes it: "" when the model must choose. White space
         at its end is left to the model, which writes it with what follows (` "`, ` null`), as it was trained."""
-        probe = copy.deepcopy(self)
+        probe = self._copy()
         out: list[str] = []
         while piece := probe._next():
             out.append(piece)
             probe.feed(piece)
         return "".join(out).rstrip(_WHITE)
+
+    def _copy(self) -> Lookahead:
+        """A copy to work ahead on: its own frames, the schemas shared (never written to)."""
+        probe = copy.copy(self)
+        probe._stack = [dataclasses.replace(frame) for frame in self._stack]
+        return probe
 
     def _next(self) -> str:
         if self._lost or self._done or self._scalar:

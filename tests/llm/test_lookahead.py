@@ -110,6 +110,32 @@ def test_schemas_that_leave_a_choice_force_nothing(schema: dict[str, Any]) -> No
     assert Lookahead(schema).forced() == ""
 
 
+ODD_KEY = '\u0000"}'  # a key with a control character and JSON's own punctuation
+
+
+@pytest.mark.parametrize(
+    ("schema", "forced"),
+    [
+        ({"type": "object", "properties": [1, 2], "required": "x", "additionalProperties": False}, ""),
+        ({"type": "array", "items": "nope", "maxItems": "3"}, "["),
+        ({"type": "object", "properties": {"a": 7}, "required": ["a"], "additionalProperties": False}, '{"a":'),
+        (
+            {"type": "object", "properties": {ODD_KEY: {}}, "required": [ODD_KEY], "additionalProperties": False},
+            "{" + json.dumps(ODD_KEY) + ":",
+        ),
+    ],
+)
+def test_a_clients_odd_schema_never_breaks_the_scanner(schema: dict[str, Any], forced: str) -> None:
+    """The schema is the client's: odd keywords force nothing wrong, a key with quotes and controls is forced as
+    JSON escapes it, and text of any kind (a raw control character in a key too) is read without an error."""
+    assert Lookahead(schema).forced() == forced
+    for text in ('{"a": 1}', '[{"\x00"}": 5}]', "[]", '{"x": [1, {"y": null}], "z": "}"}', '{"\x01": 2}'):
+        ahead = Lookahead(schema)
+        for char in text:
+            assert isinstance(ahead.forced(), str)
+            ahead.feed(char)
+
+
 def test_text_that_is_not_the_schemas_stops_the_forcing_for_good() -> None:
     for text in ('{"agent_name": ', "[1, 2]", '{"summary": "x"} {', '{"summary" "x"', "}"):
         ahead = Lookahead(GROUNDED)

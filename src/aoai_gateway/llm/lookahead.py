@@ -2,14 +2,14 @@
 
     ahead = Lookahead(schema)          # the schema the answer's grammar was made from (shapes.AnswerShape.schema)
     ahead.feed('{"summary": "A buyer."')
-    ahead.forced()                     # ', "agent_name": {"quote": ': what must come next, whatever the model says
+    ahead.forced()                     # ', "agent_name": {"quote":' : what must come next, whatever the model says
 
 Under a grammar made from a strict JSON Schema (every property required, no others), much of the answer is fixed:
-the braces, the keys in their order, the commas and colons between them (a grounded sales-call answer: about a
-third of its tokens). Sampling them costs a forward pass of the model each, one token at a time; evaluating them
-as one batch costs what reading a prompt does, several times less a token on a CPU. `LocalChatModel.tokens`
-(model.py) asks for the forced text after each token, writes it (each token still checked by the grammar, which
-stays the authority: a token it refuses ends the jump) and evaluates it in one batch.
+the braces, the keys in their order, the commas and colons between them (a grounded sales-call answer: 27% of its
+tokens, bench/llm_lookahead_bench.py). Sampling them costs a forward pass of the model each, one token at a time;
+evaluating them as one batch costs less a token (on one CPU thread the whole answer came 1.13x sooner).
+`LocalChatModel.tokens` (model.py) asks for the forced text after each token, writes it (each token still checked
+by the grammar, which stays the authority: a token it refuses ends the jump) and evaluates it in one batch.
 
 What is forced, and where the scanner follows the answer:
 - a value whose schema is an object with properties, all required, and `additionalProperties: false`: its `{`,
@@ -83,6 +83,8 @@ class Lookahead:
     def forced(self) -> str:
         """The text that must come next, as far as the schema fixes it: "" when the model must choose. White space
         at its end is left to the model, which writes it with what follows (` "`, ` null`), as it was trained."""
+        if self._lost or self._done or self._scalar:  # inside a string, most tokens: nothing to work out
+            return ""
         probe = self._copy()
         out: list[str] = []
         while piece := probe._next():
@@ -192,7 +194,11 @@ class Lookahead:
 
     def _read_key(self, quoted: str) -> None:
         frame = self._stack[-1]
-        key = json.loads(quoted)  # a string the scanner read whole: always valid JSON
+        try:
+            key = json.loads(quoted)
+        except ValueError:  # a raw control character in it: not JSON, so not what the grammar let through
+            self._lost = True
+            return
         if frame.keys is not None and (frame.at >= len(frame.keys) or frame.keys[frame.at] != key):
             self._lost = True  # not the key the grammar puts next: this is not that grammar's answer
             return

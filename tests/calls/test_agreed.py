@@ -92,3 +92,25 @@ def test_hostile_closes_stay_linear_and_never_fail() -> None:
     for text in ("\x00\x1b[31m Will do \u202e", "Will do.\n" * 3, "I'll\u2019ll.\nWill do."):
         result = grounded(text, next_steps=pair("will do", "Will do"))
         assert result.fields["next_steps"] is None or isinstance(result.fields["next_steps"], str)
+
+
+def test_a_reply_taking_up_the_offer_just_before_it_is_the_offer() -> None:
+    text = (
+        "What's your timeline?\nIf we go ahead, the rollout would be in March.\n"
+        "Okay. I'll send you our per-vehicle pricing and a case study, and then let's talk again next Monday.\n"
+        "Fine. Send it to my email, and we'll talk on Monday.\nWill do."
+    )
+    given = pair("send it to my email, talk on Monday", "Send it to my email, and we'll talk on Monday.")
+    result = grounded(text, next_steps=given)
+    assert result.fields["next_steps"] == (
+        "I'll send you our per-vehicle pricing and a case study, and then let's talk again next Monday"
+    )
+    assert result.evidence["next_steps"]["reason"] == (
+        "the quote takes up the offer said just before it; the offer is the value"
+    )
+    # The offer itself, and a commitment with no offer just before it (a question between), stay as given.
+    offer = pair("pricing and a case study", "I'll send you our per-vehicle pricing and a case study")
+    assert grounded(text, next_steps=offer).fields["next_steps"] == "pricing and a case study"
+    asked = "I suggest a live demo with your team leads.\nHow does next Wednesday look?\nI'll bring our two team leads."
+    reply = pair("bring our two team leads", "I'll bring our two team leads.")
+    assert grounded(asked, next_steps=reply).fields["next_steps"] == "bring our two team leads"

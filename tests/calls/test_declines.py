@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aoai_gateway.calls.declines import asked_off_the_list
+from aoai_gateway.calls.declines import asked_off_the_list, declined
 from aoai_gateway.calls.grounding import ground
 from aoai_gateway.calls.schema import ExtractionSchema
 from aoai_gateway.calls.transcript import Segment, Transcript
@@ -88,4 +88,45 @@ def test_hostile_text_is_searched_in_linear_time() -> None:
     began = time.process_time()
     assert asked_off_the_list(text) is not None
     assert asked_off_the_list("don't call " * 20_000) is None
+    assert declined("we are just not " * 20_000 + "it's really not worth it " * 20_000) is None
     assert time.process_time() - began < 20  # generous: a busy machine
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I appreciate the call, but we're not interested anymore.",
+        "Honestly, I am just not interested.",
+        "Still no. It's not worth it for us.",
+        "That's really not worth it to me, sorry.",
+    ],
+)
+def test_a_plain_refusal_is_a_decline(said: str) -> None:
+    text = f"Hello.\n{said}\nGoodbye."
+    found = declined(text)
+    assert found is not None and text[found.start : found.end].strip() in said
+    assert found.reason == "the buyer refuses the offer"
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I'm not interested in the add-ons, just the chair.",  # refuses a part, not the offer
+        "Is it worth it for us, do you think?",
+        "It's not worth it to wait another year.",
+        "They're not interested, but we are.",
+        "",
+    ],
+)
+def test_what_is_not_a_refusal_is_not_one(said: str) -> None:
+    assert declined(f"Hello.\n{said}\nGoodbye.") is None
+
+
+def test_a_refusal_sets_the_sentiment_and_a_request_off_the_list_comes_first() -> None:
+    text = "Forty-eight thousand dollars for one drone?\nStill no. It's not worth it for us.\nThanks anyway."
+    result = grounded(text, sentiment=pair("neutral", "Thanks anyway."), next_steps=pair("check in", "Thanks anyway."))
+    assert result.fields["sentiment"] == "negative" and result.fields["next_steps"] is None
+    assert result.evidence["sentiment"]["reason"] == "the buyer refuses the offer"
+    assert result.evidence["sentiment"]["quote"] == "It's not worth it for us."
+    both = declined("We're not interested.\nJust take my number off your list.")
+    assert both is not None and both.reason == "the buyer asks not to be called again"

@@ -118,6 +118,70 @@ def test_an_invented_value_is_dropped_to_null_and_the_reason_kept() -> None:
     assert result.evidence["sentiment"]["reason"].startswith("kept unsupported")
 
 
+PRODUCTS_CALL = Transcript.of(
+    [
+        Segment("Forty-eight thousand dollars for one drone? That's 48,000 dollars for the whole thing.", 0.0, 5.0),
+        Segment("We run 400 cubic meters per hour through the old pumps on 3,000 hectares.", 5.0, 9.0),
+        Segment("We want electric forklifts, and the forklifts must be a 3D printer friendly model.", 9.0, 14.0),
+        Segment("Also Microsoft 365 licences and a two-group espresso machine, about $5,000 in all.", 14.0, 19.0),
+    ]
+)
+
+
+def products(*items: str) -> dict[str, Any]:
+    return answer(products_of_interest=[{"value": item, "quote": item} for item in items])
+
+
+def test_a_product_that_is_an_amount_or_a_count_is_dropped() -> None:
+    result = ground(
+        products(
+            "48,000 dollars",
+            "400 cubic meters per hour",
+            "3,000 hectares",
+            "$5,000",
+            "Microsoft 365",
+            "3D printer",
+            "two-group espresso machine",
+        ),
+        SCHEMA,
+        PRODUCTS_CALL,
+    )
+    assert result.fields["products_of_interest"] == ["Microsoft 365", "3D printer", "two-group espresso machine"]
+    assert result.dropped == 4
+    reasons = [note["reason"] for note in result.evidence["products_of_interest"][:4]]
+    assert reasons == ["dropped: an amount or a count, not the name of a thing"] * 4
+    # Only where the schema asks for it (`x-no-amounts`): a list of figures elsewhere keeps them.
+    plain = ExtractionSchema.from_dict(
+        {
+            **SCHEMA.schema,
+            "properties": {
+                **SCHEMA.schema["properties"],
+                "products_of_interest": {
+                    k: v for k, v in SCHEMA.schema["properties"]["products_of_interest"].items() if k != "x-no-amounts"
+                },
+            },
+        }
+    )
+    kept = ground(products("48,000 dollars", "3,000 hectares"), plain, PRODUCTS_CALL)
+    assert kept.fields["products_of_interest"] == ["48,000 dollars", "3,000 hectares"]
+
+
+def test_an_item_that_is_part_of_another_is_listed_once_as_the_longer() -> None:
+    result = ground(products("forklifts", "electric forklifts", "Forklifts", "espresso machine"), SCHEMA, PRODUCTS_CALL)
+    assert result.fields["products_of_interest"] == ["electric forklifts", "espresso machine"]
+    notes = result.evidence["products_of_interest"]
+    assert notes[0]["reason"] == "dropped: part of 'electric forklifts', listed already" and not notes[0]["found"]
+    assert notes[2]["reason"] == "dropped: listed already"
+    assert result.dropped == 2
+    # Words of another item not in a run of it are no part of it.
+    apart = ground(products("the forklifts", "electric forklifts"), SCHEMA, PRODUCTS_CALL)
+    assert apart.fields["products_of_interest"] == ["the forklifts", "electric forklifts"]
+    assert ground(products("espresso machine", "forklifts"), SCHEMA, PRODUCTS_CALL).fields["products_of_interest"] == [
+        "espresso machine",
+        "forklifts",
+    ]
+
+
 @pytest.mark.parametrize(
     ("agent", "customer", "kept"),
     [
@@ -263,3 +327,69 @@ def test_with_grounding_off_the_model_answers_the_fields_themselves(
     document = json.loads(capfd.readouterr().out)
     assert SCHEMA.problem(document["fields"]) is None  # the bundled schema's own shape, no quotes
     assert document["evidence"] == {} and document["models"]["extraction"]["grounded"] is False
+
+
+def test_a_price_said_back_gives_way_to_the_amount_the_buyer_has_to_spend() -> None:
+    call = Transcript.of(
+        [
+            Segment("Forty-eight thousand dollars for one drone?", 0.0, 3.0),
+            Segment("I told your colleague we had about twenty grand to spend.", 3.0, 7.0),
+            Segment("Twelve of our pilots will spend the season on it.", 7.0, 10.0),
+        ]
+    )
+    result = ground(answer(budget={"value": "$48,000", "quote": "Forty-eight thousand dollars"}), SCHEMA, call)
+    assert result.fields["budget"] == "$20,000"
+    note = result.evidence["budget"]
+    assert note["passage"] == "I told your colleague we had about twenty grand to spend." and note["segments"] == [1, 1]
+    assert note["value"] == "$48,000" and note["quote_found"] is False
+    # An amount the call gives as the buyer's to spend stays; so does any where two sentences could be the budget.
+    kept = ground(answer(budget={"value": "$20,000", "quote": "about twenty grand to spend"}), SCHEMA, call)
+    assert kept.fields["budget"] == "$20,000" and "reason" not in kept.evidence["budget"]
+    two = Transcript.of([*call.segments, Segment("Maybe we could spend thirty thousand at most.", 10.0, 12.0)])
+    unsure = ground(answer(budget={"value": "$48,000", "quote": "Forty-eight thousand dollars"}), SCHEMA, two)
+    assert unsure.fields["budget"] == "$48,000"
+
+
+def test_a_place_with_no_capitalised_word_is_no_place_and_the_agent_no_company() -> None:
+    call = Transcript.of(
+        [
+            Segment("My name is Samuel Okafor from Brightfield LED.", 0.0, 3.0),
+            Segment("We spoke at the facility next to the harbour in Alesund.", 3.0, 6.0),
+            Segment("Thank you, Julia.", 6.0, 7.0),
+        ]
+    )
+    result = ground(
+        answer(
+            agent_name={"value": "Julia", "quote": "Thank you, Julia."},
+            company={"value": "Julia", "quote": "Julia"},
+            location={"value": "the facility next to the harbour", "quote": "the facility next to the harbour"},
+        ),
+        SCHEMA,
+        call,
+    )
+    assert result.fields["location"] is None and result.fields["company"] is None
+    assert "no word of it is capitalised" in result.evidence["location"]["reason"]
+    assert "agent_name" in result.evidence["company"]["reason"]
+    # A place the model wrote in lower case that the call capitalises is a place.
+    lower = ground(answer(location={"value": "alesund", "quote": "the harbour in Alesund"}), SCHEMA, call)
+    assert lower.fields["location"] == "alesund"
+
+
+def test_an_assent_holding_none_of_the_values_numbers_is_still_the_proposal_it_answers() -> None:
+    call = Transcript.of(
+        [
+            Segment("We're sending 12 engineers to Rio next year.", 0, 2),  # the value's number said twice
+            Segment("I'll send the proposal this week, and we'll arrange placement tests for the 12 engineers.", 2, 5),
+            Segment("Perfect, send it to me.", 5.0, 6.0),
+            Segment("Will do, thanks Hamid.", 6.0, 7.0),
+        ]
+    )
+    value = "send proposal, arrange placement tests for the 12 engineers"
+    result = ground(answer(next_steps={"value": value, "quote": "Will do, thanks Hamid."}), SCHEMA, call)
+    assert result.fields["next_steps"] == (
+        "I'll send the proposal this week, and we'll arrange placement tests for the 12 engineers"
+    )
+    assert result.evidence["next_steps"]["found"] is True
+    # Numbers missing from a quote that is no assent still drop the value.
+    other = ground(answer(next_steps={"value": value, "quote": "Perfect, send it to me."}), SCHEMA, call)
+    assert other.fields["next_steps"] is None

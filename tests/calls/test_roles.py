@@ -29,6 +29,13 @@ BUNDLED = ExtractionSchema.load(None)
         ("Hi, Marco Bellini with Verdant Office here.", "Verdant Office", "Marco Bellini"),
         ("Hi, I'm Li Wei and I'm calling from Harbour Telecom.", "harbour telecom", "Li Wei"),
         ("Hello, this is Jörg Müller-Lüdenscheidt from Äpfel Gruppe.", "Äpfel Gruppe", "Jörg Müller-Lüdenscheidt"),
+        (
+            "Good morning, my name is Henrik Nyberg, I'm an application engineer with Andes Pumps, calling from our "
+            "office in Rotterdam.",
+            "Andes Pumps",
+            "Henrik Nyberg",
+        ),
+        ("Hi, Mo Ali, I am the regional sales lead at Skyward Sprayers.", "Skyward Sprayers", "Mo Ali"),
     ],
 )
 def test_the_name_said_as_calling_from_the_seller_is_the_agent(text: str, seller: str, name: str) -> None:
@@ -43,6 +50,9 @@ def test_the_name_said_as_calling_from_the_seller_is_the_agent(text: str, seller
         ("Is that Rhiannon Pike? It's Tomasz Wrobel from Skyward Sprayers.", "Another Company"),  # not the seller
         ("I work at Skyward Sprayers, we sell drones.", "Skyward Sprayers"),  # nobody named
         ("this is from Skyward Sprayers", "Skyward Sprayers"),
+        # A role of more than three words, or one not opened by "a / an / the", is not an introduction.
+        ("It's Mo Ali, I'm a very very very old friend from Skyward Sprayers.", "Skyward Sprayers"),
+        ("It's Mo Ali, I'm calling about Skyward Sprayers.", "Skyward Sprayers"),
         ("", "Skyward Sprayers"),
         ("It's Tomasz Wrobel from Skyward Sprayers.", ""),
     ],
@@ -495,3 +505,46 @@ def test_odd_annotations_in_a_users_schema_change_nothing_and_break_nothing(anno
         call,
     )
     assert result.fields == {"customer_name": "Per Lund", "seller": "Skyward Sprayers"}
+
+
+def test_an_agent_introduced_with_a_role_keeps_the_roles_the_model_gave() -> None:
+    # The model gave the seller as the buyer's company too; the agent says a role before the seller's name. The
+    # seller stays the seller (someone is introduced from it), the buyer's company is dropped as the seller, and the
+    # agent is not taken for the buyer's person (seen from tiny.en: Marisol Quispe and Henrik made to swap).
+    text = (
+        "Good morning, my name is Henrik Nal, I'm an application engineer with Mentor Pumps, calling from our "
+        "office in Rotterdam, is this Marisol Quispe?\nYes, this is Marisol, I'm the mine superintendent."
+    )
+    result = grounded(
+        text,
+        agent_name=pair("Henrik Nal", "my name is Henrik Nal"),
+        seller_company=pair("Mentor Pumps"),
+        customer_name=pair("Marisol Quispe"),
+        company=pair("Mentor Pumps"),
+    )
+    assert (result.fields["agent_name"], result.fields["customer_name"]) == ("Henrik Nal", "Marisol Quispe")
+    assert result.fields["seller_company"] == "Mentor Pumps" and result.fields["company"] is None
+
+
+def test_a_customer_given_as_the_organisation_someone_is_from_is_the_person_who_names_themselves() -> None:
+    text = (
+        "Good morning, Lakeshore Family Dentistry. This is the American Inc. Missed from Orange Agental Supply.\n"
+        "Hi, Rebecca. This is Dr. Arjun Venkataraman. Thanks for calling back."
+    )
+    result = grounded(
+        text,
+        agent_name=pair("Rebecca", "Hi, Rebecca."),
+        seller_company=pair("Lakeshore Family Dentistry"),
+        customer_name=pair("Orange Agental Supply", "Missed from Orange Agental Supply."),
+    )
+    assert result.fields["customer_name"] == "Arjun Venkataraman"
+    note = result.evidence["customer_name"]
+    assert note["was"] == {"value": "Orange Agental Supply", "quote": "Missed from Orange Agental Supply."}
+    # A person the call says something is from is still a person: only "<Name> from <value>" names a company.
+    person = grounded(
+        "Hi, this is Priya Raman from Northlight Solar.\nA message from Callum Fairbairn, yes, that's me.",
+        agent_name=pair("Priya Raman"),
+        seller_company=pair("Northlight Solar"),
+        customer_name=pair("Callum Fairbairn"),
+    )
+    assert person.fields["customer_name"] == "Callum Fairbairn"

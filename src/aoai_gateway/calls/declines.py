@@ -9,15 +9,20 @@ promise does not count. "Please don't call every day" is not a request to stop: 
 list, make it one. Grounding sets a property marked `"x-declined": <value>` (the bundled `sentiment`: "negative")
 to that value when the call holds such a request, whatever the model answered (a small model called a buyer who
 asked exactly this "neutral").
+
+A plain refusal counts too: "we're not interested (anymore)", "it's not worth it for us", in the first person and
+about the offer, so "I'm not interested in the add-ons" (what follows is "in") and "is it worth it for us?" do not.
+`declined` says where the first sentence of either kind lies, and which kind it is.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .words import sentences
 
-__all__ = ["asked_off_the_list"]
+__all__ = ["Decline", "asked_off_the_list", "declined"]
 
 _ME = r"(?:me|us|my\s+(?:number|details|name)|our\s+(?:number|details|names?)|this\s+number)"
 _LIST = r"(?:your|the)\s+(?:\w+\s+){0,3}list"
@@ -28,6 +33,19 @@ _REQUEST = re.compile(
     rf"|\b(?:don['\u2019]t|do\s+not|never)\s+(?:call|ring|phone|contact)\s+(?:me|us)\s+(?:again|anymore|ever)\b",
     re.IGNORECASE,
 )
+_REFUSAL = re.compile(
+    r"\b(?:we['\u2019]re|we\s+are|i['\u2019]m|i\s+am)\s+(?:just\s+|really\s+|simply\s+)?not\s+interested\b(?!\s+in\b)"
+    r"|\b(?:it['\u2019]s|it\s+is|that['\u2019]s|that\s+is)\s+(?:just\s+|really\s+|simply\s+)?not\s+worth\s+it"
+    r"\s+(?:for|to)\s+(?:us|me)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    start: int  # the sentence's characters in the text
+    end: int
+    reason: str  # what the buyer does there, for the evidence
 
 
 def asked_off_the_list(text: str) -> tuple[int, int] | None:
@@ -35,4 +53,14 @@ def asked_off_the_list(text: str) -> tuple[int, int] | None:
     for start, end in sentences(text):
         if _REQUEST.search(text, start, end):
             return start, end
+    return None
+
+
+def declined(text: str) -> Decline | None:
+    """The first sentence of `text` that asks not to be called again, else the first that refuses the offer."""
+    if (request := asked_off_the_list(text)) is not None:
+        return Decline(*request, "the buyer asks not to be called again")
+    for start, end in sentences(text):
+        if _REFUSAL.search(text, start, end):
+            return Decline(start, end, "the buyer refuses the offer")
     return None

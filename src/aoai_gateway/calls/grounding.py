@@ -17,24 +17,30 @@ A value whose quote is not found, or that has no quote, is dropped to null (a li
 records what it was and why; a value its quote holds, said word for word in the transcript, is its own quote (the
 model mangled the quote around it: "Oluwaseun Adeyemi Adeyemi"), and so is a value made of phrases of two words or
 more each said word for word, beside a quote that paraphrases it ("free roof survey, surveyor's name, confirmation
-email"). A list keeps an item said twice once. A field that cannot be null in the schema (the bundled `sentiment`)
-keeps its value, its evidence marked unsupported. A property marked `"x-grounded": false` in the schema (the bundled
-`summary`, which is the model's own words) is asked for and kept as it is. A property marked `"x-differs-from":
-"other"` is dropped when it names what `other` names (the bundled `customer_name` and `agent_name`: a small model
-takes the agent, who introduces themselves first, for the customer; a customer so dropped, or not given, is the
-other person the call names, roles.name_the_customer). A value's numbers must be among its passage's, said in digits
-or words (numbers.py): a budget beside a quote that states no amount rests on the one sentence of the call that
-states it, where exactly one does, and is dropped otherwise; dropped too is a value of a property marked
-`"x-amount": true` (the bundled `budget`) that states none ("Not yet, I can't give you a number"), and of one marked
-`"x-time": true` (the bundled `timeline`) that names no time ("understood"). A property marked `"x-null-when":
-{"other": value}` is null when the other fields hold those values (the bundled `next_steps` and `timeline` when the
-sentiment is negative: a buyer who declines has neither). A value of a property marked `"x-agreed": true` (the
-bundled `next_steps`) that is assent alone, or rests on assent alone ("Will do. Thanks for your time."), is the
-proposal that assent answers (agreed.py), or dropped where none is before it. A property marked `"x-declined":
-value` (the bundled `sentiment`: "negative") is that value where the buyer asks not to be called again ("take my
-number off your list", declines.py). A value written with another
-currency symbol than the one its passage names ("£200" beside "two hundred dollars") is kept with the passage's;
-a value that is a word for nothing ("null", "n/a", "not mentioned") is null.
+email"). A list keeps an item said twice once, and drops one whose words are a run of another's ("forklifts" beside
+"electric forklifts"); a list marked `"x-no-amounts": true` (the bundled `products_of_interest`) drops an item that
+is a count or a price ("400 cubic meters per hour", "48,000 dollars"). A field that cannot be null in the schema
+(the bundled `sentiment`) keeps its value, its evidence marked unsupported. A property marked `"x-grounded": false`
+in the schema (the bundled `summary`, which is the model's own words) is asked for and kept as it is. A property
+marked `"x-differs-from": "other"` is dropped when it names what `other` names (the bundled `customer_name` and
+`agent_name`: a small model takes the agent, who introduces themselves first, for the customer; a customer so
+dropped, or not given, is the other person the call names, roles.name_the_customer). A value's numbers must be among
+its passage's, said in digits or words (numbers.py): a budget beside a quote that states no amount rests on the one
+sentence of the call that states it, where exactly one does, and is dropped otherwise; dropped too is a value of a
+property marked `"x-amount": true` (the bundled `budget`) that states none ("Not yet, I can't give you a number"),
+and of one marked `"x-time": true` (the bundled `timeline`) that names no time ("understood"). An `x-amount` value
+resting on a sentence that says nothing of spending (the price said back: "Forty-eight thousand dollars for one
+drone?") is the amount of the one sentence that states one as the buyer's to spend ("we had about twenty grand to
+spend"), where exactly one does. A value of a property marked `"x-proper-noun": true` (the bundled `location`) with
+no word capitalised, as written or in its passage, names no place ("the facility next to the harbour"): dropped. A
+property marked `"x-null-when": {"other": value}` is null when the other fields hold those values (the bundled
+`next_steps` and `timeline` when the sentiment is negative: a buyer who declines has neither). A value of a property
+marked `"x-agreed": true` (the bundled `next_steps`) that is assent alone, or rests on assent alone ("Will do.
+Thanks for your time."), is the proposal that assent answers (agreed.py), or dropped where none is before it. A
+property marked `"x-declined": value` (the bundled `sentiment`: "negative") is that value where the buyer asks not
+to be called again ("take my number off your list") or refuses outright ("it's not worth it for us", declines.py). A
+value written with another currency symbol than the one its passage names ("£200" beside "two hundred dollars") is
+kept with the passage's; a value that is a word for nothing ("null", "n/a", "not mentioned") is null.
 
 Why 0.9, measured on calls-dev (12 calls; each quote its sentence's first 12 words, as the emulator quotes):
 - quotes that are not in the call: each script sentence of the 11 other calls against this call's transcript
@@ -60,11 +66,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .agreed import acknowledges, proposal_before, proposal_value
+from .agreed import acknowledges, commits, proposal_before, proposal_value
 from .corrections import apply_corrections
-from .declines import asked_off_the_list
+from .declines import declined
 from .numbers import amounts
-from .roles import name_the_customer, settle_roles, was
+from .roles import name_the_customer, settle_roles, unname_organisations, was
 from .schema import ExtractionSchema, differs_from
 from .transcript import Transcript
 from .words import MONTHS_AND_DAYS, same_name, sentences, words
@@ -202,20 +208,28 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
         elif kind == "list":
             kept: list[Any] = []
             notes: list[dict[str, Any]] = []
+            kept_notes: list[dict[str, Any]] = []
             for pair in given if isinstance(given, list) else []:
                 if isinstance(pair, dict) and _nullish(pair.get("value")):
                     continue
                 note = _check(pair, searcher, transcript)
                 notes.append(note)
                 item = note.get("kept", note["value"])
+                if note["found"] and prop.get("x-no-amounts") is True and isinstance(item, str) and _is_amount(item):
+                    note.update(found=False, reason="an amount or a count, not the name of a thing")
                 if note["found"] and _listed(item, kept):  # the same item twice: once is what it means
                     note.update(found=False, reason="dropped: listed already")
                     result.dropped += 1
                 elif note["found"]:
                     kept.append(item)
+                    kept_notes.append(note)
                 else:
                     note["reason"] = f"dropped: {note['reason']}"
                     result.dropped += 1
+            for index, whole in reversed(_parts(kept)):  # "forklifts" beside "electric forklifts": said already
+                kept_notes[index].update(found=False, reason=f"dropped: part of {whole!r}, listed already")
+                del kept[index]
+                result.dropped += 1
             result.fields[name] = kept
             if notes:
                 result.evidence[name] = notes
@@ -227,9 +241,13 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
             result.evidence[name] = note
             if note["found"] and prop.get("x-amount") is True and not _states_amount(str(given["value"])):
                 note.update(found=False, reason="the value states no amount")  # "Not yet, no number until..."
+            if note["found"] and prop.get("x-amount") is True:
+                _to_spend(note, searcher, transcript)  # a price said back ("48,000 dollars for one drone?")
             if note["found"] and prop.get("x-time") is True and not _states_time(str(given["value"])):
                 note.update(found=False, reason="the value states no time")  # "understood", "not every day"
-            if note["found"] and prop.get("x-agreed") is True:
+            if note["found"] and prop.get("x-proper-noun") is True and not _capitalised(str(given["value"]), note):
+                note.update(found=False, reason="no word of it is capitalised: it names no place or organisation")
+            if prop.get("x-agreed") is True and (note["found"] or "passage" in note):
                 _agreed(note, searcher, transcript)  # "Will do": the proposal it answers
             if note["found"]:
                 result.fields[name] = note.get("kept", given["value"])
@@ -243,6 +261,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
     apply_corrections(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     result.dropped += settle_roles(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _apart(result, schema)
+    result.dropped += unname_organisations(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _declined(result, schema, transcript)
     _null_when(result, schema)
     name_the_customer(result.fields, result.evidence, schema.schema["properties"], transcript.text)
@@ -254,11 +273,20 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
 
 def _agreed(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -> None:
     """A value of assent alone, or resting on assent alone ("Will do. Thanks for your time."), is the proposal that
-    assent answers (agreed.py), or dropped where the exchange before it commits to nothing."""
+    assent answers (agreed.py), or dropped where the exchange before it commits to nothing; one resting on a reply
+    that takes up the offer said just before it is that offer."""
     value, passage = note["value"], note["passage"]
-    if not (isinstance(value, str) and (acknowledges(value) or acknowledges(passage))):
-        return
     match = searcher.find(passage)
+    reason = "the quote is an assent; the proposal it answers is the value"
+    if not (isinstance(value, str) and (acknowledges(value) or acknowledges(passage))):
+        # A reply that takes up an offer said just before it ("Send it to my email and we'll talk on Monday" after
+        # "I'll send you our pricing ..., and then let's talk again next Monday"): the offer is what was agreed.
+        if match is None or not commits(passage):
+            return
+        where = proposal_before(transcript.text, match.start)
+        if where is None or not _just_before(transcript.text, where, match.start):
+            return
+        reason = "the quote takes up the offer said just before it; the offer is the value"
     where = proposal_before(transcript.text, match.start) if match is not None else None
     if where is None:
         note.update(found=False, reason="the value is an assent, and no proposal before it commits to anything")
@@ -266,14 +294,21 @@ def _agreed(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -
     first, last = transcript.segments_between(*where)
     proposal = transcript.text[where[0] : where[1]]
     note.update(
+        found=True,
         kept=proposal_value(proposal),
         passage=proposal,
         start=transcript.segments[first].start,
         end=transcript.segments[last].end,
         segments=[first, last],
         value_score=1.0,
-        reason="the quote is an assent; the proposal it answers is the value",
+        reason=reason,
     )
+
+
+def _just_before(text: str, where: tuple[int, int], start: int) -> bool:
+    """Whether only assent lies between the sentence at `where` and `start`."""
+    between = text[where[1] : start]
+    return not between.strip() or acknowledges(between)
 
 
 def _declined(result: Grounded, schema: ExtractionSchema, transcript: Transcript) -> None:
@@ -285,7 +320,7 @@ def _declined(result: Grounded, schema: ExtractionSchema, transcript: Transcript
         for name, prop in properties.items()
         if isinstance(prop, dict) and isinstance(prop.get("x-declined"), str) and _allows(prop, prop["x-declined"])
     ]  # a value the schema would refuse is never written
-    request = asked_off_the_list(transcript.text) if marked else None
+    request = declined(transcript.text) if marked else None
     if request is None:
         return
     for name, wanted in marked:
@@ -295,10 +330,10 @@ def _declined(result: Grounded, schema: ExtractionSchema, transcript: Transcript
         result.fields[name] = wanted
         result.evidence[name] = {
             "value": wanted,
-            "quote": transcript.text[request[0] : request[1]],
+            "quote": transcript.text[request.start : request.end],
             "found": True,
             "score": 1.0,
-            "reason": "the buyer asks not to be called again",
+            "reason": request.reason,
             "was": was(before),
         }
 
@@ -483,8 +518,8 @@ def _near(quote: str, value: str) -> bool:
 
 def _within(value: str, quote: str) -> bool:
     """Whether the words of `value` are a run of the words of `quote`."""
-    inner, outer = words(value)[0], words(quote)[0]
-    return bool(inner) and any(outer[at : at + len(inner)] == inner for at in range(len(outer) - len(inner) + 1))
+    inner = words(value)[0]
+    return bool(inner) and _run_of(inner, words(quote)[0])
 
 
 def _listed(item: Any, kept: list[Any]) -> bool:
@@ -495,8 +530,93 @@ def _listed(item: Any, kept: list[Any]) -> bool:
     return any(isinstance(other, str) and words(other)[0] == said for other in kept)
 
 
+def _capitalised(value: str, note: dict[str, Any]) -> bool:
+    """Whether a word of `value` is capitalised, as written or where its passage says it: a proper noun."""
+    if any(char.isupper() for char in value):
+        return True
+    said = set(words(value)[0])
+    passage = str(note.get("passage", ""))
+    found, spans = words(passage)
+    return any(word in said and passage[start].isupper() for word, (start, _) in zip(found, spans, strict=True))
+
+
+def _parts(items: list[Any]) -> list[tuple[int, str]]:
+    """The items whose words are a run of a longer item's ("forklifts" in "electric forklifts"), in order, each with
+    that longer item: the list names it already."""
+    said = [words(item)[0] if isinstance(item, str) else [] for item in items]
+    found = []
+    for index, inner in enumerate(said):
+        for other, outer in enumerate(said):
+            if inner and len(outer) > len(inner) and _run_of(inner, outer):
+                found.append((index, items[other]))
+                break
+    return found
+
+
+def _run_of(inner: list[str], outer: list[str]) -> bool:
+    return any(outer[at : at + len(inner)] == inner for at in range(len(outer) - len(inner) + 1))
+
+
+def _is_amount(item: str) -> bool:
+    """Whether a list item is a quantity or a price rather than the name of a thing: it starts with a number in
+    digits ("400 cubic meters per hour", "3,000 hectares") or states an amount of money ("48,000 dollars")."""
+    said = words(item)[0]
+    if said and said[0].isdigit():
+        return True
+    return _CURRENCY_WORD.search(item) is not None and bool(amounts(item))
+
+
 def _nullish(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower().strip(".") in _NULLISH)
+
+
+# Words that make an amount the buyer's to spend: "put aside", "approved up to", "budgeted", "to spend".
+_SPENDING = re.compile(
+    r"\b(?:budget\w*|spend\w*|set\s+aside|put\s+aside|afford|approved|allocated|in\s+mind|up\s+to|no\s+more\s+than"
+    r"|at\s+most)\b",
+    re.IGNORECASE,
+)
+
+
+def _to_spend(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -> None:
+    """An amount resting on a sentence that says nothing of spending ("Forty-eight thousand dollars for one drone?",
+    the price said back) gives way to the one sentence of the call that states an amount as the buyer's to spend
+    ("we had about twenty grand to spend"), where exactly one does; the value is that amount, in the model's
+    currency unless the sentence names one."""
+    text = transcript.text
+    spending = [
+        (start, end)
+        for start, end in sentences(text)
+        if _SPENDING.search(text, start, end) and _states_money(text[start:end])
+    ]
+    where = searcher.find(note["passage"])
+    if len(spending) != 1 or where is None or any(where.start < end and start < where.end for start, end in spending):
+        return  # no one amount to spend, or the passage is in its sentence
+    start, end = spending[0]
+    sentence = text[start:end]
+    amount = max(amounts(sentence))
+    value = str(note.get("kept", note["value"]))
+    symbol = next((char for char in value if char in _SYMBOLS), "")
+    first, last = transcript.segments_between(start, end)
+    note.update(
+        kept=_currency(f"{symbol}{amount:,.0f}" if symbol else f"{amount:,.0f}", sentence),
+        passage=sentence,
+        quote_found=False,
+        start=transcript.segments[first].start,
+        end=transcript.segments[last].end,
+        segments=[first, last],
+        value_score=1.0,
+        reason="the quote says nothing of spending; the one sentence of the call that states an amount to spend does",
+    )
+
+
+def _states_money(sentence: str) -> bool:
+    """Whether `sentence` states an amount of money, not a count ("twelve of our engineers will spend ..."): a
+    currency, a scale ("twenty grand", "24K") or a figure of a hundred or more beside the amount."""
+    found = amounts(sentence)
+    return bool(found) and (
+        _CURRENCY_WORD.search(sentence) is not None or _SCALE_WORD.search(sentence) is not None or max(found) >= 100
+    )
 
 
 def _currency(value: str, passage: str) -> str:

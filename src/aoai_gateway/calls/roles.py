@@ -6,7 +6,8 @@
 A small model often swaps the two people of a call: the agent says "It's Lena Hoffmann from SkyFarm Drones", the
 customer "Bronwyn speaking", and the answer names Lena the customer. The call itself says who the agent is: the
 name said next to "from / with / at <the seller's company>" ("this is Rebecca Lindqvist from Orisa Dental
-Supply", "my name is Samuel Okafor, from Brightfield LED", "Priya Raman calling from Northlight Solar").
+Supply", "my name is Samuel Okafor, from Brightfield LED", "Priya Raman calling from Northlight Solar"), a role of
+one to three words allowed between ("my name is Henrik Nyberg, I'm an application engineer with Andes Pumps").
 
 A property marked `"x-introduced-from": "<seller field>"` (the bundled `agent_name`, with `seller_company`) is
 settled from that introduction when the call has one: the agent becomes the name introduced, and the person the
@@ -22,7 +23,8 @@ from it or the opening says it after "from"); `settle_buyers_person`, when the c
 from the buyer's company ("Tobias Grünewald here, operations manager at Kessler Cold Storage": the customer, and
 the model's customer the agent); and `name_the_customer`, when the customer is left null (the model gave the
 agent, or no one): the first other person the call addresses or who names themselves ("Am I speaking with Callum
-Fairbairn?", "Tobias Grünewald here").
+Fairbairn?", "Tobias Grünewald here"). Before that, `unname_organisations` drops a customer the model gave as an
+organisation someone in the call is introduced from ("This is Rebecca from Orisa Dental Supply": not a person).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ _NAME = rf"((?:{CAPITALISED}\s+){{0,3}}{CAPITALISED})"
 _INTRODUCTION = re.compile(
     r"(?i:\b(?:this is|it's|it is|my name is|i'm|i am|name's)\s+)?"
     + _NAME
-    + r",?\s+(?i:(?:and\s+)?(?:i'm\s+|i am\s+)?(?:calling\s+|ringing\s+|here\s+)?(?:from|with|at)\s+(?:the\s+)?)"
+    + r",?\s+(?i:(?:and\s+)?(?:(?:i'm|i am)\s+(?:(?:an?|the)\s+(?:[a-z][\w-]*\s+){1,3})?)?"
+    + r"(?:calling\s+|ringing\s+|here\s+)?(?:from|with|at)\s+(?:the\s+)?)"
     + r"([\w'\u2019-]+)"
 )
 _SELF_NAMING = (
@@ -159,6 +162,33 @@ def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: d
                     "reason": f"named by the model as {agent_field}, who is {introduced.name!r} (from {seller!r})",
                     "was": was(before),
                 }
+    return dropped
+
+
+def unname_organisations(
+    fields: dict[str, Any], evidence: dict[str, Any], properties: dict[str, Any], text: str
+) -> int:
+    """A person's name field (`x-full-name`, not the agent's) whose value someone in the call is introduced from
+    ("This is Rebecca from Orisa Dental Supply" for a customer given as "Orisa Dental Supply") names an
+    organisation, not a person: dropped (name_the_customer may then find the person). The number dropped."""
+    dropped = 0
+    for name, prop in properties.items():
+        value = fields.get(name)
+        if not (isinstance(prop, dict) and prop.get("x-full-name") is True and isinstance(value, str)):
+            continue
+        if "x-introduced-from" in prop:
+            continue
+        found = introduction(text, value)
+        if found is None or same_name(found.name, value):
+            continue
+        fields[name] = None
+        evidence[name] = {
+            **(evidence.get(name) or {"value": value}),
+            "found": False,
+            "reason": f"dropped: an organisation, not a person ({found.passage!r})",
+            "was": was(evidence.get(name)),
+        }
+        dropped += 1
     return dropped
 
 
@@ -308,6 +338,9 @@ def settle_buyers_person(
         if seller_field not in differs_from(prop) or not isinstance(company, str) or company_field == agent_field:
             continue
         if _named_from(_opening(text), company):  # the call opens calling from it: the seller's, whatever the model
+            continue
+        seller = fields.get(seller_field)
+        if isinstance(seller, str) and same_name(seller, company):  # one organisation for both: settle_seller's
             continue
         passage = _introduced_at(text, agent, company)
         if passage is None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aoai_gateway.calls.corrections import completed, corrected
+from aoai_gateway.calls.corrections import completed, corrected, taken_back
 from aoai_gateway.calls.grounding import ground
 from aoai_gateway.calls.schema import ExtractionSchema
 from aoai_gateway.calls.transcript import Segment, Transcript
@@ -96,3 +96,32 @@ def test_hostile_values_and_long_text_stay_cheap() -> None:
     assert corrected("Aaa " * 20_000 + "Cardiff, not Bristol.", "Bristol") is None  # no name is 20,000 words long
     assert corrected("Leeds, not (.*)+$", "(.*)+$") is None  # a value is matched literally, never as a pattern
     assert completed("a]b[ c", "a]b[") is None
+
+
+def test_a_name_taken_back_with_none_heard_in_its_place_is_dropped() -> None:
+    # As tiny.en heard "we're in Leeds now, not Manchester" and "Is this Xochitl Ramírez?".
+    call = transcript(
+        "I have your address now as Manchester is not right. Ah, no, actually we believe not Manchester.",
+        "Hi, this is Jordan Blake with ClearSpring. This is not Yuma Ramírez. Yes, that's me.",
+    )
+    assert taken_back(call.text, "Manchester") == "not Manchester" and taken_back(call.text, "Leeds") is None
+    result = ground(
+        answer(
+            location={"value": "Manchester", "quote": "your address now as Manchester"},
+            customer_name={"value": "Yuma Ramírez", "quote": "This is not Yuma Ramírez"},
+        ),
+        BUNDLED,
+        call,
+    )
+    assert result.fields["location"] is None and result.fields["customer_name"] is None
+    note = result.evidence["location"]
+    assert not note["found"] and "takes it back ('not Manchester')" in note["reason"]
+    assert note["was"] == {"value": "Manchester", "quote": "your address now as Manchester"}
+    assert result.dropped == 2
+    # A field without `x-corrections` keeps it; a name said and never taken back stays.
+    kept = ground(answer(location={"value": "Leeds", "quote": "we believe"}), BUNDLED, transcript("Leeds, we believe."))
+    assert kept.fields["location"] == "Leeds"
+    assert (
+        ground(answer(next_steps={"value": "Manchester", "quote": "as Manchester"}), BUNDLED, call).fields["next_steps"]
+        == "Manchester"
+    )

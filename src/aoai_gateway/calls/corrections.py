@@ -6,10 +6,11 @@
 
 A property marked `"x-corrections": true` (the bundled `customer_name`, `company`, `location`) whose value the call
 itself takes back ("<X>, not <value>", "<X>. Not <value>") becomes the name said in its place, the nearest one
-before the "not"; a property marked `"x-full-name": true` (the bundled `customer_name` and `agent_name`) given as
-one word becomes the fullest form the call says of it (that word followed by more capitalised words, no sentence
-break between). Both are written in the evidence with the passage that says so. A value is only ever replaced by
-words of the transcript.
+before the "not", and is dropped where the call takes it back with no name before the "not" ("we believe, not
+Manchester", as speech recognition heard "we're in Leeds now, not Manchester"); a property marked `"x-full-name":
+true` (the bundled `customer_name` and `agent_name`) given as one word becomes the fullest form the call says of it
+(that word followed by more capitalised words, no sentence break between). Both are written in the evidence with the
+passage that says so. A value is only ever replaced by words of the transcript.
 """
 
 from __future__ import annotations
@@ -29,13 +30,26 @@ _LOOK_BACK = 80  # characters before "not <value>" searched for the name said in
 _MAX_NAME_WORDS = 4
 
 
-def corrected(text: str, value: str) -> tuple[str, str] | None:
-    """(the name said in `value`'s place, the passage) where the call says "<X>, not <value>"; else None."""
+def _taken_back(value: str) -> re.Pattern[str] | None:
     said = value.split()
     if not said:
         return None
-    taken_back = re.compile(r"\b(?i:not)\s+" + r"\s+".join(re.escape(word) for word in said) + r"\b", re.IGNORECASE)
-    for found in taken_back.finditer(text):
+    return re.compile(r"\bnot\s+" + r"\s+".join(re.escape(word) for word in said) + r"\b", re.IGNORECASE)
+
+
+def taken_back(text: str, value: str) -> str | None:
+    """The passage where the call says "not <value>", or None."""
+    pattern = _taken_back(value)
+    found = pattern.search(text) if pattern is not None else None
+    return None if found is None else found[0]
+
+
+def corrected(text: str, value: str) -> tuple[str, str] | None:
+    """(the name said in `value`'s place, the passage) where the call says "<X>, not <value>"; else None."""
+    pattern = _taken_back(value)
+    if pattern is None:
+        return None
+    for found in pattern.finditer(text):
         before = text[max(0, found.start() - _LOOK_BACK) : found.start()]
         # Only "X, not V", "X. Not V", "X, actually. Not V": punctuation and filler between the name and "not".
         names = [n for n in _NAME.finditer(before) if set(words(before[n.end() :])[0]) <= _FILLER]
@@ -73,7 +87,9 @@ def completed(text: str, value: str) -> tuple[str, str] | None:
     return f"{value} {' '.join(more)}", best[0]
 
 
-def apply_corrections(fields: dict[str, Any], evidence: dict[str, Any], properties: dict[str, Any], text: str) -> None:
+def apply_corrections(fields: dict[str, Any], evidence: dict[str, Any], properties: dict[str, Any], text: str) -> int:
+    """Correct and complete the marked fields in place; the number of values dropped as taken back."""
+    dropped = 0
     for name, prop in properties.items():
         if not isinstance(prop, dict):
             continue
@@ -84,10 +100,23 @@ def apply_corrections(fields: dict[str, Any], evidence: dict[str, Any], properti
             value, passage = found
             fields[name] = value
             evidence[name] = _note(evidence.get(name), value, passage, f"the call corrects {_was(evidence, name)}")
+        elif prop.get("x-corrections") is True and (said := taken_back(text, value)) is not None:
+            # "we believe, not Manchester": taken back, and no name heard in its place
+            before = evidence.get(name)
+            fields[name] = None
+            evidence[name] = {
+                **(before if isinstance(before, dict) else {"value": value}),
+                "found": False,
+                "reason": f"dropped: the call takes it back ({said!r}) and no name said in its place was heard",
+                "was": was(before),
+            }
+            dropped += 1
+            continue
         if prop.get("x-full-name") is True and (full := completed(text, value)) is not None:
             value, passage = full
             fields[name] = value
             evidence[name] = _note(evidence.get(name), value, passage, "the name as the call says it in full")
+    return dropped
 
 
 def _cue(word: str) -> bool:

@@ -258,7 +258,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
             else:
                 result.fields[name] = given["value"]
                 note["reason"] = f"kept unsupported (the schema does not allow null): {note['reason']}"
-    apply_corrections(result.fields, result.evidence, schema.schema["properties"], transcript.text)
+    result.dropped += apply_corrections(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     result.dropped += settle_roles(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _apart(result, schema)
     result.dropped += unname_organisations(result.fields, result.evidence, schema.schema["properties"], transcript.text)

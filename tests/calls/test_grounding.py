@@ -181,6 +181,22 @@ def test_an_item_that_is_part_of_another_is_listed_once_as_the_longer() -> None:
         "forklifts",
     ]
 
+    # A hostile answer of thousands of items, each in the call: the parts are found in linear time, not pairwise.
+    many = Transcript.of([Segment(" ".join(f"widget{n} model{n} extra{n}." for n in range(3000)), 0.0, 1.0)])
+    items = [f"widget{n} model{n}" for n in range(3000)] + [f"model{n}" for n in range(3000)]
+    pairs = [{"value": item, "quote": item} for item in items]
+    began = time.process_time()
+    result = ground(answer(products_of_interest=pairs), ExtractionSchema.from_dict(_unbounded()), many)
+    assert result.fields["products_of_interest"] == items[:3000]
+    assert time.process_time() - began < 120  # generous: a busy machine; pairwise would be 36 million comparisons
+
+
+def _unbounded() -> dict[str, Any]:
+    """The bundled schema with no cap on the products listed."""
+    schema = json.loads(json.dumps(SCHEMA.schema))
+    schema["properties"]["products_of_interest"].pop("maxItems")
+    return dict(schema)
+
 
 @pytest.mark.parametrize(
     ("agent", "customer", "kept"),
@@ -345,6 +361,11 @@ def test_a_price_said_back_gives_way_to_the_amount_the_buyer_has_to_spend() -> N
     # An amount the call gives as the buyer's to spend stays; so does any where two sentences could be the budget.
     kept = ground(answer(budget={"value": "$20,000", "quote": "about twenty grand to spend"}), SCHEMA, call)
     assert kept.fields["budget"] == "$20,000" and "reason" not in kept.evidence["budget"]
+    monthly = Transcript.of(
+        [Segment("Four hundred dollars a month?", 0, 1), Segment("We budgeted £250 a month.", 1, 2)]
+    )
+    per_month = ground(answer(budget={"value": "$400", "quote": "Four hundred dollars"}), SCHEMA, monthly)
+    assert per_month.fields["budget"] == "£250 a month"  # the sentence's currency and period
     two = Transcript.of([*call.segments, Segment("Maybe we could spend thirty thousand at most.", 10.0, 12.0)])
     unsure = ground(answer(budget={"value": "$48,000", "quote": "Forty-eight thousand dollars"}), SCHEMA, two)
     assert unsure.fields["budget"] == "$48,000"

@@ -209,6 +209,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
             kept: list[Any] = []
             notes: list[dict[str, Any]] = []
             kept_notes: list[dict[str, Any]] = []
+            listed: set[tuple[str, ...]] = set()  # the kept items' words, as _listed compares them
             for pair in given if isinstance(given, list) else []:
                 if isinstance(pair, dict) and _nullish(pair.get("value")):
                     continue
@@ -217,7 +218,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
                 item = note.get("kept", note["value"])
                 if note["found"] and prop.get("x-no-amounts") is True and isinstance(item, str) and _is_amount(item):
                     note.update(found=False, reason="an amount or a count, not the name of a thing")
-                if note["found"] and _listed(item, kept):  # the same item twice: once is what it means
+                if note["found"] and _listed(item, kept, listed):  # the same item twice: once is what it means
                     note.update(found=False, reason="dropped: listed already")
                     result.dropped += 1
                 elif note["found"]:
@@ -522,12 +523,16 @@ def _within(value: str, quote: str) -> bool:
     return bool(inner) and _run_of(inner, words(quote)[0])
 
 
-def _listed(item: Any, kept: list[Any]) -> bool:
-    """Whether `item` is among `kept`, as the grounding compares words (case, accents, punctuation aside)."""
+def _listed(item: Any, kept: list[Any], listed: set[tuple[str, ...]]) -> bool:
+    """Whether `item` is among `kept`, as the grounding compares words (case, accents, punctuation aside); a string
+    not yet listed is added to `listed`, the words of the strings kept."""
     if not isinstance(item, str):
         return item in kept
-    said = words(item)[0]
-    return any(isinstance(other, str) and words(other)[0] == said for other in kept)
+    said = tuple(words(item)[0])
+    if said in listed:
+        return True
+    listed.add(said)
+    return False
 
 
 def _capitalised(value: str, note: dict[str, Any]) -> bool:
@@ -540,17 +545,23 @@ def _capitalised(value: str, note: dict[str, Any]) -> bool:
     return any(word in said and passage[start].isupper() for word, (start, _) in zip(found, spans, strict=True))
 
 
+_MAX_ITEM_WORDS = 12  # an item longer than this is no short name: its runs are not collected
+
+
 def _parts(items: list[Any]) -> list[tuple[int, str]]:
     """The items whose words are a run of a longer item's ("forklifts" in "electric forklifts"), in order, each with
     that longer item: the list names it already."""
-    said = [words(item)[0] if isinstance(item, str) else [] for item in items]
-    found = []
-    for index, inner in enumerate(said):
-        for other, outer in enumerate(said):
-            if inner and len(outer) > len(inner) and _run_of(inner, outer):
-                found.append((index, items[other]))
-                break
-    return found
+    said = [tuple(words(item)[0]) if isinstance(item, str) else () for item in items]
+    # Every shorter run of each item's words, with the first item holding it: items are a few words, so this is
+    # linear in the list, where comparing each pair would be quadratic in a hostile answer's thousands of items.
+    within: dict[tuple[str, ...], int] = {}
+    for index, outer in enumerate(said):
+        if len(outer) > _MAX_ITEM_WORDS:
+            continue
+        for size in range(1, len(outer)):
+            for at in range(len(outer) - size + 1):
+                within.setdefault(outer[at : at + size], index)
+    return [(index, items[within[inner]]) for index, inner in enumerate(said) if inner and inner in within]
 
 
 def _run_of(inner: list[str], outer: list[str]) -> bool:
@@ -578,6 +589,9 @@ _SPENDING = re.compile(
 )
 
 
+_PERIOD = re.compile(r"\b(?:a|per|each|every)\s+(month|year|week|quarter)\b", re.IGNORECASE)
+
+
 def _to_spend(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -> None:
     """An amount resting on a sentence that says nothing of spending ("Forty-eight thousand dollars for one drone?",
     the price said back) gives way to the one sentence of the call that states an amount as the buyer's to spend
@@ -597,9 +611,11 @@ def _to_spend(note: dict[str, Any], searcher: _Searcher, transcript: Transcript)
     amount = max(amounts(sentence))
     value = str(note.get("kept", note["value"]))
     symbol = next((char for char in value if char in _SYMBOLS), "")
+    figure = f"{amount:,.0f}" if amount.is_integer() else f"{amount:,.2f}"
+    period = _PERIOD.search(sentence)
     first, last = transcript.segments_between(start, end)
     note.update(
-        kept=_currency(f"{symbol}{amount:,.0f}" if symbol else f"{amount:,.0f}", sentence),
+        kept=_currency(symbol + figure + (f" a {period[1].lower()}" if period else ""), sentence),
         passage=sentence,
         quote_found=False,
         start=transcript.segments[first].start,

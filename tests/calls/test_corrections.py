@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from aoai_gateway.calls.corrections import completed, corrected, taken_back
+from aoai_gateway.calls.corrections import completed, corrected, readdressed, taken_back
 from aoai_gateway.calls.grounding import ground
 from aoai_gateway.calls.schema import ExtractionSchema
 from aoai_gateway.calls.transcript import Segment, Transcript
@@ -125,3 +126,56 @@ def test_a_name_taken_back_with_none_heard_in_its_place_is_dropped() -> None:
         ground(answer(next_steps={"value": "Manchester", "quote": "as Manchester"}), BUNDLED, call).fields["next_steps"]
         == "Manchester"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "name"),
+    [
+        # As tiny.en heard "Am I speaking with Katherine? It's Katarzyna, actually. Not Katherine. ..."
+        (
+            "Hi, this is Kevin Tran from Tabletop. Am I speaking with Katherine? My Katarzyna Wiśniewska, everyone "
+            "gets it wrong, don't worry. Katherine. You run Babcia's Kitchen, right?",
+            "Katherine",
+            "Katarzyna Wiśniewska",
+        ),
+        ("Is that Margaret? Oh, it's Małgorzata Zięba, actually.", "Margaret", "Małgorzata Zięba"),
+        ("I'm looking for Jon? Yes. Jonathan Price, that's me.", "Jon", None),  # the reply opens with "Yes." alone
+        ("Am I speaking with Callum Fairbairn? Yes, speaking, I Priya.", "Callum", None),  # no question for "Callum"
+        ("Am I speaking with Per? Yes, Per Lund here.", "Per", None),  # the full name holds the one asked for
+        ("Is that Rhiannon? It's Tomasz Wrobel from Skyward Sprayers.", "Rhiannon", None),  # the caller introduced
+        ("Is that Rhiannon? We sell Skyward Drones.", "Rhiannon", None),  # no name opens the reply
+        ("Am I speaking with Katherine? Yes.", "Katherine", None),
+        ("Am I speaking with Katherine?", "Katherine", None),
+        ("Hello Katherine Wiśniewska? Mr Big Name.", "Katherine Wiśniewska", None),  # a full name is not re-asked
+    ],
+)
+def test_a_name_asked_for_and_answered_with_another_full_name_is_that_name(
+    text: str, value: str, name: str | None
+) -> None:
+    found = readdressed(text, value)
+    assert (found[0] if found else None) == name
+    if found:
+        assert found[1] in text and found[1].startswith(value)
+
+
+def test_ground_takes_the_name_given_in_answer() -> None:
+    call = transcript(
+        "Hi, this is Kevin Tran from Tabletop. Am I speaking with Katherine?",
+        "My Katarzyna Wiśniewska, everyone gets it wrong, don't worry.",
+    )
+    result = ground(
+        answer(
+            customer_name={"value": "Katherine", "quote": "Am I speaking with Katherine?"},
+            seller_company={"value": "Tabletop", "quote": "from Tabletop"},
+        ),
+        BUNDLED,
+        call,
+    )
+    assert result.fields["customer_name"] == "Katarzyna Wiśniewska"
+    note = result.evidence["customer_name"]
+    assert note["reason"] == "the name given in answer to the one asked for"
+    assert note["was"] == {"value": "Katherine", "quote": "Am I speaking with Katherine?"}
+    hostile = "Am I speaking with Aaa? " + "Bbb Ccc Ddd Eee " * 20_000 + "? " + "Is that Aaa? " * 5_000
+    began = time.process_time()
+    assert readdressed(hostile, "Aaa") is None
+    assert time.process_time() - began < 20  # generous: a busy machine

@@ -2,6 +2,7 @@
 
     corrected("Ah, no, actually we're in Leeds, not Manchester.", "Manchester")    # "Leeds"
     completed("It's Katarzyna Wiśniewska. Everyone gets it wrong.", "Katarzyna")     # "Katarzyna Wiśniewska"
+    readdressed("Am I speaking with Katherine? It's Katarzyna Wiśniewska.", "Katherine")  # "Katarzyna Wiśniewska"
     apply_corrections(fields, evidence, schema_properties, text)   # called by grounding.ground
 
 A property marked `"x-corrections": true` (the bundled `customer_name`, `company`, `location`) whose value the call
@@ -9,8 +10,11 @@ itself takes back ("<X>, not <value>", "<X>. Not <value>") becomes the name said
 before the "not", and is dropped where the call takes it back with no name before the "not" ("we believe, not
 Manchester", as speech recognition heard "we're in Leeds now, not Manchester"); a property marked `"x-full-name":
 true` (the bundled `customer_name` and `agent_name`) given as one word becomes the fullest form the call says of it
-(that word followed by more capitalised words, no sentence break between). Both are written in the evidence with the
-passage that says so. A value is only ever replaced by words of the transcript.
+(that word followed by more capitalised words, no sentence break between), or (not the agent's) the full name given
+in answer where the call asks for someone by that word ("Am I speaking with Katherine? My Katarzyna Wiśniewska,
+everyone gets it wrong", as speech recognition heard "It's Katarzyna, actually"; not a name the caller introduces as
+theirs, "It's Tomasz Wrobel from Skyward Sprayers"). Both are written in the evidence with the passage that says so.
+A value is only ever replaced by words of the transcript.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import re
 from typing import Any
 
 from .roles import was
-from .words import CAPITALISED, words
+from .words import CAPITALISED, sentences, words
 
 _NAME = re.compile(rf"{CAPITALISED}(?:\s+{CAPITALISED})*")
 _CUE_WORDS = frozenset(
@@ -69,6 +73,48 @@ def corrected(text: str, value: str) -> tuple[str, str] | None:
     return None
 
 
+# The agent asking for someone by a name: "Am I speaking with Katherine?", "Is that Katherine?".
+_ASKED = re.compile(
+    r"\b(?:speaking (?:with|to)|speak (?:with|to)|is that|is this|looking for)\s+(" + CAPITALISED + r")\s*\?",
+    re.IGNORECASE,
+)
+_FROM = re.compile(r"[\s,]*(?:(?:calling|ringing|here)\s+)?(?:from|with|at)\b", re.IGNORECASE)
+_NAME_CUES = frozenset({"my", "name", "is", "its", "it", "im", "i", "this", "no", "yes", "actually", "sorry", "oh"})
+
+
+def readdressed(text: str, value: str) -> tuple[str, str] | None:
+    """(the full name, the passage) where the call asks for someone by the one-word `value` and the next sentence
+    answers with a full name that does not hold it ("Am I speaking with Katherine? My Katarzyna Wiśniewska,
+    everyone gets it wrong"); else None."""
+    if len(value.split()) != 1:
+        return None
+    spans = sentences(text)
+    for at, (start, end) in enumerate(spans[:-1]):
+        asked = _ASKED.search(text, start, end)
+        if asked is None or words(asked[1])[0] != words(value)[0]:
+            continue
+        reply_start, reply_end = spans[at + 1]
+        reply = text[reply_start:reply_end]
+        first, parts = None, []
+        for first in _NAME.finditer(reply):  # the first run of capitalised words that is more than cues ("Oh")
+            parts = first[0].split()
+            while parts and words(parts[0])[0] and words(parts[0])[0][0] in _NAME_CUES:
+                parts = parts[1:]
+            if parts:
+                break
+        if first is None or not parts:
+            continue
+        said = words(" ".join(parts))[0]
+        if not 2 <= len(said) <= _MAX_NAME_WORDS or words(value)[0][0] in said:
+            continue
+        if reply[: first.start()].strip(" ,.") and not set(words(reply[: first.start()])[0]) <= _NAME_CUES:
+            continue  # the reply opens with something else than the name: no answer to the question
+        if _FROM.match(reply, first.end()):
+            continue  # "It's Tomasz Wrobel from Skyward Sprayers": the caller introducing themselves
+        return " ".join(parts), text[asked.start(1) : reply_start + first.end()]
+    return None
+
+
 def completed(text: str, value: str) -> tuple[str, str] | None:
     """(`value` with the capitalised words the call says right after it, the passage), the longest said; else
     None. Only for a one-word value."""
@@ -112,6 +158,11 @@ def apply_corrections(fields: dict[str, Any], evidence: dict[str, Any], properti
             }
             dropped += 1
             continue
+        asked_for = prop.get("x-full-name") is True and "x-introduced-from" not in prop  # the customer, not the agent
+        if asked_for and (named := readdressed(text, value)) is not None:
+            value, passage = named
+            fields[name] = value
+            evidence[name] = _note(evidence.get(name), value, passage, "the name given in answer to the one asked for")
         if prop.get("x-full-name") is True and (full := completed(text, value)) is not None:
             value, passage = full
             fields[name] = value

@@ -394,6 +394,12 @@ def test_a_place_with_no_capitalised_word_is_no_place_and_the_agent_no_company()
     # A place the model wrote in lower case that the call capitalises is a place.
     lower = ground(answer(location={"value": "alesund", "quote": "the harbour in Alesund"}), SCHEMA, call)
     assert lower.fields["location"] == "alesund"
+    # A sentence's first word is capitalised whatever it is: no proper noun for that.
+    opening = ground(answer(location={"value": "we spoke", "quote": "We spoke at the facility"}), SCHEMA, call)
+    assert opening.fields["location"] is None
+    after_stop = Transcript.of([Segment("Thanks, Julia. Okay, the harbour it is.", 0.0, 2.0)])
+    quoted = {"value": "okay the harbour", "quote": "Julia. Okay, the harbour"}
+    assert ground(answer(location=quoted), SCHEMA, after_stop).fields["location"] is None
 
 
 def test_an_assent_holding_none_of_the_values_numbers_is_still_the_proposal_it_answers() -> None:

@@ -536,13 +536,17 @@ def _listed(item: Any, kept: list[Any], listed: set[tuple[str, ...]]) -> bool:
 
 
 def _capitalised(value: str, note: dict[str, Any]) -> bool:
-    """Whether a word of `value` is capitalised, as written or where its passage says it: a proper noun."""
+    """Whether a word of `value` is capitalised, as written or where its passage says it inside a sentence (a
+    sentence's first word is capitalised whatever it is): a proper noun."""
     if any(char.isupper() for char in value):
         return True
     said = set(words(value)[0])
     passage = str(note.get("passage", ""))
     found, spans = words(passage)
-    return any(word in said and passage[start].isupper() for word, (start, _) in zip(found, spans, strict=True))
+    return any(
+        word in said and passage[start].isupper() and passage[:start].rstrip()[-1:] not in ("", ".", "?", "!")
+        for word, (start, _) in zip(found, spans, strict=True)
+    )
 
 
 _MAX_ITEM_WORDS = 12  # an item longer than this is no short name: its runs are not collected

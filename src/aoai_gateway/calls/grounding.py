@@ -29,18 +29,17 @@ its passage's, said in digits or words (numbers.py): a budget beside a quote tha
 sentence of the call that states it, where exactly one does, and is dropped otherwise; dropped too is a value of a
 property marked `"x-amount": true` (the bundled `budget`) that states none ("Not yet, I can't give you a number"),
 and of one marked `"x-time": true` (the bundled `timeline`) that names no time ("understood"). An `x-amount` value
-resting on a sentence that says nothing of spending (the price said back: "Forty-eight thousand dollars for one
-drone?") is the amount of the one sentence that states one as the buyer's to spend ("we had about twenty grand to
-spend"), where exactly one does. A value of a property marked `"x-proper-noun": true` (the bundled `location`) with
-no word capitalised, as written or in its passage, names no place ("the facility next to the harbour"): dropped. A
-property marked `"x-null-when": {"other": value}` is null when the other fields hold those values (the bundled
-`next_steps` and `timeline` when the sentiment is negative: a buyer who declines has neither). A value of a property
-marked `"x-agreed": true` (the bundled `next_steps`) that is assent alone, or rests on assent alone ("Will do.
-Thanks for your time."), is the proposal that assent answers (agreed.py), or dropped where none is before it. A
-property marked `"x-declined": value` (the bundled `sentiment`: "negative") is that value where the buyer asks not
-to be called again ("take my number off your list") or refuses outright ("it's not worth it for us", declines.py). A
-value written with another currency symbol than the one its passage names ("£200" beside "two hundred dollars") is
-kept with the passage's; a value that is a word for nothing ("null", "n/a", "not mentioned") is null.
+on a sentence that says nothing of spending (a price said back) is the amount of the one that states one to spend
+(values.py). A value of a property marked `"x-proper-noun": true` (the bundled `location`) with no word capitalised
+names no place ("the facility next to the harbour"): dropped. A property marked `"x-null-when": {"other": value}` is
+null when the other fields hold those values (the bundled `next_steps` and `timeline` when the sentiment is
+negative: a buyer who declines has neither). A value of a property marked `"x-agreed": true` (the bundled
+`next_steps`) that is assent alone, or rests on assent alone ("Will do. Thanks for your time."), is the proposal
+that assent answers (agreed.py), or dropped where none is before it. A property marked `"x-declined": value` (the
+bundled `sentiment`: "negative") is that value where the buyer asks not to be called again ("take my number off your
+list") or refuses outright ("it's not worth it for us", declines.py). A value written with another currency symbol
+than the one its passage names ("£200" beside "two hundred dollars") is kept with the passage's; a value that is a
+word for nothing ("null", "n/a", "not mentioned") is null.
 
 Why 0.9, measured on calls-dev (12 calls; each quote its sentence's first 12 words, as the emulator quotes):
 - quotes that are not in the call: each script sentence of the 11 other calls against this call's transcript
@@ -73,7 +72,18 @@ from .numbers import amounts
 from .roles import name_the_customer, settle_roles, unname_organisations, was
 from .schema import ExtractionSchema, differs_from
 from .transcript import Transcript
-from .words import MONTHS_AND_DAYS, same_name, sentences, words
+from .values import (
+    count_or_price,
+    currency,
+    listed,
+    parts,
+    proper_noun,
+    spending,
+    states_amount,
+    states_time,
+    to_spend,
+)
+from .words import run_of, same_name, sentences, words
 
 __all__ = [
     "FUZZY_THRESHOLD",
@@ -209,16 +219,21 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
             kept: list[Any] = []
             notes: list[dict[str, Any]] = []
             kept_notes: list[dict[str, Any]] = []
-            listed: set[tuple[str, ...]] = set()  # the kept items' words, as _listed compares them
+            seen: set[tuple[str, ...]] = set()  # the kept items' words, as `listed` compares them
             for pair in given if isinstance(given, list) else []:
                 if isinstance(pair, dict) and _nullish(pair.get("value")):
                     continue
                 note = _check(pair, searcher, transcript)
                 notes.append(note)
                 item = note.get("kept", note["value"])
-                if note["found"] and prop.get("x-no-amounts") is True and isinstance(item, str) and _is_amount(item):
+                if (
+                    note["found"]
+                    and prop.get("x-no-amounts") is True
+                    and isinstance(item, str)
+                    and count_or_price(item)
+                ):
                     note.update(found=False, reason="an amount or a count, not the name of a thing")
-                if note["found"] and _listed(item, kept, listed):  # the same item twice: once is what it means
+                if note["found"] and listed(item, kept, seen):  # the same item twice: once is what it means
                     note.update(found=False, reason="dropped: listed already")
                     result.dropped += 1
                 elif note["found"]:
@@ -227,7 +242,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
                 else:
                     note["reason"] = f"dropped: {note['reason']}"
                     result.dropped += 1
-            for index, whole in reversed(_parts(kept)):  # "forklifts" beside "electric forklifts": said already
+            for index, whole in reversed(parts(kept)):  # "forklifts" beside "electric forklifts": said already
                 kept_notes[index].update(found=False, reason=f"dropped: part of {whole!r}, listed already")
                 del kept[index]
                 result.dropped += 1
@@ -240,13 +255,17 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
                 continue
             note = _check(given, searcher, transcript)
             result.evidence[name] = note
-            if note["found"] and prop.get("x-amount") is True and not _states_amount(str(given["value"])):
+            if note["found"] and prop.get("x-amount") is True and not states_amount(str(given["value"])):
                 note.update(found=False, reason="the value states no amount")  # "Not yet, no number until..."
             if note["found"] and prop.get("x-amount") is True:
                 _to_spend(note, searcher, transcript)  # a price said back ("48,000 dollars for one drone?")
-            if note["found"] and prop.get("x-time") is True and not _states_time(str(given["value"])):
+            if note["found"] and prop.get("x-time") is True and not states_time(str(given["value"])):
                 note.update(found=False, reason="the value states no time")  # "understood", "not every day"
-            if note["found"] and prop.get("x-proper-noun") is True and not _capitalised(str(given["value"]), note):
+            if (
+                note["found"]
+                and prop.get("x-proper-noun") is True
+                and not proper_noun(str(given["value"]), note["passage"])
+            ):
                 note.update(found=False, reason="no word of it is capitalised: it names no place or organisation")
             if prop.get("x-agreed") is True and (note["found"] or "passage" in note):
                 _agreed(note, searcher, transcript)  # "Will do": the proposal it answers
@@ -459,7 +478,7 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
         end=transcript.segments[last].end,
         segments=[first, last],
     )
-    in_words = _currency(value, passage) if isinstance(value, str) else value
+    in_words = currency(value, passage) if isinstance(value, str) else value
     if in_words != value:  # "£200" beside "two hundred dollars": the call's currency, not the model's
         note["kept"] = in_words
         note["reason"] = "currency written as the quote names it"
@@ -473,40 +492,6 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
 _NULLISH = frozenset(
     {"", "null", "none", "n/a", "na", "nil", "unknown", "not mentioned", "not stated", "not specified", "not given"}
 )
-# What a call says for a currency -> the symbol a value writes it with.
-_CURRENCIES = {
-    **dict.fromkeys(("$", "dollar", "dollars", "bucks"), "$"),
-    **dict.fromkeys(("£", "pound", "pounds", "quid", "sterling"), "£"),
-    **dict.fromkeys(("€", "euro", "euros"), "€"),
-}
-_SYMBOLS = "".join(sorted(set(_CURRENCIES.values())))
-_CURRENCY_WORD = re.compile(rf"[{_SYMBOLS}]|\b(?:{'|'.join(w for w in _CURRENCIES if w.isalpha())})\b", re.IGNORECASE)
-
-
-_SCALE_WORD = re.compile(r"\b(?:hundreds?|thousands?|millions?|billions?|grand)\b", re.IGNORECASE)
-
-
-def _states_amount(value: str) -> bool:
-    """Whether `value` states an amount, exact ("$12,000", "twelve grand") or rough ("a few thousand pounds")."""
-    return bool(amounts(value)) or _SCALE_WORD.search(value) is not None
-
-
-_TIME_WORDS = MONTHS_AND_DAYS | frozenset(
-    {"jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "weekend", "today"}
-    | {"tonight", "tomorrow", "yesterday", "morning", "afternoon", "evening", "noon", "midday", "day", "days"}
-    | {"week", "weeks", "fortnight", "fortnights", "month", "months", "quarter", "quarters", "year", "years", "hour"}
-    | {"hours", "spring", "summer", "autumn", "fall", "winter", "season", "christmas", "easter", "holidays"}
-    | {"holiday", "soon", "now", "asap", "immediately", "yearly", "annually", "monthly", "weekly", "fy", "q1", "q2"}
-    | {"q3", "q4"}
-)
-
-
-def _states_time(value: str) -> bool:
-    """Whether `value` names a time: a number, a month, a day, a season, a unit of time, "soon", "now"."""
-    said = words(value)[0]
-    return any(word in _TIME_WORDS or any(char.isdigit() for char in word) for word in said) or bool(amounts(value))
-
-
 _PARTS = re.compile(r"\s*[,;]\s*|\s+and\s+")
 
 
@@ -520,107 +505,27 @@ def _near(quote: str, value: str) -> bool:
 def _within(value: str, quote: str) -> bool:
     """Whether the words of `value` are a run of the words of `quote`."""
     inner = words(value)[0]
-    return bool(inner) and _run_of(inner, words(quote)[0])
-
-
-def _listed(item: Any, kept: list[Any], listed: set[tuple[str, ...]]) -> bool:
-    """Whether `item` is among `kept`, as the grounding compares words (case, accents, punctuation aside); a string
-    not yet listed is added to `listed`, the words of the strings kept."""
-    if not isinstance(item, str):
-        return item in kept
-    said = tuple(words(item)[0])
-    if said in listed:
-        return True
-    listed.add(said)
-    return False
-
-
-def _capitalised(value: str, note: dict[str, Any]) -> bool:
-    """Whether a word of `value` is capitalised, as written or where its passage says it inside a sentence (a
-    sentence's first word is capitalised whatever it is): a proper noun."""
-    if any(char.isupper() for char in value):
-        return True
-    said = set(words(value)[0])
-    passage = str(note.get("passage", ""))
-    found, spans = words(passage)
-    return any(
-        word in said and passage[start].isupper() and passage[:start].rstrip()[-1:] not in ("", ".", "?", "!")
-        for word, (start, _) in zip(found, spans, strict=True)
-    )
-
-
-_MAX_ITEM_WORDS = 12  # an item longer than this is no short name: its runs are not collected
-
-
-def _parts(items: list[Any]) -> list[tuple[int, str]]:
-    """The items whose words are a run of a longer item's ("forklifts" in "electric forklifts"), in order, each with
-    that longer item: the list names it already."""
-    said = [tuple(words(item)[0]) if isinstance(item, str) else () for item in items]
-    # Every shorter run of each item's words, with the first item holding it: items are a few words, so this is
-    # linear in the list, where comparing each pair would be quadratic in a hostile answer's thousands of items.
-    within: dict[tuple[str, ...], int] = {}
-    for index, outer in enumerate(said):
-        if len(outer) > _MAX_ITEM_WORDS:
-            continue
-        for size in range(1, len(outer)):
-            for at in range(len(outer) - size + 1):
-                within.setdefault(outer[at : at + size], index)
-    return [(index, items[within[inner]]) for index, inner in enumerate(said) if inner and inner in within]
-
-
-def _run_of(inner: list[str], outer: list[str]) -> bool:
-    return any(outer[at : at + len(inner)] == inner for at in range(len(outer) - len(inner) + 1))
-
-
-def _is_amount(item: str) -> bool:
-    """Whether a list item is a quantity or a price rather than the name of a thing: it starts with a number in
-    digits ("400 cubic meters per hour", "3,000 hectares") or states an amount of money ("48,000 dollars")."""
-    said = words(item)[0]
-    if said and said[0].isdigit():
-        return True
-    return _CURRENCY_WORD.search(item) is not None and bool(amounts(item))
+    return bool(inner) and run_of(inner, words(quote)[0])
 
 
 def _nullish(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower().strip(".") in _NULLISH)
 
 
-# Words that make an amount the buyer's to spend: "put aside", "approved up to", "budgeted", "to spend".
-_SPENDING = re.compile(
-    r"\b(?:budget\w*|spend\w*|set\s+aside|put\s+aside|afford|approved|allocated|in\s+mind|up\s+to|no\s+more\s+than"
-    r"|at\s+most)\b",
-    re.IGNORECASE,
-)
-
-
-_PERIOD = re.compile(r"\b(?:a|per|each|every)\s+(month|year|week|quarter)\b", re.IGNORECASE)
-
-
 def _to_spend(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -> None:
     """An amount resting on a sentence that says nothing of spending ("Forty-eight thousand dollars for one drone?",
     the price said back) gives way to the one sentence of the call that states an amount as the buyer's to spend
-    ("we had about twenty grand to spend"), where exactly one does; the value is that amount, in the model's
-    currency unless the sentence names one."""
+    ("we had about twenty grand to spend"), where exactly one does (values.py)."""
     text = transcript.text
-    spending = [
-        (start, end)
-        for start, end in sentences(text)
-        if _SPENDING.search(text, start, end) and _states_money(text[start:end])
-    ]
+    stated = spending(text)
     where = searcher.find(note["passage"])
-    if len(spending) != 1 or where is None or any(where.start < end and start < where.end for start, end in spending):
+    if len(stated) != 1 or where is None or any(where.start < end and start < where.end for start, end in stated):
         return  # no one amount to spend, or the passage is in its sentence
-    start, end = spending[0]
-    sentence = text[start:end]
-    amount = max(amounts(sentence))
-    value = str(note.get("kept", note["value"]))
-    symbol = next((char for char in value if char in _SYMBOLS), "")
-    figure = f"{amount:,.0f}" if amount.is_integer() else f"{amount:,.2f}"
-    period = _PERIOD.search(sentence)
+    start, end = stated[0]
     first, last = transcript.segments_between(start, end)
     note.update(
-        kept=_currency(symbol + figure + (f" a {period[1].lower()}" if period else ""), sentence),
-        passage=sentence,
+        kept=to_spend(text[start:end], str(note.get("kept", note["value"]))),
+        passage=text[start:end],
         quote_found=False,
         start=transcript.segments[first].start,
         end=transcript.segments[last].end,
@@ -628,25 +533,6 @@ def _to_spend(note: dict[str, Any], searcher: _Searcher, transcript: Transcript)
         value_score=1.0,
         reason="the quote says nothing of spending; the one sentence of the call that states an amount to spend does",
     )
-
-
-def _states_money(sentence: str) -> bool:
-    """Whether `sentence` states an amount of money, not a count ("twelve of our engineers will spend ..."): a
-    currency, a scale ("twenty grand", "24K") or a figure of a hundred or more beside the amount."""
-    found = amounts(sentence)
-    return bool(found) and (
-        _CURRENCY_WORD.search(sentence) is not None or _SCALE_WORD.search(sentence) is not None or max(found) >= 100
-    )
-
-
-def _currency(value: str, passage: str) -> str:
-    """`value` with its currency symbol replaced by the one currency its passage names, if it names one."""
-    named = {_CURRENCIES[word.lower()] for word in _CURRENCY_WORD.findall(passage)}
-    written = {symbol for symbol in _SYMBOLS if symbol in value}
-    if len(named) != 1 or not written or written == named:
-        return value
-    (symbol,) = named
-    return re.sub(f"[{_SYMBOLS}]", symbol, value)
 
 
 def find_quote(quote: str, text: str) -> QuoteMatch | None:

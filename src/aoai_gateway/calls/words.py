@@ -4,6 +4,7 @@ folded away, each word with where it lies in the text.
     words("We're in Ålesund.")     # (["were", "in", "alesund"], [(0, 5), (6, 8), (9, 16)])
     same_name("Priya", "Priya Raman")   # True: all of one's words are among the other's
     sentences("Yes. 9.5 it is.")        # [(0, 4), (5, 15)]
+    run_of(["big", "pump"], ["a", "big", "pump"])   # True: the one's words, in a row, among the other's
 """
 
 from __future__ import annotations
@@ -63,3 +64,9 @@ def same_name(a: str, b: str) -> bool:
 def sentences(text: str) -> list[tuple[int, int]]:
     """Where each sentence of `text` lies: to a full stop, question or exclamation mark before a space."""
     return [(found.start(), found.end()) for found in _SENTENCE.finditer(text)]
+
+
+def run_of(inner: list[str] | tuple[str, ...], outer: list[str] | tuple[str, ...]) -> bool:
+    """Whether the words `inner` come one after another in `outer`."""
+    size = len(inner)
+    return any(tuple(outer[at : at + size]) == tuple(inner) for at in range(len(outer) - size + 1))

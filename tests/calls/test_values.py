@@ -1,0 +1,65 @@
+"""What a value of each kind must state (calls/values.py), alone; through `ground` in test_grounding.py."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from aoai_gateway.calls.values import (
+    count_or_price,
+    currency,
+    listed,
+    parts,
+    proper_noun,
+    spending,
+    states_amount,
+    states_money,
+    states_time,
+    to_spend,
+)
+
+
+def test_the_module_examples_hold() -> None:
+    assert states_amount("twelve grand") and states_amount("a few thousand pounds") and not states_amount("not yet")
+    assert not states_time("understood") and states_time("next Thursday") and states_time("in 6 weeks")
+    assert proper_noun("alesund", "the harbour in Alesund") and not proper_noun("we spoke", "We spoke at the hall")
+    assert count_or_price("400 cubic meters per hour") and count_or_price("48,000 dollars")
+    assert not count_or_price("Microsoft 365") and not count_or_price("3D printer")
+    assert parts(["forklifts", "electric forklifts"]) == [(0, "electric forklifts")]
+    assert to_spend("we had about twenty grand to spend", "$48,000") == "$20,000"
+    assert to_spend("We budgeted £250 a month.", "$400") == "£250 a month"
+    assert to_spend("up to 4.5 thousand a year", "€1") == "€4,500 a year"
+    assert currency("£200", "two hundred dollars a month") == "$200"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "money"),
+    [
+        ("Twelve of our engineers will spend a lot of time in Rio.", False),  # a count
+        ("We've set aside around 24K for the year.", True),  # a scale
+        ("Finance approved up to eighteen thousand pounds.", True),
+        ("I can spend 250 on it.", True),  # a figure of a hundred or more
+        ("We spend our days on the road.", False),
+    ],
+)
+def test_money_is_told_from_counts(sentence: str, money: bool) -> None:
+    assert states_money(sentence) is money
+    assert (spending(sentence) != []) is money
+
+
+def test_listed_remembers_what_it_kept() -> None:
+    seen: set[tuple[str, ...]] = set()
+    kept: list[object] = []
+    for item in ["Solar panels", "solar  PANELS!", "home battery", 3, 3]:
+        if not listed(item, kept, seen):
+            kept.append(item)
+    assert kept == ["Solar panels", "home battery", 3]
+
+
+def test_hostile_items_stay_cheap() -> None:
+    long_item = " ".join(f"w{n}" for n in range(5000))  # past the runs collected: no part of anything
+    began = time.process_time()
+    assert parts([long_item, "w1 w2", "w1"]) == [(2, "w1 w2")]
+    assert not proper_noun("a " * 20_000, "a " * 20_000)
+    assert time.process_time() - began < 20  # generous: a busy machine

@@ -297,31 +297,28 @@ def _agreed(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -
     that takes up the offer said just before it is that offer."""
     value, passage = note["value"], note["passage"]
     match = searcher.find(passage)
-    reason = "the quote is an assent; the proposal it answers is the value"
-    if not (isinstance(value, str) and (acknowledges(value) or acknowledges(passage))):
-        # A reply that takes up an offer said just before it ("Send it to my email and we'll talk on Monday" after
-        # "I'll send you our pricing ..., and then let's talk again next Monday"): the offer is what was agreed.
-        if match is None or not commits(passage):
-            return
-        where = proposal_before(transcript.text, match.start)
-        if where is None or not _just_before(transcript.text, where, match.start):
-            return
-        reason = "the quote takes up the offer said just before it; the offer is the value"
+    assent = isinstance(value, str) and (acknowledges(value) or acknowledges(passage))
+    # Not an assent: a reply that takes up an offer said just before it ("Send it to my email and we'll talk on
+    # Monday" after "I'll send you our pricing ..., and then let's talk again next Monday") is that offer.
+    if not assent and (match is None or not commits(passage)):
+        return
     where = proposal_before(transcript.text, match.start) if match is not None else None
+    if not assent and (where is None or match is None or not _just_before(transcript.text, where, match.start)):
+        return
     if where is None:
         note.update(found=False, reason="the value is an assent, and no proposal before it commits to anything")
         return
-    first, last = transcript.segments_between(*where)
     proposal = transcript.text[where[0] : where[1]]
-    note.update(
+    _rests_on(
+        note,
+        transcript,
+        *where,
         found=True,
         kept=proposal_value(proposal),
-        passage=proposal,
-        start=transcript.segments[first].start,
-        end=transcript.segments[last].end,
-        segments=[first, last],
         value_score=1.0,
-        reason=reason,
+        reason="the quote is an assent; the proposal it answers is the value"
+        if assent
+        else "the quote takes up the offer said just before it; the offer is the value",
     )
 
 
@@ -387,12 +384,18 @@ def _place(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) ->
     match = searcher.find(quote) if isinstance(quote, str) and len(quote) <= MAX_QUOTE_CHARS else None
     if match is None or match.score < 1.0:
         return
-    first, last = transcript.segments_between(match.start, match.end)
+    _rests_on(note, transcript, match.start, match.end)
+
+
+def _rests_on(note: dict[str, Any], transcript: Transcript, start: int, end: int, **more: Any) -> None:
+    """Make characters [start, end) of the transcript `note`'s passage, with its segments and their times."""
+    first, last = transcript.segments_between(start, end)
     note.update(
-        passage=transcript.text[match.start : match.end],
+        passage=transcript.text[start:end],
         start=transcript.segments[first].start,
         end=transcript.segments[last].end,
         segments=[first, last],
+        **more,
     )
 
 
@@ -470,14 +473,7 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
         match = QuoteMatch(1.0, start, end)
         passage = transcript.text[start:end]
         note["reason"] = "the quote does not state the amount; the one sentence of the call that does is its passage"
-    first, last = transcript.segments_between(match.start, match.end)
-    note.update(
-        found=True,
-        passage=passage,
-        start=transcript.segments[first].start,
-        end=transcript.segments[last].end,
-        segments=[first, last],
-    )
+    _rests_on(note, transcript, match.start, match.end, found=True)
     in_words = currency(value, passage) if isinstance(value, str) else value
     if in_words != value:  # "£200" beside "two hundred dollars": the call's currency, not the model's
         note["kept"] = in_words
@@ -522,14 +518,13 @@ def _to_spend(note: dict[str, Any], searcher: _Searcher, transcript: Transcript)
     if len(stated) != 1 or where is None or any(where.start < end and start < where.end for start, end in stated):
         return  # no one amount to spend, or the passage is in its sentence
     start, end = stated[0]
-    first, last = transcript.segments_between(start, end)
-    note.update(
+    _rests_on(
+        note,
+        transcript,
+        start,
+        end,
         kept=to_spend(text[start:end], str(note.get("kept", note["value"]))),
-        passage=text[start:end],
         quote_found=False,
-        start=transcript.segments[first].start,
-        end=transcript.segments[last].end,
-        segments=[first, last],
         value_score=1.0,
         reason="the quote says nothing of spending; the one sentence of the call that states an amount to spend does",
     )

@@ -68,5 +68,5 @@ def sentences(text: str) -> list[tuple[int, int]]:
 
 def run_of(inner: list[str] | tuple[str, ...], outer: list[str] | tuple[str, ...]) -> bool:
     """Whether the words `inner` come one after another in `outer`."""
-    size = len(inner)
-    return any(tuple(outer[at : at + size]) == tuple(inner) for at in range(len(outer) - size + 1))
+    size, wanted = len(inner), tuple(inner)
+    return any(tuple(outer[at : at + size]) == wanted for at in range(len(outer) - size + 1))

@@ -106,6 +106,9 @@ def test_a_name_taken_back_with_none_heard_in_its_place_is_dropped() -> None:
         "Hi, this is Jordan Blake with ClearSpring. This is not Yuma Ramírez. Yes, that's me.",
     )
     assert taken_back(call.text, "Manchester") == "not Manchester" and taken_back(call.text, "Leeds") is None
+    # "not Yuma Ramírez" takes back a person's name, not the city said as its first word.
+    assert taken_back(call.text, "Yuma") is None and taken_back(call.text, "yuma ramírez") == "not Yuma Ramírez"
+    assert taken_back("It's not Yuma. Not at all.", "Yuma") == "not Yuma"
     result = ground(
         answer(
             location={"value": "Manchester", "quote": "your address now as Manchester"},
@@ -122,6 +125,8 @@ def test_a_name_taken_back_with_none_heard_in_its_place_is_dropped() -> None:
     # A field without `x-corrections` keeps it; a name said and never taken back stays.
     kept = ground(answer(location={"value": "Leeds", "quote": "we believe"}), BUNDLED, transcript("Leeds, we believe."))
     assert kept.fields["location"] == "Leeds"
+    city = ground(answer(location={"value": "Yuma", "quote": "Yuma Ramírez"}), BUNDLED, call)
+    assert city.fields["location"] == "Yuma"
     assert (
         ground(answer(next_steps={"value": "Manchester", "quote": "as Manchester"}), BUNDLED, call).fields["next_steps"]
         == "Manchester"

@@ -166,6 +166,71 @@ def test_a_product_that_is_an_amount_or_a_count_is_dropped() -> None:
     assert kept.fields["products_of_interest"] == ["48,000 dollars", "3,000 hectares"]
 
 
+def test_a_product_that_is_an_organisation_or_a_person_of_the_call_is_dropped() -> None:
+    """tiny.en, calls-dev d11: the buyer's company and the seller's first word given as products."""
+    call = Transcript.of(
+        [
+            Segment("Hello, Martin Carlsick from Lingua Bridge training. Can I speak with Hamid Rezaei?", 0.0, 4.0),
+            Segment("I manage Caspian Subsea Engineering. We need Portuguese, and Vantor pumps.", 4.0, 9.0),
+        ]
+    )
+    given = {
+        "seller_company": {"value": "Lingua Bridge training", "quote": "Lingua Bridge training"},
+        "company": {"value": "Caspian Subsea Engineering", "quote": "Caspian Subsea Engineering"},
+        "customer_name": {"value": "Hamid Rezaei", "quote": "Hamid Rezaei"},
+    }
+    items = ("Portuguese", "Caspian Subsea Engineering", "Lingua", "pumps", "training", "Hamid")
+    result = ground({**products(*items), **given}, SCHEMA, call)
+    # The company, the seller's first words, the customer's first name: dropped; a word that ends a name is not
+    # its name ("pumps" beside "Vantor Pumps", "training" beside "Lingua Bridge training").
+    assert result.fields["products_of_interest"] == ["Portuguese", "pumps", "training"]
+    assert result.dropped == 3
+    reasons = [note["reason"] for note in result.evidence["products_of_interest"] if not note["found"]]
+    assert reasons[0] == "dropped: the name of company ('Caspian Subsea Engineering'), not one of products_of_interest"
+    assert reasons[1].startswith("dropped: the name of seller_company") and len(reasons) == 3
+    assert reasons[2] == "dropped: the name of customer_name ('Hamid Rezaei'), not one of products_of_interest"
+    # Without the annotation, kept.
+    plain = ExtractionSchema.from_dict(
+        {
+            **SCHEMA.schema,
+            "properties": {
+                **SCHEMA.schema["properties"],
+                "products_of_interest": {
+                    k: v
+                    for k, v in SCHEMA.schema["properties"]["products_of_interest"].items()
+                    if k != "x-differs-from"
+                },
+            },
+        }
+    )
+    assert ground({**products(*items), **given}, plain, call).fields["products_of_interest"] == list(items)
+
+
+def test_a_quote_pieced_together_that_states_the_amount_rests_on_the_one_sentence_that_does() -> None:
+    """tiny.en, calls-dev d02: "18,000 pounds a year for 35 seats" joins two sentences of the call."""
+    call = Transcript.of(
+        [
+            Segment("What sort of budget are you working with?", 0.0, 2.0),
+            Segment("I've improved up to 18,000 pounds a year for the software, including training.", 2.0, 7.0),
+            Segment("That fits comfortably for 35 seats, and timing?", 7.0, 9.0),
+        ]
+    )
+    stitched = {"value": "£18,000 a year", "quote": "18,000 pounds a year for 35 seats"}
+    result = ground(answer(budget=stitched), SCHEMA, call)
+    assert result.fields["budget"] == "£18,000 a year"
+    note = result.evidence["budget"]
+    assert note["passage"] == "I've improved up to 18,000 pounds a year for the software, including training."
+    assert note["quote_found"] is False and note["segments"] == [1, 1] and note["start"] == 2.0
+    # A pieced quote that does not state the value's amount supports nothing; nor does one whose amount two
+    # sentences state (which one is meant is not known).
+    other = ground(answer(budget={"value": "£18,000", "quote": "pounds a year for 35 seats"}), SCHEMA, call)
+    assert other.fields["budget"] is None
+    twice = Transcript.of([*call.segments, Segment("Yes, 18,000 pounds was the old quote.", 9.0, 11.0)])
+    assert ground(answer(budget=stitched), SCHEMA, twice).fields["budget"] is None
+    # An invented amount is in no sentence.
+    assert ground(answer(budget={"value": "£19,000", "quote": "19,000 pounds"}), SCHEMA, call).fields["budget"] is None
+
+
 def test_an_item_that_is_part_of_another_is_listed_once_as_the_longer() -> None:
     result = ground(products("forklifts", "electric forklifts", "Forklifts", "espresso machine"), SCHEMA, PRODUCTS_CALL)
     assert result.fields["products_of_interest"] == ["electric forklifts", "espresso machine"]

@@ -208,8 +208,39 @@ def test_the_buyers_company_given_as_the_seller_too_is_the_buyers(text: str, com
     result = grounded(text, seller_company=pair(company), company=pair(company))
     assert result.fields["company"] == company and result.fields["seller_company"] is None
     note = result.evidence["seller_company"]
-    assert note["found"] is False and "no one in the call is from it" in note["reason"]
+    assert note["found"] is False and "the call opens calling from another" in note["reason"]
     assert note["was"] == {"value": company, "quote": company}
+    # With no opening calling from anyone, still the buyer's: no one in the call is from it.
+    quiet = grounded(text.split("\n", 1)[1], seller_company=pair(company), company=pair(company))
+    assert quiet.fields["company"] == company and quiet.fields["seller_company"] is None
+    assert "no one in the call is from it" in quiet.evidence["seller_company"]["reason"]
+
+
+def test_an_opening_calling_from_another_outweighs_the_buyers_own_introduction() -> None:
+    """tiny.en, calls-dev d02 (another machine's kernels): the buyer introduces themselves from their company with
+    a comma, as the agent would ("The Oluwaseun Adeyemi, I'm the sales operations manager at Harbourline"), and the
+    model gave that company as both. The opening calls from another: the company is the buyer's, nobody moves."""
+    text = (
+        "The law to master error here from pipewell CRM, returning your call from this morning, who am I speaking "
+        "with? Hi, Tamars.\nThe Oluwaseun Adeyemi, I'm the sales operations manager at Harbourline Insurance Brokers."
+    )
+    company = "Harbourline Insurance Brokers"
+    people = {"agent_name": pair("Tamars"), "customer_name": pair("Oluwaseun Adeyemi")}
+    result = grounded(text, seller_company=pair(company), company=pair(company), **people)
+    assert result.fields["company"] == company and result.fields["seller_company"] is None
+    assert result.fields["customer_name"] == "Oluwaseun Adeyemi" and result.fields["agent_name"] == "Tamars"
+    assert "'here from pipewell'" in result.evidence["seller_company"]["reason"]
+    # "Calling from our office" names no organisation: the introduction from the company decides, as before.
+    office = (
+        "Good morning, my name is Henrik Naal, I'm an application engineer with Mentor Pumps, calling from our office "
+        "in Rotterdam. Is this Marisol Quispe?\nYes, this is Marisol."
+    )
+    kept = grounded(office, seller_company=pair("Mentor Pumps"), company=pair("Mentor Pumps"))
+    assert kept.fields["seller_company"] == "Mentor Pumps" and kept.fields["company"] is None
+    # The opening calling from the organisation given as both: the seller's.
+    own = "Hi, Tomás Herrera here from Harbourline Insurance Brokers.\nHi, this is Oluwaseun."
+    mine = grounded(own, seller_company=pair(company), company=pair(company))
+    assert mine.fields["seller_company"] == company and mine.fields["company"] is None
 
 
 @pytest.mark.parametrize(
@@ -417,7 +448,8 @@ def test_an_amount_quoted_from_the_wrong_sentence_rests_on_the_one_that_states_i
         ("before reopening on the 1st of March", True),
         ("after the summer holidays", True),
         ("understood", False),
-        ("not called every day at all", True),  # "day": a time word, kept (the rule is lenient on purpose)
+        ("not called every day at all", False),  # "every day": how often, not when
+        ("every day from the first of May", True),  # a month besides
         ("as agreed with the board", False),
     ],
 )

@@ -48,6 +48,21 @@ def test_money_is_told_from_counts(sentence: str, money: bool) -> None:
     assert (spending(sentence) != []) is money
 
 
+@pytest.mark.parametrize(
+    ("value", "when"),
+    [
+        ("not calling every day", False),  # how often, as tiny.en heard "Please don't call every day"
+        ("each week", False),
+        ("per month", False),
+        ("every day from Monday", True),  # a day named besides
+        ("within a month", True),
+        ("day one", True),
+    ],
+)
+def test_how_often_is_no_time(value: str, when: bool) -> None:
+    assert states_time(value) is when
+
+
 def test_listed_remembers_what_it_kept() -> None:
     seen: set[tuple[str, ...]] = set()
     kept: list[object] = []

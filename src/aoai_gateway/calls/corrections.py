@@ -38,7 +38,9 @@ def _taken_back(value: str) -> re.Pattern[str] | None:
     said = value.split()
     if not said:
         return None
-    return re.compile(r"\bnot\s+" + r"\s+".join(re.escape(word) for word in said) + r"\b", re.IGNORECASE)
+    # The whole name after "not": "not Yuma Ramírez" takes back a person, not the city "Yuma".
+    name = r"\s+".join(re.escape(word) for word in said)
+    return re.compile(rf"\bnot\s+{name}\b(?![ \t]+(?-i:{CAPITALISED}))", re.IGNORECASE)
 
 
 def taken_back(text: str, value: str) -> str | None:

@@ -6,62 +6,43 @@
     result.evidence["customer_name"]                # {"value", "quote", "found", "score", "start", "end", ...}
 
 The model answers each field as `{"value": ..., "quote": "a few words copied from the transcript"}` (a list
-field: one such object per item). The quote is looked up in the transcript after the same normalisation on both
-sides (Unicode compatibility forms, case, accents, apostrophes, punctuation and whitespace), first as a run of
-whole words, then fuzzily: the best window of transcript words must be at least `FUZZY_THRESHOLD` similar,
-character by character, to the quote. Only windows holding at least half of the quote's words where the quote
-puts them are compared (a passage 90% alike shares that much), the `MAX_WINDOWS` holding most, so an invented
-quote costs a look-up per word, not a comparison with every window of a long call.
+field: one such object per item). The quote is looked up in the transcript word for word, else the most alike
+window of its words must be at least `FUZZY_THRESHOLD` similar (quotes.py).
 
 A value whose quote is not found, or that has no quote, is dropped to null (a list item is dropped) and the evidence
 records what it was and why; a value its quote holds, said word for word in the transcript, is its own quote (the
 model mangled the quote around it: "Oluwaseun Adeyemi Adeyemi"), and so is a value made of phrases of two words or
 more each said word for word, beside a quote that paraphrases it ("free roof survey, surveyor's name, confirmation
-email"). A list keeps an item said twice once, and drops one whose words are a run of another's ("forklifts" beside
-"electric forklifts"); a list marked `"x-no-amounts": true` (the bundled `products_of_interest`) drops an item that
-is a count or a price ("400 cubic meters per hour", "48,000 dollars"). A field that cannot be null in the schema
-(the bundled `sentiment`) keeps its value, its evidence marked unsupported. A property marked `"x-grounded": false`
-in the schema (the bundled `summary`, which is the model's own words) is asked for and kept as it is. A property
-marked `"x-differs-from": "other"` is dropped when it names what `other` names (the bundled `customer_name` and
-`agent_name`: a small model takes the agent, who introduces themselves first, for the customer; a customer so
-dropped, or not given, is the other person the call names, roles.name_the_customer). A value's numbers must be among
-its passage's, said in digits or words (numbers.py): a budget beside a quote that states no amount rests on the one
-sentence of the call that states it, where exactly one does, and is dropped otherwise; dropped too is a value of a
-property marked `"x-amount": true` (the bundled `budget`) that states none ("Not yet, I can't give you a number"),
-and of one marked `"x-time": true` (the bundled `timeline`) that names no time ("understood"). An `x-amount` value
-on a sentence that says nothing of spending (a price said back) is the amount of the one that states one to spend
-(values.py). A value of a property marked `"x-proper-noun": true` (the bundled `location`) with no word capitalised
-names no place ("the facility next to the harbour"): dropped. A property marked `"x-null-when": {"other": value}` is
-null when the other fields hold those values (the bundled `next_steps` and `timeline` when the sentiment is
-negative: a buyer who declines has neither). A value of a property marked `"x-agreed": true` (the bundled
-`next_steps`) that is assent alone, or rests on assent alone ("Will do. Thanks for your time."), is the proposal
-that assent answers (agreed.py), or dropped where none is before it. A property marked `"x-declined": value` (the
-bundled `sentiment`: "negative") is that value where the buyer asks not to be called again ("take my number off your
-list") or refuses outright ("it's not worth it for us", declines.py). A value written with another currency symbol
-than the one its passage names ("£200" beside "two hundred dollars") is kept with the passage's; a value that is a
-word for nothing ("null", "n/a", "not mentioned") is null.
-
-Why 0.9, measured on calls-dev (12 calls; each quote its sentence's first 12 words, as the emulator quotes):
-- quotes that are not in the call: each script sentence of the 11 other calls against this call's transcript
-  (3058 pairs, from tiny.en and from the scripts alike) scores at most 0.78 in 99% of cases; 0.3% reach 0.9, all
-  phrases every call says ("Do you have a budget?", "Thanks for your time"). Between 0.85 and 0.9 lie the
-  dangerous ones: "Am I speaking with Katherine?" against "Am I speaking with Kalim" is 0.85, a name changed in
-  a stock phrase;
-- quotes copied with one slip (a word left out, or one inflected) from the call's own transcript: 94.6% score
-  0.9 or more (98.4% at 0.85; 99.8% at 0.8).
-0.85 would keep 4 points more of the sloppy quotes and let a changed name through; 0.9 does not. A quote longer
-than `MAX_QUOTE_CHARS` is refused unread: a quote is a few words, and the fuzzy search is linear in the
-transcript for each one. What this cannot catch: a real quote beside a value that misstates it (quote "about
-nine thousand pounds", value "$90,000"), since values are rightly written otherwise than said ("£9,000");
-`value_score` in the evidence (the value looked up in its own passage, 1.0 when word for word) shows a reviewer
-where to look.
-"""
+email"), and so is the one sentence of the call that states the value's amount, beside a quote pieced together that
+states it too ("18,000 pounds a year for 35 seats"). A list keeps an item said twice once, and drops one whose words
+are a run of another's ("forklifts" beside "electric forklifts"); a list marked `"x-no-amounts": true` (the bundled
+`products_of_interest`) drops an item that is a count or a price ("400 cubic meters per hour", "48,000 dollars"). A
+field that cannot be null in the schema (the bundled `sentiment`) keeps its value, its evidence marked unsupported.
+A property marked `"x-grounded": false` in the schema (the bundled `summary`, which is the model's own words) is
+asked for and kept as it is. A property marked `"x-differs-from": "other"` is dropped when it names what `other`
+names (the bundled `customer_name` and `agent_name`: a small model takes the agent, who introduces themselves first,
+for the customer; a customer so dropped, or not given, is the other person the call names, roles.name_the_customer);
+a list so marked (the bundled `products_of_interest`) drops an item that is the other's name or its first words
+("Lingua" beside the seller "Lingua Bridge"). A value's numbers must be among its passage's, said in digits or words
+(numbers.py): a budget beside a quote that states no amount rests on the one sentence of the call that states it,
+where exactly one does, and is dropped otherwise; dropped too is a value of a property marked `"x-amount": true`
+(the bundled `budget`) that states none ("Not yet, I can't give you a number"), and of one marked `"x-time": true`
+(the bundled `timeline`) that names no time ("understood"). An `x-amount` value on a sentence that says nothing of
+spending (a price said back) is the amount of the one that states one to spend (values.py). A value of a property
+marked `"x-proper-noun": true` (the bundled `location`) with no word capitalised names no place ("the facility next
+to the harbour"): dropped. A property marked `"x-null-when": {"other": value}` is null when the other fields hold
+those values (the bundled `next_steps` and `timeline` when the sentiment is negative: a buyer who declines has
+neither). A value of a property marked `"x-agreed": true` (the bundled `next_steps`) that is assent alone, or rests
+on assent alone ("Will do. Thanks for your time."), is the proposal that assent answers (agreed.py), or dropped
+where none is before it. A property marked `"x-declined": value` (the bundled `sentiment`: "negative") is that value
+where the buyer asks not to be called again ("take my number off your list") or refuses outright ("it's not worth it
+for us", declines.py). A value written with another currency symbol than the one its passage names ("£200" beside
+"two hundred dollars") is kept with the passage's; a value that is a word for nothing ("null", "n/a", "not
+mentioned") is null."""
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +50,7 @@ from .agreed import acknowledges, commits, proposal_before, proposal_value
 from .corrections import apply_corrections
 from .declines import declined
 from .numbers import amounts
+from .quotes import FUZZY_THRESHOLD, MAX_QUOTE_CHARS, MAX_WINDOWS, QuoteMatch, Searcher, find_quote
 from .roles import name_the_customer, settle_roles, unname_organisations, was
 from .schema import ExtractionSchema, differs_from
 from .transcript import Transcript
@@ -98,21 +80,11 @@ __all__ = [
     "without_annotations",
 ]
 
-FUZZY_THRESHOLD = 0.9
-MAX_QUOTE_CHARS = 400
-MAX_WINDOWS = 200  # a quote of common words ("and the the") anchors everywhere: the likeliest places only
 _QUOTE_SCHEMA = {
     "type": ["string", "null"],
     "description": "A short verbatim quote from the transcript (a few words, copied exactly as written there) "
     "that states the value; null when the value is null.",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class QuoteMatch:
-    score: float  # 1.0: the quote's words appear as they are; below: the best fuzzy window
-    start: int  # characters [start, end) of the transcript's text
-    end: int
 
 
 @dataclass
@@ -206,7 +178,7 @@ def without_annotations(node: Any) -> Any:
 
 def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcript) -> Grounded:
     """The fields of a grounded `answer` (valid against `grounded_schema`), each kept only with its quote found."""
-    searcher = _Searcher(transcript.text)
+    searcher = Searcher(transcript.text)
     result = Grounded(fields={})
     for name, prop in schema.schema["properties"].items():
         if name not in answer:
@@ -291,7 +263,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
     return result
 
 
-def _agreed(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -> None:
+def _agreed(note: dict[str, Any], searcher: Searcher, transcript: Transcript) -> None:
     """A value of assent alone, or resting on assent alone ("Will do. Thanks for your time."), is the proposal that
     assent answers (agreed.py), or dropped where the exchange before it commits to nothing; one resting on a reply
     that takes up the offer said just before it is that offer."""
@@ -378,7 +350,7 @@ def _null_when(result: Grounded, schema: ExtractionSchema) -> None:
             note.update(found=False, reason=f"dropped: null when {said}")
 
 
-def _place(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -> None:
+def _place(note: dict[str, Any], searcher: Searcher, transcript: Transcript) -> None:
     """Add where a settled value's passage lies (its segments and their times), as `_check` does for a quote."""
     quote = note.get("quote")
     match = searcher.find(quote) if isinstance(quote, str) and len(quote) <= MAX_QUOTE_CHARS else None
@@ -403,11 +375,15 @@ def _apart(result: Grounded, schema: ExtractionSchema) -> None:
     """Drop a value that names what a field of its `x-differs-from` (a name, or a list of names) names: the
     customer the model took for the agent, a company that is the customer's name or the city.
 
-    The same words, or all of one's words among the other's ("Priya" and "Priya Raman"), count as the same."""
+    The same words, or all of one's words among the other's ("Priya" and "Priya Raman"), count as the same. A list's
+    item is dropped when it is the other's name or its first words ("Lingua" for the seller "Lingua Bridge"; not
+    "pumps" beside "Vantor Pumps")."""
     for name, prop in schema.schema["properties"].items():
         others = differs_from(prop)
         for other in others:
             value, theirs = result.fields.get(name), result.fields.get(other)
+            if isinstance(value, list) and isinstance(theirs, str):
+                _apart_items(result, name, other, theirs)
             if not (isinstance(value, str) and isinstance(theirs, str) and _nullable(prop)):
                 continue
             if same_name(value, theirs):
@@ -417,7 +393,24 @@ def _apart(result: Grounded, schema: ExtractionSchema) -> None:
                 note["reason"] = f"dropped: the same as {other} ({theirs!r}), which it must differ from"
 
 
-def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, Any]:
+def _apart_items(result: Grounded, name: str, other: str, theirs: str) -> None:
+    """Drop each item of the list `name` that is `theirs` (the value of `other`) or its first words."""
+    named = words(theirs)[0]
+    notes = result.evidence.get(name)
+    kept = []
+    for item in result.fields[name]:
+        said = words(item)[0] if isinstance(item, str) else []
+        if not said or said != named[: len(said)]:
+            kept.append(item)
+            continue
+        result.dropped += 1
+        for note in notes if isinstance(notes, list) else []:
+            if note.get("found") and note.get("kept", note.get("value")) == item:
+                note.update(found=False, reason=f"dropped: the name of {other} ({theirs!r}), not one of {name}")
+    result.fields[name] = kept
+
+
+def _check(pair: Any, searcher: Searcher, transcript: Transcript) -> dict[str, Any]:
     value = pair.get("value") if isinstance(pair, dict) else pair
     quote = pair.get("quote") if isinstance(pair, dict) else None
     note: dict[str, Any] = {"value": value, "quote": quote, "found": False, "score": 0.0}
@@ -448,6 +441,14 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
             note["reason"] = "the quote is not in the transcript; each phrase of the value is, word for word"
             note["quote_found"] = False
             match = found[0]
+    stated = amounts(value) if isinstance(value, str) else set()
+    pieced = (match is None or match.score < FUZZY_THRESHOLD) and stated and stated <= amounts(quote)
+    if pieced and len(stating := _stating(transcript.text, stated)) == 1:
+        # A quote pieced together ("18,000 pounds a year for 35 seats") that states the value's amount: the one
+        # sentence of the call that states it is its passage.
+        note["reason"] = "the quote is not in the transcript; the one sentence that states its amount is"
+        note["quote_found"] = False
+        match = QuoteMatch(1.0, *stating[0])
     if match is None:
         note["reason"] = "the quote has no words"
         return note
@@ -457,13 +458,10 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
         note["reason"] = f"the quote is not in the transcript ({closest})"
         return note
     passage = transcript.text[match.start : match.end]
-    stated = amounts(value) if isinstance(value, str) else set()
     if stated and not stated <= amounts(passage):  # "$1,500,000" quoted from "cut their costs by half"
         # The model quoted the wrong sentence for an amount the call does state: the one sentence that states it
         # is the passage ("about 9,000 pounds" for "£9,000" quoted beside "we've got two kids").
-        stating = [
-            (start, end) for start, end in sentences(transcript.text) if stated <= amounts(transcript.text[start:end])
-        ]
+        stating = _stating(transcript.text, stated)
         if len(stating) != 1:
             said = ", ".join(f"{n:,.0f}" if n.is_integer() else f"{n:,}" for n in sorted(stated - amounts(passage)))
             note["reason"] = f"the value's numbers ({said}) are not in its quote"
@@ -479,9 +477,14 @@ def _check(pair: Any, searcher: _Searcher, transcript: Transcript) -> dict[str, 
         note["kept"] = in_words
         note["reason"] = "currency written as the quote names it"
     if isinstance(value, str):  # how far the value itself is in its passage: 1.0 word for word, for a reviewer
-        in_passage = _Searcher(passage).find(value)
+        in_passage = Searcher(passage).find(value)
         note["value_score"] = round(in_passage.score, 3) if in_passage else 0.0
     return note
+
+
+def _stating(text: str, stated: set[float]) -> list[tuple[int, int]]:
+    """The sentences of `text` that state every amount of `stated`."""
+    return [(start, end) for start, end in sentences(text) if stated <= amounts(text[start:end])]
 
 
 # What a model writes for "not said" when it writes a string anyway: read as null.
@@ -508,7 +511,7 @@ def _nullish(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower().strip(".") in _NULLISH)
 
 
-def _to_spend(note: dict[str, Any], searcher: _Searcher, transcript: Transcript) -> None:
+def _to_spend(note: dict[str, Any], searcher: Searcher, transcript: Transcript) -> None:
     """An amount resting on a sentence that says nothing of spending ("Forty-eight thousand dollars for one drone?",
     the price said back) gives way to the one sentence of the call that states an amount as the buyer's to spend
     ("we had about twenty grand to spend"), where exactly one does (values.py)."""
@@ -528,68 +531,3 @@ def _to_spend(note: dict[str, Any], searcher: _Searcher, transcript: Transcript)
         value_score=1.0,
         reason="the quote says nothing of spending; the one sentence of the call that states an amount to spend does",
     )
-
-
-def find_quote(quote: str, text: str) -> QuoteMatch | None:
-    """Where `quote` best matches `text` (normalised), with how well; None when the quote has no words."""
-    return _Searcher(text).find(quote)
-
-
-class _Searcher:
-    """One transcript, normalised once, searched for each field's quote."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.words, self.spans = words(text)
-        self.where: dict[str, list[int]] = {}  # word -> its positions, for the fuzzy search's anchors
-        for at, word in enumerate(self.words):
-            self.where.setdefault(word, []).append(at)
-        self.padded = " " + " ".join(self.words) + " "
-        starts, at = [], 1
-        for word in self.words:
-            starts.append(at)
-            at += len(word) + 1
-        self.starts = starts
-
-    def find(self, quote: str) -> QuoteMatch | None:
-        said = words(quote)[0]
-        if not said:
-            return None
-        needle = " ".join(said)
-        at = self.padded.find(" " + needle + " ")
-        if at >= 0:  # the quote's words as they are: a run of whole words of the transcript
-            first = self.starts.index(at + 1)
-            return self._match(1.0, first, first + len(said))
-        return self._fuzzy(said, needle)
-
-    def _fuzzy(self, words: list[str], needle: str) -> QuoteMatch:
-        """The most similar window of about the quote's length among those holding half its words in place."""
-        n = len(words)
-        votes: Counter[int] = Counter()  # window start -> quote words found where that start puts them
-        for j, word in enumerate(words):
-            for at in self.where.get(word, ()):
-                votes[at - j] += 1
-        need = max(1, (n + 1) // 2)
-        # A word left out or added shifts the rest by one: count the neighbours' votes too.
-        held = {s: votes[s - 1] + votes[s] + votes[s + 1] for s in votes}
-        likely = sorted((s for s in held if held[s] >= need), key=lambda s: -held[s])[:MAX_WINDOWS]
-        starts = {s + d for s in likely for d in (-1, 0, 1)}
-        best = (0.0, 0, 0)
-        matcher = difflib.SequenceMatcher(autojunk=False)
-        matcher.set_seq2(needle)  # the quote is compared with each window: difflib caches the second sequence
-        for first in sorted(start for start in starts if 0 <= start < len(self.words)):
-            for size in (n - 1, n, n + 1):
-                if size < 1:
-                    continue
-                matcher.set_seq1(" ".join(self.words[first : first + size]))
-                if matcher.real_quick_ratio() <= best[0] or matcher.quick_ratio() <= best[0]:
-                    continue  # upper bounds: this window cannot beat the best one
-                score = matcher.ratio()
-                if score > best[0]:
-                    best = (score, first, min(first + size, len(self.words)))
-        return self._match(*best)
-
-    def _match(self, score: float, first: int, last: int) -> QuoteMatch:
-        if not self.spans or last <= first:
-            return QuoteMatch(score, 0, 0)
-        return QuoteMatch(score, self.spans[first][0], self.spans[last - 1][1])

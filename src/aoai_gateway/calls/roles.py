@@ -268,13 +268,20 @@ def settle_seller(
         value = fields.get(name)
         if seller_field not in differs_from(prop) or not isinstance(value, str) or not same_name(value, seller):
             continue
-        if introduction(text, seller) is not None or _named_from(_opening(text), seller):
+        calls_from = _calls_from(_opening(text))
+        if calls_from is not None and words(calls_from[0])[0][:1] != words(seller)[0][:1]:
+            # "Tomás Herrera here from Pipewell CRM": the seller is another; whoever is introduced from this
+            # organisation ("I'm the sales operations manager at Harbourline") is the buyer's person.
+            reason = f"the call opens calling from another ({calls_from[1]!r}): it is {name}"
+        elif introduction(text, seller) is not None or _named_from(_opening(text), seller):
             return 0
+        else:
+            reason = f"no one in the call is from it: it is {name}"
         fields[seller_field] = None
         evidence[seller_field] = {
             **(evidence.get(seller_field) or {"value": seller}),
             "found": False,
-            "reason": f"dropped: the model gave it as {name} too, and no one in the call is from it: it is {name}",
+            "reason": f"dropped: the model gave it as {name} too, and {reason}",
             "was": was(evidence.get(seller_field)),
         }
         return 1
@@ -403,6 +410,20 @@ OPENING_WORDS = 25  # where the agent says whom they call from: the call's first
 def _opening(text: str) -> str:
     found = list(itertools.islice(re.finditer(r"\S+", text), OPENING_WORDS))
     return text[: found[-1].end()] if len(found) == OPENING_WORDS else text
+
+
+# The agent saying whom they call from: "Tomás Herrera here from Pipewell CRM", "Priya Raman calling from ...",
+# "Fatima Al-Sayed speaking, from ..."; not "calling from our office".
+_CALLS_FROM = re.compile(
+    r"\b(?i:here|calling|ringing|phoning|speaking),?\s+(?i:from)\s+(?:(?i:the)\s+)?"
+    r"(?!(?i:our|my|your|their|his|her|its|this|that|home|work)\b)([\w'\u2019-]+)"
+)
+
+
+def _calls_from(text: str) -> tuple[str, str] | None:
+    """(the first word of the organisation, the passage) where `text` says whom its speaker calls from; else None."""
+    found = _CALLS_FROM.search(text)
+    return None if found is None else (found[1], found[0])
 
 
 def _named_from(text: str, company: str) -> bool:

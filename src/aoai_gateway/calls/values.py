@@ -68,9 +68,16 @@ def states_amount(value: str) -> bool:
 
 
 def states_time(value: str) -> bool:
-    """Whether `value` names a time: a number, a month, a day, a season, a unit of time, "soon", "now"."""
+    """Whether `value` names a time: a number, a month, a day, a season, a unit of time, "soon", "now"; a unit after
+    "every", "each" or "per" is how often, not when ("don't call every day")."""
     said = words(value)[0]
-    return any(word in _TIME_WORDS or any(char.isdigit() for char in word) for word in said) or bool(amounts(value))
+    return any(
+        (word in _TIME_WORDS and (at == 0 or said[at - 1] not in _HOW_OFTEN)) or any(char.isdigit() for char in word)
+        for at, word in enumerate(said)
+    ) or bool(amounts(value))
+
+
+_HOW_OFTEN = frozenset({"every", "each", "per"})
 
 
 def proper_noun(value: str, passage: str) -> bool:

@@ -7,10 +7,10 @@
 A small model asked for the follow-up both sides agreed often quotes the call's last words, the assent ("Will do",
 "Sounds good. Thank you, Rebecca."), which names no action. What was agreed is the proposal that assent answers: the
 nearest sentence before it, among the `LOOK_BACK` before it, where someone commits to an action ("I'll send ...",
-"we'll arrange ...", "let's talk again ...", "the next step is ..."); and where sentences of commitment or assent run
-on before that one (the agent's offer, the buyer's "Fine.", the buyer's "we'll talk on Monday"), the first of the
-run: the offer, not the reply that repeats it. Used by grounding for a property marked `"x-agreed": true` (the
-bundled `next_steps`).
+"we'll arrange ...", "let's talk again ...", "I suggest a live demo ...", "the next step is ..."); and where
+sentences of commitment or assent run on before that one (the agent's offer, the buyer's "Fine.", the buyer's "we'll
+talk on Monday"), the first of the run: the offer, not the reply that repeats it. Used by grounding for a property
+marked `"x-agreed": true` (the bundled `next_steps`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ _ASSENT = frozenset(
     | {"goodbye", "see", "soon", "speak", "talk", "then", "much", "very", "that", "it", "all", "the", "and", "a"}
     | {"best", "excellent", "wonderful", "absolutely", "of", "course", "deal", "again", "too", "oh", "well"}
 )
-# Someone taking on an action: "I'll", "we will", "let's", "let me", "I'd suggest", "the next step".
+# Someone taking on an action: "I'll", "we will", "let's", "let me", "I'd suggest", "I suggest", "the next step".
 _COMMITS = re.compile(
-    r"\b(?:(?:i|we)(?:['\u2019]ll|\s+will)|let['\u2019]s|let\s+me|(?:i|we)(?:['\u2019]d|\s+would)\s+suggest"
+    r"\b(?:(?:i|we)(?:['\u2019]ll|\s+will)|let['\u2019]s|let\s+me|(?:i|we)(?:['\u2019]d|\s+would)?\s+suggest"
     r"|next\s+step)\b",
     re.IGNORECASE,
 )

@@ -113,6 +113,14 @@ def test_a_reply_taking_up_the_offer_just_before_it_is_the_offer() -> None:
     assert grounded(text, next_steps=offer).fields["next_steps"] == "pricing and a case study"
 
 
+def test_the_offers_own_question_is_passed_over_once() -> None:
+    text = "I suggest a demo.\nHow does Wednesday look?\nWednesday works, I'll bring my leads.\nWill do."
+    assert proposal_before(text, text.index("Will do")) == (0, len("I suggest a demo."))
+    twice = "I suggest a demo.\nAny budget?\nHow does Wednesday look?\nWednesday works, I'll bring my leads.\nWill do."
+    start, end = proposal_before(twice, twice.index("Will do")) or (0, 0)
+    assert twice[start:end] == "Wednesday works, I'll bring my leads."
+
+
 def test_an_offer_with_its_own_question_taken_up_by_the_reply_is_the_offer() -> None:
     """calls-dev d02 as tiny.en heard it on two sets of kernels: the buyer's reply ("When it works, I'll bring our
     two team leads") takes up the agent's suggestion, asked about in one question."""
@@ -125,6 +133,9 @@ def test_an_offer_with_its_own_question_taken_up_by_the_reply_is_the_offer() -> 
     result = grounded(asked, next_steps=reply)
     assert result.fields["next_steps"] == "I suggest a live demo with your team leads"  # the assent opening it cut
     assert result.evidence["next_steps"]["passage"] == "Understood, I suggest a live demo with your team leads."
+    # The agent's last commitment of the same exchange ("I'll send the invite") rests on the offer too.
+    invite = pair("send the invite", "Perfect, I'll send the invite and the short question now beforehand.")
+    assert grounded(asked, next_steps=invite).fields["next_steps"] == "I suggest a live demo with your team leads"
     # Two questions between: the reply may answer the second, not the offer; the value stays as given.
     twice = asked.replace("How does", "Do you have a budget?\nHow does")
     assert grounded(twice, next_steps=reply).fields["next_steps"] == "bring our two team leads"

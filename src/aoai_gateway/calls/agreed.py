@@ -9,8 +9,9 @@ A small model asked for the follow-up both sides agreed often quotes the call's 
 nearest sentence before it, among the `LOOK_BACK` before it, where someone commits to an action ("I'll send ...",
 "we'll arrange ...", "let's talk again ...", "I suggest a live demo ...", "the next step is ..."); and where
 sentences of commitment or assent run on before that one (the agent's offer, the buyer's "Fine.", the buyer's "we'll
-talk on Monday"), the first of the run: the offer, not the reply that repeats it. Used by grounding for a property
-marked `"x-agreed": true` (the bundled `next_steps`).
+talk on Monday"), the first of the run (the offer's own question passed over once: "How does next Wednesday look?"):
+the offer, not the reply that repeats it. Used by grounding for a property marked `"x-agreed": true` (the bundled
+`next_steps`).
 """
 
 from __future__ import annotations
@@ -72,11 +73,13 @@ def proposal_before(text: str, start: int) -> tuple[int, int] | None:
     nearest = next((at for at in searched if commits(text[slice(*before[at])])), None)
     if nearest is None:
         return None
-    first = nearest
+    first, asked = nearest, False
     for at in range(nearest - 1, -1, -1):  # back over the exchange: commitments and assents, to the offer
         sentence = text[slice(*before[at])]
         if commits(sentence):
             first = at
+        elif sentence.rstrip().endswith("?") and not asked:
+            asked = True  # the offer's own question, once: "I suggest a demo. How does Wednesday look?"
         elif not acknowledges(sentence):
             break
     return before[first]

@@ -266,7 +266,8 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
 def _agreed(note: dict[str, Any], searcher: Searcher, transcript: Transcript) -> None:
     """A value of assent alone, or resting on assent alone ("Will do. Thanks for your time."), is the proposal that
     assent answers (agreed.py), or dropped where the exchange before it commits to nothing; one resting on a reply
-    that takes up the offer said just before it (only assent, or one question, between) is that offer."""
+    that takes up the offer of the exchange it closes (only assent, commitments and the offer's own question
+    between) is that offer."""
     value, passage = note["value"], note["passage"]
     match = searcher.find(passage)
     assent = isinstance(value, str) and (acknowledges(value) or acknowledges(passage))
@@ -295,12 +296,14 @@ def _agreed(note: dict[str, Any], searcher: Searcher, transcript: Transcript) ->
 
 
 def _just_before(text: str, where: tuple[int, int], start: int) -> bool:
-    """Whether only assent, and at most one question (the offer's own: "How does next Wednesday look?"), lies
-    between the sentence at `where` and `start`."""
+    """Whether only the exchange the sentence at `where` opens lies between it and `start`: assent, commitments
+    taking it up, and at most one question (the offer's own: "How does next Wednesday look?")."""
     between = text[where[1] : start]
     said = [between[first:last] for first, last in sentences(between)]
     questions = [sentence for sentence in said if sentence.rstrip().endswith("?")]
-    return len(questions) <= 1 and all(sentence in questions or acknowledges(sentence) for sentence in said)
+    return len(questions) <= 1 and all(
+        sentence in questions or acknowledges(sentence) or commits(sentence) for sentence in said
+    )
 
 
 def _declined(result: Grounded, schema: ExtractionSchema, transcript: Transcript) -> None:

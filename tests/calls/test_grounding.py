@@ -229,6 +229,16 @@ def test_a_quote_pieced_together_that_states_the_amount_rests_on_the_one_sentenc
     assert ground(answer(budget=stitched), SCHEMA, twice).fields["budget"] is None
     # An invented amount is in no sentence.
     assert ground(answer(budget={"value": "£19,000", "quote": "19,000 pounds"}), SCHEMA, call).fields["budget"] is None
+    # Thousands of pieced quotes against thousands of sentences: a look-up each, not a scan of the call each.
+    many = Transcript.of([Segment(" ".join(f"Part {n} costs {n + 5000} pounds." for n in range(1000)), 0.0, 1.0)])
+    pairs = [{"value": f"gadget {n + 5000} pounds", "quote": f"{n + 5000} pounds for the gadget"} for n in range(1000)]
+    schema = ExtractionSchema.from_dict(_unbounded())
+    schema.schema["properties"]["products_of_interest"].pop("x-no-amounts")
+    began = time.process_time()
+    result = ground(answer(products_of_interest=pairs), schema, many)
+    assert len(result.fields["products_of_interest"]) == 1000
+    assert result.evidence["products_of_interest"][7]["passage"] == "Part 7 costs 5007 pounds."
+    assert time.process_time() - began < 120  # generous: a busy machine; the fuzzy look-up of each quote dominates
 
 
 def test_an_item_that_is_part_of_another_is_listed_once_as_the_longer() -> None:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from .agreed import acknowledges, commits, proposal_before, proposal_value
@@ -489,8 +490,21 @@ def _check(pair: Any, searcher: Searcher, transcript: Transcript) -> dict[str, A
 
 
 def _stating(text: str, stated: set[float]) -> list[tuple[int, int]]:
-    """The sentences of `text` that state every amount of `stated`."""
-    return [(start, end) for start, end in sentences(text) if stated <= amounts(text[start:end])]
+    """The sentences of `text` that state every amount of `stated`, in order."""
+    where = _amounts_said(text)
+    found = set.intersection(*(set(where.get(amount, ())) for amount in stated)) if stated else set()
+    return sorted(found)
+
+
+@lru_cache(maxsize=4)
+def _amounts_said(text: str) -> dict[float, list[tuple[int, int]]]:
+    """Each amount `text` states with the sentences that state it: read once a transcript, however many values
+    ask (a hostile answer of thousands of items costs a look-up each)."""
+    where: dict[float, list[tuple[int, int]]] = {}
+    for start, end in sentences(text):
+        for amount in amounts(text[start:end]):
+            where.setdefault(amount, []).append((start, end))
+    return where
 
 
 # What a model writes for "not said" when it writes a string anyway: read as null.

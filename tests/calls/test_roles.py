@@ -237,10 +237,17 @@ def test_an_opening_calling_from_another_outweighs_the_buyers_own_introduction()
     )
     kept = grounded(office, seller_company=pair("Mentor Pumps"), company=pair("Mentor Pumps"))
     assert kept.fields["seller_company"] == "Mentor Pumps" and kept.fields["company"] is None
-    # The opening calling from the organisation given as both: the seller's.
+    # The opening calling from the organisation given as both: the seller's, "the" or not.
     own = "Hi, Tomás Herrera here from Harbourline Insurance Brokers.\nHi, this is Oluwaseun."
     mine = grounded(own, seller_company=pair(company), company=pair(company))
     assert mine.fields["seller_company"] == company and mine.fields["company"] is None
+    café = "Hi, Giulia here from the Driftwood Café.\nHi."
+    theirs = grounded(café, seller_company=pair("The Driftwood Café"), company=pair("The Driftwood Café"))
+    assert theirs.fields["seller_company"] == "The Driftwood Café" and theirs.fields["company"] is None
+    # "from the" is not "from The Driftwood Café": another organisation after it makes this one the buyer's.
+    other = "Hi, Giulia here from the Crema Pro team.\nYou run The Driftwood Café?"
+    buyer = grounded(other, seller_company=pair("The Driftwood Café"), company=pair("The Driftwood Café"))
+    assert buyer.fields["company"] == "The Driftwood Café" and buyer.fields["seller_company"] is None
 
 
 @pytest.mark.parametrize(

@@ -269,7 +269,7 @@ def settle_seller(
         if seller_field not in differs_from(prop) or not isinstance(value, str) or not same_name(value, seller):
             continue
         calls_from = _calls_from(_opening(text))
-        if calls_from is not None and words(calls_from[0])[0][:1] != words(seller)[0][:1]:
+        if calls_from is not None and _head(calls_from[0]) != _head(seller):
             # "Tomás Herrera here from Pipewell CRM": the seller is another; whoever is introduced from this
             # organisation ("I'm the sales operations manager at Harbourline") is the buyer's person.
             reason = f"the call opens calling from another ({calls_from[1]!r}): it is {name}"
@@ -427,10 +427,15 @@ def _calls_from(text: str) -> tuple[str, str] | None:
 
 
 def _named_from(text: str, company: str) -> bool:
-    """Whether `text` says `company` (its first word) right after "from"."""
-    wanted = words(company)[0]
-    said = words(text)[0]
-    return bool(wanted) and any(a == "from" and b == wanted[0] for a, b in itertools.pairwise(said))
+    """Whether `text` says `company` (its first word but "the") right after "from" (and any "the")."""
+    wanted = _head(company)
+    said = [word for word in words(text)[0] if word != "the"]
+    return wanted is not None and any(a == "from" and b == wanted for a, b in itertools.pairwise(said))
+
+
+def _head(name: str) -> str | None:
+    """The first word of an organisation's name as compared: folded, "the" passed over ("The Driftwood Café")."""
+    return next((word for word in words(name)[0] if word != "the"), None)
 
 
 def was(note: Any) -> dict[str, Any]:

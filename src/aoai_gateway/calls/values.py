@@ -83,8 +83,8 @@ _HOW_OFTEN = frozenset({"every", "each", "per"})
 def proper_noun(value: str, passage: str) -> bool:
     """Whether a word of `value` is capitalised, as written or where `passage` says it inside a sentence (a
     sentence's first word is capitalised whatever it is); a month or a day is no place ("Monday")."""
-    said = set(words(value)[0]) - MONTHS_AND_DAYS
     written, where = words(value)
+    said = set(written) - MONTHS_AND_DAYS
     if any(word in said and value[start].isupper() for word, (start, _) in zip(written, where, strict=True)):
         return True
     found, spans = words(passage)

@@ -587,3 +587,24 @@ def test_a_customer_given_as_the_organisation_someone_is_from_is_the_person_who_
         customer_name=pair("Callum Fairbairn"),
     )
     assert person.fields["customer_name"] == "Callum Fairbairn"
+
+
+def test_a_name_said_twice_is_the_recogniser_looping_and_the_person_who_names_themselves_is_the_customer() -> None:
+    """tiny.en, calls-dev d05 in float32: asked to say her name again, the buyer was heard as a loop."""
+    text = (
+        "Hello, this is Darnell with a current wind route site telematics. May I speak to the fleet manager?\n"
+        "Speaking, Kgomotso Mahlangu.\nSorry, can you say your name once more?\n"
+        "K-Kgomotso K-Kgomotso K-Kgomotso\nThank you, Kgomotso."
+    )
+    looped = pair("K-Kgomotso K-Kgomotso K-Kgomotso")
+    result = grounded(text, agent_name=pair("Darnell"), customer_name=looped)
+    assert result.fields["customer_name"] == "Kgomotso Mahlangu"
+    note = result.evidence["customer_name"]
+    assert note["quote"] == "Speaking, Kgomotso Mahlangu" and note["was"]["value"] == looped["value"]
+    # Only a person's name (x-full-name): a place may say a word twice.
+    place = "We farm near Wagga Wagga.\nLovely."
+    assert grounded(place, location=pair("Wagga Wagga")).fields["location"] == "Wagga Wagga"
+    # "Speaking," before a word that is no name names no one.
+    quiet = "Hello, this is Darnell from RouteSight.\nSpeaking, yes."
+    nobody = grounded(quiet, agent_name=pair("Darnell"), seller_company=pair("RouteSight"))
+    assert nobody.fields["customer_name"] is None

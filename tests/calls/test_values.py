@@ -12,6 +12,7 @@ from aoai_gateway.calls.values import (
     listed,
     parts,
     proper_noun,
+    repeats_a_word,
     spending,
     states_amount,
     states_money,
@@ -25,6 +26,7 @@ def test_the_module_examples_hold() -> None:
     assert not states_time("understood") and states_time("next Thursday") and states_time("in 6 weeks")
     assert proper_noun("alesund", "the harbour in Alesund") and not proper_noun("we spoke", "We spoke at the hall")
     assert not proper_noun("Monday", "We sent on Monday for Tuckwell Pastoral")  # a day is no place
+    assert repeats_a_word("K-Kgomotso K-Kgomotso K") and not repeats_a_word("Kgomotso Mahlangu")
     assert proper_noun("Monday Creek", "the farm at Monday Creek") and proper_noun("São Paulo", "in São Paulo")
     assert count_or_price("400 cubic meters per hour") and count_or_price("48,000 dollars")
     assert not count_or_price("Microsoft 365") and not count_or_price("3D printer")

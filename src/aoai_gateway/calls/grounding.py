@@ -30,15 +30,16 @@ where exactly one does, and is dropped otherwise; dropped too is a value of a pr
 (the bundled `timeline`) that names no time ("understood"). An `x-amount` value on a sentence that says nothing of
 spending (a price said back) is the amount of the one that states one to spend (values.py). A value of a property
 marked `"x-proper-noun": true` (the bundled `location`) with no word capitalised names no place ("the facility next
-to the harbour"): dropped. A property marked `"x-null-when": {"other": value}` is null when the other fields hold
-those values (the bundled `next_steps` and `timeline` when the sentiment is negative: a buyer who declines has
-neither). A value of a property marked `"x-agreed": true` (the bundled `next_steps`) that is assent alone, or rests
-on assent alone ("Will do. Thanks for your time."), is the proposal that assent answers (agreed.py), or dropped
-where none is before it. A property marked `"x-declined": value` (the bundled `sentiment`: "negative") is that value
-where the buyer asks not to be called again ("take my number off your list") or refuses outright ("it's not worth it
-for us", declines.py). A value written with another currency symbol than the one its passage names ("£200" beside
-"two hundred dollars") is kept with the passage's; a value that is a word for nothing ("null", "n/a", "not
-mentioned") is null."""
+to the harbour"): dropped, and so is one of a property marked `"x-full-name": true` that says a word twice
+("K-Kgomotso K-Kgomotso", speech recognition looping). A property marked `"x-null-when": {"other": value}` is null
+when the other fields hold those values (the bundled `next_steps` and `timeline` when the sentiment is negative: a
+buyer who declines has neither). A value of a property marked `"x-agreed": true` (the bundled `next_steps`) that is
+assent alone, or rests on assent alone ("Will do. Thanks for your time."), is the proposal that assent answers
+(agreed.py), or dropped where none is before it. A property marked `"x-declined": value` (the bundled `sentiment`:
+"negative") is that value where the buyer asks not to be called again ("take my number off your list") or refuses
+outright ("it's not worth it for us", declines.py). A value written with another currency symbol than the one its
+passage names ("£200" beside "two hundred dollars") is kept with the passage's; a value that is a word for nothing
+("null", "n/a", "not mentioned") is null."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ from .values import (
     listed,
     parts,
     proper_noun,
+    repeats_a_word,
     spending,
     states_amount,
     states_time,
@@ -240,6 +242,8 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
                 and not proper_noun(str(given["value"]), note["passage"])
             ):
                 note.update(found=False, reason="no word of it is capitalised: it names no place or organisation")
+            if note["found"] and prop.get("x-full-name") is True and repeats_a_word(str(given["value"])):
+                note.update(found=False, reason="it says a word twice: speech recognition repeating itself, no name")
             if prop.get("x-agreed") is True and (note["found"] or "passage" in note):
                 _agreed(note, searcher, transcript)  # "Will do": the proposal it answers
             if note["found"]:
@@ -277,7 +281,7 @@ def _agreed(note: dict[str, Any], searcher: Searcher, transcript: Transcript) ->
     if not assent and (match is None or not commits(passage)):
         return
     where = proposal_before(transcript.text, match.start) if match is not None else None
-    if not assent and (where is None or match is None or not _just_before(transcript.text, where, match.start)):
+    if not assent and (where is None or match is None or not _same_exchange(transcript.text, where, match.start)):
         return
     if where is None:
         note.update(found=False, reason="the value is an assent, and no proposal before it commits to anything")
@@ -296,7 +300,7 @@ def _agreed(note: dict[str, Any], searcher: Searcher, transcript: Transcript) ->
     )
 
 
-def _just_before(text: str, where: tuple[int, int], start: int) -> bool:
+def _same_exchange(text: str, where: tuple[int, int], start: int) -> bool:
     """Whether only the exchange the sentence at `where` opens lies between it and `start`: assent, commitments
     taking it up, and at most one question (the offer's own: "How does next Wednesday look?")."""
     between = text[where[1] : start]

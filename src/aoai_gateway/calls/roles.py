@@ -59,6 +59,7 @@ _ADDRESSED = (
         r"(?:(?:doctor|dr\.?|mr\.?|mrs\.?|ms\.?)\s+)?)" + _NAME
     ),
     re.compile(_NAME + r",?\s+(?i:here|speaking)\b"),
+    re.compile(r"(?i:\bspeaking,\s+)" + _NAME),  # "Speaking, Kgomotso Mahlangu."
 )
 _CALENDAR = MONTHS_AND_DAYS | {"today", "tomorrow", "christmas", "easter", "spring", "summer", "autumn", "winter"}
 _CUE_WORDS = frozenset({"this", "is", "its", "it", "my", "name", "im", "i", "am", "names", "hi", "hello", "yes"})

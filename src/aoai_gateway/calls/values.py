@@ -94,6 +94,13 @@ def proper_noun(value: str, passage: str) -> bool:
     )
 
 
+def repeats_a_word(name: str) -> bool:
+    """Whether `name` says one word twice ("K-Kgomotso K-Kgomotso K-Kgomotso"): speech recognition repeating itself
+    (a place may, "Wagga Wagga"; a person's name as heard, hardly ever)."""
+    said = words(name)[0]
+    return len(set(said)) < len(said)
+
+
 def count_or_price(item: str) -> bool:
     """Whether a list item is a quantity or a price rather than the name of a thing: it starts with a number in
     digits ("400 cubic meters per hour", "3,000 hectares") or states an amount of money ("48,000 dollars")."""

@@ -1,4 +1,4 @@
-"""What a value of each kind must state (calls/values.py), alone; through `ground` in test_grounding.py."""
+"""What a value of each kind must state (calls/values.py), alone and through `ground` (more in test_grounding.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from aoai_gateway.calls.values import (
     states_time,
     to_spend,
 )
+
+from .test_roles import grounded, pair
 
 
 def test_the_module_examples_hold() -> None:
@@ -82,3 +84,48 @@ def test_hostile_items_stay_cheap() -> None:
     assert parts([long_item, "w1 w2", "w1"]) == [(2, "w1 w2")]
     assert not proper_noun("a " * 20_000, "a " * 20_000)
     assert time.process_time() - began < 20  # generous: a busy machine
+
+
+def test_a_budget_that_states_no_amount_is_dropped() -> None:
+    text = "Do you have a budget?\nNot yet. I can't give you a number until I see pricing. Maybe twelve grand."
+    said = "Not yet. I can't give you a number until I see pricing."
+    none = grounded(text, budget=pair(said))
+    assert none.fields["budget"] is None and none.evidence["budget"]["reason"] == "dropped: the value states no amount"
+    assert grounded(text, budget=pair("$12,000", "Maybe twelve grand")).fields["budget"] == "$12,000"
+    rough = "Do you have a budget?\nA few thousand pounds."
+    assert grounded(rough, budget=pair("a few thousand pounds")).fields["budget"] == "a few thousand pounds"
+
+
+def test_an_amount_quoted_from_the_wrong_sentence_rests_on_the_one_that_states_it() -> None:
+    text = "We've got two kids and an electric car.\nWe've put aside about 9,000 pounds. Maybe 9.5 thousand at most."
+    result = grounded(text, budget=pair("£9,000", "We've got two kids and an electric car"))
+    assert result.fields["budget"] == "£9,000"
+    note = result.evidence["budget"]
+    assert note["passage"] == "We've put aside about 9,000 pounds." and note["quote_found"] is False
+    assert note["segments"] == [1, 1] and "the one sentence of the call that does" in note["reason"]
+    # an amount the call never states, or states in two sentences (which one?), is dropped as before
+    assert grounded(text, budget=pair("£12,000", "We've got two kids")).fields["budget"] is None
+    twice = "It was 9,000 last year.\nWe have 9,000 pounds now."
+    assert grounded(twice, budget=pair("£9,000", "It was last year")).fields["budget"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("by the end of the quarter", True),
+        ("within six weeks", True),
+        ("Q3", True),
+        ("before reopening on the 1st of March", True),
+        ("after the summer holidays", True),
+        ("understood", False),
+        ("not called every day at all", False),  # "every day": how often, not when
+        ("every day from the first of May", True),  # a month besides
+        ("as agreed with the board", False),
+    ],
+)
+def test_a_timeline_must_name_a_time(value: str, kept: bool) -> None:
+    text = f"So when would you want it?\n{value}."
+    result = grounded(text, timeline=pair(value))
+    assert (result.fields["timeline"] == value) is kept
+    if not kept:
+        assert result.evidence["timeline"]["reason"] == "dropped: the value states no time"

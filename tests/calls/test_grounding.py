@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from aoai_gateway.calls.grounding import FUZZY_THRESHOLD, MAX_QUOTE_CHARS, find_quote, ground, grounded_schema
+from aoai_gateway.calls.grounding import ground, grounded_schema
+from aoai_gateway.calls.quotes import FUZZY_THRESHOLD, MAX_QUOTE_CHARS, find_quote
 from aoai_gateway.calls.schema import ExtractionSchema
 from aoai_gateway.calls.transcript import Segment, Transcript
 from aoai_gateway.cli import main

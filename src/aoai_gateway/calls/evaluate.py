@@ -33,7 +33,7 @@ from typing import Any
 from ..config import Settings
 from ..speech.wer import normalise, word_error_rate
 from .errors import CallError
-from .grounding import find_quote
+from .quotes import find_quote
 from .sources import LocalSource, Source, is_audio
 
 MODES = ("audio", "gold")

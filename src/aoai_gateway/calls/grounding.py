@@ -52,7 +52,7 @@ from .agreed import acknowledges, commits, proposal_before, proposal_value
 from .corrections import apply_corrections
 from .declines import declined
 from .numbers import amounts
-from .quotes import FUZZY_THRESHOLD, MAX_QUOTE_CHARS, MAX_WINDOWS, QuoteMatch, Searcher, find_quote
+from .quotes import FUZZY_THRESHOLD, MAX_QUOTE_CHARS, QuoteMatch, Searcher
 from .roles import name_the_customer, settle_roles, unname_organisations, was
 from .schema import ExtractionSchema, differs_from
 from .transcript import Transcript
@@ -71,13 +71,8 @@ from .values import (
 from .words import run_of, same_name, sentences, words
 
 __all__ = [
-    "FUZZY_THRESHOLD",
-    "MAX_QUOTE_CHARS",
-    "MAX_WINDOWS",
     "Grounded",
-    "QuoteMatch",
     "field_kind",
-    "find_quote",
     "ground",
     "grounded_schema",
     "without_annotations",

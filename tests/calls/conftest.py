@@ -33,7 +33,7 @@ ACME = {
     "seller_company": "Northlight Solar",
     "customer_name": "Dana Whitfield",
     "company": "Acme Ltd",
-    "location": "Leeds",
+    "location": None,  # a place must be said where it rests: the emulated transcript names none
     "products_of_interest": ["solar panels", "home battery"],
     "budget": "a few thousand pounds",  # no amount: the emulated transcript states none to quote
     "timeline": "before the summer",

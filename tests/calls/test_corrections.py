@@ -109,6 +109,13 @@ def test_a_name_taken_back_with_none_heard_in_its_place_is_dropped() -> None:
     # "not Yuma Ramírez" takes back a person's name, not the city said as its first word.
     assert taken_back(call.text, "Yuma") is None and taken_back(call.text, "yuma ramírez") == "not Yuma Ramírez"
     assert taken_back("It's not Yuma. Not at all.", "Yuma") == "not Yuma"
+    # The call's last word on a name stands: said again after it is taken back, it is not taken back.
+    heard = "T.K. is not Bronwyn Tuckwell, it's seen a halfman. Yeah, Bronwyn Tuckwell, isn't this the quote?"
+    assert taken_back(heard, "Bronwyn Tuckwell") is None
+    assert taken_back("Not Bronwyn Tuckwell. Bronwyn Tuckwell-Smith, sorry.", "Bronwyn Tuckwell") is not None
+    assert taken_back("Not Bronwyn Tuckwell. Bronwyn Tuckwell Pastoral.", "Bronwyn Tuckwell") is not None
+    assert taken_back("Manchester, yes. Not Manchester.", "Manchester") == "Not Manchester"
+    assert taken_back("Not Manchester. Manchester? No, not Manchester at all.", "Manchester") == "not Manchester"
     result = ground(
         answer(
             location={"value": "Manchester", "quote": "your address now as Manchester"},

@@ -77,7 +77,9 @@ def test_found_quotes_keep_their_values_with_the_segment_times() -> None:
     assert result.evidence["location"]["passage"] == "we're in Leeds, not Manchester"
     assert result.evidence["products_of_interest"][0]["start"] == 10.1
     # A quote over two segments spans both.
-    across = ground(answer(location={"value": "Leeds", "quote": "Callum Fairbairn? Ah, no"}), SCHEMA, CALL)
+    across = ground(
+        answer(location={"value": "Leeds", "quote": "Callum Fairbairn? Ah, no, actually we're in Leeds"}), SCHEMA, CALL
+    )
     assert (across.evidence["location"]["start"], across.evidence["location"]["end"]) == (4.2, 9.8)
 
 
@@ -465,7 +467,7 @@ def test_a_place_with_no_capitalised_word_is_no_place_and_the_agent_no_company()
         call,
     )
     assert result.fields["location"] is None and result.fields["company"] is None
-    assert "no word of it is capitalised" in result.evidence["location"]["reason"]
+    assert "no passage says a word of it capitalised" in result.evidence["location"]["reason"]
     assert "agent_name" in result.evidence["company"]["reason"]
     # A place the model wrote in lower case that the call capitalises is a place.
     lower = ground(answer(location={"value": "alesund", "quote": "the harbour in Alesund"}), SCHEMA, call)
@@ -476,6 +478,32 @@ def test_a_place_with_no_capitalised_word_is_no_place_and_the_agent_no_company()
     after_stop = Transcript.of([Segment("Thanks, Julia. Okay, the harbour it is.", 0.0, 2.0)])
     quoted = {"value": "okay the harbour", "quote": "Julia. Okay, the harbour"}
     assert ground(answer(location=quoted), SCHEMA, after_stop).fields["location"] is None
+
+
+def test_a_place_rests_on_the_sentence_that_says_it() -> None:
+    call = Transcript.of(
+        [
+            Segment("You run The Driftwood Café, right?", 0.0, 2.0),
+            Segment("Yes, a café on the harbour front in Oban.", 2.0, 5.0),
+            Segment("My name is Samuel Okafor from Brightfield LED.", 5.0, 8.0),
+            Segment("We spoke at the facility next to the expo.", 8.0, 10.0),
+        ]
+    )
+    # A place quoted beside a sentence that does not say it rests on the one that does, as the quote of an amount.
+    result = ground(answer(location={"value": "Oban", "quote": "The Driftwood Café"}), SCHEMA, call)
+    assert result.fields["location"] == "Oban"
+    note = result.evidence["location"]
+    assert note["passage"] == "Yes, a café on the harbour front in Oban." and note["segments"] == [1, 1]
+    assert note["quote_found"] is False and note["start"] == 2.0 and "the sentence of the call" in note["reason"]
+    # A capitalised word put beside a quote that does not say it names nothing the call says.
+    beside = {"value": "Brightfield LED's facility", "quote": "the facility next to the expo"}
+    dropped = ground(answer(location=beside), SCHEMA, call)
+    assert dropped.fields["location"] is None and "no passage says" in dropped.evidence["location"]["reason"]
+    # Said only as a sentence's first word is not said capitalised: no place.
+    opening = Transcript.of([Segment("Oban? Not at all.", 0.0, 1.0), Segment("We're nowhere near.", 1.0, 2.0)])
+    assert (
+        ground(answer(location={"value": "oban", "quote": "nowhere near"}), SCHEMA, opening).fields["location"] is None
+    )
 
 
 def test_an_assent_holding_none_of_the_values_numbers_is_still_the_proposal_it_answers() -> None:

@@ -377,6 +377,10 @@ def test_a_location_that_names_a_person_or_the_seller_is_dropped_and_no_person_m
             "Tobias Grünewald",
         ),
         ("Hello, this is Mo Ali from Skyward Sprayers. Is that Doctor Rhiannon Pike?\nYes.", "Rhiannon Pike"),
+        (
+            "Hi there, it's Mo Ali from Skyward Sprayers. I'm looking for Eilidh MacAskill.\nThat's me.",
+            "Eilidh MacAskill",
+        ),
     ],
 )
 def test_a_customer_given_as_the_agent_is_the_other_person_the_call_names(text: str, customer: str) -> None:

@@ -30,6 +30,9 @@ def test_the_module_examples_hold() -> None:
     assert not proper_noun("Monday", "We sent on Monday for Tuckwell Pastoral")  # a day is no place
     assert repeats_a_word("K-Kgomotso K-Kgomotso K") and not repeats_a_word("Kgomotso Mahlangu")
     assert proper_noun("Monday Creek", "the farm at Monday Creek") and proper_noun("São Paulo", "in São Paulo")
+    # The quote must say it: a capitalised word put beside the quote names nothing the call says there.
+    assert not proper_noun("Brightfield LED's facility", "the facility next to the invited in the spring")
+    assert proper_noun("Ålesund, Norway", "our hall in Alesund is already finished")
     assert count_or_price("400 cubic meters per hour") and count_or_price("48,000 dollars")
     assert not count_or_price("Microsoft 365") and not count_or_price("3D printer")
     assert parts(["forklifts", "electric forklifts"]) == [(0, "electric forklifts")]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .roles import was
+from .roles import drop, was
 from .words import CAPITALISED, sentences, words
 
 _NAME = re.compile(rf"{CAPITALISED}(?:\s+{CAPITALISED})*")
@@ -34,20 +34,25 @@ _LOOK_BACK = 80  # characters before "not <value>" searched for the name said in
 _MAX_NAME_WORDS = 4
 
 
+def _name(value: str) -> str:
+    """The whole name as a pattern: its words, then no other capitalised word nor a hyphen (it would be part of a
+    longer name: "not Yuma Ramírez" takes back a person, not the city "Yuma")."""
+    return r"\s+".join(re.escape(word) for word in value.split()) + rf"\b(?!-\w)(?![ \t]+(?-i:{CAPITALISED}))"
+
+
 def _taken_back(value: str) -> re.Pattern[str] | None:
-    said = value.split()
-    if not said:
-        return None
-    # The whole name after "not": "not Yuma Ramírez" takes back a person, not the city "Yuma".
-    name = r"\s+".join(re.escape(word) for word in said)
-    return re.compile(rf"\bnot\s+{name}\b(?![ \t]+(?-i:{CAPITALISED}))", re.IGNORECASE)
+    return re.compile(rf"\bnot\s+{_name(value)}", re.IGNORECASE) if value.split() else None
 
 
 def taken_back(text: str, value: str) -> str | None:
-    """The passage where the call says "not <value>", or None."""
+    """The passage where the call last says "not <value>", or None; None too where the call says the name again
+    after that: its last word on the name stands ("Is that Bronwyn Tuckwell?", as speech recognition heard "T.K.
+    is not Bronwyn Tuckwell", then "Yeah, Bronwyn Tuckwell")."""
     pattern = _taken_back(value)
-    found = pattern.search(text) if pattern is not None else None
-    return None if found is None else found[0]
+    last = None if pattern is None else max(pattern.finditer(text), key=lambda found: found.start(), default=None)
+    if last is None or re.compile(rf"(?<![\w-]){_name(value)}", re.IGNORECASE).search(text, last.end()):
+        return None
+    return last[0]
 
 
 def corrected(text: str, value: str) -> tuple[str, str] | None:
@@ -150,14 +155,7 @@ def apply_corrections(fields: dict[str, Any], evidence: dict[str, Any], properti
             evidence[name] = _note(evidence.get(name), value, passage, f"the call corrects {_was(evidence, name)}")
         elif prop.get("x-corrections") is True and (said := taken_back(text, value)) is not None:
             # "we believe, not Manchester": taken back, and no name heard in its place
-            before = evidence.get(name)
-            fields[name] = None
-            evidence[name] = {
-                **(before if isinstance(before, dict) else {"value": value}),
-                "found": False,
-                "reason": f"dropped: the call takes it back ({said!r}) and no name said in its place was heard",
-                "was": was(before),
-            }
+            drop(fields, evidence, name, f"the call takes it back ({said!r}) and no name said in its place was heard")
             dropped += 1
             continue
         asked_for = prop.get("x-full-name") is True and "x-introduced-from" not in prop  # the customer, not the agent

@@ -28,18 +28,19 @@ a list so marked (the bundled `products_of_interest`) drops an item that is the 
 where exactly one does, and is dropped otherwise; dropped too is a value of a property marked `"x-amount": true`
 (the bundled `budget`) that states none ("Not yet, I can't give you a number"), and of one marked `"x-time": true`
 (the bundled `timeline`) that names no time ("understood"). An `x-amount` value on a sentence that says nothing of
-spending (a price said back) is the amount of the one that states one to spend (values.py). A value of a property
-marked `"x-proper-noun": true` (the bundled `location`) with no word capitalised names no place ("the facility next
-to the harbour"): dropped, and so is one of a property marked `"x-full-name": true` that says a word twice
-("K-Kgomotso K-Kgomotso", speech recognition looping). A property marked `"x-null-when": {"other": value}` is null
-when the other fields hold those values (the bundled `next_steps` and `timeline` when the sentiment is negative: a
-buyer who declines has neither). A value of a property marked `"x-agreed": true` (the bundled `next_steps`) that is
-assent alone, or rests on assent alone ("Will do. Thanks for your time."), is the proposal that assent answers
-(agreed.py), or dropped where none is before it. A property marked `"x-declined": value` (the bundled `sentiment`:
-"negative") is that value where the buyer asks not to be called again ("take my number off your list") or refuses
-outright ("it's not worth it for us", declines.py). A value written with another currency symbol than the one its
-passage names ("£200" beside "two hundred dollars") is kept with the passage's; a value that is a word for nothing
-("null", "n/a", "not mentioned") is null."""
+spending (a price said back) is the amount of the one that states one to spend (values.py). A value of a property marked
+`"x-proper-noun": true` (the bundled `location`) rests on the sentence that says it where its quote does not ("Oban"
+quoted as "The Driftwood Café"); one no passage says capitalised names no place ("the facility next to the harbour",
+"Brightfield LED's facility" beside "the facility next to the expo"): dropped, and so is one of a property marked
+`"x-full-name": true` that says a word twice ("K-Kgomotso K-Kgomotso", speech recognition looping). A property marked
+`"x-null-when": {"other": value}` is null when the other fields hold those values (the bundled `next_steps` and
+`timeline` when the sentiment is negative: a buyer who declines has neither). A value of a property marked `"x-agreed":
+true` (the bundled `next_steps`) that is assent alone, or rests on assent alone ("Will do. Thanks for your time."), is
+the proposal that assent answers (agreed.py), or dropped where none is before it. A property marked `"x-declined":
+value` (the bundled `sentiment`: "negative") is that value where the buyer asks not to be called again ("take my number
+off your list") or refuses outright ("it's not worth it for us", declines.py). A value written with another currency
+symbol than the one its passage names ("£200" beside "two hundred dollars") is kept with the passage's; a value that is
+a word for nothing ("null", "n/a", "not mentioned") is null."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ from .agreed import acknowledges, commits, proposal_before, proposal_value
 from .corrections import apply_corrections
 from .declines import declined
 from .numbers import amounts
+from .organisations import move_organisations, name_the_organisation, unname_people
 from .quotes import FUZZY_THRESHOLD, MAX_QUOTE_CHARS, QuoteMatch, Searcher
 from .roles import name_the_customer, settle_roles, unname_organisations, was
 from .schema import ExtractionSchema, differs_from
@@ -231,12 +233,8 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
                 _to_spend(note, searcher, transcript)  # a price said back ("48,000 dollars for one drone?")
             if note["found"] and prop.get("x-time") is True and not states_time(str(given["value"])):
                 note.update(found=False, reason="the value states no time")  # "understood", "not every day"
-            if (
-                note["found"]
-                and prop.get("x-proper-noun") is True
-                and not proper_noun(str(given["value"]), note["passage"])
-            ):
-                note.update(found=False, reason="no word of it is capitalised: it names no place or organisation")
+            if note["found"] and prop.get("x-proper-noun") is True:
+                _names_it(note, str(given["value"]), searcher, transcript)  # "Oban" quoted as "The Driftwood Café"
             if note["found"] and prop.get("x-full-name") is True and repeats_a_word(str(given["value"])):
                 note.update(found=False, reason="it says a word twice: speech recognition repeating itself, no name")
             if prop.get("x-agreed") is True and (note["found"] or "passage" in note):
@@ -254,9 +252,12 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
     result.dropped += settle_roles(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _apart(result, schema)
     result.dropped += unname_organisations(result.fields, result.evidence, schema.schema["properties"], transcript.text)
+    result.dropped += unname_people(result.fields, result.evidence, schema.schema["properties"])
+    result.dropped += move_organisations(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     _declined(result, schema, transcript)
     _null_when(result, schema)
     name_the_customer(result.fields, result.evidence, schema.schema["properties"], transcript.text)
+    name_the_organisation(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     for note in result.evidence.values():  # the passages the call's own words settled (roles, corrections): where
         if isinstance(note, dict) and note.get("found") and "segments" not in note:
             _place(note, searcher, transcript)
@@ -486,6 +487,24 @@ def _check(pair: Any, searcher: Searcher, transcript: Transcript) -> dict[str, A
         in_passage = Searcher(passage).find(value)
         note["value_score"] = round(in_passage.score, 3) if in_passage else 0.0
     return note
+
+
+def _names_it(note: dict[str, Any], value: str, searcher: Searcher, transcript: Transcript) -> None:
+    """A place or an organisation rests where the call says it: a passage that does not say a word of it capitalised
+    ("Oban" quoted as "The Driftwood Café") gives way to the sentence of the call that says it word for word, where
+    one does; with none, it names nothing the call says ("the facility next to the harbour", "Brightfield LED's
+    facility" beside "the facility next to the expo")."""
+    if proper_noun(value, note["passage"]):
+        return
+    where = searcher.find(value)
+    if where is not None and where.score == 1.0:
+        text = transcript.text
+        start, end = next(((s, e) for s, e in sentences(text) if s <= where.start < e), (where.start, where.end))
+        if proper_noun(value, text[start:end]):
+            _rests_on(note, transcript, start, end, quote_found=False, value_score=1.0)
+            note["reason"] = "the quote does not say it; the sentence of the call that does is its passage"
+            return
+    note.update(found=False, reason="no passage says a word of it capitalised: it names no place or organisation")
 
 
 def _stating(text: str, stated: set[float]) -> list[tuple[int, int]]:

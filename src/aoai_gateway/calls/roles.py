@@ -51,11 +51,12 @@ _SELF_NAMING = (
     r"(?i:\b(?:this is|it's|it is|my name is|i'm|i am|name's|speaking,?))\s+"
     r"(?:(?i:doctor|dr\.?|mr\.?|mrs\.?|ms\.?)\s+)?"
 )
-# The customer as the agent addresses them ("Am I speaking with Callum Fairbairn?", "Is that Rhiannon Pike?") or as
-# they name themselves ("this is Doctor Arjun Venkataraman", "Tobias Grünewald here", "Kgomotso speaking").
+# The customer as the agent addresses them ("Am I speaking with Callum Fairbairn?", "I'm looking for Eilidh
+# MacAskill") or as they name themselves ("this is Doctor Arjun Venkataraman", "Tobias Grünewald here").
 _ADDRESSED = (
     re.compile(
-        r"(?i:\b(?:speaking (?:with|to)|speak (?:with|to)|is that|is this|this is|my name is|it's|it is|i'm|i am)\s+"
+        r"(?i:\b(?:speaking (?:with|to)|speak (?:with|to)|looking for|ask(?:ing)? for|is that|is this|this is"
+        r"|my name is|it's|it is|i'm|i am)\s+"
         r"(?:(?:doctor|dr\.?|mr\.?|mrs\.?|ms\.?)\s+)?)" + _NAME
     ),
     re.compile(_NAME + r",?\s+(?i:here|speaking)\b"),
@@ -128,15 +129,8 @@ def settle_roles(fields: dict[str, Any], evidence: dict[str, Any], properties: d
         if isinstance(named, str) and same_name(named, introduced.name):
             continue
         original = evidence.get(agent_field)
-        fields[agent_field] = introduced.name
-        evidence[agent_field] = {
-            "value": introduced.name,
-            "quote": introduced.passage,
-            "found": True,
-            "score": 1.0,
-            "reason": f"the one who calls from {seller!r}" + (f" (the model named {named!r})" if named else ""),
-            "was": was(original),
-        }
+        reason = f"the one who calls from {seller!r}" + (f" (the model named {named!r})" if named else "")
+        settle(fields, evidence, agent_field, introduced.name, introduced.passage, reason)
         if not isinstance(named, str):
             continue
         for customer_field, other in properties.items():
@@ -182,13 +176,7 @@ def unname_organisations(
         found = introduction(text, value)
         if found is None or same_name(found.name, value):
             continue
-        fields[name] = None
-        evidence[name] = {
-            **(evidence.get(name) or {"value": value}),
-            "found": False,
-            "reason": f"dropped: an organisation, not a person ({found.passage!r})",
-            "was": was(evidence.get(name)),
-        }
+        drop(fields, evidence, name, f"an organisation, not a person ({found.passage!r})")
         dropped += 1
     return dropped
 
@@ -215,20 +203,24 @@ def name_the_customer(fields: dict[str, Any], evidence: dict[str, Any], properti
             if found is None:
                 continue
             name, start, end = found
-            before = evidence.get(customer_field)
-            fields[customer_field] = name
-            evidence[customer_field] = {
-                "value": name,
-                "quote": text[start:end],
-                "found": True,
-                "score": 1.0,
-                "reason": f"the other person the call names than the agent ({agent!r})",
-                "was": was(before),
-            }
+            reason = f"the other person the call names than the agent ({agent!r})"
+            settle(fields, evidence, customer_field, name, text[start:end], reason)
 
 
 def _other_person(text: str, taken: list[str]) -> tuple[str, int, int] | None:
     """The first name the call addresses or that names itself, other than those `taken`: (name, start, end)."""
+    for name, start, end in _addressed(text):
+        if not any(same_name(name, other) for other in taken):
+            return name, start, end
+    return None
+
+
+def addressed(text: str) -> list[str]:
+    """The names the call addresses or that name themselves ("Am I speaking with Callum Fairbairn?"), in order."""
+    return [name for name, _, _ in _addressed(text)]
+
+
+def _addressed(text: str) -> Iterator[tuple[str, int, int]]:
     said_where = sorted(
         (found for pattern in _ADDRESSED for found in _overlapping(pattern, text)), key=lambda f: f.start()
     )
@@ -238,11 +230,7 @@ def _other_person(text: str, taken: list[str]) -> tuple[str, int, int] | None:
             name_words, said = name_words[1:], said[1:]
         if not name_words or _CALENDAR.intersection(name_words):  # "it's March", "this is Thursday"
             continue
-        name = " ".join(said).strip(",.?!")
-        if any(same_name(name, other) for other in taken):
-            continue
-        return name, found.start(), found.end()
-    return None
+        yield " ".join(said).strip(",.?!"), found.start(), found.end()
 
 
 def _overlapping(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
@@ -278,13 +266,7 @@ def settle_seller(
             return 0
         else:
             reason = f"no one in the call is from it: it is {name}"
-        fields[seller_field] = None
-        evidence[seller_field] = {
-            **(evidence.get(seller_field) or {"value": seller}),
-            "found": False,
-            "reason": f"dropped: the model gave it as {name} too, and {reason}",
-            "was": was(evidence.get(seller_field)),
-        }
+        drop(fields, evidence, seller_field, f"the model gave it as {name} too, and {reason}")
         return 1
     return 0
 
@@ -448,3 +430,22 @@ def was(note: Any) -> dict[str, Any]:
             return inner  # settled twice: the model's answer is the first
         return {"value": note.get("value"), "quote": note.get("quote")}
     return {"value": None, "quote": None}
+
+
+def drop(fields: dict[str, Any], evidence: dict[str, Any], name: str, reason: str) -> None:
+    """Null field `name`, its evidence saying why ("dropped: <reason>") and keeping what the model said (`was`)."""
+    before = evidence.get(name)
+    evidence[name] = {
+        **(before if isinstance(before, dict) else {"value": fields.get(name)}),
+        "found": False,
+        "reason": f"dropped: {reason}",
+        "was": was(before),
+    }
+    fields[name] = None
+
+
+def settle(fields: dict[str, Any], evidence: dict[str, Any], name: str, value: str, quote: str, reason: str) -> None:
+    """Set field `name` to `value`, which the call's own words settled (`quote`), keeping what the model said."""
+    before = evidence.get(name)
+    fields[name] = value
+    evidence[name] = {"value": value, "quote": quote, "found": True, "score": 1.0, "reason": reason, "was": was(before)}

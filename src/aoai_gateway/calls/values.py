@@ -81,13 +81,15 @@ _HOW_OFTEN = frozenset({"every", "each", "per"})
 
 
 def proper_noun(value: str, passage: str) -> bool:
-    """Whether a word of `value` is capitalised, as written or where `passage` says it inside a sentence (a
-    sentence's first word is capitalised whatever it is); a month or a day is no place ("Monday")."""
+    """Whether `passage` says a word of `value` that is capitalised, as written or where `passage` says it inside a
+    sentence (a sentence's first word is capitalised whatever it is): a place or an organisation the quote names,
+    not one put beside it ("Brightfield LED's facility" from "the facility next to the expo"); a month or a day is
+    no place ("Monday")."""
     written, where = words(value)
-    said = set(written) - MONTHS_AND_DAYS
+    found, spans = words(passage)
+    said = set(written).intersection(found) - MONTHS_AND_DAYS
     if any(word in said and value[start].isupper() for word, (start, _) in zip(written, where, strict=True)):
         return True
-    found, spans = words(passage)
     return any(
         word in said and passage[start].isupper() and passage[:start].rstrip()[-1:] not in ("", ".", "?", "!")
         for word, (start, _) in zip(found, spans, strict=True)

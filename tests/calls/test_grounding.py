@@ -500,6 +500,11 @@ def test_a_place_rests_on_the_sentence_that_says_it() -> None:
     dropped = ground(answer(location=beside), SCHEMA, call)
     assert dropped.fields["location"] is None and "no passage says" in dropped.evidence["location"]["reason"]
     # Said only as a sentence's first word is not said capitalised: no place.
+    # A place longer than any quote is looked for nowhere: a hostile value on a long call stays cheap.
+    long_call = Transcript.of([Segment("We met at Leeds Arena and spoke about Leeds. " * 2_000, 0.0, 60.0)])
+    began = time.process_time()
+    huge = ground(answer(location={"value": "Leeds " * 5_000, "quote": "spoke about"}), SCHEMA, long_call)
+    assert huge.fields["location"] is None and time.process_time() - began < 20  # generous: a busy machine
     opening = Transcript.of([Segment("Oban? Not at all.", 0.0, 1.0), Segment("We're nowhere near.", 1.0, 2.0)])
     assert (
         ground(answer(location={"value": "oban", "quote": "nowhere near"}), SCHEMA, opening).fields["location"] is None

@@ -496,7 +496,7 @@ def _names_it(note: dict[str, Any], value: str, searcher: Searcher, transcript: 
     facility" beside "the facility next to the expo")."""
     if proper_noun(value, note["passage"]):
         return
-    where = searcher.find(value)
+    where = searcher.find(value) if len(value) <= MAX_QUOTE_CHARS else None  # longer than a quote: no place's name
     if where is not None and where.score == 1.0:
         text = transcript.text
         start, end = next(((s, e) for s, e in sentences(text) if s <= where.start < e), (where.start, where.end))

@@ -19,16 +19,18 @@ are a run of another's ("forklifts" beside "electric forklifts"); a list marked 
 `products_of_interest`) drops an item that is a count or a price ("400 cubic meters per hour", "48,000 dollars"). A
 field that cannot be null in the schema (the bundled `sentiment`) keeps its value, its evidence marked unsupported.
 A property marked `"x-grounded": false` in the schema (the bundled `summary`, which is the model's own words) is
-asked for and kept as it is. A property marked `"x-differs-from": "other"` is dropped when it names what `other`
-names (the bundled `customer_name` and `agent_name`: a small model takes the agent, who introduces themselves first,
-for the customer; a customer so dropped, or not given, is the other person the call names, roles.name_the_customer);
-a list so marked (the bundled `products_of_interest`) drops an item that is the other's name or its first words
-("Lingua" beside the seller "Lingua Bridge"). A value's numbers must be among its passage's, said in digits or words
-(numbers.py): a budget beside a quote that states no amount rests on the one sentence of the call that states it,
-where exactly one does, and is dropped otherwise; dropped too is a value of a property marked `"x-amount": true`
-(the bundled `budget`) that states none ("Not yet, I can't give you a number"), and of one marked `"x-time": true`
-(the bundled `timeline`) that names no time ("understood"). An `x-amount` value on a sentence that says nothing of
-spending (a price said back) is the amount of the one that states one to spend (values.py). A value of a property marked
+asked for and kept as it is. A property marked `"x-differs-from": "other"` is dropped when it names what `other` names
+(the bundled `customer_name` and `agent_name`: a small model takes the agent, who introduces themselves first, for the
+customer; a customer so dropped, or not given, is the other person the call names, roles.name_the_customer; an
+`x-organisation` company so dropped is the organisation the call says the buyer is at, organisations.py; a place that
+must differ from the seller is not where the caller calls from, and is where the buyer's organisation is said to be,
+places.py); a list so marked (the bundled `products_of_interest`) drops an item that is the other's name or its first
+words ("Lingua" beside the seller "Lingua Bridge"). A value's numbers must be among its passage's, said in digits or
+words (numbers.py): a budget beside a quote that states no amount rests on the one sentence of the call that states it,
+where exactly one does, and is dropped otherwise; dropped too is a value of a property marked `"x-amount": true` (the
+bundled `budget`) that states none ("Not yet, I can't give you a number"), and of one marked `"x-time": true` (the
+bundled `timeline`) that names no time ("understood"). An `x-amount` value on a sentence that says nothing of spending
+(a price said back) is the amount of the one that states one to spend (values.py). A value of a property marked
 `"x-proper-noun": true` (the bundled `location`) rests on the sentence that says it where its quote does not ("Oban"
 quoted as "The Driftwood Café"); one no passage says capitalised names no place ("the facility next to the harbour",
 "Brightfield LED's facility" beside "the facility next to the expo"): dropped, and so is one of a property marked
@@ -54,6 +56,7 @@ from .corrections import apply_corrections
 from .declines import declined
 from .numbers import amounts
 from .organisations import move_organisations, name_the_organisation, unname_people
+from .places import place_the_buyer
 from .quotes import FUZZY_THRESHOLD, MAX_QUOTE_CHARS, QuoteMatch, Searcher
 from .roles import name_the_customer, settle_roles, unname_organisations, was
 from .schema import ExtractionSchema, differs_from
@@ -258,6 +261,7 @@ def ground(answer: dict[str, Any], schema: ExtractionSchema, transcript: Transcr
     _null_when(result, schema)
     name_the_customer(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     name_the_organisation(result.fields, result.evidence, schema.schema["properties"], transcript.text)
+    result.dropped += place_the_buyer(result.fields, result.evidence, schema.schema["properties"], transcript.text)
     for note in result.evidence.values():  # the passages the call's own words settled (roles, corrections): where
         if isinstance(note, dict) and note.get("found") and "segments" not in note:
             _place(note, searcher, transcript)

@@ -138,6 +138,13 @@ def test_a_customer_the_call_says_as_an_organisation_is_the_company() -> None:
     evidence: dict[str, object] = {}
     assert move_organisations(fields, evidence, PROPERTIES, heard) == 1
     assert fields == {"customer_name": None, "company": "Wagga Farms"}
+    # Only the organisation's whole name: a surname its name holds is no organisation ("Tuckwell").
+    surname = {"customer_name": "Tuckwell", "company": None}
+    assert move_organisations(surname, {}, PROPERTIES, heard) == 0 and surname["customer_name"] == "Tuckwell"
+    # A schema whose related property is no object (JSON Schema allows `true`) is read, not crashed on.
+    odd = {"customer_name": {"x-full-name": True, "x-differs-from": ["company"]}, "company": True}
+    moved = {"customer_name": "Tuckwell Pastoral", "company": None}
+    assert move_organisations(moved, {}, odd, heard) == 1 and moved["company"] is None
     # The agent's name (`x-introduced-from`) is never moved.
     agent = {"agent_name": "Tuckwell Pastoral"}
     assert move_organisations(agent, {}, PROPERTIES, heard) == 0 and agent["agent_name"] == "Tuckwell Pastoral"

@@ -23,7 +23,7 @@ from .roles import addressed, drop, settle
 from .schema import differs_from
 from .words import CAPITALISED, MONTHS_AND_DAYS, same_name, sentences, words
 
-__all__ = ["move_organisations", "name_the_organisation", "unname_people"]
+__all__ = ["move_organisations", "name_the_organisation", "organisation_field", "unname_people"]
 
 _TITLED = re.compile(r"^\s*(?i:doctor|dr|mr|mrs|ms|miss|prof|professor)\b\.?\s+" + CAPITALISED)
 _AT = re.compile(
@@ -37,9 +37,7 @@ def unname_people(fields: dict[str, Any], evidence: dict[str, Any], properties: 
     dropped = 0
     for name, prop in properties.items():
         value = fields.get(name)
-        if not (isinstance(prop, dict) and prop.get("x-organisation") is True and isinstance(value, str)):
-            continue
-        if _TITLED.match(value):
+        if organisation_field(prop) and isinstance(value, str) and _TITLED.match(value):
             drop(fields, evidence, name, "a person, by their title, not an organisation")
             dropped += 1
     return dropped
@@ -63,7 +61,7 @@ def move_organisations(fields: dict[str, Any], evidence: dict[str, Any], propert
         drop(fields, evidence, name, f"an organisation, as the call says it ({sentence!r}), not a person")
         dropped += 1
         for other in differs_from(prop):
-            if properties.get(other, {}).get("x-organisation") is True and fields.get(other) is None:
+            if organisation_field(properties.get(other)) and fields.get(other) is None:
                 reason = f"given by the model as {name}: the organisation the call says the buyer is at"
                 settle(fields, evidence, other, value, sentence, reason)
                 evidence[other]["quote_found"] = False  # the call's words, not the model's quote
@@ -76,7 +74,7 @@ def name_the_organisation(
     """Each `x-organisation` field left null where the model gave a value grounding dropped becomes the first
     organisation the call says the buyer is at or called about, when there is one (module docstring)."""
     for name, prop in properties.items():
-        if not (isinstance(prop, dict) and prop.get("x-organisation") is True) or fields.get(name) is not None:
+        if not organisation_field(prop) or fields.get(name) is not None:
             continue
         before = evidence.get(name)
         if not (isinstance(before, dict) and before.get("value") is not None):
@@ -95,12 +93,19 @@ def name_the_organisation(
 
 
 def _said_as_organisation(text: str, value: str) -> str | None:
-    """The first sentence of `text` that says `value` as an organisation ("at / for / run <value>"), or None."""
+    """The first sentence of `text` that says `value`, word for word, as an organisation ("at / for / run
+    <value>"), or None."""
+    said = words(value)[0]
     for start, end in sentences(text):
         sentence = text[start:end]
-        if any(same_name(found[1], value) for found in _AT.finditer(sentence)):
+        if any(words(found[1])[0] == said for found in _AT.finditer(sentence)):
             return sentence
     return None
+
+
+def organisation_field(prop: Any) -> bool:
+    """Whether a schema property is marked `"x-organisation": true`."""
+    return isinstance(prop, dict) and prop.get("x-organisation") is True
 
 
 def _related(name: str, prop: dict[str, Any], properties: dict[str, Any]) -> list[str]:

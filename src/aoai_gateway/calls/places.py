@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .organisations import organisation_field
 from .roles import drop, settle
 from .schema import differs_from
 from .words import CAPITALISED, same_name, sentences, words
@@ -45,7 +46,7 @@ def place_the_buyer(fields: dict[str, Any], evidence: dict[str, Any], properties
     organisation is in (module docstring); the number of values dropped."""
     dropped = 0
     sellers = {prop["x-introduced-from"] for prop in properties.values() if _introduced(prop)}
-    organisations = [fields.get(name) for name, prop in properties.items() if _organisation(prop)]
+    organisations = [fields.get(name) for name, prop in properties.items() if organisation_field(prop)]
     for name, prop in properties.items():
         if not (isinstance(prop, dict) and prop.get("x-proper-noun") is True and sellers & set(differs_from(prop))):
             continue
@@ -81,7 +82,3 @@ def place_of(text: str, organisation: str) -> tuple[str, str] | None:
 
 def _introduced(prop: Any) -> bool:
     return isinstance(prop, dict) and isinstance(prop.get("x-introduced-from"), str)
-
-
-def _organisation(prop: Any) -> bool:
-    return isinstance(prop, dict) and prop.get("x-organisation") is True

@@ -442,7 +442,8 @@ def test_a_slow_client_pushes_back_on_the_upstream_through_the_gateway(start_gat
             assert chunk, "the gateway closed the stream early"
             received += chunk
     listener.close()
-    numbers = [int(found) for found in re.findall(rb"data: (\d{8})", bytes(received))]
+    # The body as the client's HTTP parser reads it: the gateway's own chunk sizes may fall inside an event.
+    numbers = [int(found) for found in re.findall(rb"data: (\d{8})", dechunked(bytes(received)))]
     assert numbers == list(range(count))
 
 
@@ -502,3 +503,17 @@ def test_a_served_request_leaves_no_reference_cycle(start_gateway: GatewayFactor
             gc.set_debug(0)
             gc.garbage.clear()
     assert leaked == []
+
+
+def dechunked(response: bytes) -> bytes:
+    """The body of a raw HTTP/1.1 response in chunked transfer encoding, its chunk framing taken out."""
+    head, _, rest = response.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), head
+    body, at = bytearray(), 0
+    while True:
+        line_end = rest.index(b"\r\n", at)
+        size = int(rest[at:line_end].split(b";")[0], 16)
+        if size == 0:
+            return bytes(body)
+        body += rest[line_end + 2 : line_end + 2 + size]
+        at = line_end + 2 + size + 2

@@ -79,7 +79,8 @@ async def test_a_folder_becomes_one_document_per_distinct_recording(
     assert document["audio"]["language"] == "english" and document["audio"]["duration_seconds"] > 0
     assert document["transcript"] == "This is an emulated transcription of weather.mp3."
     transcription = document["models"]["transcription"]
-    assert transcription.pop("seconds") > 0
+    took = transcription.pop("seconds")  # wall time, to the millisecond: the emulator may answer in less
+    assert isinstance(took, float) and took >= 0
     assert transcription == {"model": "whisper-1", "deployment": "whisper", "prompt": None}
     assert document["models"]["extraction"]["deployment"] == "gpt-4o"
     assert document["models"]["extraction"]["requests"] == 1

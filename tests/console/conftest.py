@@ -74,3 +74,14 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     when set, else a temporary folder."""
     folder = os.environ.get("AOAI_GATEWAY_SCREENSHOTS")
     return Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+
+
+def wait_until(page: Any, expression: str, *, tries: int = 1200) -> None:
+    """Poll `expression` in `page` from here until it is truthy (up to `tries` x 0.1 s: a busy machine).
+    Not `page.wait_for_function`: Playwright's own polling evaluates its predicate with eval inside the page,
+    which the console's CSP (script-src 'self') refuses whenever the first look fails."""
+    for _ in range(tries):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"never true: {expression}")

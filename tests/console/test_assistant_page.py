@@ -18,6 +18,7 @@ from ..conftest import EMULATOR_KEY
 from ..keyed import MASTER
 from ..servers import AsgiServer
 from ..services import unavailable
+from .conftest import wait_until
 from .test_browser import CHROMIUM, PHONE, check_accessibility
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def test_an_admin_holds_to_talk_and_the_home_answers_aloud(
     page.wait_for_selector("#assistant[data-played='2']")  # both sentences played to their end
 
     assert home_of(gateway, key)["lights"]["kitchen"] == {"on": True, "brightness": 100, "color": "blue"}
-    page.wait_for_function("document.querySelector('#as-home').textContent.includes('blue')")
+    wait_until(page, "document.querySelector('#as-home').textContent.includes('blue')")
     check_accessibility(page)
     page.screenshot(path=str(shots / "assistant.png"), full_page=True)
 
@@ -226,9 +227,10 @@ def test_typed_turns_show_hostile_strings_as_text_and_ask_before_unlocking(
     assert [kind for kind, _ in second][:3] == ["transcript", "tool-call", "tool-result"], second
     assert page.locator("#as-confirm").is_hidden()
     assert home_of(gateway, made["secret"])["doors"]["front door"] == {"locked": False}
-    page.wait_for_function(
+    wait_until(
+        page,
         "[...document.querySelectorAll('#as-home tr')]"
-        ".some(r => /front door/.test(r.textContent) && /false/.test(r.textContent))"
+        ".some(r => /front door/.test(r.textContent) && /false/.test(r.textContent))",
     )
 
 

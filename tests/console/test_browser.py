@@ -20,7 +20,7 @@ import pytest
 
 from ..keyed import MASTER, fresh_minute
 from ..services import unavailable
-from .conftest import make_event
+from .conftest import make_event, wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -425,7 +425,7 @@ def test_the_calls_explorer_plays_a_call_and_filters_by_a_field(
     page.wait_for_selector("#transcript .segment")
     assert "Dana Whitfield" in page.inner_text("#fields")
     assert "“Hello, this is Dana Whitfield from Acme Ltd.”" in page.inner_text("#fields")
-    page.wait_for_function("document.getElementById('player').readyState >= 1")  # metadata, through the audio route
+    wait_until(page, "document.getElementById('player').readyState >= 1")  # metadata, through the audio route
     assert page.evaluate("document.getElementById('player').duration") > 19
     # Clicking also starts playback: slowed, so that on a busy machine the highlight cannot move on to the next
     # segment before it is looked at.
